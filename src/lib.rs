@@ -1,0 +1,29 @@
+//! Quill: a durable log pipeline.
+//!
+//! Sources (files, syslog sockets, forwarded batches) append [`record::Record`]s to a write-ahead
+//! [`journal`]; sinks read the journal through their own cursors and write files, forward to
+//! aggregators, or index by transaction id. Parsers ([`parse`]) turn HAProxy, Apache, syslog and
+//! JSON lines into GELF 1.1 ([`gelf`]). The [`logging`] module is a structured-logging library for
+//! Rust programs, usable on its own with `default-features = false, features = ["logging"]`.
+//!
+//! See `ARCHITECTURE.md` for the modules and the path of a record.
+
+pub mod gelf;
+pub mod parse;
+pub mod record;
+
+#[cfg(feature = "logging")]
+pub mod logging;
+
+#[cfg(feature = "pipeline")]
+pub mod cli;
+#[cfg(feature = "pipeline")]
+pub mod config;
+#[cfg(feature = "pipeline")]
+pub mod journal;
+#[cfg(feature = "pipeline")]
+pub mod pipeline;
+#[cfg(feature = "pipeline")]
+pub mod sinks;
+#[cfg(feature = "pipeline")]
+pub mod sources;
