@@ -394,15 +394,15 @@ impl Cursor {
         self.sink_state.as_ref()
     }
 
-    fn take_ready(&mut self, st: &State, max: usize) -> Vec<Entry> {
+    fn take_ready(read_pos: &mut u64, st: &State, max: usize) -> Vec<Entry> {
         let Some(first) = st.entries.front().map(|e| e.seq) else {
             return Vec::new();
         };
-        let start = (self.read_pos + 1).max(first);
+        let start = (*read_pos + 1).max(first);
         let skip = (start - first) as usize;
         let out: Vec<Entry> = st.entries.iter().skip(skip).take(max).cloned().collect();
         if let Some(last) = out.last() {
-            self.read_pos = last.seq;
+            *read_pos = last.seq;
         }
         out
     }
@@ -410,11 +410,12 @@ impl Cursor {
     /// Returns up to `max` durable entries after the read position, waiting for at least one.
     /// An empty result means the journal was closed and everything was read.
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Entry>, JournalError> {
+        let inner = self.inner.clone();
         loop {
-            let notified = self.inner.data_ready.notified();
+            let notified = inner.data_ready.notified();
             {
-                let st = self.inner.lock();
-                let out = self.take_ready(&st, max);
+                let st = inner.lock();
+                let out = Self::take_ready(&mut self.read_pos, &st, max);
                 if !out.is_empty() || st.closed {
                     return Ok(out);
                 }
@@ -430,15 +431,15 @@ impl Cursor {
         timeout: Duration,
     ) -> Result<Vec<Entry>, JournalError> {
         let deadline = Instant::now() + timeout;
-        let mut st = self.inner.lock();
+        let inner = self.inner.clone();
+        let mut st = inner.lock();
         loop {
-            let out = self.take_ready(&st, max);
+            let out = Self::take_ready(&mut self.read_pos, &st, max);
             let now = Instant::now();
             if !out.is_empty() || st.closed || now >= deadline {
                 return Ok(out);
             }
-            st = self
-                .inner
+            st = inner
                 .changed
                 .wait_timeout(st, deadline - now)
                 .map(|(g, _)| g)
@@ -502,7 +503,9 @@ mod tests {
             .unwrap();
         assert_eq!((r.first_seq, r.last_seq), (1, 2));
         assert_eq!(j.checkpoint("file:1").as_deref(), Some(&b"10"[..]));
-        let b = c.next_batch_blocking(10, Duration::from_millis(10)).unwrap();
+        let b = c
+            .next_batch_blocking(10, Duration::from_millis(10))
+            .unwrap();
         assert_eq!(b.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
         c.rewind();
         assert_eq!(
