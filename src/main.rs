@@ -1,1 +1,5 @@
-fn main() {}
+//! The `quill` binary: see [`quill::cli`].
+
+fn main() -> std::process::ExitCode {
+    quill::cli::main()
+}

@@ -1,1 +1,323 @@
-//! (being written)
+//! The topology runner: named sources → the journal → named sinks, and orderly shutdown.
+//!
+//! [`run`] opens the journal under `<data_dir>/journal`, starts every sink on its own thread with
+//! its own journal cursor, starts every source, logs a status line every `status_interval`, and on
+//! SIGINT/SIGTERM stops the sources (each flushes what it read), closes the journal and lets every
+//! sink drain what is journaled before returning.
+//!
+//! This module owns the tokio runtime and the wiring; the sources, sinks and journal own their I/O.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tokio::sync::watch;
+
+use crate::config::{Config, SinkConfig, SourceConfig};
+use crate::journal::{Journal, JournalError};
+use crate::record::Origin;
+use crate::{sinks, sources};
+
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("source `{name}`: {message}")]
+    Source { name: String, message: String },
+    #[error("sink `{name}`: {message}")]
+    Sink { name: String, message: String },
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A shutdown signal observable from async tasks and from threads.
+#[derive(Clone)]
+pub struct Shutdown {
+    flag: Arc<AtomicBool>,
+    rx: watch::Receiver<bool>,
+}
+
+/// The side that triggers a [`Shutdown`].
+pub struct ShutdownTrigger {
+    flag: Arc<AtomicBool>,
+    tx: watch::Sender<bool>,
+}
+
+impl Shutdown {
+    pub fn new() -> (ShutdownTrigger, Shutdown) {
+        let flag = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = watch::channel(false);
+        (
+            ShutdownTrigger {
+                flag: flag.clone(),
+                tx,
+            },
+            Shutdown { flag, rx },
+        )
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+
+    /// Resolves once shutdown is triggered.
+    pub async fn triggered(&mut self) {
+        let _ = self.rx.wait_for(|v| *v).await;
+    }
+}
+
+impl ShutdownTrigger {
+    pub fn trigger(&self) {
+        self.flag.store(true, Ordering::Release);
+        let _ = self.tx.send(true);
+    }
+}
+
+/// Counters of one source, read by the status line.
+#[derive(Debug, Default)]
+pub struct SourceStats {
+    pub records: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Records that could not be journaled (datagram sources when the journal is full).
+    pub dropped: AtomicU64,
+    /// Malformed input (frames, lines) seen; the data itself is kept where it can be.
+    pub errors: AtomicU64,
+}
+
+impl SourceStats {
+    pub fn add(&self, records: u64, bytes: u64) {
+        self.records.fetch_add(records, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// Counters of one sink.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    pub records: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+/// What a source is handed when it starts.
+#[derive(Clone)]
+pub struct SourceContext {
+    pub name: String,
+    pub origin: Arc<Origin>,
+    pub journal: Journal,
+    pub stats: Arc<SourceStats>,
+    pub shutdown: Shutdown,
+}
+
+/// Runs the topology until SIGINT/SIGTERM, then drains and returns.
+pub fn run(config: Config) -> Result<(), PipelineError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("quill-rt")
+        .enable_all()
+        .build()
+        .map_err(PipelineError::Runtime)?;
+    let (trigger, shutdown) = Shutdown::new();
+    let signals = runtime.spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("Shutdown requested; draining.");
+        trigger.trigger();
+    });
+    let result = run_until(config, &runtime, shutdown);
+    signals.abort();
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    result
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Runs the topology on `runtime` until `shutdown` fires.
+pub fn run_until(
+    config: Config,
+    runtime: &tokio::runtime::Runtime,
+    shutdown: Shutdown,
+) -> Result<(), PipelineError> {
+    let hostname = config
+        .hostname
+        .clone()
+        .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| PipelineError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let journal = Journal::open(
+        &config.data_dir.join("journal"),
+        config.journal.to_journal_config(),
+    )?;
+
+    // Sinks first, so their cursors exist before anything is appended.
+    let mut sink_threads = Vec::new();
+    let mut sink_stats = Vec::new();
+    for (name, sink) in &config.sinks {
+        let stats = Arc::new(SinkStats::default());
+        let cursor = journal.cursor(name)?;
+        let handle = match sink {
+            SinkConfig::File(cfg) => sinks::file::spawn(name, cfg.clone(), cursor, stats.clone()),
+            SinkConfig::Forward(_) | SinkConfig::Index(_) => {
+                return Err(PipelineError::Sink {
+                    name: name.clone(),
+                    message: format!(
+                        "sink type `{}` is not available in this build yet",
+                        sink.type_name()
+                    ),
+                });
+            }
+        }
+        .map_err(|message| PipelineError::Sink {
+            name: name.clone(),
+            message,
+        })?;
+        sink_threads.push((name.clone(), handle));
+        sink_stats.push((name.clone(), stats));
+    }
+
+    let mut source_tasks = Vec::new();
+    let mut source_stats = Vec::new();
+    for (name, source) in &config.sources {
+        let stats = Arc::new(SourceStats::default());
+        let (category, format) = match source {
+            SourceConfig::File(f) => (Config::source_category(name, &f.category), f.format),
+            SourceConfig::Syslog(s) => (Config::source_category(name, &s.category), s.format),
+            SourceConfig::Forward(_) => (name.as_str(), crate::record::Format::Auto),
+        };
+        let ctx = SourceContext {
+            name: name.clone(),
+            origin: Origin::new(name, category, format, &hostname),
+            journal: journal.clone(),
+            stats: stats.clone(),
+            shutdown: shutdown.clone(),
+        };
+        let task =
+            sources::start(source, ctx, runtime).map_err(|message| PipelineError::Source {
+                name: name.clone(),
+                message,
+            })?;
+        source_tasks.push((name.clone(), task));
+        source_stats.push((name.clone(), stats));
+    }
+    tracing::info!(
+        sources = config.sources.len(),
+        sinks = config.sinks.len(),
+        data_dir = %config.data_dir.display(),
+        "Quill is running."
+    );
+
+    // Status line until shutdown.
+    let status_every = config.status_interval.0;
+    let mut sd = shutdown.clone();
+    let status_journal = journal.clone();
+    runtime.block_on(async {
+        let mut next = Instant::now() + status_every;
+        loop {
+            tokio::select! {
+                _ = sd.triggered() => break,
+                _ = tokio::time::sleep_until(next.into()) => {
+                    next += status_every;
+                    tracing::info!("{}", status_line(&source_stats, &sink_stats, &status_journal));
+                }
+            }
+        }
+    });
+
+    // Orderly stop: sources flush, the journal closes, sinks drain.
+    let mut first_error = None;
+    for (name, task) in source_tasks {
+        if let Err(message) = task.join(runtime) {
+            tracing::error!(source = %name, "Source failed: {message}");
+            first_error.get_or_insert(PipelineError::Source { name, message });
+        }
+    }
+    journal.close()?;
+    for (name, handle) in sink_threads {
+        match handle.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => {
+                tracing::error!(sink = %name, "Sink failed: {message}");
+                first_error.get_or_insert(PipelineError::Sink { name, message });
+            }
+            Err(_) => {
+                first_error.get_or_insert(PipelineError::Sink {
+                    name,
+                    message: "sink thread panicked".into(),
+                });
+            }
+        }
+    }
+    tracing::info!("{}", status_line(&source_stats, &sink_stats, &journal));
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn status_line(
+    sources: &[(String, Arc<SourceStats>)],
+    sinks: &[(String, Arc<SinkStats>)],
+    journal: &Journal,
+) -> String {
+    let total_in: u64 = sources
+        .iter()
+        .map(|(_, s)| s.records.load(Ordering::Relaxed))
+        .sum();
+    let total_out: u64 = sinks
+        .iter()
+        .map(|(_, s)| s.records.load(Ordering::Relaxed))
+        .sum();
+    let mut line = format!("status: records in={total_in} out={total_out}");
+    for (name, s) in sources {
+        let _ = write!(
+            line,
+            " | source {name}: {} records, {} bytes",
+            s.records.load(Ordering::Relaxed),
+            s.bytes.load(Ordering::Relaxed)
+        );
+        let dropped = s.dropped.load(Ordering::Relaxed);
+        if dropped > 0 {
+            let _ = write!(line, ", {dropped} dropped (journal full)");
+        }
+        let errors = s.errors.load(Ordering::Relaxed);
+        if errors > 0 {
+            let _ = write!(line, ", {errors} malformed");
+        }
+    }
+    for (name, s) in sinks {
+        let _ = write!(
+            line,
+            " | sink {name}: {} records",
+            s.records.load(Ordering::Relaxed)
+        );
+    }
+    let js = journal.stats();
+    let _ = write!(line, " | journal: last_seq={}", js.last_seq);
+    for (cursor, _, lag) in js.cursors {
+        let _ = write!(line, " lag[{cursor}]={lag}");
+    }
+    line
+}

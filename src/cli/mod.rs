@@ -1,1 +1,105 @@
-//! (being written)
+//! The `quill` command line: subcommands, their flags, and the glue from flags to the library.
+//!
+//! This is the only place `anyhow` is used; everything below returns typed errors. Exit codes:
+//! 0 success, 1 "nothing found" (search, cat), 2 usage or configuration errors and features not in
+//! this build yet.
+
+mod cat;
+mod pending;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// Quill: a durable log pipeline.
+#[derive(Debug, Parser)]
+#[command(name = "quill", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the topology of a config file until SIGINT/SIGTERM (then drain, flush and exit 0).
+    Run(RunArgs),
+    /// Check a config file without running it.
+    Validate(ValidateArgs),
+    /// Parse log lines (stdin if no FILE) into GELF JSON lines on stdout, one per input line.
+    Parse(pending::ParseArgs),
+    /// Show every entry of a transaction id, or run a query, across hosts in time order.
+    Search(pending::SearchArgs),
+    /// Backfill existing log files (plain, .gz, .zst) into the index.
+    Index(pending::IndexArgs),
+    /// Ship lines (stdin if no FILE) to a forward source, like Scribe's scribe_pipe.
+    Send(pending::SendArgs),
+    /// Read GELF/JSON line files (plain or .zst) for a human.
+    Cat(cat::CatArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The config file.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// The config file.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// Entry point of the `quill` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("quill: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("QUILL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Run(args) => {
+            let config = Config::load(&args.config)?;
+            crate::pipeline::run(config).context("pipeline failed")?;
+            Ok(0)
+        }
+        Command::Validate(args) => {
+            let config = Config::load(&args.config)?;
+            println!(
+                "{}: ok ({} sources, {} sinks)",
+                args.config.display(),
+                config.sources.len(),
+                config.sinks.len()
+            );
+            Ok(0)
+        }
+        Command::Parse(args) => pending::not_yet("parse", "#7", &args),
+        Command::Search(args) => pending::not_yet("search", "#9", &args),
+        Command::Index(args) => pending::not_yet("index", "#9", &args),
+        Command::Send(args) => pending::not_yet("send", "#6", &args),
+        Command::Cat(args) => cat::run(&args),
+    }
+}

@@ -1,1 +1,718 @@
-//! (being written)
+//! The TOML configuration: named sources → the journal → named sinks.
+//!
+//! [`Config::load`] reads and validates a file. Every error names the file, the line and the key
+//! (`quickstart.toml:12: sources.web.inclde: unknown key ...`). Unknown keys, bad values and type
+//! mismatches are errors. Relative paths are resolved against the working directory `quill` runs in.
+//!
+//! This module reads the config file and nothing else; it starts nothing.
+
+mod values;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+pub use values::{ByteSize, HumanDuration};
+
+use crate::journal::{FsyncPolicy, JournalConfig};
+use crate::record::Format;
+
+/// A config error, located in its file.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read config: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {key}: {message}")]
+    Invalid {
+        path: String,
+        line: usize,
+        /// Dotted key path, e.g. `sources.web.category`.
+        key: String,
+        message: String,
+    },
+}
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the journal, index and checkpoints live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The origin host stamped on records; default: the machine's hostname.
+    pub hostname: Option<String>,
+    /// How often the daemon logs its status line.
+    #[serde(default = "default_status_interval")]
+    pub status_interval: HumanDuration,
+    #[serde(default)]
+    pub journal: JournalSection,
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceConfig>,
+    #[serde(default)]
+    pub sinks: BTreeMap<String, SinkConfig>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+fn default_status_interval() -> HumanDuration {
+    HumanDuration::secs(5)
+}
+
+/// `[journal]`: the write-ahead journal's durability and capacity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalSection {
+    /// `interval` (group commit, default), `always` (every batch) or `never` (unsafe).
+    #[serde(default)]
+    pub fsync: FsyncPolicy,
+    #[serde(default = "default_fsync_interval")]
+    pub fsync_interval: HumanDuration,
+    #[serde(default = "default_segment_size")]
+    pub segment_size: ByteSize,
+    /// Total journal capacity; when full, sources that can wait get backpressure.
+    #[serde(default = "default_journal_max")]
+    pub max_size: ByteSize,
+}
+
+fn default_fsync_interval() -> HumanDuration {
+    HumanDuration::millis(10)
+}
+fn default_segment_size() -> ByteSize {
+    ByteSize::mib(128)
+}
+fn default_journal_max() -> ByteSize {
+    ByteSize::gib(4)
+}
+
+impl Default for JournalSection {
+    fn default() -> Self {
+        JournalSection {
+            fsync: FsyncPolicy::default(),
+            fsync_interval: default_fsync_interval(),
+            segment_size: default_segment_size(),
+            max_size: default_journal_max(),
+        }
+    }
+}
+
+impl JournalSection {
+    pub fn to_journal_config(&self) -> JournalConfig {
+        JournalConfig {
+            fsync: self.fsync,
+            fsync_interval: self.fsync_interval.0,
+            segment_bytes: self.segment_size.0,
+            max_bytes: self.max_size.0,
+        }
+    }
+}
+
+/// `[sources.NAME]`, selected by `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum SourceConfig {
+    File(FileSourceConfig),
+    Syslog(SyslogSourceConfig),
+    Forward(ForwardSourceConfig),
+}
+
+impl SourceConfig {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SourceConfig::File(_) => "file",
+            SourceConfig::Syslog(_) => "syslog",
+            SourceConfig::Forward(_) => "forward",
+        }
+    }
+}
+
+/// Where a file source starts in a file it has never seen before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadFrom {
+    #[default]
+    Beginning,
+    End,
+}
+
+/// `type = "file"`: tail files matched by globs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceConfig {
+    /// Glob patterns of files to tail.
+    pub include: Vec<String>,
+    /// Glob patterns excluded from `include` (rotated `*.gz`/`*.zst` are always excluded).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Category of every record (default: the source's name).
+    pub category: Option<String>,
+    #[serde(default)]
+    pub format: Format,
+    #[serde(default)]
+    pub read_from: ReadFrom,
+    /// How often files are checked for new data when no change notification arrives.
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval: HumanDuration,
+    /// Lines longer than this are split into flagged pieces, never dropped.
+    #[serde(default = "default_max_line")]
+    pub max_line_bytes: ByteSize,
+}
+
+fn default_poll_interval() -> HumanDuration {
+    HumanDuration::millis(250)
+}
+fn default_max_line() -> ByteSize {
+    ByteSize::mib(1)
+}
+
+/// `type = "syslog"`: RFC 3164/5424 over UDP, TCP and unix sockets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogSourceConfig {
+    /// UDP listen address, e.g. `127.0.0.1:5514`.
+    pub udp: Option<String>,
+    /// TCP listen address (octet-counting and LF framing, detected per message).
+    pub tcp: Option<String>,
+    /// Unix datagram socket path.
+    pub unix: Option<PathBuf>,
+    /// Category of every record (default: the source's name).
+    pub category: Option<String>,
+    #[serde(default = "default_syslog_format")]
+    pub format: Format,
+    /// Messages longer than this are kept truncated and flagged.
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: ByteSize,
+    /// Requested UDP receive buffer (the kernel may grant less; the effective size is logged).
+    #[serde(default = "default_udp_buffer")]
+    pub udp_receive_buffer: ByteSize,
+    /// A TCP connection silent for this long is closed.
+    #[serde(default = "default_idle_timeout")]
+    pub tcp_idle_timeout: HumanDuration,
+}
+
+fn default_syslog_format() -> Format {
+    Format::Syslog
+}
+fn default_max_message() -> ByteSize {
+    ByteSize::kib(64)
+}
+fn default_udp_buffer() -> ByteSize {
+    ByteSize::mib(8)
+}
+fn default_idle_timeout() -> HumanDuration {
+    HumanDuration::secs(600)
+}
+
+/// `type = "forward"`: the aggregator's input from agents.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardSourceConfig {
+    pub listen: String,
+    /// Shared token agents must present.
+    pub token: Option<String>,
+}
+
+/// `[sinks.NAME]`, selected by `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum SinkConfig {
+    File(FileSinkConfig),
+    Forward(ForwardSinkConfig),
+    Index(IndexSinkConfig),
+}
+
+impl SinkConfig {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SinkConfig::File(_) => "file",
+            SinkConfig::Forward(_) => "forward",
+            SinkConfig::Index(_) => "index",
+        }
+    }
+}
+
+/// `type = "file"`: GELF JSON lines under `<path>/<category>/`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    pub path: PathBuf,
+    /// A category's current file is rotated when it would grow past this.
+    #[serde(default = "default_file_sink_max")]
+    pub max_size: ByteSize,
+}
+
+fn default_file_sink_max() -> ByteSize {
+    ByteSize::mib(100)
+}
+
+/// `type = "forward"`: ship the journal to aggregators.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardSinkConfig {
+    pub to: Vec<String>,
+    pub token: Option<String>,
+}
+
+/// `type = "index"`: index by transaction id under `<data_dir>/index`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexSinkConfig {
+    /// How often new entries are made searchable.
+    #[serde(default = "default_commit_interval")]
+    pub commit_interval: HumanDuration,
+}
+
+fn default_commit_interval() -> HumanDuration {
+    HumanDuration::secs(1)
+}
+
+/// True for a category that is safe as a directory and file name: 1 to 128 characters of
+/// ASCII letters, digits, `-`, `_` and `.`, not starting with `.`.
+pub fn is_safe_category(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Why a category name is unsafe, for error messages.
+pub const CATEGORY_RULE: &str = "a category must be 1-128 characters of letters, digits, `-`, `_` or `.`, not starting with `.`";
+
+impl Config {
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates config text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| locate_toml_error(text, origin, &e))?;
+        config.validate(text, origin)?;
+        Ok(config)
+    }
+
+    /// The category of source `name`.
+    pub fn source_category<'a>(name: &'a str, configured: &'a Option<String>) -> &'a str {
+        configured.as_deref().unwrap_or(name)
+    }
+
+    fn validate(&self, text: &str, origin: &str) -> Result<(), ConfigError> {
+        let err = |table: &str, key: &str, message: String| ConfigError::Invalid {
+            path: origin.to_string(),
+            line: find_key_line(text, table, key),
+            key: if key.is_empty() {
+                table.to_string()
+            } else {
+                format!("{table}.{key}")
+            },
+            message,
+        };
+        if let Some(h) = &self.hostname
+            && (h.is_empty()
+                || h.len() > 255
+                || h.bytes().any(|b| b.is_ascii_control() || b == b' '))
+        {
+            return Err(err("", "hostname", format!("invalid hostname `{h}`")));
+        }
+        for (name, source) in &self.sources {
+            let table = format!("sources.{name}");
+            if !is_safe_category(name) {
+                return Err(err(
+                    &table,
+                    "",
+                    format!("invalid source name `{name}`: {CATEGORY_RULE}"),
+                ));
+            }
+            let category = match source {
+                SourceConfig::File(f) => {
+                    if f.include.is_empty() {
+                        return Err(err(
+                            &table,
+                            "include",
+                            "needs at least one glob pattern".into(),
+                        ));
+                    }
+                    for pattern in f.include.iter().chain(&f.exclude) {
+                        if let Err(e) = glob::Pattern::new(pattern) {
+                            return Err(err(
+                                &table,
+                                "include",
+                                format!("invalid glob `{pattern}`: {e}"),
+                            ));
+                        }
+                    }
+                    &f.category
+                }
+                SourceConfig::Syslog(s) => {
+                    if s.udp.is_none() && s.tcp.is_none() && s.unix.is_none() {
+                        return Err(err(
+                            &table,
+                            "",
+                            "a syslog source needs at least one of `udp`, `tcp`, `unix`".into(),
+                        ));
+                    }
+                    for (key, addr) in [("udp", &s.udp), ("tcp", &s.tcp)] {
+                        if let Some(a) = addr
+                            && a.parse::<std::net::SocketAddr>().is_err()
+                        {
+                            return Err(err(
+                                &table,
+                                key,
+                                format!("invalid socket address `{a}` (expected IP:PORT)"),
+                            ));
+                        }
+                    }
+                    &s.category
+                }
+                SourceConfig::Forward(f) => {
+                    if f.listen.parse::<std::net::SocketAddr>().is_err() {
+                        return Err(err(
+                            &table,
+                            "listen",
+                            format!("invalid socket address `{}`", f.listen),
+                        ));
+                    }
+                    &None
+                }
+            };
+            if let Some(c) = category
+                && !is_safe_category(c)
+            {
+                return Err(err(
+                    &table,
+                    "category",
+                    format!("invalid category `{c}`: {CATEGORY_RULE}"),
+                ));
+            }
+        }
+        for (name, sink) in &self.sinks {
+            let table = format!("sinks.{name}");
+            if !is_safe_category(name) {
+                return Err(err(
+                    &table,
+                    "",
+                    format!("invalid sink name `{name}`: {CATEGORY_RULE}"),
+                ));
+            }
+            match sink {
+                SinkConfig::File(f) => {
+                    if f.max_size.0 < 4096 {
+                        return Err(err(&table, "max_size", "must be at least 4KiB".into()));
+                    }
+                }
+                SinkConfig::Forward(f) => {
+                    if f.to.is_empty() {
+                        return Err(err(
+                            &table,
+                            "to",
+                            "needs at least one aggregator address".into(),
+                        ));
+                    }
+                }
+                SinkConfig::Index(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Turns a TOML/serde error into a located [`ConfigError`].
+fn locate_toml_error(text: &str, origin: &str, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().trim().to_string();
+    let span_start = e.span().map(|s| s.start).unwrap_or(0);
+    // serde reports the table for an unknown key inside internally tagged enums; find the key's own
+    // line within that table when the message names it.
+    let mut line = line_of(text, span_start);
+    let table = table_path_at(text, span_start);
+    let mut key = table.clone();
+    if let Some(name) = backticked_after(&message, "unknown field `") {
+        if let Some(l) = find_key_line_from(text, span_start, &name) {
+            line = l;
+        }
+        key = join_key(&table, &name);
+    } else if let Some(k) = key_at_line(text, line) {
+        key = join_key(&table, &k);
+    } else if let Some(located) = relocate_in_tagged_table(text, origin, &table) {
+        return located;
+    } else if let Some(missing) = backticked_after(&message, "missing field `") {
+        key = join_key(&table, &missing);
+    }
+    ConfigError::Invalid {
+        path: origin.to_string(),
+        line,
+        key: if key.is_empty() {
+            "(top level)".into()
+        } else {
+            key
+        },
+        message,
+    }
+}
+
+/// serde reports a bad value inside an internally tagged table (`[sources.x]`, `[sinks.x]`) at the
+/// table, not the key. Re-parsing that table's text alone as its concrete type yields a precise span.
+fn relocate_in_tagged_table(text: &str, origin: &str, table: &str) -> Option<ConfigError> {
+    let (kind, _) = table.split_once('.')?;
+    let mut start_line = None;
+    let mut body = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            if start_line.is_some() {
+                break;
+            }
+            let name = t.trim_start_matches('[').split(']').next().unwrap_or("");
+            if name.trim().replace(['"', ' '], "") == table {
+                start_line = Some(i + 1);
+            }
+            body.push('\n');
+            continue;
+        }
+        if start_line.is_none() {
+            body.push('\n');
+            continue;
+        }
+        let is_type = t.split_once('=').is_some_and(|(k, _)| k.trim() == "type");
+        if is_type {
+            body.push('\n');
+        } else {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    start_line?;
+    let type_name: String = text
+        .lines()
+        .skip(start_line?)
+        .take_while(|l| !l.trim().starts_with('['))
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == "type").then(|| v.trim().trim_matches('"').to_string())
+        })?;
+    let err = match (kind, type_name.as_str()) {
+        ("sources", "file") => toml::from_str::<FileSourceConfig>(&body).err(),
+        ("sources", "syslog") => toml::from_str::<SyslogSourceConfig>(&body).err(),
+        ("sources", "forward") => toml::from_str::<ForwardSourceConfig>(&body).err(),
+        ("sinks", "file") => toml::from_str::<FileSinkConfig>(&body).err(),
+        ("sinks", "forward") => toml::from_str::<ForwardSinkConfig>(&body).err(),
+        ("sinks", "index") => toml::from_str::<IndexSinkConfig>(&body).err(),
+        _ => None,
+    }?;
+    let line = line_of(&body, err.span()?.start);
+    let key = key_at_line(text, line).map_or_else(|| table.to_string(), |k| join_key(table, &k));
+    Some(ConfigError::Invalid {
+        path: origin.to_string(),
+        line,
+        key,
+        message: err.message().trim().to_string(),
+    })
+}
+
+fn join_key(table: &str, key: &str) -> String {
+    if table.is_empty() {
+        key.to_string()
+    } else {
+        format!("{table}.{key}")
+    }
+}
+
+fn backticked_after(message: &str, prefix: &str) -> Option<String> {
+    let start = message.find(prefix)? + prefix.len();
+    let end = message[start..].find('`')?;
+    Some(message[start..start + end].to_string())
+}
+
+/// 1-based line number of byte offset `pos`.
+fn line_of(text: &str, pos: usize) -> usize {
+    text.as_bytes()[..pos.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The `[table]` header in force at byte offset `pos` (empty at top level).
+fn table_path_at(text: &str, pos: usize) -> String {
+    let mut current = String::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if offset > pos {
+            break;
+        }
+        let t = line.trim();
+        if t.starts_with('[') && !t.starts_with("[[") {
+            if let Some(end) = t.find(']') {
+                current = t[1..end].trim().replace(['"', ' '], "");
+            }
+        }
+        offset += line.len();
+    }
+    current
+}
+
+/// The key assigned on line `line` (1-based), if that line is `key = value`.
+fn key_at_line(text: &str, line: usize) -> Option<String> {
+    let l = text.lines().nth(line.checked_sub(1)?)?;
+    let (k, _) = l.split_once('=')?;
+    let k = k.trim().trim_matches('"');
+    (!k.is_empty() && !k.starts_with('[')).then(|| k.to_string())
+}
+
+/// The first line at or after byte offset `from` that assigns `key`, staying within the table.
+fn find_key_line_from(text: &str, from: usize, key: &str) -> Option<usize> {
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let start = offset;
+        offset += line.len();
+        if offset <= from {
+            continue;
+        }
+        let t = line.trim();
+        if t.starts_with('[') {
+            if start > from {
+                return None;
+            }
+            continue;
+        }
+        if let Some((k, _)) = t.split_once('=')
+            && k.trim().trim_matches('"') == key
+        {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// The line of `key` inside `[table]` (or of the table header when `key` is empty); 1 if not found.
+fn find_key_line(text: &str, table: &str, key: &str) -> usize {
+    let mut in_table = table.is_empty();
+    let mut header_line = None;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            let name = t.trim_start_matches('[').split(']').next().unwrap_or("");
+            in_table = name.trim().replace(['"', ' '], "") == table;
+            if in_table {
+                header_line = Some(i + 1);
+            }
+            continue;
+        }
+        if in_table
+            && !key.is_empty()
+            && let Some((k, _)) = t.split_once('=')
+            && k.trim().trim_matches('"') == key
+        {
+            return i + 1;
+        }
+    }
+    header_line.unwrap_or(1)
+}
+
+impl fmt::Display for SourceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.type_name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+data_dir = "./data"
+hostname = "web1"
+
+[sources.web]
+type = "file"
+include = ["logs/*.log"]
+category = "web"
+format = "haproxy"
+
+[sources.sys]
+type = "syslog"
+udp = "127.0.0.1:5514"
+
+[sinks.out]
+type = "file"
+path = "./data/out"
+max_size = "100MiB"
+"#;
+
+    #[test]
+    fn good_config_parses() {
+        let c = Config::parse(GOOD, "q.toml").unwrap();
+        assert_eq!(c.sources.len(), 2);
+        match &c.sinks["out"] {
+            SinkConfig::File(f) => assert_eq!(f.max_size, ByteSize::mib(100)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn invalid(text: &str) -> (usize, String, String) {
+        match Config::parse(text, "q.toml") {
+            Err(ConfigError::Invalid {
+                line, key, message, ..
+            }) => (line, key, message),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn typo_key_is_located() {
+        let text = GOOD.replace("include =", "inclde =");
+        let (line, key, msg) = invalid(&text);
+        assert_eq!(line, 7, "{msg}");
+        assert_eq!(key, "sources.web.inclde");
+        assert!(msg.contains("unknown field"), "{msg}");
+    }
+
+    #[test]
+    fn bad_category_is_rejected() {
+        let text = GOOD.replace("category = \"web\"", "category = \"../x\"");
+        let (line, key, msg) = invalid(&text);
+        assert_eq!((line, key.as_str()), (8, "sources.web.category"), "{msg}");
+    }
+
+    #[test]
+    fn bad_value_is_located() {
+        let text = GOOD.replace("max_size = \"100MiB\"", "max_size = \"100 parsecs\"");
+        let (line, key, msg) = invalid(&text);
+        assert_eq!((line, key.as_str()), (18, "sinks.out.max_size"), "{msg}");
+        let text = GOOD.replace("format = \"haproxy\"", "format = \"nginx\"");
+        let (line, key, _) = invalid(&text);
+        assert_eq!((line, key.as_str()), (9, "sources.web.format"));
+        let text = GOOD.replace("udp = \"127.0.0.1:5514\"", "udp = 5514");
+        let (line, key, _) = invalid(&text);
+        assert_eq!((line, key.as_str()), (13, "sources.sys.udp"));
+    }
+
+    #[test]
+    fn unknown_top_level_key() {
+        let (line, key, _) = invalid("data_dri = \"x\"\n");
+        assert_eq!((line, key.as_str()), (1, "data_dri"));
+    }
+
+    #[test]
+    fn categories() {
+        for ok in ["web", "lb.eu-1", "a_b"] {
+            assert!(is_safe_category(ok));
+        }
+        for bad in ["", "..", "../x", "a/b", ".hidden", "a\u{7}", "a b"] {
+            assert!(!is_safe_category(bad), "{bad:?}");
+        }
+    }
+}
