@@ -30,7 +30,9 @@ fn validate_names_file_line_and_key_of_a_typo() {
         .arg(&cfg)
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("typo.toml:5: sources.web.inclde: unknown field `inclde`"));
+        .stderr(predicate::str::contains(
+            "typo.toml:5: sources.web.inclde: unknown field `inclde`",
+        ));
 }
 
 #[test]
@@ -46,12 +48,18 @@ fn validate_rejects_a_category_that_escapes_the_output_dir() {
         .arg(&cfg)
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("cat.toml:4: sources.web.category: invalid category `../x`"));
+        .stderr(predicate::str::contains(
+            "cat.toml:4: sources.web.category: invalid category `../x`",
+        ));
 }
 
 #[test]
 fn validate_accepts_the_shipped_configs() {
-    for cfg in ["config/quickstart.toml", "config/agent.toml", "config/aggregator.toml"] {
+    for cfg in [
+        "config/quickstart.toml",
+        "config/agent.toml",
+        "config/aggregator.toml",
+    ] {
         Command::new(quill_bin())
             .args(["validate", "-c", cfg])
             .assert()
@@ -64,7 +72,10 @@ fn validate_accepts_the_shipped_configs() {
 fn bad_values_and_missing_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
-    write(&cfg, "[sinks.out]\ntype = \"file\"\npath = \"out\"\nmax_size = \"ten\"\n");
+    write(
+        &cfg,
+        "[sinks.out]\ntype = \"file\"\npath = \"out\"\nmax_size = \"ten\"\n",
+    );
     Command::new(quill_bin())
         .args(["validate", "-c"])
         .arg(&cfg)
@@ -75,7 +86,9 @@ fn bad_values_and_missing_files_are_clear_errors() {
         .args(["validate", "-c", "/nonexistent/quill.toml"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("/nonexistent/quill.toml: cannot read config"));
+        .stderr(predicate::str::contains(
+            "/nonexistent/quill.toml: cannot read config",
+        ));
 }
 
 #[test]
@@ -119,28 +132,61 @@ max_size = "4KiB"
         daemon.stderr()
     );
     // Appended lines, including a partial line completed later.
-    let mut f = std::fs::OpenOptions::new().append(true).open(root.join("logs/app.log")).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(root.join("logs/app.log"))
+        .unwrap();
     f.write_all(b"third line\nfourth ").unwrap();
     f.flush().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     f.write_all(b"line\r\n").unwrap();
     drop(f);
     // Enough lines to rotate the 4 KiB sink file.
-    let many: String = (0..100).map(|i| format!("bulk {i:04} {}\n", "x".repeat(40))).collect();
+    let many: String = (0..100)
+        .map(|i| format!("bulk {i:04} {}\n", "x".repeat(40)))
+        .collect();
     write(&root.join("logs/bulk.log"), &many);
 
     let port_s = port.to_string();
     for args in [
-        vec!["-n", "127.0.0.1", "-P", &port_s, "-d", "--rfc3164", "hello over udp"],
-        vec!["-n", "127.0.0.1", "-P", &port_s, "-T", "--rfc5424", "hello over tcp"],
-        vec!["-n", "127.0.0.1", "-P", &port_s, "-T", "--octet-count", "hello octet counted"],
+        vec![
+            "-n",
+            "127.0.0.1",
+            "-P",
+            &port_s,
+            "-d",
+            "--rfc3164",
+            "hello over udp",
+        ],
+        vec![
+            "-n",
+            "127.0.0.1",
+            "-P",
+            &port_s,
+            "-T",
+            "--rfc5424",
+            "hello over tcp",
+        ],
+        vec![
+            "-n",
+            "127.0.0.1",
+            "-P",
+            &port_s,
+            "-T",
+            "--octet-count",
+            "hello octet counted",
+        ],
     ] {
-        let status = Command::new("logger").args(&args).status().expect("run logger (util-linux)");
+        let status = Command::new("logger")
+            .args(&args)
+            .status()
+            .expect("run logger (util-linux)");
         assert!(status.success(), "logger {args:?} failed");
     }
     let expected = 2 + 2 + 100 + 3;
     assert!(
-        wait_until(Duration::from_secs(10), || read_sink(&out).len() >= expected),
+        wait_until(Duration::from_secs(10), || read_sink(&out).len()
+            >= expected),
         "got {} of {expected} entries\n{}",
         read_sink(&out).len(),
         daemon.stderr()
@@ -152,7 +198,11 @@ max_size = "4KiB"
     assert_eq!(entries.len(), expected, "every record exactly once");
     let msgs = messages(&entries);
     for want in ["first line", "second line", "third line", "fourth line"] {
-        assert_eq!(msgs.iter().filter(|m| *m == want).count(), 1, "{want:?} in {msgs:?}");
+        assert_eq!(
+            msgs.iter().filter(|m| *m == want).count(),
+            1,
+            "{want:?} in {msgs:?}"
+        );
     }
     for i in 0..100 {
         let want = format!("bulk {i:04} {}", "x".repeat(40));
@@ -161,11 +211,20 @@ max_size = "4KiB"
     for want in ["hello over udp", "hello over tcp", "hello octet counted"] {
         let hits: Vec<_> = entries
             .iter()
-            .filter(|e| e["short_message"].as_str().is_some_and(|m| m.ends_with(want)))
+            .filter(|e| {
+                e["short_message"]
+                    .as_str()
+                    .is_some_and(|m| m.ends_with(want))
+            })
             .collect();
         assert_eq!(hits.len(), 1, "{want}: {msgs:?}");
         assert_eq!(hits[0]["_category"], "sys");
-        assert!(hits[0]["short_message"].as_str().is_some_and(|m| m.starts_with('<')), "syslog kept byte-exact with its PRI");
+        assert!(
+            hits[0]["short_message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with('<')),
+            "syslog kept byte-exact with its PRI"
+        );
     }
     for e in &entries {
         assert_eq!(e["version"], "1.1");
@@ -174,11 +233,17 @@ max_size = "4KiB"
         assert!(e["level"].is_u64());
     }
     // The 4 KiB limit rotated the app category into several files, none over the limit.
-    let files: Vec<_> = std::fs::read_dir(out.join("app")).unwrap().flatten().collect();
+    let files: Vec<_> = std::fs::read_dir(out.join("app"))
+        .unwrap()
+        .flatten()
+        .collect();
     assert!(files.len() >= 2, "rotation happened");
     for f in files {
         let name = f.file_name().into_string().unwrap();
-        assert!(name.starts_with("app_") && name.ends_with(".gelf"), "{name}");
+        assert!(
+            name.starts_with("app_") && name.ends_with(".gelf"),
+            "{name}"
+        );
         assert!(f.metadata().unwrap().len() <= 4096);
     }
     // quill cat reads what the sink wrote.
@@ -202,19 +267,32 @@ fn quickstart_runs_from_a_fresh_checkout() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for rel in ["config/quickstart.toml", "examples/logs/haproxy.log", "examples/logs/apache_access.log"] {
+    for rel in [
+        "config/quickstart.toml",
+        "examples/logs/haproxy.log",
+        "examples/logs/apache_access.log",
+    ] {
         let dst = root.join(rel);
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
         std::fs::copy(repo.join(rel), &dst).unwrap();
     }
-    let sample_lines = ["examples/logs/haproxy.log", "examples/logs/apache_access.log"]
-        .iter()
-        .map(|f| std::fs::read_to_string(repo.join(f)).unwrap().lines().count())
-        .sum::<usize>();
+    let sample_lines = [
+        "examples/logs/haproxy.log",
+        "examples/logs/apache_access.log",
+    ]
+    .iter()
+    .map(|f| {
+        std::fs::read_to_string(repo.join(f))
+            .unwrap()
+            .lines()
+            .count()
+    })
+    .sum::<usize>();
     let daemon = Daemon::start(root, &root.join("config/quickstart.toml"));
     let out = root.join("data/out");
     assert!(
-        wait_until(Duration::from_secs(5), || read_sink(&out).len() >= sample_lines),
+        wait_until(Duration::from_secs(5), || read_sink(&out).len()
+            >= sample_lines),
         "within 5 s the sample logs are in data/out\n{}",
         daemon.stderr()
     );
@@ -224,7 +302,9 @@ fn quickstart_runs_from_a_fresh_checkout() {
         .expect("logger");
     assert!(status.success());
     assert!(
-        wait_until(Duration::from_secs(5), || messages(&read_sink(&out)).iter().any(|m| m.ends_with("hello"))),
+        wait_until(Duration::from_secs(5), || messages(&read_sink(&out))
+            .iter()
+            .any(|m| m.ends_with("hello"))),
         "logger's hello arrived\n{}",
         daemon.stderr()
     );
@@ -236,6 +316,9 @@ fn quickstart_runs_from_a_fresh_checkout() {
 #[test]
 fn every_subcommand_has_help() {
     for sub in ["run", "validate", "parse", "search", "index", "send", "cat"] {
-        Command::new(quill_bin()).args([sub, "--help"]).assert().success();
+        Command::new(quill_bin())
+            .args([sub, "--help"])
+            .assert()
+            .success();
     }
 }

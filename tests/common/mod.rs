@@ -66,7 +66,11 @@ impl Daemon {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "quill did not stop within 20 s\n{}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "quill did not stop within 20 s\n{}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -93,17 +97,24 @@ impl Drop for Daemon {
 /// All GELF lines under a file sink's root, by category, in file order.
 pub fn read_sink(root: &Path) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
-    let Ok(cats) = std::fs::read_dir(root) else { return out };
+    let Ok(cats) = std::fs::read_dir(root) else {
+        return out;
+    };
     let mut cats: Vec<PathBuf> = cats.flatten().map(|e| e.path()).collect();
     cats.sort();
     for cat in cats {
-        let Ok(files) = std::fs::read_dir(&cat) else { continue };
+        let Ok(files) = std::fs::read_dir(&cat) else {
+            continue;
+        };
         let mut files: Vec<PathBuf> = files.flatten().map(|e| e.path()).collect();
         files.sort();
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap_or_default();
             for line in text.lines() {
-                out.push(serde_json::from_str(line).unwrap_or_else(|e| panic!("{}: bad JSON line {line:?}: {e}", f.display())));
+                out.push(
+                    serde_json::from_str(line)
+                        .unwrap_or_else(|e| panic!("{}: bad JSON line {line:?}: {e}", f.display())),
+                );
             }
         }
     }
