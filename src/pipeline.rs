@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -81,30 +81,7 @@ impl ShutdownTrigger {
     }
 }
 
-/// Counters of one source, read by the status line.
-#[derive(Debug, Default)]
-pub struct SourceStats {
-    pub records: AtomicU64,
-    pub bytes: AtomicU64,
-    /// Records that could not be journaled (datagram sources when the journal is full).
-    pub dropped: AtomicU64,
-    /// Malformed input (frames, lines) seen; the data itself is kept where it can be.
-    pub errors: AtomicU64,
-}
-
-impl SourceStats {
-    pub fn add(&self, records: u64, bytes: u64) {
-        self.records.fetch_add(records, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-    }
-}
-
-/// Counters of one sink.
-#[derive(Debug, Default)]
-pub struct SinkStats {
-    pub records: AtomicU64,
-    pub bytes: AtomicU64,
-}
+pub use crate::telemetry::{SinkStats, SourceStats};
 
 /// What a source is handed when it starts.
 #[derive(Clone)]
@@ -230,17 +207,33 @@ pub fn run_until(
     );
 
     // Status line until shutdown.
+    if let Some(addr) = &config.metrics_listen {
+        let addr: std::net::SocketAddr = addr.parse().map_err(|e| PipelineError::Source {
+            name: "metrics_listen".into(),
+            message: format!("invalid address `{addr}`: {e}"),
+        })?;
+        let _guard = runtime.enter();
+        crate::telemetry::install_exporter(addr).map_err(|message| PipelineError::Source {
+            name: "metrics_listen".into(),
+            message,
+        })?;
+        tracing::info!(%addr, "Serving Prometheus metrics at /metrics.");
+    }
     let status_every = config.status_interval.0;
     let mut sd = shutdown.clone();
     let status_journal = journal.clone();
     runtime.block_on(async {
-        let mut next = Instant::now() + status_every;
+        let mut next_status = Instant::now() + status_every;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = sd.triggered() => break,
-                _ = tokio::time::sleep_until(next.into()) => {
-                    next += status_every;
-                    tracing::info!("{}", status_line(&source_stats, &sink_stats, &status_journal));
+                _ = tick.tick() => {
+                    crate::telemetry::publish(&source_stats, &sink_stats, &status_journal);
+                    if Instant::now() >= next_status {
+                        next_status += status_every;
+                        tracing::info!("{}", status_line(&source_stats, &sink_stats, &status_journal));
+                    }
                 }
             }
         }
@@ -301,6 +294,10 @@ fn status_line(
         let dropped = s.dropped.load(Ordering::Relaxed);
         if dropped > 0 {
             let _ = write!(line, ", {dropped} dropped (journal full)");
+        }
+        let kernel = s.kernel_dropped.load(Ordering::Relaxed);
+        if kernel > 0 {
+            let _ = write!(line, ", {kernel} dropped by the kernel");
         }
         let errors = s.errors.load(Ordering::Relaxed);
         if errors > 0 {

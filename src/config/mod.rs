@@ -51,6 +51,8 @@ pub struct Config {
     /// How often the daemon logs its status line.
     #[serde(default = "default_status_interval")]
     pub status_interval: HumanDuration,
+    /// Serve Prometheus metrics at `http://ADDR/metrics` (e.g. `127.0.0.1:9598`); off by default.
+    pub metrics_listen: Option<String>,
     #[serde(default)]
     pub journal: JournalSection,
     #[serde(default)]
@@ -180,8 +182,24 @@ pub struct SyslogSourceConfig {
     pub udp: Option<String>,
     /// TCP listen address (octet-counting and LF framing, detected per message).
     pub tcp: Option<String>,
-    /// Unix datagram socket path.
+    /// Unix datagram socket path (like `/dev/log`).
     pub unix: Option<PathBuf>,
+    /// Unix stream socket path.
+    pub unix_stream: Option<PathBuf>,
+    /// Permissions of the unix socket files, in octal (default `"0666"`: any local user may log).
+    #[serde(default = "default_unix_mode", deserialize_with = "values::octal_mode")]
+    pub unix_mode: u32,
+    /// TLS (RFC 5425) listen address, e.g. `127.0.0.1:6514`; needs `tls_cert` and `tls_key`.
+    pub tls: Option<String>,
+    /// PEM certificate chain for `tls`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle: when set, TLS clients must present a certificate it signed (mutual TLS).
+    pub tls_client_ca: Option<PathBuf>,
+    /// Stream connections (TCP, TLS, unix) open at once at most; more are refused and counted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// Category of every record (default: the source's name).
     pub category: Option<String>,
     #[serde(default = "default_syslog_format")]
@@ -197,6 +215,12 @@ pub struct SyslogSourceConfig {
     pub tcp_idle_timeout: HumanDuration,
 }
 
+fn default_unix_mode() -> u32 {
+    0o666
+}
+fn default_max_connections() -> usize {
+    16384
+}
 fn default_syslog_format() -> Format {
     Format::Syslog
 }
@@ -327,6 +351,15 @@ impl Config {
                 || h.bytes().any(|b| b.is_ascii_control() || b == b' '))
         {
             return Err(err("", "hostname", format!("invalid hostname `{h}`")));
+        }
+        if let Some(a) = &self.metrics_listen
+            && a.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(err(
+                "",
+                "metrics_listen",
+                format!("invalid socket address `{a}` (expected IP:PORT)"),
+            ));
         }
         for (name, source) in &self.sources {
             let table = format!("sources.{name}");

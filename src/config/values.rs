@@ -117,6 +117,34 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
+/// Deserializes a file mode written as an octal string (`"0660"`) or an integer.
+pub fn octal_mode<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = u32;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a file mode in octal, such as \"0660\"")
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u32, E> {
+            u32::try_from(v)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .ok_or_else(|| E::custom("a file mode is at most 0o7777"))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<u32, E> {
+            u32::from_str_radix(v.trim_start_matches("0o"), 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .ok_or_else(|| {
+                    E::custom(format!(
+                        "invalid file mode `{v}` (expected octal, e.g. \"0660\")"
+                    ))
+                })
+        }
+    }
+    d.deserialize_any(V)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,153 @@
+//! Syslog over byte streams: TCP, TLS (RFC 5425) and unix stream sockets.
+//!
+//! One async task per connection reads into a bounded buffer, splits frames with
+//! [`FrameDecoder`], and appends them to the journal, waiting while the journal is full: a fast
+//! sender is slowed by TCP flow control, never dropped or rate-limited. A malformed frame closes
+//! only its connection, with a log line naming the peer. Connections are capped at
+//! `max_connections`; idle ones are closed after `tcp_idle_timeout`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::Semaphore;
+
+use super::framing::FrameDecoder;
+use crate::journal::AppendBatch;
+use crate::pipeline::SourceContext;
+use crate::record::{Position, Record, RecordFlags, Timestamp};
+
+/// Initial read buffer of a connection (grows up to the largest frame).
+const INITIAL_BUFFER: usize = 4 * 1024;
+
+/// Limits shared by a listener's connections.
+#[derive(Clone)]
+pub struct StreamLimits {
+    pub max_message: usize,
+    pub idle_timeout: Duration,
+    pub connections: Arc<Semaphore>,
+    /// Connections refused because `max_connections` were open.
+    pub refused: Arc<AtomicU64>,
+}
+
+/// Serves one connection until EOF, error, idle timeout or shutdown.
+pub async fn serve<S: AsyncRead + Unpin>(
+    mut stream: S,
+    peer: &str,
+    ctx: &SourceContext,
+    limits: &StreamLimits,
+) -> Result<(), String> {
+    let appender = ctx.journal.appender();
+    let mut shutdown = ctx.shutdown.clone();
+    let mut decoder = FrameDecoder::new(limits.max_message);
+    let mut buf = BytesMut::with_capacity(INITIAL_BUFFER);
+    // The buffer never needs more than one maximal frame plus its count prefix and a read's worth.
+    let max_buffer = limits.max_message + 64 * 1024;
+    loop {
+        if buf.capacity() - buf.len() < 1024 {
+            let grow = buf
+                .capacity()
+                .max(INITIAL_BUFFER)
+                .min(max_buffer.saturating_sub(buf.len()).max(1024));
+            buf.reserve(grow);
+        }
+        let n = tokio::select! {
+            _ = shutdown.triggered() => 0,
+            r = tokio::time::timeout(limits.idle_timeout, stream.read_buf(&mut buf)) => match r {
+                Err(_) => return Err(format!("idle for {:?}", limits.idle_timeout)),
+                Ok(Err(e)) => return Err(e.to_string()),
+                Ok(Ok(n)) => n,
+            },
+        };
+        let now = Timestamp::now();
+        let mut records = Vec::new();
+        let mut bytes = 0u64;
+        let mut failure = None;
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(frame)) => {
+                    bytes += frame.data.len() as u64;
+                    let flags = if frame.truncated {
+                        RecordFlags::TRUNCATED
+                    } else {
+                        RecordFlags::empty()
+                    };
+                    records.push(record(ctx, frame.data, flags, now));
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    failure = Some(format!("{e} from {peer}"));
+                    break;
+                }
+            }
+        }
+        if n == 0 && failure.is_none() && !buf.is_empty() {
+            // The peer closed in the middle of a message: keep what it sent, flagged.
+            bytes += buf.len() as u64;
+            let data = buf.split().freeze();
+            records.push(record(ctx, data, RecordFlags::NO_NEWLINE, now));
+        }
+        if !records.is_empty() {
+            let count = records.len() as u64;
+            appender
+                .append(AppendBatch {
+                    records,
+                    checkpoints: Vec::new(),
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            ctx.stats.add(count, bytes);
+        }
+        if let Some(f) = failure {
+            return Err(f);
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        // Give back memory a burst of large frames made us take.
+        if buf.is_empty() && buf.capacity() > 256 * 1024 {
+            buf = BytesMut::with_capacity(INITIAL_BUFFER);
+        }
+    }
+}
+
+fn record(ctx: &SourceContext, raw: bytes::Bytes, flags: RecordFlags, now: Timestamp) -> Record {
+    Record {
+        origin: ctx.origin.clone(),
+        received_at: now,
+        position: Position::None,
+        flags,
+        raw,
+    }
+}
+
+/// Logs "connection limit reached" at most once per 10 s.
+pub struct RefusalLog {
+    last: Option<Instant>,
+}
+
+impl RefusalLog {
+    pub fn new() -> RefusalLog {
+        RefusalLog { last: None }
+    }
+
+    pub fn refused(&mut self, ctx: &SourceContext, limits: &StreamLimits, peer: &str) {
+        let total = limits.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        if self
+            .last
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+        {
+            self.last = Some(Instant::now());
+            tracing::warn!(source = %ctx.name, %peer, refused_total = total, "Connection limit reached: refusing new connections until some close.");
+        }
+    }
+}
+
+impl Default for RefusalLog {
+    fn default() -> Self {
+        RefusalLog::new()
+    }
+}

@@ -1,0 +1,80 @@
+//! Quill's own metrics: per-source, per-sink and journal counters, and their Prometheus export.
+//!
+//! Stages count into plain atomics ([`SourceStats`], [`SinkStats`]); [`publish`] copies them into the
+//! `metrics` registry once a second, and [`install_exporter`] serves that registry in Prometheus text
+//! format over HTTP (`metrics_listen` in the config). This module touches nothing else.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::journal::Journal;
+
+/// Counters of one source.
+#[derive(Debug, Default)]
+pub struct SourceStats {
+    pub records: AtomicU64,
+    pub bytes: AtomicU64,
+    /// Records that could not be journaled (datagram sources when the journal is full).
+    pub dropped: AtomicU64,
+    /// Datagrams the kernel dropped before Quill could read them (socket receive queue overflow).
+    pub kernel_dropped: AtomicU64,
+    /// Malformed input (frames, lines) seen; the data itself is kept where it can be.
+    pub errors: AtomicU64,
+}
+
+impl SourceStats {
+    pub fn add(&self, records: u64, bytes: u64) {
+        self.records.fetch_add(records, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// Counters of one sink.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    pub records: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+/// Serves the metrics registry at `http://ADDR/metrics`; needs a tokio runtime context.
+pub fn install_exporter(addr: SocketAddr) -> Result<(), String> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))
+}
+
+/// Copies the current counter values into the metrics registry.
+pub fn publish(
+    sources: &[(String, Arc<SourceStats>)],
+    sinks: &[(String, Arc<SinkStats>)],
+    journal: &Journal,
+) {
+    for (name, s) in sources {
+        let label = [("source", name.clone())];
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        metrics::counter!("quill_source_records_total", &label).absolute(get(&s.records));
+        metrics::counter!("quill_source_bytes_total", &label).absolute(get(&s.bytes));
+        metrics::counter!("quill_source_dropped_journal_full_total", &label)
+            .absolute(get(&s.dropped));
+        metrics::counter!("quill_source_kernel_dropped_total", &label)
+            .absolute(get(&s.kernel_dropped));
+        metrics::counter!("quill_source_malformed_total", &label).absolute(get(&s.errors));
+    }
+    for (name, s) in sinks {
+        let label = [("sink", name.clone())];
+        metrics::counter!("quill_sink_records_total", &label)
+            .absolute(s.records.load(Ordering::Relaxed));
+        metrics::counter!("quill_sink_bytes_total", &label)
+            .absolute(s.bytes.load(Ordering::Relaxed));
+    }
+    let js = journal.stats();
+    metrics::counter!("quill_journal_records_total").absolute(js.records_appended);
+    metrics::counter!("quill_journal_bytes_total").absolute(js.bytes_appended);
+    metrics::gauge!("quill_journal_last_seq").set(js.last_seq as f64);
+    metrics::gauge!("quill_journal_bytes_held").set(js.bytes_held as f64);
+    for (cursor, _, lag) in js.cursors {
+        metrics::gauge!("quill_journal_cursor_lag_records", "cursor" => cursor).set(lag as f64);
+    }
+}
