@@ -140,3 +140,44 @@ pub fn messages(entries: &[serde_json::Value]) -> Vec<String> {
         .filter_map(|v| v["short_message"].as_str().map(str::to_string))
         .collect()
 }
+
+/// Fetches `http://127.0.0.1:PORT/metrics` and returns the value of `name{labels}` (first match).
+pub fn scrape_metric(port: u16, name: &str, label: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?;
+        if !label.is_empty() && !rest.contains(label) {
+            return None;
+        }
+        if label.is_empty() && !(rest.starts_with(' ') || rest.starts_with('{')) {
+            return None;
+        }
+        l.rsplit(' ').next()?.parse().ok()
+    })
+}
+
+/// Resident memory of a process in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Writes `text` to `path`, creating parent directories.
+pub fn write_file(path: &Path, text: &str) {
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p).expect("create dir");
+    }
+    std::fs::write(path, text).expect("write file");
+}

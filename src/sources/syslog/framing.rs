@@ -71,6 +71,20 @@ impl FrameDecoder {
         }
     }
 
+    /// What is left of an incomplete frame when the peer closed: the message bytes received so
+    /// far, without an octet-count prefix. `None` when nothing is pending.
+    pub fn take_incomplete(&mut self, buf: &mut BytesMut) -> Option<Bytes> {
+        if self.skip > 0 || self.skip_to_lf {
+            buf.clear();
+            return None;
+        }
+        let digits = buf.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits > 0 && digits <= MAX_COUNT_DIGITS && buf.get(digits) == Some(&b' ') {
+            buf.advance(digits + 1);
+        }
+        (!buf.is_empty()).then(|| buf.split().freeze())
+    }
+
     fn decode_octet_counted(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         let digits = buf.iter().take_while(|b| b.is_ascii_digit()).count();
         if digits > MAX_COUNT_DIGITS {
@@ -98,13 +112,12 @@ impl FrameDecoder {
             return Ok(None);
         }
         buf.advance(digits + 1);
-        let mut data = buf.split_to(keep).freeze();
+        let data = buf.split_to(keep).freeze();
         let truncated = len > keep;
         if truncated {
             self.skip = len - keep;
-        } else if data.last() == Some(&b'\n') {
-            data.truncate(data.len() - 1);
         }
+        // The counted bytes are the message, byte-exact (a sender's trailing LF included).
         Ok(Some(Frame { data, truncated }))
     }
 
@@ -161,7 +174,7 @@ mod tests {
 
     #[test]
     fn mixed_framing() {
-        let (f, e) = frames(b"<13>hello\n11 <13>world!\n<14>crlf\r\n", 1024);
+        let (f, e) = frames(b"<13>hello\n10 <13>world!<14>crlf\r\n", 1024);
         assert_eq!(e, None);
         assert_eq!(
             f,

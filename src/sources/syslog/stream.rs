@@ -84,10 +84,12 @@ pub async fn serve<S: AsyncRead + Unpin>(
                 }
             }
         }
-        if n == 0 && failure.is_none() && !buf.is_empty() {
+        if n == 0
+            && failure.is_none()
+            && let Some(data) = decoder.take_incomplete(&mut buf)
+        {
             // The peer closed in the middle of a message: keep what it sent, flagged.
-            bytes += buf.len() as u64;
-            let data = buf.split().freeze();
+            bytes += data.len() as u64;
             records.push(record(ctx, data, RecordFlags::NO_NEWLINE, now));
         }
         if !records.is_empty() {
