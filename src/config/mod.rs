@@ -391,14 +391,28 @@ impl Config {
                     &f.category
                 }
                 SourceConfig::Syslog(s) => {
-                    if s.udp.is_none() && s.tcp.is_none() && s.unix.is_none() {
+                    let listens = [
+                        s.udp.is_some(),
+                        s.tcp.is_some(),
+                        s.tls.is_some(),
+                        s.unix.is_some(),
+                        s.unix_stream.is_some(),
+                    ];
+                    if !listens.contains(&true) {
                         return Err(err(
                             &table,
                             "",
-                            "a syslog source needs at least one of `udp`, `tcp`, `unix`".into(),
+                            "a syslog source needs at least one of `udp`, `tcp`, `tls`, `unix`, `unix_stream`".into(),
                         ));
                     }
-                    for (key, addr) in [("udp", &s.udp), ("tcp", &s.tcp)] {
+                    if s.tls.is_some() && (s.tls_cert.is_none() || s.tls_key.is_none()) {
+                        return Err(err(
+                            &table,
+                            "tls",
+                            "`tls` needs `tls_cert` and `tls_key`".into(),
+                        ));
+                    }
+                    for (key, addr) in [("udp", &s.udp), ("tcp", &s.tcp), ("tls", &s.tls)] {
                         if let Some(a) = addr
                             && a.parse::<std::net::SocketAddr>().is_err()
                         {
