@@ -144,7 +144,13 @@ where
 fn tracing_json_file(dir: &Path, n: usize, txn: &str) -> Result {
     let path = dir.join("tracing.log");
     let file = File::create(&path).unwrap();
-    tracing_json("tracing-subscriber json -> File", &path, Mutex::new(file), n, txn)
+    tracing_json(
+        "tracing-subscriber json -> File",
+        &path,
+        Mutex::new(file),
+        n,
+        txn,
+    )
 }
 
 fn tracing_json_buffered(dir: &Path, n: usize, txn: &str) -> Result {

@@ -68,7 +68,13 @@ fn handle(req: &Request) -> Response {
             Ok(id) => {
                 let rows = (id % 5) + 1;
                 log::debug!("cache miss for item {id}");
-                quill::info!(log, "item loaded", item_id = id, rows = rows, cache_hit = id % 2 == 0);
+                quill::info!(
+                    log,
+                    "item loaded",
+                    item_id = id,
+                    rows = rows,
+                    cache_hit = id % 2 == 0
+                );
                 (200, 120 + 40 * rows as usize)
             }
             Err(_) => {
@@ -98,7 +104,14 @@ fn handle(req: &Request) -> Response {
 }
 
 fn generated(n: usize) -> impl Iterator<Item = Request> {
-    let paths = ["/health", "/items/3", "/items/14", "/items/abc", "/admin", "/items/22"];
+    let paths = [
+        "/health",
+        "/items/3",
+        "/items/14",
+        "/items/abc",
+        "/admin",
+        "/items/22",
+    ];
     let first = TxnId::new();
     (0..n).map(move |i| Request {
         method: if i % 4 == 3 { "POST" } else { "GET" }.to_owned(),

@@ -107,8 +107,19 @@ fn every_line_is_valid_gelf_whatever_the_input() {
     let (d, buffer) = memory_dispatcher(Route::new(""));
     let log = Logger::with_dispatcher("weird facility/ü", &d).with("id", &"context-id");
     let nasty_keys = [
-        "", "id", "_id", "a b", "ünï", "x\"y", "new\nline", "a.b-c_d", "facility", "version",
-        "host", "level", "{}",
+        "",
+        "id",
+        "_id",
+        "a b",
+        "ünï",
+        "x\"y",
+        "new\nline",
+        "a.b-c_d",
+        "facility",
+        "version",
+        "host",
+        "level",
+        "{}",
     ];
     let nasty_values = [
         json!(null),
@@ -160,7 +171,10 @@ fn routes_split_by_facility_prefix_and_level() {
     let handler = Logger::with_dispatcher("myapp.api.handler", &d);
     let apiary = Logger::with_dispatcher("myapp.apiary", &d);
     let other = Logger::with_dispatcher("other", &d);
-    assert!(handler.enabled(Level::Debug), "the `myapp` route takes Debug");
+    assert!(
+        handler.enabled(Level::Debug),
+        "the `myapp` route takes Debug"
+    );
     assert!(!other.enabled(Level::Warning));
     assert!(other.enabled(Level::Error));
     quill::debug!(handler, "h-debug");
@@ -181,7 +195,13 @@ fn routes_split_by_facility_prefix_and_level() {
     // `h-error` matches two routes to `all` but is written once.
     assert_eq!(
         messages(&all),
-        ["h-debug", "h-info", "h-error", "apiary-info", "other-critical"]
+        [
+            "h-debug",
+            "h-info",
+            "h-error",
+            "apiary-info",
+            "other-critical"
+        ]
     );
     assert_eq!(d.stats().written, 5, "other-warning matches no route");
 }
@@ -248,7 +268,10 @@ fn file_sink_rotates_by_size() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
     let d = Config::new()
-        .sink("file", FileSink::new(&path).unwrap().rotate_at(4096).keep(3))
+        .sink(
+            "file",
+            FileSink::new(&path).unwrap().rotate_at(4096).keep(3),
+        )
         .route(Route::new("").to("file"))
         .build()
         .unwrap();
@@ -321,7 +344,10 @@ fn drop_policy_never_blocks_and_reports_the_count() {
     for i in 1..1000 {
         quill::info!(log, "more", i = i);
     }
-    assert!(t0.elapsed() < Duration::from_secs(2), "callers were blocked");
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "callers were blocked"
+    );
     let dropped = d.dropped();
     assert_eq!(dropped, 999 - 8, "8 fit in the queue, the rest are dropped");
     release.store(true, Ordering::Release);
@@ -373,7 +399,11 @@ fn block_policy_loses_nothing_with_a_tiny_queue() {
             .filter(|m| m["_t"] == t)
             .map(|m| m["_i"].as_u64().unwrap())
             .collect();
-        assert_eq!(seq, (0..2000).collect::<Vec<_>>(), "thread {t} out of order");
+        assert_eq!(
+            seq,
+            (0..2000).collect::<Vec<_>>(),
+            "thread {t} out of order"
+        );
     }
 }
 
@@ -398,22 +428,31 @@ fn log_backend_with_explicit_dispatcher() {
     use log::Log;
     let (d, buffer) = memory_dispatcher(Route::new("mycrate").at_least(Level::Info));
     let backend = LogBackend::with_dispatcher(&d);
-    let record = log::Record::builder()
-        .args(format_args!("hello {}", 5))
+    let n = 5;
+    let warn = log::Metadata::builder()
         .level(log::Level::Warn)
         .target("mycrate::db")
-        .file(Some("src/db.rs"))
-        .line(Some(12))
         .build();
-    assert!(backend.enabled(record.metadata()));
-    backend.log(&record);
-    let debug = log::Record::builder()
-        .args(format_args!("quiet"))
+    assert!(backend.enabled(&warn));
+    backend.log(
+        &log::Record::builder()
+            .args(format_args!("hello {n}"))
+            .metadata(warn.clone())
+            .file(Some("src/db.rs"))
+            .line(Some(12))
+            .build(),
+    );
+    let debug = log::Metadata::builder()
         .level(log::Level::Debug)
         .target("mycrate::db")
         .build();
-    assert!(!backend.enabled(debug.metadata()));
-    backend.log(&debug);
+    assert!(!backend.enabled(&debug));
+    backend.log(
+        &log::Record::builder()
+            .args(format_args!("quiet {n}"))
+            .metadata(debug)
+            .build(),
+    );
     backend.flush();
     let lines = gelf_lines(&buffer.contents());
     assert_eq!(lines.len(), 1);

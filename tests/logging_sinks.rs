@@ -99,7 +99,10 @@ fn noise(len: usize, seed: u64) -> String {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            char::from(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[(x % 62) as usize])
+            char::from(
+                b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                    [(x % 62) as usize],
+            )
         })
         .collect()
 }
@@ -137,7 +140,11 @@ fn check_udp(compression: Compression, chunk_size: usize) {
     assert_eq!(by_n[1]["level"], 4);
     assert_eq!(by_n[2]["_blob"], big_b.as_str());
     assert_eq!(by_n[3]["host"], "udp-host");
-    assert_eq!(report.chunked_ids.len(), 2, "the two big messages are chunked");
+    assert_eq!(
+        report.chunked_ids.len(),
+        2,
+        "the two big messages are chunked"
+    );
     assert_ne!(report.chunked_ids[0], report.chunked_ids[1]);
     assert!(report.max_datagram <= chunk_size + 12);
     assert_eq!(d.stats().sink_errors, 0);
@@ -183,8 +190,11 @@ fn gelf_udp_sink_write_is_direct() {
     let server = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut sink = GelfUdpSink::new(server.local_addr().unwrap()).unwrap();
     let entry = quill::logging::Entry::new("x", Level::Info, "m");
-    sink.write(&entry, br#"{"version":"1.1","host":"h","short_message":"m","timestamp":1,"level":6}"#)
-        .unwrap();
+    sink.write(
+        &entry,
+        br#"{"version":"1.1","host":"h","short_message":"m","timestamp":1,"level":6}"#,
+    )
+    .unwrap();
     let report = read_gelf_udp(&server, 1);
     assert_eq!(report.datagrams, 1);
     assert!(report.chunked_ids.is_empty());
@@ -255,7 +265,11 @@ fn agent_sink_delivers_octet_counted_syslog_over_tcp() {
         .unwrap();
     let log = Logger::with_dispatcher("billing.api", &d);
     for i in 0..300u32 {
-        let level = if i % 10 == 0 { Level::Error } else { Level::Info };
+        let level = if i % 10 == 0 {
+            Level::Error
+        } else {
+            Level::Info
+        };
         quill::log!(log, level, "charge", i = i, note = "multi\nline \"quoted\"");
     }
     d.flush().unwrap();
@@ -310,7 +324,10 @@ fn agent_sink_reconnects_after_the_agent_comes_up() {
         .unwrap();
     let mut line = Vec::new();
     BufReader::new(stream).read_until(b'\n', &mut line).unwrap();
-    assert_eq!(assert_gelf(line.trim_ascii_end())["short_message"], "delivered");
+    assert_eq!(
+        assert_gelf(line.trim_ascii_end())["short_message"],
+        "delivered"
+    );
 }
 
 #[test]

@@ -175,7 +175,10 @@ mod tests {
         e.set_field("ok", json!(true));
         e.set_field("nothing", Value::Null);
         e.set_field("list", json!([1, "a"]));
-        e.set_field("req", json!({"path": "/p", "size": 12, "deep": {"a": {"b": {"c": {"d": 1}}}}}));
+        e.set_field(
+            "req",
+            json!({"path": "/p", "size": 12, "deep": {"a": {"b": {"c": {"d": 1}}}}}),
+        );
         e.set_field("facility", json!("spoof"));
         e.set_field("", json!(0.25));
         let m = encode(&e);

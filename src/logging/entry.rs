@@ -209,10 +209,18 @@ mod tests {
     fn normalize_merges_context_and_last_wins() {
         let context: Arc<[Field]> = vec![Field::new("a", &1), Field::new("b", &2)].into();
         let mut e = Entry::new("x", Level::Info, "m");
-        e.fields = vec![Field::new("b", &3), Field::new("c", &4), Field::new("c", &5)];
+        e.fields = vec![
+            Field::new("b", &3),
+            Field::new("c", &4),
+            Field::new("c", &5),
+        ];
         e.context = Some(context);
         e.normalize();
-        let got: Vec<_> = e.fields.iter().map(|f| (f.key.as_ref(), &f.value)).collect();
+        let got: Vec<_> = e
+            .fields
+            .iter()
+            .map(|f| (f.key.as_ref(), &f.value))
+            .collect();
         assert_eq!(
             got,
             vec![("a", &json!(1)), ("b", &json!(3)), ("c", &json!(5))]

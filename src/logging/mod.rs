@@ -287,7 +287,10 @@ mod tests {
 
     #[test]
     fn targets_become_facilities() {
-        assert_eq!(facility_from_target("myapp::api::handler"), "myapp.api.handler");
+        assert_eq!(
+            facility_from_target("myapp::api::handler"),
+            "myapp.api.handler"
+        );
         assert_eq!(facility_from_target("myapp"), "myapp");
     }
 }

@@ -99,7 +99,8 @@ impl FieldVisitor<'_> {
         if let Some(slot) = self.fields.iter_mut().find(|f| f.key == name) {
             slot.value = value;
         } else {
-            self.fields.push(Field::from_value(Cow::Borrowed(name), value));
+            self.fields
+                .push(Field::from_value(Cow::Borrowed(name), value));
         }
     }
 }

@@ -63,7 +63,7 @@ pub enum TxnIdError {
 /// assert!(parsed.time() <= std::time::SystemTime::now());
 ///
 /// let older = TxnId::from_parts(1_700_000_000_000, 1, "Web-1");
-/// assert_eq!(older.as_str(), "01HF7YAT000000000001-web-1");
+/// assert_eq!(older.as_str(), "01HF7YAT0000000001-web-1");
 /// assert_eq!(older.millis(), 1_700_000_000_000);
 /// assert!(older < id); // sorts by time
 /// # Ok::<(), quill::logging::TxnIdError>(())
@@ -321,18 +321,30 @@ mod tests {
 
     #[test]
     fn bad_ids_are_errors() {
-        assert!(matches!(TxnId::parse("short"), Err(TxnIdError::TooShort(5))));
+        assert!(matches!(
+            TxnId::parse("short"),
+            Err(TxnIdError::TooShort(5))
+        ));
         let good = TxnId::from_parts(1_700_000_000_000, 1, "web").to_string();
         let with = |i: usize, c: &str| format!("{}{c}{}", &good[..i], &good[i + 1..]);
         assert!(TxnId::parse(&good).is_ok());
-        assert!(matches!(TxnId::parse(&with(18, "X")), Err(TxnIdError::NoSeparator)));
+        assert!(matches!(
+            TxnId::parse(&with(18, "X")),
+            Err(TxnIdError::NoSeparator)
+        ));
         assert!(matches!(
             TxnId::parse(&with(9, "U")),
             Err(TxnIdError::BadDigit('U', 9))
         ));
-        assert!(matches!(TxnId::parse(&with(20, " ")), Err(TxnIdError::BadHost(_))));
+        assert!(matches!(
+            TxnId::parse(&with(20, " ")),
+            Err(TxnIdError::BadHost(_))
+        ));
         let overflow = format!("ZZZZZZZZZZ{}", &good[10..]);
-        assert!(matches!(TxnId::parse(&overflow), Err(TxnIdError::TimeOverflow)));
+        assert!(matches!(
+            TxnId::parse(&overflow),
+            Err(TxnIdError::TimeOverflow)
+        ));
         let long = format!("{}{}", good, "a".repeat(100));
         assert!(matches!(TxnId::parse(&long), Err(TxnIdError::TooLong(_))));
     }

@@ -346,7 +346,11 @@ impl Dispatcher {
     pub fn flush_timeout(&self, timeout: Duration) -> Result<(), Error> {
         let deadline = Instant::now() + timeout;
         let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
-        match self.inner.tx.send_deadline(Message::Flush(ack_tx), deadline) {
+        match self
+            .inner
+            .tx
+            .send_deadline(Message::Flush(ack_tx), deadline)
+        {
             Ok(()) => {}
             Err(crossbeam_channel::SendTimeoutError::Timeout(_)) => {
                 return Err(Error::FlushTimeout(timeout));

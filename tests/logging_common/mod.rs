@@ -19,24 +19,40 @@ pub fn assert_gelf(line: &[u8]) -> Map<String, Value> {
     };
     assert_eq!(map.get("version"), Some(&Value::from("1.1")), "{text}");
     for key in ["host", "short_message"] {
-        let s = map.get(key).and_then(Value::as_str).unwrap_or_else(|| panic!("{key} in {text}"));
+        let s = map
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("{key} in {text}"));
         assert!(!s.is_empty(), "empty {key} in {text}");
     }
     assert!(map.get("timestamp").is_some_and(Value::is_number), "{text}");
-    let level = map.get("level").and_then(Value::as_u64).expect("integer level");
+    let level = map
+        .get("level")
+        .and_then(Value::as_u64)
+        .expect("integer level");
     assert!(level <= 7, "{text}");
     for (key, value) in &map {
-        if matches!(key.as_str(), "version" | "host" | "short_message" | "timestamp" | "level") {
+        if matches!(
+            key.as_str(),
+            "version" | "host" | "short_message" | "timestamp" | "level"
+        ) {
             continue;
         }
-        assert!(key.starts_with('_'), "additional field {key:?} lacks '_' in {text}");
+        assert!(
+            key.starts_with('_'),
+            "additional field {key:?} lacks '_' in {text}"
+        );
         assert!(key.len() > 1, "empty field name in {text}");
         assert!(
-            key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-'),
+            key.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-'),
             "field name {key:?} outside [\\w.-] in {text}"
         );
         assert_ne!(key, "_id", "reserved _id in {text}");
-        assert!(value.is_string() || value.is_number(), "{key} = {value} in {text}");
+        assert!(
+            value.is_string() || value.is_number(),
+            "{key} = {value} in {text}"
+        );
     }
     map
 }

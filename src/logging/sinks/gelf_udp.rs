@@ -75,7 +75,9 @@ impl GelfUdpSink {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
         let id_seed = splitmix64(
-            nanos ^ (u64::from(std::process::id()) << 32) ^ INSTANCE.fetch_add(1, Ordering::Relaxed),
+            nanos
+                ^ (u64::from(std::process::id()) << 32)
+                ^ INSTANCE.fetch_add(1, Ordering::Relaxed),
         );
         Ok(GelfUdpSink {
             socket,
