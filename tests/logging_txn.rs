@@ -78,3 +78,13 @@ fn ids_from_other_hosts_and_headers() {
     assert_eq!(serde_json::from_str::<TxnId>(&json).unwrap(), remote);
     assert!(serde_json::from_str::<TxnId>("\"nope\"").is_err());
 }
+
+#[test]
+fn ordering_is_text_order_whatever_the_host_length() {
+    let a = TxnId::from_parts(1_000, 5, "a-very-long-host-name.example.com");
+    let b = TxnId::from_parts(2_000, 1, "b");
+    assert!(a < b);
+    let mut v = vec![b, a];
+    v.sort();
+    assert_eq!(v, [a, b]);
+}

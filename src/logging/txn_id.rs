@@ -68,7 +68,7 @@ pub enum TxnIdError {
 /// assert!(older < id); // sorts by time
 /// # Ok::<(), quill::logging::TxnIdError>(())
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TxnId {
     len: u8,
     text: [u8; CAPACITY],
@@ -201,6 +201,19 @@ impl TxnId {
                 .map(|b| normalize_host_byte(b) as char)
                 .collect()
         })
+    }
+}
+
+impl Ord for TxnId {
+    /// Text order, which is creation-time order (then unique part, then host).
+    fn cmp(&self, other: &TxnId) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for TxnId {
+    fn partial_cmp(&self, other: &TxnId) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
