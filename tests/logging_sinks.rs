@@ -391,3 +391,139 @@ fn agent_sink_over_unix_stream_and_datagram() {
         assert_eq!(m["level"], 5);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// graypy (the Python GELF library) as the reference for the wire format. Optional: skipped with
+// a note when `python3 -c "import graypy"` fails (install with `pip install graypy`).
+// ---------------------------------------------------------------------------------------------
+
+const GRAYPY_SENDER: &str = r#"
+import logging, sys, random, string
+import graypy
+port = int(sys.argv[1])
+random.seed(7)
+blob = "".join(random.choice(string.ascii_letters) for _ in range(30000))
+log = logging.getLogger("graypy.ref")
+log.setLevel(logging.INFO)
+log.addHandler(graypy.GELFUDPHandler("127.0.0.1", port))  # zlib, 1420-byte chunks
+log.warning("big from graypy", extra={"blob": blob, "n": 2, "ratio": 0.5})
+log.info("small from graypy", extra={"n": 1})
+"#;
+
+/// The raw datagrams that arrive until the socket has been quiet for 300 ms.
+fn datagrams(socket: &UdpSocket) -> Vec<Vec<u8>> {
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = vec![0u8; 65_536];
+    let mut got = Vec::new();
+    while let Ok(len) = socket.recv(&mut buf) {
+        got.push(buf[..len].to_vec());
+        socket
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+    }
+    got
+}
+
+/// The messages in `raw`, reassembled by the spec reader, as JSON objects (graypy writes
+/// GELF "1.0" objects with a few non-underscored fields, so no 1.1 validation here).
+fn reassemble_all(raw: &[Vec<u8>]) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    // Replay the captured datagrams through the spec reader via a loopback socket pair.
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let expected = raw
+        .iter()
+        .filter(|d| !d.starts_with(&[0x1e, 0x0f]) || d[10] == 0)
+        .count();
+    for d in raw {
+        tx.send_to(d, rx.local_addr().unwrap()).unwrap();
+    }
+    let report = read_gelf_udp(&rx, expected);
+    report
+        .messages
+        .iter()
+        .map(|m| serde_json::from_slice(m).unwrap())
+        .collect()
+}
+
+#[test]
+fn gelf_udp_wire_format_matches_graypy() {
+    let have_graypy = std::process::Command::new("python3")
+        .args(["-c", "import graypy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_graypy {
+        eprintln!("SKIPPED gelf_udp_wire_format_matches_graypy: python3 with graypy not found");
+        return;
+    }
+    // graypy's datagrams.
+    let graypy_rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = graypy_rx.local_addr().unwrap().port().to_string();
+    let status = std::process::Command::new("python3")
+        .args(["-c", GRAYPY_SENDER, &port])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Ours, for a comparable message.
+    let ours_rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let d = udp_dispatcher(GelfUdpSink::new(ours_rx.local_addr().unwrap()).unwrap());
+    let log = Logger::with_dispatcher("quill.ref", &d);
+    quill::warning!(
+        log,
+        "big from quill",
+        blob = noise(30_000, 7),
+        n = 2,
+        ratio = 0.5
+    );
+    quill::info!(log, "small from quill", n = 1);
+    d.flush().unwrap();
+
+    // 30,000 random letters compress to ~18 KB: 13+ chunks of 1420 bytes, then one small one.
+    let theirs = datagrams(&graypy_rx);
+    let ours = datagrams(&ours_rx);
+    for (who, raw) in [("graypy", &theirs), ("quill", &ours)] {
+        let chunks: Vec<&Vec<u8>> = raw
+            .iter()
+            .filter(|d| d.starts_with(&[0x1e, 0x0f]))
+            .collect();
+        assert!(chunks.len() > 1, "{who}: big message not chunked");
+        let count = chunks[0][11];
+        assert_eq!(usize::from(count), chunks.len(), "{who}");
+        for (i, c) in chunks.iter().enumerate() {
+            assert_eq!(c[10], i as u8, "{who}: chunks in order");
+            assert_eq!(c[2..10], chunks[0][2..10], "{who}: one message id");
+            if i + 1 < chunks.len() {
+                assert_eq!(c.len(), 12 + 1420, "{who}: full chunks are 1420 data bytes");
+            }
+        }
+        assert_eq!(chunks[0][12], 0x78, "{who}: zlib payload");
+        let unchunked: Vec<_> = raw
+            .iter()
+            .filter(|d| !d.starts_with(&[0x1e, 0x0f]))
+            .collect();
+        assert_eq!(
+            unchunked.len(),
+            1,
+            "{who}: the small message is one datagram"
+        );
+        assert_eq!(unchunked[0][0], 0x78, "{who}: zlib payload");
+    }
+    // Both decode with the same reader to GELF with the same field types.
+    let theirs = reassemble_all(&theirs);
+    let ours = reassemble_all(&ours);
+    for m in &ours {
+        assert_gelf(serde_json::to_string(m).unwrap().as_bytes());
+    }
+    assert_eq!(theirs.len(), 2);
+    assert_eq!(ours.len(), 2);
+    let big = |v: &Vec<serde_json::Map<String, serde_json::Value>>| {
+        v.iter().find(|m| m["_n"] == 2).unwrap().clone()
+    };
+    let (t, o) = (big(&theirs), big(&ours));
+    assert_eq!(t["_blob"].as_str().unwrap().len(), 30_000);
+    assert_eq!(o["_blob"].as_str().unwrap().len(), 30_000);
+    assert_eq!(t["level"], o["level"], "WARNING maps to syslog 4 in both");
+    assert_eq!(t["_ratio"], o["_ratio"]);
+    assert!(t["_n"].is_u64() && o["_n"].is_u64());
+}
