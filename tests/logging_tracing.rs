@@ -137,3 +137,41 @@ fn targets_route_like_facilities() {
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["_facility"], "wanted.sub");
 }
+
+#[test]
+fn module_loggers_inside_spans_get_the_txn_id() {
+    use quill::logging::{LogBackend, Logger};
+    let (d, buffer) = setup(Route::new(""));
+    let subscriber = tracing_subscriber::registry().with(GelfLayer::with_dispatcher(&d));
+    let log = Logger::with_dispatcher("app.module", &d);
+    let backend = LogBackend::with_dispatcher(&d);
+    let txn = TxnId::new();
+    tracing::subscriber::with_default(subscriber, || {
+        quill::info!(log, "no span yet");
+        let _request = txn.span().entered();
+        let _step = tracing::info_span!("step", step = "charge").entered();
+        quill::info!(log, "in span", n = 1);
+        quill::info!(log.with("step", &"bound"), "context beats span", n = 2);
+        quill::info!(log.with("step", &"bound"), "entry beats both", step = "own");
+        use log::Log;
+        backend.log(
+            &log::Record::builder()
+                .args(format_args!("from log {}", 5))
+                .level(log::Level::Info)
+                .target("legacy")
+                .build(),
+        );
+    });
+    d.flush().unwrap();
+    let lines = gelf_lines(&buffer.contents());
+    assert_eq!(lines.len(), 5);
+    assert!(!lines[0].contains_key("_txn_id"));
+    for m in &lines[1..] {
+        assert_eq!(m["_txn_id"], txn.as_str(), "{m:?}");
+    }
+    assert_eq!(lines[1]["_step"], "charge");
+    assert_eq!(lines[2]["_step"], "bound");
+    assert_eq!(lines[3]["_step"], "own");
+    assert_eq!(lines[4]["short_message"], "from log 5");
+    assert_eq!(lines[4]["_step"], "charge");
+}

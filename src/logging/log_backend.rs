@@ -1,11 +1,13 @@
 //! A `log` crate backend: `log::info!` and friends become entries for a dispatcher (target →
 //! facility, `Error`→3, `Warn`→4, `Info`→6, `Debug`/`Trace`→7, plus `file`/`line` fields).
-//! No I/O here: entries go to the dispatcher's queue.
+//! Inside a `tracing` span (with a [`GelfLayer`](super::GelfLayer) installed) the span's fields,
+//! such as `txn_id`, are added too. No I/O here: entries go to the dispatcher's queue.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use super::entry::{Entry, Facility, Field};
+use super::tracing_layer::current_span_fields;
 use super::worker::Dispatcher;
 use super::{Error, GLOBAL, Level, facility_from_target};
 
@@ -87,7 +89,8 @@ impl log::Log for LogBackend {
             Some(s) => Cow::Borrowed(s),
             None => Cow::Owned(record.args().to_string()),
         };
-        let mut fields = Vec::with_capacity(2);
+        let mut fields = Vec::new();
+        current_span_fields(&mut fields);
         if let Some(file) = record.file() {
             fields.push(Field::new("file", file));
         }

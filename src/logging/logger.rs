@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use serde::Serialize;
 
 use super::entry::{Entry, Facility, Field};
+use super::tracing_layer::current_span_fields;
 use super::worker::{Dispatcher, THRESHOLD_NONE};
 use super::{GLOBAL, Level};
 
@@ -118,9 +119,28 @@ impl Logger {
     }
 
     /// Queues an entry (what the macros call). Does nothing if the level is not enabled.
-    pub fn emit(&self, level: Level, message: impl Into<Cow<'static, str>>, fields: Vec<Field>) {
+    ///
+    /// Inside a `tracing` span (with a [`GelfLayer`](super::GelfLayer) installed), the span's
+    /// fields (its `txn_id`) come first; then this logger's context fields, then `fields`.
+    pub fn emit(
+        &self,
+        level: Level,
+        message: impl Into<Cow<'static, str>>,
+        mut fields: Vec<Field>,
+    ) {
         if !self.enabled(level) {
             return;
+        }
+        let mut context = self.context.clone();
+        let mut span_fields = Vec::new();
+        current_span_fields(&mut span_fields);
+        if !span_fields.is_empty() {
+            // Span fields first, then the logger's context, then the entry's (the last wins).
+            if let Some(context) = context.take() {
+                span_fields.extend(context.iter().cloned());
+            }
+            span_fields.append(&mut fields);
+            fields = span_fields;
         }
         if let Some(d) = self.dispatcher() {
             d.send(Entry::from_parts(
@@ -128,7 +148,7 @@ impl Logger {
                 level,
                 message.into(),
                 fields,
-                self.context.clone(),
+                context,
             ));
         }
     }

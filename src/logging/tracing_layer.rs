@@ -88,6 +88,26 @@ pub(crate) fn level_from_tracing(level: &tracing::Level) -> Level {
 /// A span's recorded fields, kept in its extensions.
 struct SpanFields(Vec<Field>);
 
+/// Appends the fields of the current `tracing` span and its parents (root first) to `out`, if
+/// the current subscriber is a registry with a [`GelfLayer`]. This is how entries from
+/// [`Logger`](super::Logger)s and the `log` backend get the request's `txn_id` too.
+pub(crate) fn current_span_fields(out: &mut Vec<Field>) {
+    tracing::dispatcher::get_default(|dispatch| {
+        let Some(registry) = dispatch.downcast_ref::<tracing_subscriber::Registry>() else {
+            return;
+        };
+        let current = dispatch.current_span();
+        let Some(span) = current.id().and_then(|id| registry.span(id)) else {
+            return;
+        };
+        for span in span.scope().from_root() {
+            if let Some(SpanFields(fields)) = span.extensions().get::<SpanFields>() {
+                out.extend(fields.iter().cloned());
+            }
+        }
+    });
+}
+
 struct FieldVisitor<'a> {
     fields: &'a mut Vec<Field>,
     message: Option<&'a mut String>,
