@@ -462,3 +462,30 @@ fn log_backend_with_explicit_dispatcher() {
     assert_eq!(lines[0]["_line"], 12);
     assert_eq!(lines[0]["_file"], "src/db.rs");
 }
+
+#[test]
+fn a_panicking_rewriter_loses_one_entry_not_the_logger() {
+    let (buffer, d) = {
+        let buffer = SharedBuffer::default();
+        let d = Config::new()
+            .sink("mem", WriterSink::new(buffer.clone()))
+            .route(Route::new("").to("mem"))
+            .rewrite(Rewriter::new(|e: &mut Entry| {
+                if e.message == "boom" {
+                    panic!("rewriter bug");
+                }
+            }))
+            .build()
+            .unwrap();
+        (buffer, d)
+    };
+    let log = Logger::with_dispatcher("p", &d);
+    quill::info!(log, "before");
+    quill::info!(log, "boom");
+    quill::info!(log, "after");
+    d.flush().unwrap();
+    let lines = gelf_lines(&buffer.contents());
+    let messages: Vec<_> = lines.iter().map(|m| m["short_message"].clone()).collect();
+    assert_eq!(messages, [json!("before"), json!("after")]);
+    assert_eq!(d.stats().panics, 1);
+}

@@ -105,9 +105,7 @@ impl GelfEncoder {
                 out.extend_from_slice(b"\":");
                 match value {
                     Value::String(s) => write_str(out, s.as_bytes()),
-                    Value::Number(n) => {
-                        let _ = write!(out, "{n}");
-                    }
+                    Value::Number(n) => write_number(out, n),
                     Value::Bool(true) => out.extend_from_slice(b"\"true\""),
                     Value::Bool(false) => out.extend_from_slice(b"\"false\""),
                     Value::Null => out.extend_from_slice(b"\"\""),
@@ -133,6 +131,20 @@ impl GelfEncoder {
         self.seen.extend_from_slice(&self.key);
         self.seen_ends.push(self.seen.len());
         true
+    }
+}
+
+/// Appends a JSON number: integers with `itoa`, floats with `ryu` (finite by construction:
+/// `serde_json` turns NaN and infinities into null).
+fn write_number(out: &mut Vec<u8>, n: &serde_json::Number) {
+    if let Some(u) = n.as_u64() {
+        out.extend_from_slice(itoa::Buffer::new().format(u).as_bytes());
+    } else if let Some(i) = n.as_i64() {
+        out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+    } else if let Some(f) = n.as_f64().filter(|f| f.is_finite()) {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes());
+    } else {
+        let _ = write!(out, "{n}");
     }
 }
 

@@ -47,6 +47,8 @@ pub struct Stats {
     pub written: u64,
     /// Sink writes or flushes that failed (the entry is lost for that sink).
     pub sink_errors: u64,
+    /// Entries lost because a rewriter or sink panicked (the worker carries on).
+    pub panics: u64,
 }
 
 #[derive(Default)]
@@ -54,6 +56,7 @@ struct Counters {
     dropped: AtomicU64,
     written: AtomicU64,
     sink_errors: AtomicU64,
+    panics: AtomicU64,
 }
 
 enum Message {
@@ -378,6 +381,7 @@ impl Dispatcher {
             dropped: c.dropped.load(Ordering::Relaxed),
             written: c.written.load(Ordering::Relaxed),
             sink_errors: c.sink_errors.load(Ordering::Relaxed),
+            panics: c.panics.load(Ordering::Relaxed),
         }
     }
 
@@ -498,7 +502,14 @@ impl Worker {
 
     fn handle(&mut self, message: Message, acks: &mut Vec<Sender<()>>, shutdown: &mut bool) {
         match message {
-            Message::Entry(entry) => self.process(entry),
+            Message::Entry(entry) => {
+                // User code (rewriters, custom sinks) must not take logging down with it.
+                let processed =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.process(entry)));
+                if processed.is_err() {
+                    self.counters.panics.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             Message::Flush(ack) => acks.push(ack),
             Message::Shutdown => *shutdown = true,
         }
