@@ -9,9 +9,10 @@
 //! ```
 //!
 //! Options: `--requests N` handles N generated requests and exits (default 20); `--serve ADDR`
-//! instead answers real HTTP/1.1 requests on ADDR (e.g. `127.0.0.1:8080`) until killed, echoing
-//! the transaction id in `X-Request-ID`; `--out FILE` writes the log to FILE (rotated at 64 MiB)
-//! instead of stdout; `--debug` includes Debug entries.
+//! instead answers real HTTP/1.1 requests on ADDR (e.g. `127.0.0.1:8080`; port 0 picks one,
+//! logged in the `listening` entry) until killed or, with `--connections N`, after N connections,
+//! echoing the transaction id in `X-Request-ID`; `--out FILE` writes the log to FILE (rotated at
+//! 64 MiB) instead of stdout; `--debug` includes Debug entries.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -122,10 +123,11 @@ fn generated(n: usize) -> impl Iterator<Item = Request> {
     })
 }
 
-fn serve(addr: &str) -> std::io::Result<()> {
+fn serve(addr: &str, connections: Option<usize>) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr)?;
-    quill::notice!(LOG, "listening", addr = addr);
-    for stream in listener.incoming() {
+    quill::notice!(LOG, "listening", addr = listener.local_addr()?.to_string());
+    let incoming = listener.incoming().take(connections.unwrap_or(usize::MAX));
+    for stream in incoming {
         let stream = stream?;
         if let Err(e) = serve_one(stream) {
             quill::warning!(LOG, "connection failed", error = e.to_string());
@@ -175,12 +177,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let mut requests = 20usize;
     let mut serve_addr = None;
+    let mut connections = None;
     let mut out = None;
     let mut level = Level::Info;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--requests" => requests = args.next().ok_or("--requests N")?.parse()?,
             "--serve" => serve_addr = Some(args.next().ok_or("--serve ADDR")?),
+            "--connections" => connections = Some(args.next().ok_or("--connections N")?.parse()?),
             "--out" => out = Some(args.next().ok_or("--out FILE")?),
             "--debug" => level = Level::Debug,
             other => return Err(format!("unknown argument {other:?}").into()),
@@ -199,7 +203,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .capture_tracing(),
     )?;
     match serve_addr {
-        Some(addr) => serve(&addr)?,
+        Some(addr) => serve(&addr, connections)?,
         None => {
             let mut statuses = [0u32; 6];
             for req in generated(requests) {
