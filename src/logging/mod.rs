@@ -44,6 +44,25 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Output
+//!
+//! Every line is a GELF 1.1 object: `version`, `host` ([`Config::host`], default the machine's
+//! name), `short_message` (`-` if empty), `timestamp` (seconds, millisecond decimals), `level`
+//! (syslog severity; `tracing` ERROR/WARN/INFO/DEBUG/TRACE and `log` levels map to 3/4/6/7/7)
+//! and `_facility`. Each field `key` becomes `_key`, with characters outside `[A-Za-z0-9_.-]`
+//! replaced by `_` and `id` written as `_id_` (GELF reserves `_id`). Numbers stay numbers and
+//! strings stay strings; booleans become `"true"`/`"false"`, nulls are left out, nested objects
+//! are flattened to dotted keys (`_req.path`, four levels deep) and arrays are written as JSON
+//! text, because GELF values are strings or numbers only. A transaction id logged as `txn_id`
+//! (by [`Logger::with`], a field, or a `tracing` span) comes out as `_txn_id`, the field
+//! `quill search` looks up.
+//!
+//! # Depending on it
+//!
+//! `quill = { version = "…", default-features = false, features = ["logging"] }` pulls in no
+//! async runtime, no index, no CLI: std threads, `crossbeam-channel`, `serde_json`, `flate2`,
+//! `tracing`, `tracing-subscriber` (registry only) and `log`.
+//!
 //! This module touches only its own threads, the sinks' files and sockets, and (through
 //! [`init`]) the process-wide `log`/`tracing` dispatchers when asked to.
 

@@ -232,7 +232,6 @@ impl Config {
         let host: Arc<str> = Arc::from(self.host.unwrap_or_else(default_host));
         let counters = Arc::new(Counters::default());
         let (tx, rx) = crossbeam_channel::bounded(self.queue_capacity);
-        let sink_count = self.sinks.len();
         let worker = Worker {
             rx,
             encoder: GelfEncoder::new(&host),
@@ -254,7 +253,6 @@ impl Config {
             entry_seq: 0,
             line: Vec::with_capacity(1024),
         };
-        debug_assert_eq!(worker.sinks.len(), sink_count);
         let handle = std::thread::Builder::new()
             .name("quill-log-worker".into())
             .spawn(move || worker.run())
