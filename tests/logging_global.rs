@@ -35,7 +35,7 @@ fn init_installs_loggers_log_and_tracing() {
     let txn = TxnId::new();
     quill::info!(API.with("txn_id", &txn), "from a module logger", n = 1);
     quill::debug!(NOISY, "below the route's level");
-    log::warn!(target: "gapp::legacy", "from the log crate: {}", 2);
+    log::warn!(target: "gapp::legacy", user_id = 42, ratio = 0.5, ok = true, who = "ann"; "from the log crate: {}", 2);
     log::info!("from the log crate, default target");
     {
         let _span = txn.span().entered();
@@ -61,6 +61,10 @@ fn init_installs_loggers_log_and_tracing() {
     assert_eq!(lines[0]["_txn_id"], txn.as_str());
     assert_eq!(lines[1]["_facility"], "gapp.legacy");
     assert_eq!(lines[1]["level"], 4);
+    assert_eq!(lines[1]["_user_id"], 42);
+    assert_eq!(lines[1]["_ratio"], 0.5);
+    assert_eq!(lines[1]["_ok"], "true");
+    assert_eq!(lines[1]["_who"], "ann");
     assert_eq!(lines[2]["_facility"], "logging_global");
     assert_eq!(lines[3]["_facility"], "gapp.traced");
     assert_eq!(lines[3]["_txn_id"], txn.as_str());

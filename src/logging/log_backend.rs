@@ -1,5 +1,6 @@
 //! A `log` crate backend: `log::info!` and friends become entries for a dispatcher (target →
-//! facility, `Error`→3, `Warn`→4, `Info`→6, `Debug`/`Trace`→7, plus `file`/`line` fields).
+//! facility, `Error`→3, `Warn`→4, `Info`→6, `Debug`/`Trace`→7, plus `file`/`line` fields and
+//! the record's key-values, typed).
 //! Inside a `tracing` span (with a [`GelfLayer`](super::GelfLayer) installed) the span's fields,
 //! such as `txn_id`, are added too. No I/O here: entries go to the dispatcher's queue.
 
@@ -57,6 +58,35 @@ impl LogBackend {
     }
 }
 
+/// Collects `log`'s structured key-values (`log::info!(user = 5; "...")`), keeping numbers
+/// and booleans typed.
+struct KeyValues<'a>(&'a mut Vec<Field>);
+
+impl<'kvs> log::kv::VisitSource<'kvs> for KeyValues<'_> {
+    fn visit_pair(
+        &mut self,
+        key: log::kv::Key<'kvs>,
+        value: log::kv::Value<'kvs>,
+    ) -> Result<(), log::kv::Error> {
+        let value = if let Some(u) = value.to_u64() {
+            serde_json::Value::from(u)
+        } else if let Some(i) = value.to_i64() {
+            serde_json::Value::from(i)
+        } else if let Some(f) = value.to_f64() {
+            serde_json::Value::from(f)
+        } else if let Some(b) = value.to_bool() {
+            serde_json::Value::from(b)
+        } else if let Some(s) = value.to_borrowed_str() {
+            serde_json::Value::from(s)
+        } else {
+            serde_json::Value::from(value.to_string())
+        };
+        self.0
+            .push(Field::from_value(key.as_str().to_owned(), value));
+        Ok(())
+    }
+}
+
 fn level_from_log(level: log::Level) -> Level {
     match level {
         log::Level::Error => Level::Error,
@@ -97,6 +127,7 @@ impl log::Log for LogBackend {
         if let Some(line) = record.line() {
             fields.push(Field::new("line", &line));
         }
+        let _ = record.key_values().visit(&mut KeyValues(&mut fields));
         dispatcher.send(Entry::from_parts(
             Facility::Shared(facility.into()),
             level,
