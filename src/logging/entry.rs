@@ -86,9 +86,11 @@ impl Facility {
 pub struct Entry {
     /// When the log call was made.
     pub time: SystemTime,
+    /// Syslog severity (GELF `level`).
     pub level: Level,
     /// The GELF `short_message`.
     pub message: Cow<'static, str>,
+    /// Key-value fields, in order; a later key replaces an earlier one on output.
     pub fields: Vec<Field>,
     pub(crate) facility: Facility,
     pub(crate) context: Option<Arc<[Field]>>,

@@ -66,6 +66,7 @@
 //! This module touches only its own threads, the sinks' files and sockets, and (through
 //! [`init`]) the process-wide `log`/`tracing` dispatchers when asked to.
 
+#![warn(missing_docs)]
 mod encode;
 mod entry;
 mod log_backend;
@@ -101,13 +102,21 @@ pub use worker::{Config, Dispatcher, LogGuard, Stats, WhenFull};
 #[serde(rename_all = "lowercase")]
 #[repr(u8)]
 pub enum Level {
+    /// System is unusable (0).
     Emergency = 0,
+    /// Action must be taken immediately (1).
     Alert = 1,
+    /// Critical conditions (2).
     Critical = 2,
+    /// Error conditions (3).
     Error = 3,
+    /// Warning conditions (4).
     Warning = 4,
+    /// Normal but significant (5).
     Notice = 5,
+    /// Informational (6).
     Info = 6,
+    /// Debug-level messages (7).
     Debug = 7,
 }
 
@@ -184,24 +193,39 @@ impl FromStr for Level {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A level name that [`Level::from_str`] does not know.
     #[error("unknown log level {0:?} (expected emergency..debug or 0..7)")]
     UnknownLevel(String),
+    /// A route names a sink that was not added with [`Config::sink`].
     #[error("route for facility prefix {prefix:?} names unknown sink {sink:?}")]
-    UnknownSink { prefix: String, sink: String },
+    UnknownSink {
+        /// The route's facility prefix.
+        prefix: String,
+        /// The missing sink name.
+        sink: String,
+    },
+    /// Two sinks were added under one name.
     #[error("two sinks are named {0:?}")]
     DuplicateSink(String),
+    /// [`Config::queue_capacity`] was 0.
     #[error("queue capacity must be at least 1")]
     ZeroCapacity,
+    /// [`init`] was already called in this process.
     #[error("the global logging dispatcher is already initialized")]
     AlreadyInitialized,
+    /// The `log` crate already has a logger.
     #[error("could not install the `log` backend: another logger is already set")]
     LogBackendTaken,
+    /// A global `tracing` subscriber is already set.
     #[error("could not install the `tracing` subscriber: {0}")]
     TracingTaken(String),
+    /// The worker did not write the queue out in time (a sink is stuck).
     #[error("log worker did not finish flushing within {0:?}")]
     FlushTimeout(Duration),
+    /// The worker thread is no longer running.
     #[error("log worker is gone (it panicked or was shut down)")]
     WorkerGone,
+    /// The worker thread could not be spawned.
     #[error("could not start the log worker thread: {0}")]
     Spawn(#[source] std::io::Error),
 }

@@ -37,16 +37,22 @@ const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /// Why a string is not a transaction id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TxnIdError {
+    /// Shorter than the 18-character prefix, a `-` and a host.
     #[error("transaction id too short ({0} bytes; expected 18 characters, '-', a host)")]
     TooShort(usize),
+    /// Longer than the longest id (host part over `MAX_HOST_LEN`).
     #[error("transaction id too long ({0} bytes; at most {CAPACITY})")]
     TooLong(usize),
+    /// A character of the time or unique part is not Crockford base32.
     #[error("transaction id has {0:?} at byte {1}, not a Crockford base32 digit")]
     BadDigit(char, usize),
+    /// No `-` after the 18-character prefix.
     #[error("transaction id lacks the '-' between its time and its host")]
     NoSeparator,
+    /// The host part is empty or has characters outside `[a-z0-9.-]`.
     #[error("transaction id host part is empty or has {0:?}")]
     BadHost(String),
+    /// The time part exceeds 48 bits.
     #[error("transaction id time overflows 48 bits")]
     TimeOverflow,
 }
