@@ -17,12 +17,12 @@ const LINES: u64 = 20_000;
 
 static LOG: Logger = Logger::local("exit.child");
 
-/// Runs only in the child (the parent's run of it returns at once).
+/// The child process's body, run by the tests below with `--ignored --exact child_entry`.
 #[test]
+#[ignore = "child-process entry point, run by the exit tests"]
 fn child_entry() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
-        return;
-    };
+    let spec =
+        std::env::var(CHILD_ENV).expect("run by the exit tests, with QUILL_LOGGING_EXIT_CHILD");
     let (how, sink) = spec.split_once(':').unwrap();
     let config = Config::new().queue_capacity(64);
     let config = if sink == "stderr" {
@@ -61,7 +61,13 @@ fn child_entry() {
 
 fn run_child(how: &str, sink: &str) -> std::process::Output {
     let output = Command::new(std::env::current_exe().unwrap())
-        .args(["child_entry", "--exact", "--test-threads=1", "--quiet"])
+        .args([
+            "child_entry",
+            "--exact",
+            "--ignored",
+            "--test-threads=1",
+            "--quiet",
+        ])
         .env(CHILD_ENV, format!("{how}:{sink}"))
         .stdin(Stdio::null())
         .output()
