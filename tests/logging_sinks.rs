@@ -394,7 +394,8 @@ fn agent_sink_over_unix_stream_and_datagram() {
 
 // ---------------------------------------------------------------------------------------------
 // graypy (the Python GELF library) as the reference for the wire format. Optional: skipped with
-// a note when `python3 -c "import graypy"` fails (install with `pip install graypy`).
+// a note when `python3 -c "import graypy"` fails (install with `pip install graypy`), unless
+// QUILL_REQUIRE_GRAYPY is set, which makes a missing graypy a failure.
 // ---------------------------------------------------------------------------------------------
 
 const GRAYPY_SENDER: &str = r#"
@@ -454,6 +455,10 @@ fn gelf_udp_wire_format_matches_graypy() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !have_graypy {
+        assert!(
+            std::env::var_os("QUILL_REQUIRE_GRAYPY").is_none(),
+            "QUILL_REQUIRE_GRAYPY is set but `python3 -c 'import graypy'` fails"
+        );
         eprintln!("SKIPPED gelf_udp_wire_format_matches_graypy: python3 with graypy not found");
         return;
     }
