@@ -1,7 +1,7 @@
 //! Quill: a durable log pipeline.
 //!
 //! Sources (files, syslog sockets, forwarded batches) append [`record::Record`]s to a write-ahead
-//! [`journal`]; sinks read the journal through their own cursors and write files, forward to
+//! journal (`journal`); sinks read the journal through their own cursors and write files, forward to
 //! aggregators, or index by transaction id. Parsers ([`parse`]) turn HAProxy, Apache, syslog and
 //! JSON lines into GELF 1.1 ([`gelf`]). The [`logging`] module is a structured-logging library for
 //! Rust programs, usable on its own with `default-features = false, features = ["logging"]`.
