@@ -87,6 +87,8 @@ pub enum JournalError {
     Closed,
     #[error("invalid cursor name `{0}` (use letters, digits, `-` and `_`)")]
     BadCursorName(String),
+    #[error("record of {bytes} bytes is larger than the journal's limit of {max} bytes")]
+    TooLarge { bytes: u64, max: u64 },
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> JournalError {
@@ -235,6 +237,8 @@ struct State {
     write_blocked: bool,
     inject_write_failures: u32,
     counters: Counters,
+    /// Buffers the writer is done with, reused for new chunks (no allocation churn).
+    spare_buffers: Vec<Vec<u8>>,
 }
 
 struct Shared {
@@ -279,6 +283,26 @@ impl Shared {
             });
         }
         let size = batch.encoded_size_hint();
+        let fixed: usize = 256
+            + batch
+                .checkpoints
+                .iter()
+                .map(|c| c.key.len() + c.value.len() + 20)
+                .sum::<usize>();
+        if let Some(r) = batch.records.iter().find(|r| {
+            format::record_size_hint(r)
+                + r.origin.source.len()
+                + r.origin.category.len()
+                + r.origin.host.len()
+                + fixed
+                > format::MAX_FRAME_BODY
+        }) {
+            return Err(JournalError::TooLarge {
+                bytes: r.raw.len() as u64,
+                max: (format::MAX_FRAME_BODY - fixed) as u64,
+            }
+            .into());
+        }
         let holds_records = st
             .segments
             .first()
@@ -348,9 +372,13 @@ impl Shared {
         let last_seq = (first_seq + records.len() as u64).saturating_sub(1);
         let reuse = matches!(st.pending.back(), Some(c) if c.segment == segment && c.bytes.len() < (8 << 20));
         if !reuse {
+            let bytes = st
+                .spare_buffers
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(hint as usize * 2));
             st.pending.push_back(PendingChunk {
                 segment,
-                bytes: Vec::with_capacity(hint as usize * 2),
+                bytes,
                 last_seq: first_seq.saturating_sub(1),
                 checkpoints: Vec::new(),
             });
@@ -654,8 +682,9 @@ impl Journal {
         }
     }
 
-    /// Writes and fsyncs everything appended, then stops accepting appends; readers drain what
-    /// is there and then see the end. Blocks until the writer thread has finished.
+    /// Writes everything appended (and fsyncs it unless `fsync = "never"`), then stops accepting
+    /// appends; readers drain what is there and then see the end. Blocks until the writer thread
+    /// has finished (also what dropping the last handle does): call it from a blocking context.
     pub fn close(&self) -> Result<(), JournalError> {
         self.life.shutdown(false);
         Ok(())
@@ -1010,6 +1039,18 @@ mod tests {
         assert_eq!(reopened.acked(), 2);
         assert_eq!(reopened.sink_state().map(|b| &b[..]), Some(&b"len=5"[..]));
         assert!(j.cursor("../x").is_err());
+    }
+
+    #[test]
+    fn oversized_records_are_refused_not_journaled() {
+        let j = Journal::memory(JournalConfig::default());
+        let huge = Record::new(
+            Origin::new("t", "c", Format::Raw, "h"),
+            Bytes::from(vec![b'x'; format::MAX_FRAME_BODY]),
+        );
+        let err = j.appender().append_blocking(batch(vec![huge])).unwrap_err();
+        assert!(matches!(err, JournalError::TooLarge { .. }), "{err}");
+        assert_eq!(j.stats().last_seq, 0);
     }
 
     #[test]

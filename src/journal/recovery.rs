@@ -135,6 +135,7 @@ pub(super) fn recover(dir: &Path, config: &JournalConfig) -> Result<Recovered, J
         write_blocked: false,
         inject_write_failures: 0,
         counters: Counters::default(),
+        spare_buffers: Vec::new(),
     };
     let _ = config;
     Ok(Recovered {

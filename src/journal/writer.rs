@@ -272,9 +272,19 @@ impl Writer {
         {
             let mut st = self.shared.lock();
             for u in self.unsynced.drain(..) {
-                st.durable_seq = st.durable_seq.max(u.chunk.last_seq);
-                for cp in u.chunk.checkpoints {
+                let PendingChunk {
+                    mut bytes,
+                    last_seq,
+                    checkpoints,
+                    ..
+                } = u.chunk;
+                st.durable_seq = st.durable_seq.max(last_seq);
+                for cp in checkpoints {
                     st.checkpoints.insert(cp.key, cp.value);
+                }
+                if st.spare_buffers.len() < 8 && bytes.capacity() <= (16 << 20) {
+                    bytes.clear();
+                    st.spare_buffers.push(bytes);
                 }
             }
             if let Some(seg) = st
