@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use super::format;
 use super::segment;
-use super::{FSYNC_BYTES, FsyncPolicy, PendingChunk, SegmentInfo, Shared, State};
+use super::{
+    FSYNC_BYTES, FsyncPolicy, PendingChunk, SNAPSHOT_EVERY_SEGMENTS, SegmentInfo, Shared, State,
+};
 
 /// Pause between retries of a failed write or fsync.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
@@ -282,7 +284,7 @@ impl Writer {
                 for cp in checkpoints {
                     st.checkpoints.insert(cp.key, cp.value);
                 }
-                if st.spare_buffers.len() < 8 && bytes.capacity() <= (16 << 20) {
+                if st.spare_buffers.len() < 32 && bytes.capacity() <= 2 * super::CHUNK_BYTES {
                     bytes.clear();
                     st.spare_buffers.push(bytes);
                 }
@@ -314,9 +316,11 @@ impl Writer {
             .create(true)
             .truncate(true)
             .open(&path)?;
+        // The header becomes durable with the segment's first fdatasync, before anything in it is
+        // reported durable; a crash before that leaves a torn tail header, which recovery
+        // recreates. The directory entry is made durable now.
         file.write_all_at(&format::encode_segment_header(first_seq), 0)?;
         if self.policy() != FsyncPolicy::Never {
-            file.sync_all()?;
             segment::fsync_dir(&dir)?;
         }
         let old = std::mem::replace(
@@ -328,13 +332,9 @@ impl Writer {
                 len: format::SEGMENT_HEADER_LEN as u64,
             },
         );
-        let snapshot = {
+        let uncovered = {
             let mut st = self.shared.lock();
-            if let Some(seg) = st
-                .segments
-                .iter_mut()
-                .find(|s| s.first_seq == old.first_seq)
-            {
+            if let Some(seg) = st.segments.iter_mut().find(|s| s.first_seq == old.first_seq) {
                 seg.sealed = true;
                 seg.len = old.len;
             }
@@ -344,26 +344,21 @@ impl Writer {
                 len: format::SEGMENT_HEADER_LEN as u64,
                 sealed: false,
             });
-            format::encode_snapshot(
-                first_seq,
-                st.checkpoints
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), &v[..]))
-                    .collect::<Vec<_>>()
-                    .into_iter(),
-            )
+            let covers = st.snapshot_covers_below;
+            st.segments
+                .iter()
+                .filter(|s| s.sealed && s.first_seq >= covers)
+                .count()
         };
-        match segment::write_atomic(&dir, "checkpoints.snap", &snapshot) {
-            Ok(()) => {
-                self.shared.lock().snapshot_covers_below = first_seq;
-                self.shared.trim();
-            }
-            Err(e) => tracing::warn!(
-                dir = %dir.display(),
-                error = %e,
-                "cannot write the journal checkpoint snapshot; segments are kept until it succeeds"
-            ),
+        if uncovered >= SNAPSHOT_EVERY_SEGMENTS {
+            let _serial = self
+                .shared
+                .snapshot_lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            self.shared.write_snapshot_locked();
         }
+        self.shared.trim();
         Ok(())
     }
 }
