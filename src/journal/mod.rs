@@ -325,6 +325,7 @@ impl Shared {
         {
             return Err(TryAppendError::Full(batch));
         }
+        let pending_before = st.pending_bytes;
         let mut rest: &[Record] = &batch.records;
         loop {
             // Take records up to the split size (at least one).
@@ -360,8 +361,16 @@ impl Shared {
             first_seq,
             last_seq: st.next_seq - 1,
         };
+        // Wake the writer when there is something new to do, not for every batch: under
+        // group commit it writes when a chunk is full or an fsync is due.
+        let chunk = CHUNK_BYTES as u64;
+        let wake = pending_before == 0
+            || (pending_before < chunk && st.pending_bytes >= chunk)
+            || self.config.fsync != FsyncPolicy::Interval;
         drop(st);
-        self.work.notify_one();
+        if wake {
+            self.work.notify_one();
+        }
         Ok(receipt)
     }
 

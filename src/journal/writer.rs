@@ -291,7 +291,14 @@ impl Writer {
             if let Ok(outcome) = self.outcomes.try_recv() {
                 return Work::SyncFinished(outcome);
             }
-            if !st.pending.is_empty() {
+            let interval = self.shared.config.fsync_interval;
+            let sync_due = !self.sync_in_flight
+                && Instant::now() >= self.last_sync_request + interval;
+            let ready = st.pending_bytes >= super::CHUNK_BYTES as u64
+                || sync_due
+                || st.closing
+                || self.policy() != FsyncPolicy::Interval;
+            if !st.pending.is_empty() && ready {
                 if st.closing && self.failures > CLOSE_RETRIES {
                     return Work::Exit { flush: false };
                 }
@@ -309,7 +316,7 @@ impl Writer {
                 return Work::Exit { flush: true };
             }
             let mut wait = Duration::from_secs(1);
-            if !self.unsynced.is_empty() && !self.sync_in_flight {
+            if (!self.unsynced.is_empty() || !st.pending.is_empty()) && !self.sync_in_flight {
                 let due = match self.policy() {
                     FsyncPolicy::Interval => {
                         self.last_sync_request + self.shared.config.fsync_interval
