@@ -463,10 +463,7 @@ impl Shared {
     /// Deletes sealed segments every cursor has passed, first writing the checkpoint snapshot if
     /// it does not cover them yet.
     fn trim(&self) {
-        let _serial = self
-            .snapshot_lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _serial = self.snapshot_lock.lock().unwrap_or_else(|p| p.into_inner());
         let (needed, covered) = {
             let st = self.lock();
             let Some(min_acked) = st.cursors.values().map(|c| c.acked).min() else {

@@ -292,8 +292,8 @@ impl Writer {
                 return Work::SyncFinished(outcome);
             }
             let interval = self.shared.config.fsync_interval;
-            let sync_due = !self.sync_in_flight
-                && Instant::now() >= self.last_sync_request + interval;
+            let sync_due =
+                !self.sync_in_flight && Instant::now() >= self.last_sync_request + interval;
             let ready = st.pending_bytes >= super::CHUNK_BYTES as u64
                 || sync_due
                 || st.closing
@@ -487,7 +487,11 @@ impl Writer {
         );
         let uncovered = {
             let mut st = self.shared.lock();
-            if let Some(seg) = st.segments.iter_mut().find(|s| s.first_seq == old.first_seq) {
+            if let Some(seg) = st
+                .segments
+                .iter_mut()
+                .find(|s| s.first_seq == old.first_seq)
+            {
                 seg.sealed = true;
                 seg.len = old.len;
             }
