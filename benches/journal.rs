@@ -149,6 +149,18 @@ fn main() {
 
     // 1. Appends: plain and journal alternate, `QUILL_BENCH_ROUNDS` times (default 3), each on
     // a clean page cache (sync first); the machine is shared, so the medians are what counts.
+    // Profiling aid: QUILL_BENCH_JOURNAL_ONLY=1 runs only the journal appends.
+    if std::env::var_os("QUILL_BENCH_JOURNAL_ONLY").is_some() {
+        let (t, cpu, j) = journal_append(&tmp.path().join("journal"), &lines, records);
+        println!(
+            "append  journal only: {:.1} MB/s ({:.2} s, cpu {:.2} s)",
+            mb_per_s(payload, t),
+            t.as_secs_f64(),
+            cpu.as_secs_f64()
+        );
+        j.close().unwrap();
+        return;
+    }
     let rounds: usize = std::env::var("QUILL_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
