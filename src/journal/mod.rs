@@ -25,7 +25,7 @@ mod writer;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -262,6 +262,8 @@ struct Shared {
     dropped_journal_full: AtomicU64,
     /// Serialises snapshot writes and segment deletion.
     snapshot_lock: Mutex<()>,
+    /// Whether the reserve (ballast) file is in place.
+    reserve_present: AtomicBool,
 }
 
 /// The checkpoint snapshot's file name.
@@ -420,6 +422,35 @@ impl Shared {
         st.pending_bytes += written;
     }
 
+    /// Writes a cursor file or the snapshot atomically; on a full disk, releases the reserve file
+    /// once to make room (acknowledgements are what free journal space).
+    fn write_small_file(&self, dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        match segment::write_atomic(dir, name, bytes) {
+            Err(e)
+                if segment::is_no_space(&e)
+                    && self.reserve_present.swap(false, Ordering::SeqCst) =>
+            {
+                tracing::warn!(
+                    dir = %self.dir.display(),
+                    "journal disk full: releasing the reserve file to write {name}"
+                );
+                let _ = std::fs::remove_file(self.dir.join(segment::RESERVE_FILE));
+                segment::write_atomic(dir, name, bytes)
+            }
+            other => other,
+        }
+    }
+
+    /// Puts the reserve file back if it is missing; true when it is in place.
+    fn restore_reserve(&self) -> bool {
+        if self.reserve_present.load(Ordering::SeqCst) {
+            return true;
+        }
+        let ok = segment::create_reserve(&self.dir).is_ok();
+        self.reserve_present.store(ok, Ordering::SeqCst);
+        ok
+    }
+
     /// Writes `checkpoints.snap` with the durable checkpoints, covering every sealed segment (they
     /// are durable in full). The caller holds `snapshot_lock`. False when the write failed.
     fn write_snapshot_locked(&self) -> bool {
@@ -443,7 +474,7 @@ impl Shared {
             );
             (covers, bytes)
         };
-        match segment::write_atomic(&self.dir, SNAPSHOT_FILE, &bytes) {
+        match self.write_small_file(&self.dir, SNAPSHOT_FILE, &bytes) {
             Ok(()) => {
                 let mut st = self.lock();
                 st.snapshot_covers_below = st.snapshot_covers_below.max(covers);
@@ -460,11 +491,11 @@ impl Shared {
         }
     }
 
-    /// Deletes sealed segments every cursor has passed, first writing the checkpoint snapshot if
-    /// it does not cover them yet.
+    /// Deletes sealed segments every cursor has passed. Those the checkpoint snapshot covers go
+    /// first (freeing space on a full disk); then the snapshot is rewritten to cover the rest.
     fn trim(&self) {
         let _serial = self.snapshot_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let (needed, covered) = {
+        let needed = {
             let st = self.lock();
             let Some(min_acked) = st.cursors.values().map(|c| c.acked).min() else {
                 return;
@@ -479,11 +510,20 @@ impl Shared {
             if n == 0 {
                 return;
             }
-            (st.segments[n].first_seq, st.snapshot_covers_below)
+            st.segments[n].first_seq
         };
-        if covered < needed && !self.write_snapshot_locked() {
-            return;
+        let mut deleted = self.delete_segments_below(needed);
+        if self.lock().snapshot_covers_below < needed && self.write_snapshot_locked() {
+            deleted |= self.delete_segments_below(needed);
         }
+        if deleted {
+            self.restore_reserve();
+            self.notify_all();
+        }
+    }
+
+    /// Deletes the segments that end before `needed` and that the snapshot covers.
+    fn delete_segments_below(&self, needed: u64) -> bool {
         let doomed = {
             let mut st = self.lock();
             let mut doomed = Vec::new();
@@ -497,15 +537,12 @@ impl Shared {
             }
             doomed
         };
-        if doomed.is_empty() {
-            return;
-        }
         for path in &doomed {
             if let Err(e) = std::fs::remove_file(path) {
                 tracing::warn!(segment = %path.display(), error = %e, "cannot delete journal segment");
             }
         }
-        self.notify_all();
+        !doomed.is_empty()
     }
 
     fn persist_cursor(
@@ -515,7 +552,7 @@ impl Shared {
         sink_state: Option<&Bytes>,
     ) -> Result<(), JournalError> {
         let bytes = format::encode_cursor(acked, sink_state.map(|b| &b[..]));
-        segment::write_atomic(&self.cursors_dir, &format!("{name}.cur"), &bytes)
+        self.write_small_file(&self.cursors_dir, &format!("{name}.cur"), &bytes)
             .map_err(|e| io_err(&self.cursors_dir.join(format!("{name}.cur")), e))
     }
 
@@ -601,7 +638,9 @@ impl Journal {
             space: Notify::new(),
             dropped_journal_full: AtomicU64::new(0),
             snapshot_lock: Mutex::new(()),
+            reserve_present: AtomicBool::new(false),
         });
+        shared.restore_reserve();
         let writer_shared = shared.clone();
         let active = recovered.active;
         let handle = std::thread::Builder::new()

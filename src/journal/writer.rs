@@ -190,6 +190,13 @@ impl Writer {
                 Work::SyncDue => self.request_sync(),
                 Work::SyncFinished(outcome) => self.sync_finished(outcome),
                 Work::Write(chunks, inject) => {
+                    if self.blocked_without_reserve() {
+                        // The disk is full: do not take the space acknowledgements need.
+                        self.requeue(chunks);
+                        self.failures += 1;
+                        std::thread::sleep(RETRY_PAUSE);
+                        continue;
+                    }
                     if self.write_chunks(chunks, inject) {
                         self.note_success();
                         match self.policy() {
@@ -366,19 +373,31 @@ impl Writer {
                 Err(e) => {
                     // Cut off what a partial write left; the retry overwrites it anyway.
                     let _ = self.active.file.set_len(self.active.len);
+                    self.requeue(std::iter::once(chunk).chain(iter).collect());
                     let shared = self.shared.clone();
                     let mut st = shared.lock();
-                    let rest: Vec<PendingChunk> = std::iter::once(chunk).chain(iter).collect();
-                    for c in rest.into_iter().rev() {
-                        st.pending_bytes += c.bytes.len() as u64;
-                        st.pending.push_front(c);
-                    }
                     self.note_failure(&mut st, "write", &e);
                     return false;
                 }
             }
         }
         true
+    }
+
+    /// Puts chunks the writer took back at the front of the queue, in order.
+    fn requeue(&self, chunks: Vec<PendingChunk>) {
+        let mut st = self.shared.lock();
+        for c in chunks.into_iter().rev() {
+            st.pending_bytes += c.bytes.len() as u64;
+            st.pending.push_front(c);
+        }
+    }
+
+    /// After a failed write, and while the reserve file had to be released: true until the
+    /// reserve can be put back (then there is space again).
+    fn blocked_without_reserve(&self) -> bool {
+        let blocked = self.shared.lock().write_blocked;
+        blocked && !self.shared.restore_reserve()
     }
 
     fn note_failure(&mut self, st: &mut State, what: &str, e: &io::Error) {
