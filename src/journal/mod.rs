@@ -121,19 +121,6 @@ pub struct AppendBatch {
     pub checkpoints: Vec<Checkpoint>,
 }
 
-impl AppendBatch {
-    /// An upper bound of the batch's encoded size.
-    fn encoded_size_hint(&self) -> u64 {
-        let records: usize = self.records.iter().map(format::record_size_hint).sum();
-        let checkpoints: usize = self
-            .checkpoints
-            .iter()
-            .map(|c| c.key.len() + c.value.len() + 20)
-            .sum();
-        (records + checkpoints + 64) as u64
-    }
-}
-
 /// Sequence numbers given to an appended batch: `first_seq..=last_seq` (empty when
 /// `first_seq > last_seq`, for a batch of checkpoints only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,6 +272,29 @@ impl Shared {
 
     /// Encodes and queues a batch if there is room (a batch always fits into an empty journal).
     fn try_push(&self, batch: AppendBatch) -> Result<AppendReceipt, TryAppendError> {
+        // Sizes first, outside the lock, in one pass.
+        let checkpoint_bytes: usize = batch
+            .checkpoints
+            .iter()
+            .map(|c| c.key.len() + c.value.len() + 20)
+            .sum();
+        let fixed = 256 + checkpoint_bytes;
+        let mut encoded = 64 + checkpoint_bytes;
+        let mut raw_bytes = 0u64;
+        for r in &batch.records {
+            let h = format::record_size_hint(r);
+            encoded += h;
+            raw_bytes += r.raw.len() as u64;
+            let origin = r.origin.source.len() + r.origin.category.len() + r.origin.host.len();
+            if h + origin + fixed > format::MAX_FRAME_BODY {
+                return Err(JournalError::TooLarge {
+                    bytes: r.raw.len() as u64,
+                    max: (format::MAX_FRAME_BODY - fixed) as u64,
+                }
+                .into());
+            }
+        }
+        let size = encoded as u64;
         let mut st = self.lock();
         if st.closing || st.writer_done {
             return Err(JournalError::Closed.into());
@@ -295,27 +305,6 @@ impl Shared {
                 first_seq,
                 last_seq: first_seq - 1,
             });
-        }
-        let size = batch.encoded_size_hint();
-        let fixed: usize = 256
-            + batch
-                .checkpoints
-                .iter()
-                .map(|c| c.key.len() + c.value.len() + 20)
-                .sum::<usize>();
-        if let Some(r) = batch.records.iter().find(|r| {
-            format::record_size_hint(r)
-                + r.origin.source.len()
-                + r.origin.category.len()
-                + r.origin.host.len()
-                + fixed
-                > format::MAX_FRAME_BODY
-        }) {
-            return Err(JournalError::TooLarge {
-                bytes: r.raw.len() as u64,
-                max: (format::MAX_FRAME_BODY - fixed) as u64,
-            }
-            .into());
         }
         let holds_records = st
             .segments
@@ -328,37 +317,37 @@ impl Shared {
             return Err(TryAppendError::Full(batch));
         }
         let pending_before = st.pending_bytes;
-        let mut rest: &[Record] = &batch.records;
-        loop {
-            // Take records up to the split size (at least one).
-            let mut n = 0;
-            let mut hint = 64;
-            while n < rest.len() {
-                let h = format::record_size_hint(&rest[n]);
-                if n > 0 && hint + h > format::SPLIT_FRAME_BODY {
+        if encoded <= format::SPLIT_FRAME_BODY {
+            self.push_frame(&mut st, &batch.records, &batch.checkpoints, size);
+        } else {
+            let mut rest: &[Record] = &batch.records;
+            loop {
+                // Take records up to the split size (at least one).
+                let mut n = 0;
+                let mut hint = 64;
+                while n < rest.len() {
+                    let h = format::record_size_hint(&rest[n]);
+                    if n > 0 && hint + h > format::SPLIT_FRAME_BODY {
+                        break;
+                    }
+                    hint += h;
+                    n += 1;
+                }
+                let (part, tail) = rest.split_at(n);
+                let checkpoints: &[Checkpoint] = if tail.is_empty() {
+                    &batch.checkpoints
+                } else {
+                    &[]
+                };
+                self.push_frame(&mut st, part, checkpoints, hint as u64);
+                rest = tail;
+                if rest.is_empty() {
                     break;
                 }
-                hint += h;
-                n += 1;
-            }
-            let (part, tail) = rest.split_at(n);
-            let checkpoints: &[Checkpoint] = if tail.is_empty() {
-                &batch.checkpoints
-            } else {
-                &[]
-            };
-            self.push_frame(&mut st, part, checkpoints, hint as u64);
-            rest = tail;
-            if rest.is_empty() {
-                break;
             }
         }
         st.counters.records_appended += batch.records.len() as u64;
-        st.counters.bytes_appended += batch
-            .records
-            .iter()
-            .map(|r| r.raw.len() as u64)
-            .sum::<u64>();
+        st.counters.bytes_appended += raw_bytes;
         let receipt = AppendReceipt {
             first_seq,
             last_seq: st.next_seq - 1,
@@ -410,6 +399,7 @@ impl Shared {
             return;
         };
         let before = chunk.bytes.len();
+        chunk.bytes.reserve(hint as usize);
         format::encode_frame(&mut chunk.bytes, first_seq, records, checkpoints);
         let written = (chunk.bytes.len() - before) as u64;
         if !records.is_empty() {
