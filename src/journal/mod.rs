@@ -167,7 +167,7 @@ const FSYNC_BYTES: u64 = 32 << 20;
 /// Encoded bytes that may wait in memory for the writer before appends see a full journal.
 /// Kept small so that the frames the writer copies into the page cache are still in the CPU
 /// cache (measured: large queues made the writer's copy several times slower).
-const MAX_PENDING_BYTES: u64 = 32 << 20;
+const MAX_PENDING_BYTES: u64 = 16 << 20;
 /// Frames are queued in chunks of about this size, whose buffers the writer hands back.
 const CHUNK_BYTES: usize = 1 << 20;
 
@@ -382,12 +382,13 @@ impl Shared {
         let segment = st.append_segment;
         let first_seq = st.next_seq;
         let last_seq = (first_seq + records.len() as u64).saturating_sub(1);
-        let reuse = matches!(st.pending.back(), Some(c) if c.segment == segment && c.bytes.len() < CHUNK_BYTES);
+        // A chunk takes frames while they fit its capacity (`hint` bounds the frame's size), so
+        // buffers keep their size and the writer can hand them back for reuse.
+        let fits = |c: &PendingChunk| c.bytes.capacity() - c.bytes.len() >= hint as usize;
+        let reuse = matches!(st.pending.back(), Some(c) if c.segment == segment && fits(c));
         if !reuse {
-            let bytes = st
-                .spare_buffers
-                .pop()
-                .unwrap_or_else(|| Vec::with_capacity(CHUNK_BYTES + hint as usize));
+            let mut bytes = st.spare_buffers.pop().unwrap_or_default();
+            bytes.reserve(CHUNK_BYTES.max(hint as usize));
             st.pending.push_back(PendingChunk {
                 segment,
                 bytes,
