@@ -660,7 +660,6 @@ impl Journal {
             COUNTER.fetch_add(1, Ordering::Relaxed),
             crate::record::Timestamp::now().0
         ));
-        #[allow(clippy::expect_used)]
         Journal::open_inner(&dir, config, Some(dir.clone()))
             .expect("cannot create a temporary journal")
     }
