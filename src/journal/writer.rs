@@ -23,10 +23,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::FsyncPolicy;
 use super::format;
 use super::segment;
-use super::{
-    FSYNC_BYTES, FsyncPolicy, PendingChunk, SNAPSHOT_EVERY_SEGMENTS, SegmentInfo, Shared, State,
+use super::shared::{
+    CHUNK_BYTES, FSYNC_BYTES, PendingChunk, SNAPSHOT_EVERY_SEGMENTS, SegmentInfo, Shared, State,
 };
 
 /// Pause between retries of a failed write or fsync.
@@ -148,7 +149,7 @@ fn publish_chunks(shared: &Shared, segment: u64, synced_len: u64, chunks: Vec<Un
             for cp in checkpoints {
                 st.checkpoints.insert(cp.key, cp.value);
             }
-            if st.spare_buffers.len() < 48 && bytes.capacity() <= 2 * super::CHUNK_BYTES {
+            if st.spare_buffers.len() < 48 && bytes.capacity() <= 2 * CHUNK_BYTES {
                 bytes.clear();
                 st.spare_buffers.push(bytes);
             }
@@ -301,7 +302,7 @@ impl Writer {
             let interval = self.shared.config.fsync_interval;
             let sync_due =
                 !self.sync_in_flight && Instant::now() >= self.last_sync_request + interval;
-            let ready = st.pending_bytes >= super::CHUNK_BYTES as u64
+            let ready = st.pending_bytes >= CHUNK_BYTES as u64
                 || sync_due
                 || st.closing
                 || self.policy() != FsyncPolicy::Interval;
