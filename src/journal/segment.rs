@@ -271,7 +271,7 @@ pub fn scan_slice(data: &[u8]) -> (u64, u64, u64) {
     (frames, records, bytes)
 }
 
-/// The same walk with positioned reads through a [`FrameReader`].
+/// The same walk with positioned reads (the way the active segment is read).
 pub fn scan_file(path: &Path) -> io::Result<(u64, u64, u64)> {
     let mut reader = FrameReader::open(path)?;
     let limit = reader.file_len()?;
