@@ -16,26 +16,28 @@
 //! reactor: the async methods hand I/O to `spawn_blocking`, the writer thread does all writing and
 //! fsyncing, and the `*_blocking` methods are for dedicated threads.
 
+mod appender;
 mod cursor;
 mod format;
 mod recovery;
 mod segment;
+mod shared;
 mod writer;
 
-use std::collections::{HashMap, VecDeque};
-use std::fs::File;
+pub use appender::Appender;
+pub use cursor::Cursor;
+use shared::{CursorMeta, Lifecycle, Shared};
+
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use thiserror::Error;
 use tokio::sync::Notify;
 
 use crate::record::Record;
-use cursor::CursorIo;
 
 /// When appended records are forced to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -87,6 +89,8 @@ pub enum JournalError {
     Closed,
     #[error("invalid cursor name `{0}` (use letters, digits, `-` and `_`)")]
     BadCursorName(String),
+    #[error("record of {bytes} bytes is larger than the journal's limit of {max} bytes")]
+    TooLarge { bytes: u64, max: u64 },
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> JournalError {
@@ -117,19 +121,6 @@ pub struct Checkpoint {
 pub struct AppendBatch {
     pub records: Vec<Record>,
     pub checkpoints: Vec<Checkpoint>,
-}
-
-impl AppendBatch {
-    /// An upper bound of the batch's encoded size.
-    fn encoded_size_hint(&self) -> u64 {
-        let records: usize = self.records.iter().map(format::record_size_hint).sum();
-        let checkpoints: usize = self
-            .checkpoints
-            .iter()
-            .map(|c| c.key.len() + c.value.len() + 20)
-            .sum();
-        (records + checkpoints + 64) as u64
-    }
 }
 
 /// Sequence numbers given to an appended batch: `first_seq..=last_seq` (empty when
@@ -173,294 +164,6 @@ pub struct JournalStats {
     pub dropped_journal_full: u64,
 }
 
-/// Longest a writer keeps unsynced data under [`FsyncPolicy::Interval`], in bytes.
-const FSYNC_BYTES: u64 = 32 << 20;
-/// Encoded bytes that may wait in memory for the writer before appends see a full journal.
-const MAX_PENDING_BYTES: u64 = 64 << 20;
-
-#[derive(Debug, Clone)]
-struct SegmentInfo {
-    first_seq: u64,
-    path: PathBuf,
-    /// Durable bytes (all of it once sealed).
-    len: u64,
-    sealed: bool,
-}
-
-/// Encoded frames waiting for the writer, all for one segment.
-#[derive(Debug)]
-struct PendingChunk {
-    segment: u64,
-    bytes: Vec<u8>,
-    last_seq: u64,
-    checkpoints: Vec<Checkpoint>,
-}
-
-#[derive(Debug, Default, Clone)]
-struct CursorMeta {
-    acked: u64,
-    sink_state: Option<Bytes>,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    records_appended: u64,
-    bytes_appended: u64,
-    fsyncs: u64,
-    fsync_time_total: Duration,
-    fsync_time_max: Duration,
-    write_errors: u64,
-}
-
-#[derive(Debug)]
-struct State {
-    // Append side.
-    next_seq: u64,
-    /// The segment new frames go to, and its length once everything pending is written.
-    append_segment: u64,
-    append_segment_len: u64,
-    pending: VecDeque<PendingChunk>,
-    pending_bytes: u64,
-    // Durable side (published by the writer).
-    durable_seq: u64,
-    segments: Vec<SegmentInfo>,
-    checkpoints: HashMap<String, Bytes>,
-    snapshot_covers_below: u64,
-    cursors: HashMap<String, CursorMeta>,
-    held_bytes: u64,
-    // Lifecycle.
-    closing: bool,
-    writer_done: bool,
-    crash: bool,
-    write_blocked: bool,
-    inject_write_failures: u32,
-    counters: Counters,
-}
-
-struct Shared {
-    dir: PathBuf,
-    cursors_dir: PathBuf,
-    config: JournalConfig,
-    roll_bytes: u64,
-    state: Mutex<State>,
-    /// Durability, space or lifecycle changed (blocking waiters).
-    changed: Condvar,
-    /// Work for the writer thread.
-    work: Condvar,
-    /// Durability or lifecycle changed (async waiters).
-    progress: Notify,
-    /// Space was freed (async appenders).
-    space: Notify,
-    dropped_journal_full: AtomicU64,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn notify_all(&self) {
-        self.changed.notify_all();
-        self.progress.notify_waiters();
-        self.space.notify_waiters();
-    }
-
-    /// Encodes and queues a batch if there is room (a batch always fits into an empty journal).
-    fn try_push(&self, batch: AppendBatch) -> Result<AppendReceipt, TryAppendError> {
-        let mut st = self.lock();
-        if st.closing || st.writer_done {
-            return Err(JournalError::Closed.into());
-        }
-        let first_seq = st.next_seq;
-        if batch.records.is_empty() && batch.checkpoints.is_empty() {
-            return Ok(AppendReceipt {
-                first_seq,
-                last_seq: first_seq - 1,
-            });
-        }
-        let size = batch.encoded_size_hint();
-        let holds_records = st
-            .segments
-            .first()
-            .is_some_and(|s| s.first_seq < st.next_seq);
-        if st.write_blocked
-            || (holds_records && st.held_bytes + size > self.config.max_bytes)
-            || st.pending_bytes > MAX_PENDING_BYTES
-        {
-            return Err(TryAppendError::Full(batch));
-        }
-        let mut rest: &[Record] = &batch.records;
-        loop {
-            // Take records up to the split size (at least one).
-            let mut n = 0;
-            let mut hint = 64;
-            while n < rest.len() {
-                let h = format::record_size_hint(&rest[n]);
-                if n > 0 && hint + h > format::SPLIT_FRAME_BODY {
-                    break;
-                }
-                hint += h;
-                n += 1;
-            }
-            let (part, tail) = rest.split_at(n);
-            let checkpoints: &[Checkpoint] = if tail.is_empty() {
-                &batch.checkpoints
-            } else {
-                &[]
-            };
-            self.push_frame(&mut st, part, checkpoints, hint as u64);
-            rest = tail;
-            if rest.is_empty() {
-                break;
-            }
-        }
-        st.counters.records_appended += batch.records.len() as u64;
-        st.counters.bytes_appended += batch
-            .records
-            .iter()
-            .map(|r| r.raw.len() as u64)
-            .sum::<u64>();
-        let receipt = AppendReceipt {
-            first_seq,
-            last_seq: st.next_seq - 1,
-        };
-        drop(st);
-        self.work.notify_one();
-        Ok(receipt)
-    }
-
-    fn push_frame(
-        &self,
-        st: &mut State,
-        records: &[Record],
-        checkpoints: &[Checkpoint],
-        hint: u64,
-    ) {
-        let header = format::SEGMENT_HEADER_LEN as u64;
-        if st.append_segment_len > header && st.append_segment_len + hint > self.roll_bytes {
-            st.append_segment = st.next_seq;
-            st.append_segment_len = header;
-            st.held_bytes += header;
-            st.pending_bytes += header;
-        }
-        let segment = st.append_segment;
-        let first_seq = st.next_seq;
-        let last_seq = (first_seq + records.len() as u64).saturating_sub(1);
-        let reuse = matches!(st.pending.back(), Some(c) if c.segment == segment && c.bytes.len() < (8 << 20));
-        if !reuse {
-            st.pending.push_back(PendingChunk {
-                segment,
-                bytes: Vec::with_capacity(hint as usize * 2),
-                last_seq: first_seq.saturating_sub(1),
-                checkpoints: Vec::new(),
-            });
-        }
-        let Some(chunk) = st.pending.back_mut() else {
-            return;
-        };
-        let before = chunk.bytes.len();
-        format::encode_frame(&mut chunk.bytes, first_seq, records, checkpoints);
-        let written = (chunk.bytes.len() - before) as u64;
-        if !records.is_empty() {
-            chunk.last_seq = last_seq;
-        }
-        chunk.checkpoints.extend_from_slice(checkpoints);
-        st.next_seq = first_seq + records.len() as u64;
-        st.append_segment_len += written;
-        st.held_bytes += written;
-        st.pending_bytes += written;
-    }
-
-    /// Deletes sealed segments every cursor has passed (and whose checkpoints the snapshot holds).
-    fn trim(&self) {
-        let doomed = {
-            let mut st = self.lock();
-            let Some(min_acked) = st.cursors.values().map(|c| c.acked).min() else {
-                return;
-            };
-            let mut doomed = Vec::new();
-            while st.segments.len() > 1
-                && st.segments[0].sealed
-                && st.segments[1].first_seq - 1 <= min_acked
-                && st.segments[1].first_seq <= st.snapshot_covers_below
-            {
-                let seg = st.segments.remove(0);
-                st.held_bytes = st.held_bytes.saturating_sub(seg.len);
-                doomed.push(seg.path);
-            }
-            doomed
-        };
-        if doomed.is_empty() {
-            return;
-        }
-        for path in &doomed {
-            if let Err(e) = std::fs::remove_file(path) {
-                tracing::warn!(segment = %path.display(), error = %e, "cannot delete journal segment");
-            }
-        }
-        self.notify_all();
-    }
-
-    fn persist_cursor(
-        &self,
-        name: &str,
-        acked: u64,
-        sink_state: Option<&Bytes>,
-    ) -> Result<(), JournalError> {
-        let bytes = format::encode_cursor(acked, sink_state.map(|b| &b[..]));
-        segment::write_atomic(&self.cursors_dir, &format!("{name}.cur"), &bytes)
-            .map_err(|e| io_err(&self.cursors_dir.join(format!("{name}.cur")), e))
-    }
-
-    fn record_ack(&self, name: &str, acked: u64, sink_state: Option<Bytes>) {
-        let mut st = self.lock();
-        let meta = st.cursors.entry(name.to_string()).or_default();
-        meta.acked = meta.acked.max(acked);
-        meta.sink_state = sink_state;
-    }
-}
-
-/// Stops the writer when the last handle goes away.
-struct Lifecycle {
-    shared: Arc<Shared>,
-    writer: Mutex<Option<JoinHandle<()>>>,
-    lock_file: Mutex<Option<File>>,
-    remove_dir_on_drop: Option<PathBuf>,
-}
-
-impl Lifecycle {
-    fn shutdown(&self, crash: bool) {
-        {
-            let mut st = self.shared.lock();
-            st.closing = true;
-            st.crash |= crash;
-        }
-        self.shared.work.notify_all();
-        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(h) = handle {
-            let _ = h.join();
-        }
-        {
-            let mut st = self.shared.lock();
-            st.writer_done = true;
-        }
-        self.lock_file
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        self.shared.notify_all();
-    }
-}
-
-impl Drop for Lifecycle {
-    fn drop(&mut self) {
-        self.shutdown(false);
-        if let Some(dir) = &self.remove_dir_on_drop {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
 /// The journal handle; cheap to clone. The journal closes (flushing everything) when the last
 /// handle, appender or cursor is dropped.
 #[derive(Clone)]
@@ -493,7 +196,10 @@ impl Journal {
             progress: Notify::new(),
             space: Notify::new(),
             dropped_journal_full: AtomicU64::new(0),
+            snapshot_lock: Mutex::new(()),
+            reserve_present: AtomicBool::new(false),
         });
+        shared.restore_reserve();
         let writer_shared = shared.clone();
         let active = recovered.active;
         let handle = std::thread::Builder::new()
@@ -522,7 +228,6 @@ impl Journal {
             COUNTER.fetch_add(1, Ordering::Relaxed),
             crate::record::Timestamp::now().0
         ));
-        #[allow(clippy::expect_used)]
         Journal::open_inner(&dir, config, Some(dir.clone()))
             .expect("cannot create a temporary journal")
     }
@@ -654,8 +359,9 @@ impl Journal {
         }
     }
 
-    /// Writes and fsyncs everything appended, then stops accepting appends; readers drain what
-    /// is there and then see the end. Blocks until the writer thread has finished.
+    /// Writes everything appended (and fsyncs it unless `fsync = "never"`), then stops accepting
+    /// appends; readers drain what is there and then see the end. Blocks until the writer thread
+    /// has finished (also what dropping the last handle does): call it from a blocking context.
     pub fn close(&self) -> Result<(), JournalError> {
         self.life.shutdown(false);
         Ok(())
@@ -680,284 +386,6 @@ impl Journal {
 #[doc(hidden)]
 pub mod internals {
     pub use super::segment::{list_segments, scan_file, scan_slice};
-}
-
-/// The writing side, held by sources; cheap to clone.
-#[derive(Clone)]
-pub struct Appender {
-    life: Arc<Lifecycle>,
-}
-
-impl Appender {
-    fn shared(&self) -> &Shared {
-        &self.life.shared
-    }
-
-    /// Appends, waiting while the journal is full.
-    pub async fn append(&self, mut batch: AppendBatch) -> Result<AppendReceipt, JournalError> {
-        let shared = self.shared();
-        loop {
-            let notified = shared.space.notified();
-            match shared.try_push(batch) {
-                Ok(r) => return Ok(r),
-                Err(TryAppendError::Journal(e)) => return Err(e),
-                Err(TryAppendError::Full(b)) => batch = b,
-            }
-            // Re-check periodically as well: a notification may race with the check above.
-            let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
-        }
-    }
-
-    /// Appends from a blocking thread, waiting while the journal is full.
-    pub fn append_blocking(&self, mut batch: AppendBatch) -> Result<AppendReceipt, JournalError> {
-        let shared = self.shared();
-        loop {
-            match shared.try_push(batch) {
-                Ok(r) => return Ok(r),
-                Err(TryAppendError::Journal(e)) => return Err(e),
-                Err(TryAppendError::Full(b)) => batch = b,
-            }
-            let st = shared.lock();
-            let _ = shared.changed.wait_timeout(st, Duration::from_millis(100));
-        }
-    }
-
-    /// Appends without waiting; a full journal hands the batch back.
-    pub fn try_append(&self, batch: AppendBatch) -> Result<AppendReceipt, TryAppendError> {
-        self.shared().try_push(batch)
-    }
-
-    /// For sources that cannot wait (UDP, unix datagrams): appends, or counts the batch's
-    /// records in `dropped_journal_full` and returns `None` when the journal is full.
-    pub fn try_append_or_count(
-        &self,
-        batch: AppendBatch,
-    ) -> Result<Option<AppendReceipt>, JournalError> {
-        match self.shared().try_push(batch) {
-            Ok(r) => Ok(Some(r)),
-            Err(TryAppendError::Full(b)) => {
-                self.note_dropped(b.records.len() as u64);
-                Ok(None)
-            }
-            Err(TryAppendError::Journal(e)) => Err(e),
-        }
-    }
-
-    /// Counts records a source dropped because the journal was full.
-    pub fn note_dropped(&self, records: u64) {
-        self.shared()
-            .dropped_journal_full
-            .fetch_add(records, Ordering::Relaxed);
-    }
-
-    /// The highest durable sequence number.
-    pub fn durable_seq(&self) -> u64 {
-        self.shared().lock().durable_seq
-    }
-
-    fn durable_or_closed(st: &State, seq: u64) -> Option<Result<(), JournalError>> {
-        if st.durable_seq >= seq {
-            Some(Ok(()))
-        } else if st.writer_done {
-            Some(Err(JournalError::Closed))
-        } else {
-            None
-        }
-    }
-
-    /// Waits until `seq` is durable (`Closed` if the journal stopped before it became durable).
-    pub async fn wait_durable(&self, seq: u64) -> Result<(), JournalError> {
-        let shared = self.shared();
-        loop {
-            let notified = shared.progress.notified();
-            if let Some(r) = Self::durable_or_closed(&shared.lock(), seq) {
-                return r;
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
-        }
-    }
-
-    /// Waits from a blocking thread until `seq` is durable.
-    pub fn wait_durable_blocking(&self, seq: u64) -> Result<(), JournalError> {
-        let shared = self.shared();
-        let mut st = shared.lock();
-        loop {
-            if let Some(r) = Self::durable_or_closed(&st, seq) {
-                return r;
-            }
-            st = shared
-                .changed
-                .wait_timeout(st, Duration::from_millis(100))
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
-        }
-    }
-}
-
-/// A named reader with a persisted, acknowledged position.
-pub struct Cursor {
-    life: Arc<Lifecycle>,
-    name: String,
-    /// The last sequence number handed out.
-    read_pos: u64,
-    acked: u64,
-    sink_state: Option<Bytes>,
-    /// Read state; `None` only while a read runs on a blocking thread (or after one was
-    /// cancelled, in which case reading restarts from `read_pos`).
-    io: Option<Box<CursorIo>>,
-}
-
-impl Cursor {
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The last acknowledged sequence number (0: nothing yet).
-    pub fn acked(&self) -> u64 {
-        self.acked
-    }
-
-    /// The sink state stored with the last acknowledgement.
-    pub fn sink_state(&self) -> Option<&Bytes> {
-        self.sink_state.as_ref()
-    }
-
-    fn writer_done(&self) -> bool {
-        self.life.shared.lock().writer_done
-    }
-
-    /// Reads what is readable now, without waiting.
-    fn fill_now(&mut self, max: usize) -> Result<Vec<Entry>, JournalError> {
-        let mut io = self.io.take().unwrap_or_default();
-        let mut out = Vec::new();
-        let r = io.fill(&self.life.shared, &mut self.read_pos, max, &mut out);
-        self.io = Some(io);
-        r.map(|()| out)
-    }
-
-    /// Returns up to `max` durable entries after the read position, waiting for at least one.
-    /// An empty result means the journal was closed and everything was read.
-    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Entry>, JournalError> {
-        let max = max.max(1);
-        loop {
-            let notified = self.life.shared.progress.notified();
-            let done_before = self.writer_done();
-            let mut io = self.io.take().unwrap_or_default();
-            let out = if io.buffered_len() >= max {
-                let mut out = Vec::new();
-                io.take_buffered(&mut self.read_pos, max, &mut out);
-                self.io = Some(io);
-                out
-            } else {
-                let life = self.life.clone();
-                let mut read_pos = self.read_pos;
-                let (io, read_pos, r) = tokio::task::spawn_blocking(move || {
-                    let mut out = Vec::new();
-                    let r = io.fill(&life.shared, &mut read_pos, max, &mut out);
-                    (io, read_pos, r.map(|()| out))
-                })
-                .await
-                .map_err(|_| JournalError::Closed)?;
-                self.io = Some(io);
-                self.read_pos = read_pos;
-                r?
-            };
-            if !out.is_empty() || done_before {
-                return Ok(out);
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
-        }
-    }
-
-    /// Blocking variant of [`Cursor::next_batch`]; returns an empty batch after `timeout` too.
-    pub fn next_batch_blocking(
-        &mut self,
-        max: usize,
-        timeout: Duration,
-    ) -> Result<Vec<Entry>, JournalError> {
-        let max = max.max(1);
-        let deadline = Instant::now() + timeout;
-        let life = self.life.clone();
-        loop {
-            let done_before = self.writer_done();
-            let seen_durable = life.shared.lock().durable_seq;
-            let out = self.fill_now(max)?;
-            let now = Instant::now();
-            if !out.is_empty() || done_before || now >= deadline {
-                return Ok(out);
-            }
-            let st = life.shared.lock();
-            if st.durable_seq == seen_durable && !st.writer_done {
-                let _ = life
-                    .shared
-                    .changed
-                    .wait_timeout(st, (deadline - now).min(Duration::from_millis(100)));
-            }
-        }
-    }
-
-    /// True when the journal is closed and this cursor has read everything.
-    pub fn is_drained(&self) -> bool {
-        let st = self.life.shared.lock();
-        st.writer_done
-            && self.read_pos >= st.durable_seq
-            && self.io.as_ref().is_none_or(|io| io.buffered_len() == 0)
-    }
-
-    /// Acknowledges everything up to `seq`, with an optional sink state stored alongside; durable
-    /// when this returns (it writes and fsyncs the cursor file: call it from a blocking thread, or
-    /// use [`Cursor::ack_async`]).
-    pub fn ack(&mut self, seq: u64, sink_state: Option<Bytes>) -> Result<(), JournalError> {
-        let seq = seq.max(self.acked);
-        self.life
-            .shared
-            .persist_cursor(&self.name, seq, sink_state.as_ref())?;
-        self.after_ack(seq, sink_state);
-        self.life.shared.trim();
-        Ok(())
-    }
-
-    /// [`Cursor::ack`] with the file write and fsync on a blocking thread.
-    pub async fn ack_async(
-        &mut self,
-        seq: u64,
-        sink_state: Option<Bytes>,
-    ) -> Result<(), JournalError> {
-        let seq = seq.max(self.acked);
-        let life = self.life.clone();
-        let name = self.name.clone();
-        let state = sink_state.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), JournalError> {
-            life.shared.persist_cursor(&name, seq, state.as_ref())?;
-            Ok(())
-        })
-        .await
-        .map_err(|_| JournalError::Closed)??;
-        self.after_ack(seq, sink_state);
-        let life = self.life.clone();
-        let _ = tokio::task::spawn_blocking(move || life.shared.trim()).await;
-        Ok(())
-    }
-
-    fn after_ack(&mut self, seq: u64, sink_state: Option<Bytes>) {
-        self.life
-            .shared
-            .record_ack(&self.name, seq, sink_state.clone());
-        self.acked = seq;
-        self.sink_state = sink_state;
-        self.read_pos = self.read_pos.max(seq);
-        if let Some(io) = self.io.as_mut() {
-            io.acked(seq);
-        }
-    }
-
-    /// Moves the read position back to the last acknowledgement (e.g. after a failed send).
-    pub fn rewind(&mut self) {
-        self.read_pos = self.acked;
-        if let Some(io) = self.io.as_mut() {
-            io.rewind(self.acked);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -1010,6 +438,18 @@ mod tests {
         assert_eq!(reopened.acked(), 2);
         assert_eq!(reopened.sink_state().map(|b| &b[..]), Some(&b"len=5"[..]));
         assert!(j.cursor("../x").is_err());
+    }
+
+    #[test]
+    fn oversized_records_are_refused_not_journaled() {
+        let j = Journal::memory(JournalConfig::default());
+        let huge = Record::new(
+            Origin::new("t", "c", Format::Raw, "h"),
+            Bytes::from(vec![b'x'; format::MAX_FRAME_BODY]),
+        );
+        let err = j.appender().append_blocking(batch(vec![huge])).unwrap_err();
+        assert!(matches!(err, JournalError::TooLarge { .. }), "{err}");
+        assert_eq!(j.stats().last_seq, 0);
     }
 
     #[test]
