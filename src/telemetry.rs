@@ -74,6 +74,12 @@ pub fn publish(
     metrics::counter!("quill_journal_bytes_total").absolute(js.bytes_appended);
     metrics::gauge!("quill_journal_last_seq").set(js.last_seq as f64);
     metrics::gauge!("quill_journal_bytes_held").set(js.bytes_held as f64);
+    metrics::gauge!("quill_journal_segments").set(js.segments as f64);
+    metrics::counter!("quill_journal_fsyncs_total").absolute(js.fsyncs);
+    metrics::counter!("quill_journal_fsync_seconds_total").absolute(js.fsync_time_total.as_secs());
+    metrics::gauge!("quill_journal_fsync_seconds_max").set(js.fsync_time_max.as_secs_f64());
+    metrics::counter!("quill_journal_write_errors_total").absolute(js.write_errors);
+    metrics::counter!("quill_journal_dropped_journal_full_total").absolute(js.dropped_journal_full);
     for (cursor, _, lag) in js.cursors {
         metrics::gauge!("quill_journal_cursor_lag_records", "cursor" => cursor).set(lag as f64);
     }

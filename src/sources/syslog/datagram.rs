@@ -203,6 +203,7 @@ fn receive_loop(
             }
             Err(TryAppendError::Full(_)) => {
                 ctx.stats.dropped.fetch_add(count, Ordering::Relaxed);
+                appender.note_dropped(count);
                 if journal_full_since.is_none() {
                     journal_full_since = Some(Instant::now());
                     tracing::warn!(source = %ctx.name, "Journal full: counting datagrams that cannot be journaled (dropped_journal_full).");
