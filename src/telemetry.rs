@@ -76,7 +76,7 @@ pub fn publish(
     metrics::gauge!("quill_journal_bytes_held").set(js.bytes_held as f64);
     metrics::gauge!("quill_journal_segments").set(js.segments as f64);
     metrics::counter!("quill_journal_fsyncs_total").absolute(js.fsyncs);
-    metrics::counter!("quill_journal_fsync_seconds_total").absolute(js.fsync_time_total.as_secs());
+    metrics::gauge!("quill_journal_fsync_seconds_sum").set(js.fsync_time_total.as_secs_f64());
     metrics::gauge!("quill_journal_fsync_seconds_max").set(js.fsync_time_max.as_secs_f64());
     metrics::counter!("quill_journal_write_errors_total").absolute(js.write_errors);
     metrics::counter!("quill_journal_dropped_journal_full_total").absolute(js.dropped_journal_full);
