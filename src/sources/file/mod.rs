@@ -79,6 +79,10 @@ const MAX_READ_PER_PASS: u64 = 16 << 20;
 const MAX_RESCAN_INTERVAL: Duration = Duration::from_secs(1);
 /// Rescans triggered by events are at most this frequent.
 const MIN_RESCAN_INTERVAL: Duration = Duration::from_millis(50);
+/// A new file shorter than the fingerprint is read once it has not grown for this long...
+const SHORT_FILE_SETTLE: Duration = Duration::from_millis(250);
+/// ...or was found this long ago, whichever comes first (or once it reaches the fingerprint length).
+const SHORT_FILE_MAX_WAIT: Duration = Duration::from_secs(1);
 /// How often per-file metrics are published.
 const METRICS_EVERY: Duration = Duration::from_millis(250);
 
@@ -119,6 +123,7 @@ pub fn spawn(
                 known,
                 skipped: HashMap::new(),
                 first_scan: true,
+                rescan_requested: false,
                 head: Vec::new(),
                 metrics,
                 ctx,
@@ -155,6 +160,13 @@ struct Tracked {
     draining: bool,
     /// Checkpoint keys this file had before its identity was upgraded, to forget in the next batch.
     stale_keys: Vec<String>,
+    /// A new file shorter than the fingerprint: when it was found. Nothing is read until it
+    /// reaches the fingerprint length (then its identity is decided again: it may be a copy
+    /// being written, e.g. by copytruncate), stops growing for [`SHORT_FILE_SETTLE`], or was
+    /// found [`SHORT_FILE_MAX_WAIT`] ago.
+    undecided_since: Option<Instant>,
+    /// Stop tracking this file (it turned out to duplicate a tracked one).
+    untrack: bool,
     metrics: FileMetrics,
 }
 
@@ -171,8 +183,10 @@ struct Tailer {
     /// Identities read before and not tracked now (from checkpoints, truncations, releases).
     known: KnownFiles,
     /// Files skipped because their content duplicates a tracked file (size, mtime when skipped).
-    skipped: HashMap<FileKey, (u64, i64)>,
+    skipped: HashMap<FileKey, (u64, Option<std::time::SystemTime>)>,
     first_scan: bool,
+    /// A truncation was seen: rescan soon (its copy may now be adoptable).
+    rescan_requested: bool,
     head: Vec<u8>,
     metrics: std::sync::Arc<FileSourceMetrics>,
 }
@@ -217,6 +231,7 @@ impl Tailer {
                 wake.rescan = false;
             }
             let progressed = self.read_pass()?;
+            wake.rescan |= std::mem::take(&mut self.rescan_requested);
             self.release_finished()?;
             if last_metrics.elapsed() >= METRICS_EVERY {
                 self.publish_metrics();
@@ -265,7 +280,7 @@ impl Tailer {
                 }
                 continue;
             }
-            if self.skipped.get(&key) == Some(&(meta.len(), meta.mtime_nsec())) {
+            if self.skipped.get(&key) == Some(&(meta.len(), meta.modified().ok())) {
                 continue;
             }
             if let Err(e) = self.start_file(&path, key, false) {
@@ -302,7 +317,7 @@ impl Tailer {
         };
         let (offset, adopted) = match decision {
             Decision::Skip => {
-                self.skipped.insert(key, (size, meta.mtime_nsec()));
+                self.skipped.insert(key, (size, meta.modified().ok()));
                 return Ok(());
             }
             Decision::Read { offset, adopted } => (offset, adopted),
@@ -321,6 +336,8 @@ impl Tailer {
             seen: !orphan,
             draining: orphan,
             stale_keys: Vec::new(),
+            undecided_since: None,
+            untrack: false,
             metrics: FileMetrics {
                 path: path.to_path_buf(),
                 size,
@@ -329,6 +346,9 @@ impl Tailer {
                 ..FileMetrics::default()
             },
         };
+        if adopted.is_none() && offset == 0 && !fp.is_full(self.fingerprint_bytes) {
+            tracked.undecided_since = Some(Instant::now());
+        }
         if let Some(old) = adopted {
             let old_key = checkpoint::key(&self.prefix, old.fingerprint, old.key);
             let new_key = checkpoint::key(&self.prefix, fp, key);
@@ -370,7 +390,7 @@ impl Tailer {
         let moved = || {
             candidates
                 .iter()
-                .filter(|k| full && k.fingerprint == fp && k.offset <= size)
+                .filter(|k| full && k.fingerprint == fp)
                 .filter(|k| {
                     self.files
                         .get(&k.key)
@@ -382,7 +402,13 @@ impl Tailer {
         let chosen = same_inode.or_else(moved);
         if let Some(k) = chosen {
             self.known.remove(k.fingerprint, k.key);
-            let offset = if k.offset <= size { k.offset } else { 0 };
+            // Same inode but shorter than what was read: it was truncated while Quill was away.
+            // Another inode (a copy) shorter than what was read: everything in it was read.
+            let offset = match (k.offset <= size, k.key == key) {
+                (true, _) => k.offset,
+                (false, true) => 0,
+                (false, false) => size,
+            };
             return Decision::Read {
                 offset,
                 adopted: Some(k),
@@ -507,7 +533,15 @@ impl Tailer {
             return Ok(false);
         };
         let result = self.service_file(&mut f);
-        if result.is_ok() {
+        if f.untrack {
+            self.skipped.insert(
+                key,
+                (
+                    f.size,
+                    f.file.metadata().ok().and_then(|m| m.modified().ok()),
+                ),
+            );
+        } else if result.is_ok() {
             self.files.insert(key, f);
         }
         result
@@ -523,6 +557,27 @@ impl Tailer {
             tracing::info!(source = %self.ctx.name, path = %f.path.display(), "File was deleted; reading it to its end.");
         }
         let grew = size != f.size;
+        if let Some(found) = f.undecided_since {
+            if grew {
+                f.last_growth = Instant::now();
+            }
+            f.size = size;
+            f.metrics.size = size;
+            if size >= u64::from(self.fingerprint_bytes) {
+                f.undecided_since = None;
+                if !self.redecide(f)? {
+                    return Ok(false);
+                }
+            } else if f.last_growth.elapsed() >= SHORT_FILE_SETTLE
+                || found.elapsed() >= SHORT_FILE_MAX_WAIT
+            {
+                f.undecided_since = None;
+                f.fingerprint =
+                    identity::fingerprint(&f.file, self.fingerprint_bytes, &mut self.head)?;
+            } else {
+                return Ok(false);
+            }
+        }
         let truncated = size < f.reader.read_to()
             || (grew
                 && f.fingerprint.is_full(self.fingerprint_bytes)
@@ -574,6 +629,48 @@ impl Tailer {
         Ok(progressed)
     }
 
+    /// A short new file reached the fingerprint length before anything was read: decide its
+    /// identity again with the full fingerprint. Returns false when it is to be dropped.
+    fn redecide(&mut self, f: &mut Tracked) -> Result<bool, TailError> {
+        identity::read_head(&f.file, self.fingerprint_bytes, &mut self.head)?;
+        let fp = Fingerprint::of(&self.head);
+        f.fingerprint = fp;
+        match self.decide(f.key, fp, f.size) {
+            Decision::Skip => {
+                tracing::info!(source = %self.ctx.name, path = %f.path.display(), "File duplicates the content of a tracked file; skipping it.");
+                f.untrack = true;
+                Ok(false)
+            }
+            Decision::Read {
+                offset,
+                adopted: None,
+            } => {
+                // Found after the first scan: a new file, read from its start.
+                let _ = offset;
+                Ok(true)
+            }
+            Decision::Read {
+                offset,
+                adopted: Some(old),
+            } => {
+                f.reader.reset(offset);
+                f.committed = offset;
+                f.metrics.offset = offset;
+                f.metrics.rotations += 1;
+                let cps = vec![
+                    Checkpoint {
+                        key: checkpoint::key(&self.prefix, fp, f.key),
+                        value: checkpoint::value(offset, &f.path),
+                    },
+                    checkpoint::tombstone(&self.prefix, old.fingerprint, old.key),
+                ];
+                self.append(Vec::new(), cps)?;
+                tracing::info!(source = %self.ctx.name, path = %f.path.display(), offset, was = %old.path.display(), "Resuming file.");
+                Ok(true)
+            }
+        }
+    }
+
     /// Whether the first bytes still are the ones the fingerprint was taken of.
     fn head_unchanged(&mut self, f: &Tracked) -> std::io::Result<bool> {
         identity::read_head(&f.file, f.fingerprint.len, &mut self.head)?;
@@ -592,6 +689,7 @@ impl Tailer {
             path: f.path.clone(),
         });
         self.skipped.clear();
+        self.rescan_requested = true;
         f.reader.reset(0);
         if let Some(j) = f.joiner.as_mut() {
             j.clear();
