@@ -91,45 +91,11 @@ pub fn spawn(
     config: FileSourceConfig,
     ctx: SourceContext,
 ) -> Result<JoinHandle<Result<(), String>>, String> {
-    let globs = Globs::new(&config.include, &config.exclude)?;
-    let pattern = config
-        .multiline_start
-        .as_deref()
-        .map(StartPattern::parse)
-        .transpose()
-        .map_err(|e| format!("invalid multiline_start: {e}"))?;
-    let fingerprint_bytes = u32::try_from(
-        config
-            .fingerprint_bytes
-            .0
-            .clamp(1, crate::config::MAX_FINGERPRINT_BYTES),
-    )
-    .unwrap_or(256);
-    let metrics = metrics::register(&ctx.name);
+    let name = ctx.name.clone();
+    let mut tailer = Tailer::new(config, ctx)?;
     std::thread::Builder::new()
-        .name(format!("file-{}", ctx.name))
-        .spawn(move || {
-            let prefix = format!("file/{}/", ctx.name);
-            let known = KnownFiles::load(&prefix, &ctx.journal.checkpoints_with_prefix(&prefix));
-            let mut tailer = Tailer {
-                appender: ctx.journal.appender(),
-                prefix,
-                max_line: config.max_line_bytes.as_usize().max(1),
-                fingerprint_bytes,
-                pattern,
-                config,
-                globs,
-                files: HashMap::new(),
-                known,
-                skipped: HashMap::new(),
-                first_scan: true,
-                rescan_requested: false,
-                head: Vec::new(),
-                metrics,
-                ctx,
-            };
-            tailer.run().map_err(|e| e.to_string())
-        })
+        .name(format!("file-{name}"))
+        .spawn(move || tailer.run().map_err(|e| e.to_string()))
         .map_err(|e| format!("cannot start thread: {e}"))
 }
 
@@ -200,6 +166,42 @@ enum Decision {
 }
 
 impl Tailer {
+    fn new(config: FileSourceConfig, ctx: SourceContext) -> Result<Tailer, String> {
+        let globs = Globs::new(&config.include, &config.exclude)?;
+        let pattern = config
+            .multiline_start
+            .as_deref()
+            .map(StartPattern::parse)
+            .transpose()
+            .map_err(|e| format!("invalid multiline_start: {e}"))?;
+        let fingerprint_bytes = u32::try_from(
+            config
+                .fingerprint_bytes
+                .0
+                .clamp(1, crate::config::MAX_FINGERPRINT_BYTES),
+        )
+        .unwrap_or(256);
+        let prefix = format!("file/{}/", ctx.name);
+        let known = KnownFiles::load(&prefix, &ctx.journal.checkpoints_with_prefix(&prefix));
+        Ok(Tailer {
+            appender: ctx.journal.appender(),
+            prefix,
+            max_line: config.max_line_bytes.as_usize().max(1),
+            fingerprint_bytes,
+            pattern,
+            config,
+            globs,
+            files: HashMap::new(),
+            known,
+            skipped: HashMap::new(),
+            first_scan: true,
+            rescan_requested: false,
+            head: Vec::new(),
+            metrics: metrics::register(&ctx.name),
+            ctx,
+        })
+    }
+
     fn run(&mut self) -> Result<(), TailError> {
         let poll = self.config.poll_interval.0.max(Duration::from_millis(10));
         let mut watcher = ChangeWatcher::new(
@@ -857,5 +859,172 @@ impl Tailer {
                 "File source stopped."
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{Journal, JournalConfig};
+    use crate::pipeline::{Shutdown, SourceStats};
+    use crate::record::{Format, Origin};
+    use std::sync::Arc;
+
+    fn tailer(dir: &Path, journal: &Journal) -> Tailer {
+        let text = format!("include = [\"{}/*.log\"]\n", dir.display());
+        let config: FileSourceConfig = toml::from_str(&text).unwrap();
+        let (_trigger, shutdown) = Shutdown::new();
+        let ctx = SourceContext {
+            name: "t".into(),
+            origin: Origin::new("t", "t", Format::Raw, "h"),
+            journal: journal.clone(),
+            stats: Arc::new(SourceStats::default()),
+            shutdown,
+        };
+        Tailer::new(config, ctx).unwrap()
+    }
+
+    fn lines(tag: &str, n: usize) -> String {
+        (0..n)
+            .map(|i| format!("{tag} line {i:04} padding padding\n"))
+            .collect()
+    }
+
+    fn put(journal: &Journal, fp: Fingerprint, key: FileKey, offset: u64, path: &Path) -> String {
+        let k = checkpoint::key("file/t/", fp, key);
+        journal
+            .appender()
+            .append_blocking(AppendBatch {
+                records: vec![],
+                checkpoints: vec![Checkpoint {
+                    key: k.clone(),
+                    value: checkpoint::value(offset, path),
+                }],
+            })
+            .unwrap();
+        assert!(durable(journal, &k).is_some());
+        k
+    }
+
+    /// The checkpoint under `key` once the journal made it durable.
+    fn durable(journal: &Journal, key: &str) -> Option<Bytes> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let v = journal.checkpoint(key);
+            if v.is_some() || Instant::now() > deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits until the checkpoint under `key` is durable and satisfies `check`.
+    fn wait_for(journal: &Journal, key: &str, check: impl Fn(&[u8]) -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if journal.checkpoint(key).is_some_and(|v| check(&v)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    fn key_of(path: &Path) -> FileKey {
+        FileKey::of(&std::fs::metadata(path).unwrap())
+    }
+
+    #[test]
+    fn a_reused_inode_with_other_content_is_read_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, lines("new", 20)).unwrap();
+        let journal = Journal::memory(JournalConfig::default());
+        // A checkpoint for this very inode, but of other content (the inode's previous file).
+        let old = Fingerprint::of(lines("old", 20)[..256].as_bytes());
+        put(&journal, old, key_of(&path), 500, &path);
+        let mut t = tailer(dir.path(), &journal);
+        t.rescan().unwrap();
+        assert_eq!(t.files[&key_of(&path)].committed, 0);
+    }
+
+    #[test]
+    fn the_same_inode_and_content_resumes_and_a_moved_copy_takes_the_position_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let text = lines("same", 20);
+        std::fs::write(&path, &text).unwrap();
+        let fp = Fingerprint::of(&text.as_bytes()[..256]);
+        let journal = Journal::memory(JournalConfig::default());
+        put(&journal, fp, key_of(&path), 300, &path);
+        let mut t = tailer(dir.path(), &journal);
+        t.rescan().unwrap();
+        assert_eq!(t.files[&key_of(&path)].committed, 300);
+
+        // Same content on another inode (e.g. moved across filesystems) while the agent was
+        // down: it takes over the position, and the old key is forgotten.
+        let dir2 = tempfile::tempdir().unwrap();
+        let moved = dir2.path().join("a.log");
+        std::fs::write(&moved, &text).unwrap();
+        let gone = FileKey { dev: 1, ino: 1 };
+        let old_key = put(&journal, fp, gone, 400, &dir2.path().join("old.log"));
+        let mut t = tailer(dir2.path(), &journal);
+        t.rescan().unwrap();
+        assert_eq!(t.files[&key_of(&moved)].committed, 400);
+        assert!(wait_for(&journal, &old_key, |v| v.is_empty()));
+        let new_key = checkpoint::key("file/t/", fp, key_of(&moved));
+        assert!(wait_for(&journal, &new_key, |v| v.starts_with(b"400 ")));
+    }
+
+    #[test]
+    fn a_file_duplicating_a_tracked_files_content_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = lines("dup", 20);
+        std::fs::write(dir.path().join("a.log"), &text).unwrap();
+        std::fs::write(dir.path().join("b.log"), &text).unwrap();
+        let journal = Journal::memory(JournalConfig::default());
+        let mut t = tailer(dir.path(), &journal);
+        t.rescan().unwrap();
+        assert_eq!(
+            t.files.len(),
+            1,
+            "the copy is a duplicate while the original has it"
+        );
+    }
+
+    #[test]
+    fn checkpoints_commit_with_the_lines_and_short_identities_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, "short\n").unwrap();
+        let journal = Journal::memory(JournalConfig::default());
+        let mut cursor = journal.cursor("c").unwrap();
+        let mut t = tailer(dir.path(), &journal);
+        t.rescan().unwrap();
+        // Short and new: not read until it settles.
+        assert!(!t.read_pass().unwrap());
+        std::thread::sleep(SHORT_FILE_SETTLE + Duration::from_millis(20));
+        assert!(t.read_pass().unwrap());
+        let key = key_of(&path);
+        let short_key = checkpoint::key("file/t/", Fingerprint::of(b"short\n"), key);
+        assert!(wait_for(&journal, &short_key, |v| v.starts_with(b"6 ")));
+        // It grows past the fingerprint length: the identity upgrades in the same batch.
+        let more = lines("more", 10);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, more.as_bytes()).unwrap();
+        assert!(t.read_pass().unwrap());
+        let full = Fingerprint::of(&std::fs::read(&path).unwrap()[..256]);
+        let full_key = checkpoint::key("file/t/", full, key);
+        let end = (6 + more.len()).to_string();
+        assert!(wait_for(&journal, &full_key, |v| v.starts_with(end.as_bytes())));
+        assert!(wait_for(&journal, &short_key, |v| v.is_empty()));
+        let entries = cursor
+            .next_batch_blocking(100, Duration::from_millis(100))
+            .unwrap();
+        assert_eq!(entries.len(), 11);
+        assert_eq!(&entries[0].record.raw[..], b"short");
     }
 }
