@@ -115,7 +115,8 @@ fn journal_append(dir: &Path, lines: &[Bytes], records: u64) -> (Duration, Journ
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this too: keep that tiny.
-    let testing = std::env::args().any(|a| a == "--test") || !std::env::args().any(|a| a == "--bench");
+    let testing =
+        std::env::args().any(|a| a == "--test") || !std::env::args().any(|a| a == "--bench");
     let payload: u64 = std::env::var("QUILL_BENCH_BYTES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -203,7 +204,10 @@ fn main() {
     assert_eq!(read_payload, payload);
     let cat_rate = mb_per_s(file_bytes, cat_time);
     let replay_rate = mb_per_s(file_bytes, replay_time);
-    println!("replay  cat of segment files:   {cat_rate:8.1} MB/s of file bytes ({:.2} s)", cat_time.as_secs_f64());
+    println!(
+        "replay  cat of segment files:   {cat_rate:8.1} MB/s of file bytes ({:.2} s)",
+        cat_time.as_secs_f64()
+    );
     println!(
         "replay  cursor (decoded records): {replay_rate:6.1} MB/s of file bytes ({:.1} MB/s payload, {:.2} s)",
         mb_per_s(payload, replay_time),

@@ -274,6 +274,11 @@ impl Tailer {
             let key = FileKey::of(&meta);
             if let Some(f) = self.files.get_mut(&key) {
                 f.seen = true;
+                if f.draining && meta.nlink() > 0 {
+                    // Back under the globs (renamed back): no longer rotated away.
+                    f.draining = false;
+                    f.metrics.draining = false;
+                }
                 if f.path != path {
                     tracing::info!(source = %self.ctx.name, from = %f.path.display(), to = %path.display(), "File was renamed; following it.");
                     f.metrics.rotations += 1;
@@ -941,7 +946,7 @@ mod tests {
         std::fs::write(&path, lines("new", 20)).unwrap();
         let journal = Journal::memory(JournalConfig::default());
         // A checkpoint for this very inode, but of other content (the inode's previous file).
-        let old = Fingerprint::of(lines("old", 20)[..256].as_bytes());
+        let old = Fingerprint::of(&lines("old", 20).as_bytes()[..256]);
         put(&journal, old, key_of(&path), 500, &path);
         let mut t = tailer(dir.path(), &journal);
         t.rescan().unwrap();

@@ -1,0 +1,201 @@
+//! File tailing throughput against the physical baseline, measured in the same run.
+//!
+//! 1. Generates a file of 250-byte HAProxy lines (real `httplog` lines from
+//!    `tests/fixtures/file/haproxy-httplog.log`, the request path padded to 250 bytes with LF).
+//! 2. Baseline: copies the file onto the same disk in 1 MiB reads/writes, `fdatasync` every 10 ms
+//!    (the journal's default fsync cadence) and at the end: what the disk can do for this job.
+//! 3. Tails the same file with the real file source into the real on-disk journal (default
+//!    config: group commit every 10 ms) until every line is durable.
+//!
+//! Prints MB/s and lines/s of both, the ratio (target: tailing reaches at least 70% of the
+//! copy), the CPU seconds of the tailing phase (source + journal threads) and the process's
+//! peak RSS (target: under 50 MiB). Both phases read the input from the page cache (it was just
+//! written), so neither is favoured.
+//!
+//! `QUILL_BENCH_FILE_BYTES` sets the input size (default 1 GiB), `QUILL_BENCH_DIR` where the files
+//! go (default: a directory under `target/`, on the disk holding the checkout). Run:
+//! `QUILL_BENCH_FILE_BYTES=1073741824 cargo bench --bench file_tail`, or `scripts/bench-file`.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use quill::config::FileSourceConfig;
+use quill::journal::{Journal, JournalConfig};
+use quill::pipeline::{Shutdown, SourceContext, SourceStats};
+use quill::record::{Format, Origin};
+
+const LINE_BYTES: usize = 250;
+const FSYNC_EVERY: Duration = Duration::from_millis(10);
+
+fn mb_per_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / 1e6 / d.as_secs_f64()
+}
+
+/// Real HAProxy lines, each padded (inside the request path) to exactly 250 bytes with its LF.
+fn templates() -> Vec<Vec<u8>> {
+    let text = include_str!("../tests/fixtures/file/haproxy-httplog.log");
+    let mut out = Vec::new();
+    for l in text.lines() {
+        let Some(at) = l.rfind(" HTTP/1.1\"") else {
+            continue;
+        };
+        if l.len() + 40 > LINE_BYTES - 1 {
+            continue;
+        }
+        out.push((l[..at].as_bytes().to_vec(), l[at..].as_bytes().to_vec()));
+    }
+    out.into_iter()
+        .map(|(head, tail)| {
+            let mut v = head;
+            v.extend_from_slice(b"?pad=");
+            while v.len() + tail.len() < LINE_BYTES - 1 {
+                v.push(b'a' + (v.len() % 26) as u8);
+            }
+            v.extend_from_slice(&tail);
+            v.push(b'\n');
+            assert_eq!(v.len(), LINE_BYTES);
+            v
+        })
+        .collect()
+}
+
+fn generate(path: &Path, bytes: u64) -> u64 {
+    let t = templates();
+    assert!(!t.is_empty());
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(path).expect("create input"));
+    let lines = bytes / LINE_BYTES as u64;
+    for i in 0..lines {
+        w.write_all(&t[i as usize % t.len()]).expect("write input");
+    }
+    let f = w.into_inner().expect("flush input");
+    f.sync_all().expect("fsync input");
+    lines
+}
+
+fn fdatasync(f: &File) {
+    // SAFETY: fdatasync(2) on a descriptor we own.
+    unsafe { libc::fdatasync(f.as_raw_fd()) };
+}
+
+/// The physical baseline: copy with the journal's fsync cadence.
+fn copy_baseline(from: &Path, to: &Path) -> Duration {
+    let start = Instant::now();
+    let mut src = File::open(from).expect("open input");
+    let dst = File::create(to).expect("create copy");
+    let mut buf = vec![0u8; 1 << 20];
+    let mut last_sync = Instant::now();
+    let mut w = &dst;
+    loop {
+        let n = src.read(&mut buf).expect("read input");
+        if n == 0 {
+            break;
+        }
+        w.write_all(&buf[..n]).expect("write copy");
+        if last_sync.elapsed() >= FSYNC_EVERY {
+            fdatasync(&dst);
+            last_sync = Instant::now();
+        }
+    }
+    fdatasync(&dst);
+    start.elapsed()
+}
+
+fn rusage() -> libc::rusage {
+    // SAFETY: getrusage fills the struct we hand it.
+    unsafe {
+        let mut r: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut r);
+        r
+    }
+}
+
+fn cpu_secs(r: &libc::rusage) -> f64 {
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(r.ru_utime) + tv(r.ru_stime)
+}
+
+fn tail(input: &Path, journal_dir: &Path, lines: u64) -> (Duration, f64) {
+    let journal = Journal::open(journal_dir, JournalConfig::default()).expect("open journal");
+    let config: FileSourceConfig = toml::from_str(&format!(
+        "include = [{:?}]\nformat = \"raw\"",
+        input.display().to_string()
+    ))
+    .expect("config");
+    let (trigger, shutdown) = Shutdown::new();
+    let stats = Arc::new(SourceStats::default());
+    let ctx = SourceContext {
+        name: "bench".into(),
+        origin: Origin::new("bench", "bench", Format::Raw, "bench"),
+        journal: journal.clone(),
+        stats: stats.clone(),
+        shutdown,
+    };
+    let before = rusage();
+    let start = Instant::now();
+    let handle = quill::sources::file::spawn(config, ctx).expect("spawn file source");
+    while stats.records.load(Ordering::Relaxed) < lines {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let last = journal.stats().last_seq;
+    while journal.durable_seq() < last {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let elapsed = start.elapsed();
+    let cpu = cpu_secs(&rusage()) - cpu_secs(&before);
+    trigger.trigger();
+    handle
+        .join()
+        .expect("source thread")
+        .expect("source result");
+    journal.close().expect("close journal");
+    (elapsed, cpu)
+}
+
+fn main() {
+    let bytes: u64 = std::env::var("QUILL_BENCH_FILE_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1 << 30);
+    let base: PathBuf = std::env::var_os("QUILL_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-file"));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).expect("bench dir");
+    let input = base.join("haproxy.log");
+    let lines = generate(&input, bytes);
+    let total = lines * LINE_BYTES as u64;
+    println!(
+        "file_tail: {} lines of {LINE_BYTES} bytes = {:.1} MiB in {}",
+        lines,
+        total as f64 / (1 << 20) as f64,
+        base.display()
+    );
+
+    let copy_time = copy_baseline(&input, &base.join("copy.log"));
+    let _ = std::fs::remove_file(base.join("copy.log"));
+    let (tail_time, cpu) = tail(&input, &base.join("journal"), lines);
+    let peak_rss_mib = rusage().ru_maxrss as f64 / 1024.0;
+
+    let copy_mbs = mb_per_s(total, copy_time);
+    let tail_mbs = mb_per_s(total, tail_time);
+    println!(
+        "baseline copy (fdatasync every {FSYNC_EVERY:?}): {copy_mbs:8.1} MB/s  {:10.0} lines/s  {:.2} s",
+        lines as f64 / copy_time.as_secs_f64(),
+        copy_time.as_secs_f64()
+    );
+    println!(
+        "tail -> journal (group commit 10ms):      {tail_mbs:8.1} MB/s  {:10.0} lines/s  {:.2} s",
+        lines as f64 / tail_time.as_secs_f64(),
+        tail_time.as_secs_f64()
+    );
+    println!(
+        "ratio tail/copy: {:.0}% (target >= 70%)   CPU: {cpu:.2} s   peak RSS: {peak_rss_mib:.1} MiB (target < 50 MiB)",
+        100.0 * tail_mbs / copy_mbs
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
