@@ -154,3 +154,39 @@ fn real_haproxy_lines_arrive_byte_exact() {
     let want: Vec<String> = text.lines().map(str::to_string).collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn bad_file_source_settings_are_located_errors() {
+    use assert_cmd::prelude::*;
+    use predicates::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    for (extra, key, message) in [
+        (
+            "multiline_start = '\\q'",
+            "multiline_start",
+            "unknown escape",
+        ),
+        (
+            "fingerprint_bytes = 0",
+            "fingerprint_bytes",
+            "must be between 1 and 65536",
+        ),
+        ("watch = \"fanotify\"", "watch", "unknown variant"),
+        (
+            "partial_line_timeout = \"soon\"",
+            "partial_line_timeout",
+            "soon",
+        ),
+    ] {
+        let cfg = write_config(dir.path(), &["logs/*.log"], extra);
+        std::process::Command::new(common::quill_bin())
+            .args(["validate", "-c"])
+            .arg(&cfg)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!(
+                "quill.toml:11: sources.app.{key}"
+            )))
+            .stderr(predicate::str::contains(message));
+    }
+}

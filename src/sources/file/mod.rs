@@ -528,6 +528,13 @@ impl Tailer {
                 Err(TailError::Io(e)) => {
                     if let Some(f) = self.files.remove(&key) {
                         tracing::warn!(source = %self.ctx.name, path = %f.path.display(), "Stopped reading file: {e}.");
+                        // If the globs find it again, it resumes where it stopped.
+                        self.known.insert(Known {
+                            fingerprint: f.fingerprint,
+                            key: f.key,
+                            offset: f.committed,
+                            path: f.path,
+                        });
                     }
                 }
             }
@@ -548,7 +555,8 @@ impl Tailer {
                     f.file.metadata().ok().and_then(|m| m.modified().ok()),
                 ),
             );
-        } else if result.is_ok() {
+        } else {
+            // Also on error: the caller decides (an I/O error stops this file only).
             self.files.insert(key, f);
         }
         result
