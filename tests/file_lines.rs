@@ -190,3 +190,32 @@ fn bad_file_source_settings_are_located_errors() {
             .stderr(predicate::str::contains(message));
     }
 }
+
+#[test]
+fn polling_mode_without_inotify_finds_new_files_and_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let logs = root.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let cfg = write_config(root, &["logs/*.log"], "watch = \"poll\"");
+    let daemon = Daemon::start(root, &cfg);
+    std::thread::sleep(Duration::from_millis(500));
+    let start = std::time::Instant::now();
+    // Longer than the fingerprint, so it is read as soon as it is found.
+    let text: String = (0..5).map(|n| format!("{}\n", line(n))).collect();
+    std::fs::write(logs.join("a.log"), text).unwrap();
+    let out = root.join("out");
+    assert!(wait_until(Duration::from_secs(10), || sink_messages(&out)
+        .len()
+        >= 5));
+    let latency = start.elapsed();
+    eprintln!("polling: new file delivered after {latency:?}");
+    assert!(latency < Duration::from_secs(2), "{latency:?}");
+    let mut w = std::fs::OpenOptions::new()
+        .append(true)
+        .open(logs.join("a.log"))
+        .unwrap();
+    writeln!(w, "{}", line(5)).unwrap();
+    let got = collect(root, daemon, 6);
+    assert_exactly_once(&got, 6, "");
+}

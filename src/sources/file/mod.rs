@@ -83,6 +83,8 @@ const MIN_RESCAN_INTERVAL: Duration = Duration::from_millis(50);
 const SHORT_FILE_SETTLE: Duration = Duration::from_millis(250);
 /// ...or was found this long ago, whichever comes first (or once it reaches the fingerprint length).
 const SHORT_FILE_MAX_WAIT: Duration = Duration::from_secs(1);
+/// Appended bytes the source lets wait for durability before it waits for the group commit.
+const MAX_UNDURABLE_BYTES: u64 = 8 << 20;
 /// How often per-file metrics are published.
 const METRICS_EVERY: Duration = Duration::from_millis(250);
 
@@ -153,6 +155,9 @@ struct Tailer {
     first_scan: bool,
     /// A truncation was seen: rescan soon (its copy may now be adoptable).
     rescan_requested: bool,
+    /// Appended batches not known durable yet: (last seq, bytes).
+    undurable: std::collections::VecDeque<(u64, u64)>,
+    undurable_bytes: u64,
     head: Vec<u8>,
     metrics: std::sync::Arc<FileSourceMetrics>,
 }
@@ -196,6 +201,8 @@ impl Tailer {
             skipped: HashMap::new(),
             first_scan: true,
             rescan_requested: false,
+            undurable: std::collections::VecDeque::new(),
+            undurable_bytes: 0,
             head: Vec::new(),
             metrics: metrics::register(&ctx.name),
             ctx,
@@ -254,14 +261,32 @@ impl Tailer {
         }
     }
 
-    fn append(&self, records: Vec<Record>, checkpoints: Vec<Checkpoint>) -> Result<(), TailError> {
+    /// Appends one batch. The source keeps at most [`MAX_UNDURABLE_BYTES`] appended but not yet
+    /// durable: beyond that it waits for the journal's group commit, so the journal's write
+    /// queue (and the agent's memory) stays small however far behind the source is.
+    fn append(
+        &mut self,
+        records: Vec<Record>,
+        checkpoints: Vec<Checkpoint>,
+    ) -> Result<(), TailError> {
         let count = records.len() as u64;
         let bytes: u64 = records.iter().map(|r| r.raw.len() as u64).sum();
-        self.appender.append_blocking(AppendBatch {
+        let receipt = self.appender.append_blocking(AppendBatch {
             records,
             checkpoints,
         })?;
         self.ctx.stats.add(count, bytes);
+        if count > 0 {
+            self.undurable.push_back((receipt.last_seq, bytes));
+            self.undurable_bytes += bytes;
+            while self.undurable_bytes > MAX_UNDURABLE_BYTES {
+                let Some((seq, b)) = self.undurable.pop_front() else {
+                    break;
+                };
+                self.undurable_bytes -= b;
+                self.appender.wait_durable_blocking(seq)?;
+            }
+        }
         Ok(())
     }
 
@@ -279,7 +304,9 @@ impl Tailer {
                     f.draining = false;
                     f.metrics.draining = false;
                 }
-                if f.path != path {
+                let alias = f.path != path
+                    && std::fs::metadata(&f.path).is_ok_and(|m| FileKey::of(&m) == key);
+                if f.path != path && !alias {
                     tracing::info!(source = %self.ctx.name, from = %f.path.display(), to = %path.display(), "File was renamed; following it.");
                     f.metrics.rotations += 1;
                     f.path = path.clone();
@@ -1039,5 +1066,23 @@ mod tests {
             .unwrap();
         assert_eq!(entries.len(), 11);
         assert_eq!(&entries[0].record.raw[..], b"short");
+        // Per-file metrics.
+        t.publish_metrics();
+        let m = t.metrics.files();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].lines, 11);
+        assert_eq!(m[0].bytes_read, 6 + more.len() as u64);
+        assert_eq!(m[0].lag(), 0);
+        assert_eq!(m[0].rotations, 0);
+        std::fs::write(&path, "x\n").unwrap(); // truncated
+        assert!(t.read_pass().unwrap());
+        t.publish_metrics();
+        let m = t.metrics.files();
+        assert_eq!((m[0].rotations, m[0].offset, m[0].lag()), (1, 2, 0));
+        assert!(
+            t.metrics
+                .summary()
+                .starts_with("files=1 lag=0B rotations=1")
+        );
     }
 }
