@@ -140,6 +140,16 @@ fn rusage() -> libc::rusage {
     }
 }
 
+/// With `QUILL_BENCH_RSS_TRACE` set, prints the process's RSS high-water mark so far.
+fn trace_maxrss(at: &str) {
+    if std::env::var_os("QUILL_BENCH_RSS_TRACE").is_some() {
+        println!(
+            "  maxrss after {at}: {:.1} MiB",
+            rusage().ru_maxrss as f64 / 1024.0
+        );
+    }
+}
+
 fn cpu_secs(r: &libc::rusage) -> f64 {
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     tv(r.ru_utime) + tv(r.ru_stime)
@@ -213,6 +223,7 @@ fn tail(input: &Path, journal_dir: &Path, lines: u64) -> (Duration, f64, u64, u6
     }
     let elapsed = start.elapsed();
     let cpu = cpu_secs(&rusage()) - cpu_secs(&before);
+    trace_maxrss("tail phase, before shutdown");
     sampling.store(false, Ordering::Relaxed);
     let rss_peak = sampler.join().expect("sampler");
     trigger.trigger();
@@ -220,7 +231,9 @@ fn tail(input: &Path, journal_dir: &Path, lines: u64) -> (Duration, f64, u64, u6
         .join()
         .expect("source thread")
         .expect("source result");
+    trace_maxrss("source stopped");
     journal.close().expect("close journal");
+    trace_maxrss("journal closed");
     (elapsed, cpu, rss_before, rss_peak)
 }
 
@@ -236,6 +249,7 @@ fn main() {
     std::fs::create_dir_all(&base).expect("bench dir");
     let input = base.join("haproxy.log");
     let lines = generate(&input, bytes);
+    trace_maxrss("generating the input");
     let total = lines * LINE_BYTES as u64;
     println!(
         "file_tail: {} lines of {LINE_BYTES} bytes = {:.1} MiB in {}",
@@ -250,6 +264,7 @@ fn main() {
     settle();
     let piped_time = copy_baseline(&input, &base.join("copy-pipelined.log"), true);
     settle();
+    trace_maxrss("the baselines");
     let (tail_time, cpu, rss_before, rss_peak) = tail(&input, &base.join("journal"), lines);
     let peak_rss_mib = rss_peak as f64 / 1024.0;
     let process_peak_mib = rusage().ru_maxrss as f64 / 1024.0;

@@ -30,7 +30,12 @@
 //!   Quill closes most of that window: if the copy (e.g. `app.log.1`) matches the globs, it has the
 //!   truncated file's fingerprint and is read from the offset Quill had reached, so only lines
 //!   written after the copy finished and before the truncate (microseconds to milliseconds) can
-//!   be lost. While the original is not yet truncated the copy is skipped as a duplicate.
+//!   be lost. While the original is not yet truncated the copy is skipped as a duplicate. A
+//!   partial last line held when the truncation is seen is journaled (flagged `NO_NEWLINE`), so if
+//!   the copy is read afterwards the rest of that one line arrives as its own record.
+//! - **same first bytes**: two files whose first `fingerprint_bytes` are identical are the same
+//!   content to Quill; while one is tracked the other is skipped. Raise `fingerprint_bytes` when
+//!   distinct files start with a long common header.
 //! - **deleted while open**: drained to the end, then released; its checkpoint is forgotten.
 //! - rotated `*.gz` / `*.zst` (and `.bz2`, `.xz`, `.lz4`, `.zip`) files are never read.
 //! - **after a restart**, a file renamed while Quill was down is found again by inode and
@@ -39,6 +44,9 @@
 //!   (same inode and matching first bytes, or a full-length fingerprint match) and drains it
 //!   before releasing it. A file found nowhere (deleted or moved elsewhere) is lost for what was
 //!   not read, and its checkpoint is forgotten.
+//!
+//! Memory: one read chunk (256 KiB) per file being read plus the held partial line; the source
+//! lets at most 16 MiB of appended data wait for the journal's group commit before it waits too.
 //!
 //! This module touches the files it tails, the journal's append side and its own checkpoints.
 
@@ -84,7 +92,7 @@ const SHORT_FILE_SETTLE: Duration = Duration::from_millis(250);
 /// ...or was found this long ago, whichever comes first (or once it reaches the fingerprint length).
 const SHORT_FILE_MAX_WAIT: Duration = Duration::from_secs(1);
 /// Appended bytes the source lets wait for durability before it waits for the group commit.
-const MAX_UNDURABLE_BYTES: u64 = 8 << 20;
+const MAX_UNDURABLE_BYTES: u64 = 16 << 20;
 /// How often per-file metrics are published.
 const METRICS_EVERY: Duration = Duration::from_millis(250);
 
