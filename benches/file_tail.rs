@@ -49,7 +49,7 @@ fn templates() -> Vec<Vec<u8>> {
         if l.len() + 40 > LINE_BYTES - 1 {
             continue;
         }
-        out.push((l[..at].as_bytes().to_vec(), l[at..].as_bytes().to_vec()));
+        out.push((l.as_bytes()[..at].to_vec(), l.as_bytes()[at..].to_vec()));
     }
     out.into_iter()
         .map(|(head, tail)| {
