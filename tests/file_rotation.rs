@@ -40,7 +40,7 @@ fn run(
     std::fs::write(&log, "").unwrap();
     let cfg = write_config(&root, include, "");
     let daemon = Daemon::start(&root, &cfg);
-    let writer = Writer::start(&log, reopen, 20, Duration::from_millis(1));
+    let writer = Writer::start(&log, reopen, 50, Duration::from_millis(1));
     let mut windows = Vec::new();
     for i in 0..ROTATIONS {
         std::thread::sleep(Duration::from_millis(400));
