@@ -159,12 +159,48 @@ pub struct FileSourceConfig {
     pub format: Format,
     #[serde(default)]
     pub read_from: ReadFrom,
-    /// How often files are checked for new data when no change notification arrives.
+    /// How often tracked files are checked for new data and the globs are expanded again when no
+    /// change notification arrives (the polling fallback; with `watch = "poll"` the only trigger).
+    /// Values above 1 s are capped at 1 s for glob rescans, so new files are found within 1 s.
     #[serde(default = "default_poll_interval")]
     pub poll_interval: HumanDuration,
+    /// `notify` (default): inotify change events wake the reader, with polling every
+    /// `poll_interval` as a safety net. `poll`: polling only (NFS and other filesystems whose
+    /// events are unreliable). If inotify cannot be set up, the source falls back to polling.
+    #[serde(default)]
+    pub watch: WatchMode,
     /// Lines longer than this are split into flagged pieces, never dropped.
     #[serde(default = "default_max_line")]
     pub max_line_bytes: ByteSize,
+    /// How many leading bytes identify a file (its fingerprint, a CRC-32C). A file shorter than
+    /// this is read at once and identified by device+inode plus the bytes it has so far; its
+    /// identity is upgraded when it grows. Raise it when files share a long common header.
+    #[serde(default = "default_fingerprint_bytes")]
+    pub fingerprint_bytes: ByteSize,
+    /// A last line without its newline is held this long after the file stopped growing, then
+    /// flushed as a record flagged `NO_NEWLINE` (the rest, if it arrives later, is a new record).
+    #[serde(default = "default_partial_line_timeout")]
+    pub partial_line_timeout: HumanDuration,
+    /// A file that rotated away (renamed out of the globs, replaced, or deleted) is released this
+    /// long after it was read to its end without growing.
+    #[serde(default = "default_release_after")]
+    pub release_after: HumanDuration,
+    /// Multi-line joining: a line that begins with this pattern starts a new record, any other
+    /// line is appended (with its newline) to the record before it (stack traces). The pattern is
+    /// anchored at the line start and byte-oriented (no regex engine): `\d` digit, `\w` letter,
+    /// digit or `_`, `\s` space or tab, `\S` anything else, `.` any byte, `\` escapes the next
+    /// character, everything else is literal. E.g. `"\d\d\d\d-\d\d-\d\d "`. A joined
+    /// record is flushed when the next start line arrives or after `partial_line_timeout`.
+    pub multiline_start: Option<String>,
+}
+
+/// How a file source learns that files changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchMode {
+    #[default]
+    Notify,
+    Poll,
 }
 
 fn default_poll_interval() -> HumanDuration {
@@ -173,6 +209,18 @@ fn default_poll_interval() -> HumanDuration {
 fn default_max_line() -> ByteSize {
     ByteSize::mib(1)
 }
+fn default_fingerprint_bytes() -> ByteSize {
+    ByteSize(256)
+}
+fn default_partial_line_timeout() -> HumanDuration {
+    HumanDuration::secs(5)
+}
+fn default_release_after() -> HumanDuration {
+    HumanDuration::secs(3)
+}
+
+/// Largest accepted `fingerprint_bytes`.
+pub const MAX_FINGERPRINT_BYTES: u64 = 64 << 10;
 
 /// `type = "syslog"`: RFC 3164/5424 over UDP, TCP and unix sockets.
 #[derive(Debug, Clone, Deserialize)]
@@ -378,6 +426,24 @@ impl Config {
                             "include",
                             "needs at least one glob pattern".into(),
                         ));
+                    }
+                    if f.fingerprint_bytes.0 == 0 || f.fingerprint_bytes.0 > MAX_FINGERPRINT_BYTES {
+                        return Err(err(
+                            &table,
+                            "fingerprint_bytes",
+                            format!("must be between 1 and {MAX_FINGERPRINT_BYTES} bytes"),
+                        ));
+                    }
+                    if f.max_line_bytes.0 == 0 {
+                        return Err(err(&table, "max_line_bytes", "must be at least 1".into()));
+                    }
+                    if f.poll_interval.0.is_zero() {
+                        return Err(err(&table, "poll_interval", "must be above 0".into()));
+                    }
+                    if let Some(p) = &f.multiline_start
+                        && let Err(e) = crate::sources::file::StartPattern::parse(p)
+                    {
+                        return Err(err(&table, "multiline_start", e));
                     }
                     for pattern in f.include.iter().chain(&f.exclude) {
                         if let Err(e) = glob::Pattern::new(pattern) {

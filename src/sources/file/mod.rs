@@ -1,0 +1,1096 @@
+//! The `file` source: `tail -F` done right. Tails the files matched by `include` globs into the
+//! journal and survives every kind of rotation.
+//!
+//! Runs on its own thread (file I/O never touches the async reactor):
+//! - [`discover`]: glob expansion (`include` minus `exclude`, compressed files never), rescanned on
+//!   inotify create/rename/remove events and at least every second (every `poll_interval` when
+//!   polling), so new files are found within 1 s; data events wake a read pass.
+//! - [`identity`]: a file is recognised by a CRC-32C fingerprint of its first `fingerprint_bytes`,
+//!   with device+inode as the hint. An open file is followed by inode (its inode cannot be reused
+//!   while Quill holds it open), so a renamed file is followed and never re-read; a file found by
+//!   name is matched by content to what Quill read before, so a new file reusing an old inode is
+//!   not mistaken for it. **Short files**: a file shorter than `fingerprint_bytes` is read at once;
+//!   its identity is the CRC of the bytes it has plus its inode, upgraded (atomically with the
+//!   checkpoint) as it grows. A short identity is only trusted on the same inode; only a
+//!   full-length fingerprint is trusted across inodes.
+//! - [`reader`]: chunked `pread`s, `memchr` line splitting, zero-copy lines; LF lines, CRLF
+//!   tolerated; partial last lines held until their newline or `partial_line_timeout`; over-long
+//!   lines cut into flagged pieces. [`multiline`]: optional joining by a start pattern.
+//! - [`checkpoint`]: every journal batch carries the file's checkpoint (keyed by fingerprint and
+//!   inode, see there), so the resume point becomes durable atomically with the lines it covers:
+//!   after a crash the source resumes exactly after the last durable line.
+//!
+//! Rotation:
+//! - **rename + create** (logrotate `create`, `mv` + reopen, rotatelogs, svlogd): the renamed file
+//!   stays open and is read to its end; it is released once it left the globs (or its path leads
+//!   to another file) and has not grown for `release_after`. The new file is read from its start.
+//! - **copytruncate**: a size below the read offset, or first bytes that changed, mean the file
+//!   was truncated: reading restarts at 0. Lines the writer appends between logrotate's copy and
+//!   its truncate that Quill had not read yet are lost from the live file (logrotate's own race).
+//!   Quill closes most of that window: if the copy (e.g. `app.log.1`) matches the globs, it has the
+//!   truncated file's fingerprint and is read from the offset Quill had reached, so only lines
+//!   written after the copy finished and before the truncate (microseconds to milliseconds) can
+//!   be lost. While the original is not yet truncated the copy is skipped as a duplicate. A
+//!   partial last line held when the truncation is seen is journaled (flagged `NO_NEWLINE`), so if
+//!   the copy is read afterwards the rest of that one line arrives as its own record.
+//! - **same first bytes**: two files whose first `fingerprint_bytes` are identical are the same
+//!   content to Quill; while one is tracked the other is skipped. Raise `fingerprint_bytes` when
+//!   distinct files start with a long common header.
+//! - **deleted while open**: drained to the end, then released; its checkpoint is forgotten.
+//! - rotated `*.gz` / `*.zst` (and `.bz2`, `.xz`, `.lz4`, `.zip`) files are never read.
+//! - **after a restart**, a file renamed while Quill was down is found again by inode and
+//!   fingerprint when it still matches the globs. When it no longer does (e.g. `include =
+//!   ["app.log"]` and it is now `app.log.1`), Quill looks for it in the directory it had
+//!   (same inode and matching first bytes, or a full-length fingerprint match) and drains it
+//!   before releasing it. A file found nowhere (deleted or moved elsewhere) is lost for what was
+//!   not read, and its checkpoint is forgotten.
+//!
+//! Memory: one read chunk (256 KiB) per file being read plus the held partial line; the source
+//! lets at most 16 MiB of appended data wait for the journal's group commit before it waits too.
+//!
+//! This module touches the files it tails, the journal's append side and its own checkpoints.
+
+pub mod checkpoint;
+pub mod discover;
+pub mod identity;
+pub mod metrics;
+pub mod multiline;
+pub mod reader;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::config::{FileSourceConfig, ReadFrom, WatchMode};
+use crate::journal::{AppendBatch, Appender, Checkpoint, JournalError};
+use crate::pipeline::SourceContext;
+use crate::record::{Position, Record, RecordFlags, Timestamp};
+
+use checkpoint::{Known, KnownFiles};
+use discover::{ChangeWatcher, Globs};
+use identity::{FileKey, Fingerprint};
+pub use metrics::{FileMetrics, FileSourceMetrics, ReleasedTotals, metrics};
+use multiline::Joiner;
+pub use multiline::StartPattern;
+use reader::LineReader;
+
+/// Bytes read per `pread`; each chunk's lines go to the journal as one batch.
+const READ_CHUNK: usize = 256 * 1024;
+/// At most this much is read from one file per pass, so many busy files are served fairly.
+const MAX_READ_PER_PASS: u64 = 16 << 20;
+/// Glob rescans happen at least this often (new files are found within 1 s).
+const MAX_RESCAN_INTERVAL: Duration = Duration::from_secs(1);
+/// Rescans triggered by events are at most this frequent.
+const MIN_RESCAN_INTERVAL: Duration = Duration::from_millis(50);
+/// A new file shorter than the fingerprint is read once it has not grown for this long...
+const SHORT_FILE_SETTLE: Duration = Duration::from_millis(250);
+/// ...or was found this long ago, whichever comes first (or once it reaches the fingerprint length).
+const SHORT_FILE_MAX_WAIT: Duration = Duration::from_secs(1);
+/// Appended bytes the source lets wait for durability before it waits for the group commit.
+const MAX_UNDURABLE_BYTES: u64 = 16 << 20;
+/// How often per-file metrics are published.
+const METRICS_EVERY: Duration = Duration::from_millis(250);
+
+/// Starts the source thread.
+pub fn spawn(
+    config: FileSourceConfig,
+    ctx: SourceContext,
+) -> Result<JoinHandle<Result<(), String>>, String> {
+    let name = ctx.name.clone();
+    let mut tailer = Tailer::new(config, ctx)?;
+    std::thread::Builder::new()
+        .name(format!("file-{name}"))
+        .spawn(move || tailer.run().map_err(|e| e.to_string()))
+        .map_err(|e| format!("cannot start thread: {e}"))
+}
+
+/// Why reading stopped: a file's I/O error stops that file only; a journal error stops the source.
+#[derive(Debug, thiserror::Error)]
+enum TailError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// One file being read.
+struct Tracked {
+    key: FileKey,
+    path: PathBuf,
+    file: File,
+    fingerprint: Fingerprint,
+    reader: LineReader,
+    joiner: Option<Joiner>,
+    /// Offset just past the last journaled record.
+    committed: u64,
+    size: u64,
+    last_growth: Instant,
+    /// Matched the globs on the last rescan.
+    seen: bool,
+    /// Rotated away (left the globs, replaced by another file, or deleted): drain, then release.
+    draining: bool,
+    /// Checkpoint keys this file had before its identity was upgraded, to forget in the next batch.
+    stale_keys: Vec<String>,
+    /// A new file shorter than the fingerprint: when it was found. Nothing is read until it
+    /// reaches the fingerprint length (then its identity is decided again: it may be a copy
+    /// being written, e.g. by copytruncate), stops growing for [`SHORT_FILE_SETTLE`], or was
+    /// found [`SHORT_FILE_MAX_WAIT`] ago.
+    undecided_since: Option<Instant>,
+    /// Stop tracking this file (it turned out to duplicate a tracked one).
+    untrack: bool,
+    metrics: FileMetrics,
+}
+
+struct Tailer {
+    ctx: SourceContext,
+    appender: Appender,
+    prefix: String,
+    config: FileSourceConfig,
+    max_line: usize,
+    fingerprint_bytes: u32,
+    pattern: Option<StartPattern>,
+    globs: Globs,
+    files: HashMap<FileKey, Tracked>,
+    /// Identities read before and not tracked now (from checkpoints, truncations, releases).
+    known: KnownFiles,
+    /// Files skipped because their content duplicates a tracked file (size, mtime when skipped).
+    skipped: HashMap<FileKey, (u64, Option<std::time::SystemTime>)>,
+    first_scan: bool,
+    /// A truncation was seen: rescan soon (its copy may now be adoptable).
+    rescan_requested: bool,
+    /// Appended batches not known durable yet: (last seq, bytes).
+    undurable: std::collections::VecDeque<(u64, u64)>,
+    undurable_bytes: u64,
+    head: Vec<u8>,
+    metrics: std::sync::Arc<FileSourceMetrics>,
+}
+
+/// How a newly found file will be read.
+enum Decision {
+    /// Already handled (tracked, or a duplicate of a tracked file).
+    Skip,
+    /// Read from `offset`; `adopted` is a checkpoint identity this file takes over.
+    Read { offset: u64, adopted: Option<Known> },
+}
+
+impl Tailer {
+    fn new(config: FileSourceConfig, ctx: SourceContext) -> Result<Tailer, String> {
+        let globs = Globs::new(&config.include, &config.exclude)?;
+        let pattern = config
+            .multiline_start
+            .as_deref()
+            .map(StartPattern::parse)
+            .transpose()
+            .map_err(|e| format!("invalid multiline_start: {e}"))?;
+        let fingerprint_bytes = u32::try_from(
+            config
+                .fingerprint_bytes
+                .0
+                .clamp(1, crate::config::MAX_FINGERPRINT_BYTES),
+        )
+        .unwrap_or(256);
+        let prefix = format!("file/{}/", ctx.name);
+        let known = KnownFiles::load(&prefix, &ctx.journal.checkpoints_with_prefix(&prefix));
+        Ok(Tailer {
+            appender: ctx.journal.appender(),
+            prefix,
+            max_line: config.max_line_bytes.as_usize().max(1),
+            fingerprint_bytes,
+            pattern,
+            config,
+            globs,
+            files: HashMap::new(),
+            known,
+            skipped: HashMap::new(),
+            first_scan: true,
+            rescan_requested: false,
+            undurable: std::collections::VecDeque::new(),
+            undurable_bytes: 0,
+            head: Vec::new(),
+            metrics: metrics::register(&ctx.name),
+            ctx,
+        })
+    }
+
+    fn run(&mut self) -> Result<(), TailError> {
+        let poll = self.config.poll_interval.0.max(Duration::from_millis(10));
+        let mut watcher = ChangeWatcher::new(
+            &self.globs,
+            self.config.watch == WatchMode::Notify,
+            &self.ctx.name,
+        );
+        let rescan_every = if watcher.is_active() {
+            MAX_RESCAN_INTERVAL
+        } else {
+            poll.min(MAX_RESCAN_INTERVAL)
+        };
+        self.rescan()?;
+        self.adopt_orphans()?;
+        let mut last_scan = Instant::now();
+        let mut last_metrics = Instant::now() - METRICS_EVERY;
+        let mut wake = watcher.take();
+        loop {
+            if self.ctx.shutdown.is_triggered() {
+                self.publish_metrics();
+                self.log_totals();
+                return Ok(());
+            }
+            let since_scan = last_scan.elapsed();
+            if since_scan >= rescan_every || (wake.rescan && since_scan >= MIN_RESCAN_INTERVAL) {
+                watcher.add_missing_watches();
+                self.rescan()?;
+                last_scan = Instant::now();
+                wake.rescan = false;
+            }
+            let progressed = self.read_pass()?;
+            wake.rescan |= std::mem::take(&mut self.rescan_requested);
+            self.release_finished()?;
+            if last_metrics.elapsed() >= METRICS_EVERY {
+                self.publish_metrics();
+                last_metrics = Instant::now();
+            }
+            if progressed {
+                let w = watcher.take();
+                wake.rescan |= w.rescan;
+            } else {
+                let timeout = if wake.rescan {
+                    MIN_RESCAN_INTERVAL.saturating_sub(last_scan.elapsed())
+                } else {
+                    poll.min(rescan_every.saturating_sub(last_scan.elapsed()))
+                };
+                let w = watcher.wait(timeout.max(Duration::from_millis(1)));
+                wake.rescan |= w.rescan;
+            }
+        }
+    }
+
+    /// Appends one batch. The source keeps at most [`MAX_UNDURABLE_BYTES`] appended but not yet
+    /// durable: beyond that it waits for the journal's group commit, so the journal's write
+    /// queue (and the agent's memory) stays small however far behind the source is.
+    fn append(
+        &mut self,
+        records: Vec<Record>,
+        checkpoints: Vec<Checkpoint>,
+    ) -> Result<(), TailError> {
+        let count = records.len() as u64;
+        let bytes: u64 = records.iter().map(|r| r.raw.len() as u64).sum();
+        let receipt = self.appender.append_blocking(AppendBatch {
+            records,
+            checkpoints,
+        })?;
+        self.ctx.stats.add(count, bytes);
+        if count > 0 {
+            self.undurable.push_back((receipt.last_seq, bytes));
+            self.undurable_bytes += bytes;
+            while self.undurable_bytes > MAX_UNDURABLE_BYTES {
+                let Some((seq, b)) = self.undurable.pop_front() else {
+                    break;
+                };
+                self.undurable_bytes -= b;
+                self.appender.wait_durable_blocking(seq)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Expands the globs: marks tracked files seen, follows renames, starts new files.
+    fn rescan(&mut self) -> Result<(), TailError> {
+        for f in self.files.values_mut() {
+            f.seen = false;
+        }
+        for (path, meta) in self.globs.expand() {
+            let key = FileKey::of(&meta);
+            if let Some(f) = self.files.get_mut(&key) {
+                f.seen = true;
+                if f.draining && meta.nlink() > 0 {
+                    // Back under the globs (renamed back): no longer rotated away.
+                    f.draining = false;
+                    f.metrics.draining = false;
+                }
+                let alias = f.path != path
+                    && std::fs::metadata(&f.path).is_ok_and(|m| FileKey::of(&m) == key);
+                if f.path != path && !alias {
+                    tracing::info!(source = %self.ctx.name, from = %f.path.display(), to = %path.display(), "File was renamed; following it.");
+                    f.metrics.rotations += 1;
+                    f.path = path.clone();
+                    f.metrics.path = path;
+                }
+                continue;
+            }
+            if self.skipped.get(&key) == Some(&(meta.len(), meta.modified().ok())) {
+                continue;
+            }
+            if let Err(e) = self.start_file(&path, key, false) {
+                tracing::warn!(source = %self.ctx.name, path = %path.display(), "Cannot open file: {e}.");
+            }
+        }
+        for f in self.files.values_mut() {
+            if !f.seen && !f.draining {
+                f.draining = true;
+                f.metrics.rotations += 1;
+                f.metrics.draining = true;
+                tracing::info!(source = %self.ctx.name, path = %f.path.display(), "File rotated away; reading it to its end.");
+            }
+        }
+        self.first_scan = false;
+        Ok(())
+    }
+
+    /// Opens a file found by name (or by the orphan search) and decides where to read from.
+    fn start_file(&mut self, path: &Path, key: FileKey, orphan: bool) -> std::io::Result<()> {
+        let file = File::open(path)?;
+        let meta = file.metadata()?;
+        let key_now = FileKey::of(&meta);
+        if key_now != key || self.files.contains_key(&key_now) {
+            return Ok(()); // replaced between the listing and the open; the next rescan sees it
+        }
+        let size = meta.len();
+        identity::read_head(&file, self.fingerprint_bytes, &mut self.head)?;
+        let fp = Fingerprint::of(&self.head);
+        let decision = if orphan {
+            self.orphan_decision(key, fp, size)
+        } else {
+            self.decide(key, fp, size)
+        };
+        let (offset, adopted) = match decision {
+            Decision::Skip => {
+                self.skipped.insert(key, (size, meta.modified().ok()));
+                return Ok(());
+            }
+            Decision::Read { offset, adopted } => (offset, adopted),
+        };
+        self.skipped.remove(&key);
+        let mut tracked = Tracked {
+            key,
+            path: path.to_path_buf(),
+            file,
+            fingerprint: fp,
+            reader: LineReader::new(offset, self.max_line, READ_CHUNK),
+            joiner: self.pattern.clone().map(|p| Joiner::new(p, self.max_line)),
+            committed: offset,
+            size,
+            last_growth: Instant::now(),
+            seen: !orphan,
+            draining: orphan,
+            stale_keys: Vec::new(),
+            undecided_since: None,
+            untrack: false,
+            metrics: FileMetrics {
+                path: path.to_path_buf(),
+                size,
+                offset,
+                draining: orphan,
+                ..FileMetrics::default()
+            },
+        };
+        if adopted.is_none() && offset == 0 && !fp.is_full(self.fingerprint_bytes) {
+            tracked.undecided_since = Some(Instant::now());
+        }
+        if let Some(old) = adopted {
+            let old_key = checkpoint::key(&self.prefix, old.fingerprint, old.key);
+            let new_key = checkpoint::key(&self.prefix, fp, key);
+            if old_key != new_key {
+                // Move the identity atomically: the new key with the offset, the old one forgotten.
+                let cps = vec![
+                    Checkpoint {
+                        key: new_key,
+                        value: checkpoint::value(offset, path),
+                    },
+                    checkpoint::tombstone(&self.prefix, old.fingerprint, old.key),
+                ];
+                self.append(Vec::new(), cps)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+            }
+            if old.key != key || old.path != path {
+                tracked.metrics.rotations += 1;
+            }
+            tracing::info!(source = %self.ctx.name, path = %path.display(), offset, was = %old.path.display(), "Resuming file.");
+        } else {
+            tracing::info!(source = %self.ctx.name, path = %path.display(), offset, "Tailing file.");
+        }
+        self.files.insert(key, tracked);
+        Ok(())
+    }
+
+    /// Where to start a file found by the globs.
+    fn decide(&mut self, key: FileKey, fp: Fingerprint, size: u64) -> Decision {
+        let full = fp.is_full(self.fingerprint_bytes);
+        let candidates = self.known.candidates(&self.head, fp);
+        // 1. The same inode with the content we knew: a file we read before (maybe renamed).
+        let same_inode = candidates
+            .iter()
+            .filter(|k| k.key == key)
+            .max_by_key(|k| k.fingerprint.len)
+            .map(|k| (*k).clone());
+        // 2. The same full-length content on another inode (a copy, a move, a new device
+        //    number), unless that content is what a tracked file has now (a duplicate).
+        let moved = || {
+            candidates
+                .iter()
+                .filter(|k| full && k.fingerprint == fp)
+                .filter(|k| {
+                    self.files
+                        .get(&k.key)
+                        .is_none_or(|t| t.fingerprint != k.fingerprint)
+                })
+                .max_by_key(|k| k.offset)
+                .map(|k| (*k).clone())
+        };
+        let chosen = same_inode.or_else(moved);
+        if let Some(k) = chosen {
+            self.known.remove(k.fingerprint, k.key);
+            // Same inode but shorter than what was read: it was truncated while Quill was away.
+            // Another inode (a copy) shorter than what was read: everything in it was read.
+            let offset = match (k.offset <= size, k.key == key) {
+                (true, _) => k.offset,
+                (false, true) => 0,
+                (false, false) => size,
+            };
+            return Decision::Read {
+                offset,
+                adopted: Some(k),
+            };
+        }
+        // 3. Content a tracked file has right now: a copy (copytruncate before the truncate).
+        if full && self.files.values().any(|t| t.fingerprint == fp) {
+            return Decision::Skip;
+        }
+        // 4. A file never seen.
+        let offset = if self.first_scan && self.config.read_from == ReadFrom::End {
+            size
+        } else {
+            0
+        };
+        Decision::Read {
+            offset,
+            adopted: None,
+        }
+    }
+
+    /// Whether a file found next to where a checkpointed file was is that file.
+    fn orphan_decision(&mut self, key: FileKey, fp: Fingerprint, size: u64) -> Decision {
+        let full = fp.is_full(self.fingerprint_bytes);
+        let chosen = self
+            .known
+            .candidates(&self.head, fp)
+            .into_iter()
+            .filter(|k| k.offset <= size)
+            .filter(|k| k.key == key || (full && k.fingerprint == fp))
+            .max_by_key(|k| (k.key == key, k.fingerprint.len))
+            .cloned();
+        match chosen {
+            Some(k) => {
+                self.known.remove(k.fingerprint, k.key);
+                Decision::Read {
+                    offset: k.offset,
+                    adopted: Some(k),
+                }
+            }
+            None => Decision::Skip,
+        }
+    }
+
+    /// After the first scan: checkpointed files that no glob found are looked for in the
+    /// directory they were in (rotated out of the globs while Quill was down) and drained;
+    /// identities found nowhere are forgotten.
+    fn adopt_orphans(&mut self) -> Result<(), TailError> {
+        if self.known.is_empty() {
+            return Ok(());
+        }
+        let mut dirs: BTreeMap<PathBuf, ()> = BTreeMap::new();
+        for k in self.known.all() {
+            if let Some(dir) = k.path.parent() {
+                dirs.insert(dir.to_path_buf(), ());
+            }
+        }
+        for dir in dirs.into_keys() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            paths.sort();
+            for path in paths {
+                if self.known.is_empty() {
+                    break;
+                }
+                if discover::is_compressed(&path) {
+                    continue;
+                }
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                let key = FileKey::of(&meta);
+                if !meta.is_file() || self.files.contains_key(&key) {
+                    continue;
+                }
+                if let Err(e) = self.start_file(&path, key, true) {
+                    tracing::warn!(source = %self.ctx.name, path = %path.display(), "Cannot open rotated file: {e}.");
+                }
+            }
+        }
+        self.skipped.clear();
+        let forgotten: Vec<Checkpoint> = self
+            .known
+            .all()
+            .map(|k| {
+                tracing::info!(source = %self.ctx.name, path = %k.path.display(), offset = k.offset, "A file read before is gone; forgetting it.");
+                checkpoint::tombstone(&self.prefix, k.fingerprint, k.key)
+            })
+            .collect();
+        self.known = KnownFiles::default();
+        if !forgotten.is_empty() {
+            self.append(Vec::new(), forgotten)?;
+        }
+        Ok(())
+    }
+
+    /// Reads what every tracked file has beyond its offset. Returns whether anything was read.
+    fn read_pass(&mut self) -> Result<bool, TailError> {
+        let keys: Vec<FileKey> = self.files.keys().copied().collect();
+        let mut progressed = false;
+        for key in keys {
+            if self.ctx.shutdown.is_triggered() {
+                break;
+            }
+            match self.service(key) {
+                Ok(p) => progressed |= p,
+                Err(TailError::Journal(e)) => return Err(e.into()),
+                Err(TailError::Io(e)) => {
+                    if let Some(f) = self.files.remove(&key) {
+                        tracing::warn!(source = %self.ctx.name, path = %f.path.display(), "Stopped reading file: {e}.");
+                        // If the globs find it again, it resumes where it stopped.
+                        self.known.insert(Known {
+                            fingerprint: f.fingerprint,
+                            key: f.key,
+                            offset: f.committed,
+                            path: f.path,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(progressed)
+    }
+
+    fn service(&mut self, key: FileKey) -> Result<bool, TailError> {
+        let Some(mut f) = self.files.remove(&key) else {
+            return Ok(false);
+        };
+        let result = self.service_file(&mut f);
+        if f.untrack {
+            self.skipped.insert(
+                key,
+                (
+                    f.size,
+                    f.file.metadata().ok().and_then(|m| m.modified().ok()),
+                ),
+            );
+        } else {
+            // Also on error: the caller decides (an I/O error stops this file only).
+            self.files.insert(key, f);
+        }
+        result
+    }
+
+    fn service_file(&mut self, f: &mut Tracked) -> Result<bool, TailError> {
+        let meta = f.file.metadata()?;
+        let size = meta.len();
+        if meta.nlink() == 0 && !f.draining {
+            f.draining = true;
+            f.metrics.draining = true;
+            f.metrics.rotations += 1;
+            tracing::info!(source = %self.ctx.name, path = %f.path.display(), "File was deleted; reading it to its end.");
+        }
+        let grew = size != f.size;
+        if let Some(found) = f.undecided_since {
+            if grew {
+                f.last_growth = Instant::now();
+            }
+            f.size = size;
+            f.metrics.size = size;
+            if size >= u64::from(self.fingerprint_bytes) {
+                f.undecided_since = None;
+                if !self.redecide(f)? {
+                    return Ok(false);
+                }
+            } else if f.last_growth.elapsed() >= SHORT_FILE_SETTLE
+                || found.elapsed() >= SHORT_FILE_MAX_WAIT
+            {
+                f.undecided_since = None;
+                f.fingerprint =
+                    identity::fingerprint(&f.file, self.fingerprint_bytes, &mut self.head)?;
+            } else {
+                return Ok(false);
+            }
+        }
+        let truncated = size < f.reader.read_to()
+            || (grew
+                && f.fingerprint.is_full(self.fingerprint_bytes)
+                && !self.head_unchanged(f)?);
+        f.size = size;
+        f.metrics.size = size;
+        if truncated {
+            self.on_truncated(f)?;
+        }
+        if !f.fingerprint.is_full(self.fingerprint_bytes) && size > u64::from(f.fingerprint.len) {
+            let fp = identity::fingerprint(&f.file, self.fingerprint_bytes, &mut self.head)?;
+            if fp != f.fingerprint {
+                f.stale_keys
+                    .push(checkpoint::key(&self.prefix, f.fingerprint, f.key));
+                f.fingerprint = fp;
+            }
+        }
+        let mut progressed = false;
+        let mut budget = MAX_READ_PER_PASS;
+        let mut at_eof = false;
+        while budget > 0 {
+            let want = size.saturating_sub(f.reader.read_to());
+            if want == 0 {
+                at_eof = true;
+                break;
+            }
+            let n = f.reader.fill(&f.file, want)?;
+            if n == 0 {
+                at_eof = true;
+                break;
+            }
+            budget = budget.saturating_sub(n as u64);
+            progressed = true;
+            f.last_growth = Instant::now();
+            f.metrics.bytes_read += n as u64;
+            let mut records = Vec::with_capacity(n / 64 + 1);
+            let mut emit = self.emitter(f.fingerprint, &mut records);
+            match f.joiner.as_mut() {
+                Some(j) => f.reader.split(&mut |l, e, fl| j.push(l, e, fl, &mut emit)),
+                None => f.reader.split(&mut emit),
+            }
+            drop(emit);
+            self.commit(f, records)?;
+        }
+        if at_eof {
+            f.reader.compact();
+            self.flush_timeouts(f)?;
+        }
+        Ok(progressed)
+    }
+
+    /// A short new file reached the fingerprint length before anything was read: decide its
+    /// identity again with the full fingerprint. Returns false when it is to be dropped.
+    fn redecide(&mut self, f: &mut Tracked) -> Result<bool, TailError> {
+        identity::read_head(&f.file, self.fingerprint_bytes, &mut self.head)?;
+        let fp = Fingerprint::of(&self.head);
+        f.fingerprint = fp;
+        match self.decide(f.key, fp, f.size) {
+            Decision::Skip => {
+                tracing::info!(source = %self.ctx.name, path = %f.path.display(), "File duplicates the content of a tracked file; skipping it.");
+                f.untrack = true;
+                Ok(false)
+            }
+            Decision::Read {
+                offset,
+                adopted: None,
+            } => {
+                // Found after the first scan: a new file, read from its start.
+                let _ = offset;
+                Ok(true)
+            }
+            Decision::Read {
+                offset,
+                adopted: Some(old),
+            } => {
+                f.reader.reset(offset);
+                f.committed = offset;
+                f.metrics.offset = offset;
+                f.metrics.rotations += 1;
+                let cps = vec![
+                    Checkpoint {
+                        key: checkpoint::key(&self.prefix, fp, f.key),
+                        value: checkpoint::value(offset, &f.path),
+                    },
+                    checkpoint::tombstone(&self.prefix, old.fingerprint, old.key),
+                ];
+                self.append(Vec::new(), cps)?;
+                tracing::info!(source = %self.ctx.name, path = %f.path.display(), offset, was = %old.path.display(), "Resuming file.");
+                Ok(true)
+            }
+        }
+    }
+
+    /// Whether the first bytes still are the ones the fingerprint was taken of.
+    fn head_unchanged(&mut self, f: &Tracked) -> std::io::Result<bool> {
+        identity::read_head(&f.file, f.fingerprint.len, &mut self.head)?;
+        Ok(Fingerprint::of(&self.head) == f.fingerprint)
+    }
+
+    /// Copytruncate (or a rewrite): journal what was held of the old content, remember the old
+    /// identity (so its copy can be matched) and start again at 0.
+    fn on_truncated(&mut self, f: &mut Tracked) -> Result<(), TailError> {
+        tracing::info!(source = %self.ctx.name, path = %f.path.display(), offset = f.reader.read_to(), size = f.size, "File was truncated; reading from its start.");
+        self.flush_held(f)?;
+        self.known.insert(Known {
+            fingerprint: f.fingerprint,
+            key: f.key,
+            offset: f.committed,
+            path: f.path.clone(),
+        });
+        self.skipped.clear();
+        self.rescan_requested = true;
+        f.reader.reset(0);
+        if let Some(j) = f.joiner.as_mut() {
+            j.clear();
+        }
+        f.committed = 0;
+        f.metrics.offset = 0;
+        f.metrics.rotations += 1;
+        f.fingerprint = identity::fingerprint(&f.file, self.fingerprint_bytes, &mut self.head)?;
+        Ok(())
+    }
+
+    /// Journals a partial line or joined record that waited longer than `partial_line_timeout`.
+    fn flush_timeouts(&mut self, f: &mut Tracked) -> Result<(), TailError> {
+        let timeout = self.config.partial_line_timeout.0;
+        let partial_due = f.reader.partial_len() > 0 && f.last_growth.elapsed() >= timeout;
+        let joined_due = f
+            .joiner
+            .as_ref()
+            .and_then(Joiner::pending_since)
+            .is_some_and(|t| t.elapsed() >= timeout);
+        if partial_due || joined_due {
+            self.flush_held(f)?;
+        }
+        Ok(())
+    }
+
+    /// Journals everything held for `f`: the pending joined record and the partial line.
+    fn flush_held(&mut self, f: &mut Tracked) -> Result<(), TailError> {
+        let mut records = Vec::new();
+        let mut emit = self.emitter(f.fingerprint, &mut records);
+        if let Some(j) = f.joiner.as_mut() {
+            j.flush(&mut emit);
+        }
+        f.reader.take_partial(&mut emit);
+        drop(emit);
+        self.commit(f, records)?;
+        Ok(())
+    }
+
+    fn emitter<'a>(
+        &self,
+        fp: Fingerprint,
+        records: &'a mut Vec<Record>,
+    ) -> impl FnMut(Bytes, u64, RecordFlags) + use<'a> {
+        let origin = self.ctx.origin.clone();
+        let now = Timestamp::now();
+        let file_id = fp.file_id();
+        move |raw, end_offset, flags| {
+            records.push(Record {
+                origin: origin.clone(),
+                received_at: now,
+                position: Position::File {
+                    file_id,
+                    end_offset,
+                },
+                flags,
+                raw,
+            })
+        }
+    }
+
+    /// Appends `records` with `f`'s checkpoint.
+    fn commit(&mut self, f: &mut Tracked, records: Vec<Record>) -> Result<(), TailError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        if let Some(Record {
+            position: Position::File { end_offset, .. },
+            ..
+        }) = records.last()
+        {
+            f.committed = *end_offset;
+        }
+        f.metrics.lines += records.len() as u64;
+        f.metrics.offset = f.committed;
+        let mut cps = Vec::with_capacity(1 + f.stale_keys.len());
+        cps.push(Checkpoint {
+            key: checkpoint::key(&self.prefix, f.fingerprint, f.key),
+            value: checkpoint::value(f.committed, &f.path),
+        });
+        for k in f.stale_keys.drain(..) {
+            cps.push(Checkpoint {
+                key: k,
+                value: Bytes::new(),
+            });
+        }
+        self.append(records, cps)?;
+        Ok(())
+    }
+
+    /// Releases rotated-away files that were read to their end and stopped growing.
+    fn release_finished(&mut self) -> Result<(), TailError> {
+        let release_after = self.config.release_after.0;
+        let done: Vec<FileKey> = self
+            .files
+            .values()
+            .filter(|f| {
+                f.draining
+                    && f.reader.read_to() >= f.size
+                    && f.last_growth.elapsed() >= release_after
+            })
+            .map(|f| f.key)
+            .collect();
+        for key in done {
+            // It may have grown since the last pass: read it once more first.
+            match self.service(key) {
+                Ok(_) | Err(TailError::Io(_)) => {}
+                Err(e) => return Err(e),
+            }
+            let Some(mut f) = self.files.remove(&key) else {
+                continue;
+            };
+            if f.reader.read_to() < f.size {
+                self.files.insert(key, f);
+                continue;
+            }
+            match self.flush_held(&mut f) {
+                Ok(()) | Err(TailError::Io(_)) => {}
+                Err(e) => return Err(e),
+            }
+            let deleted = f.file.metadata().map(|m| m.nlink() == 0).unwrap_or(true);
+            if deleted {
+                self.append(
+                    Vec::new(),
+                    vec![checkpoint::tombstone(&self.prefix, f.fingerprint, f.key)],
+                )?;
+            } else {
+                self.known.insert(Known {
+                    fingerprint: f.fingerprint,
+                    key: f.key,
+                    offset: f.committed,
+                    path: f.path.clone(),
+                });
+            }
+            tracing::info!(
+                source = %self.ctx.name,
+                path = %f.path.display(),
+                lines = f.metrics.lines,
+                bytes = f.metrics.bytes_read,
+                deleted,
+                "Released rotated file after reading it to its end."
+            );
+            self.metrics.add_released(&f.metrics);
+        }
+        Ok(())
+    }
+
+    fn publish_metrics(&self) {
+        self.metrics.publish(
+            self.files
+                .values()
+                .map(|f| ((f.key.dev, f.key.ino), f.metrics.clone())),
+        );
+    }
+
+    fn log_totals(&self) {
+        for m in self.metrics.files() {
+            tracing::info!(
+                source = %self.ctx.name,
+                path = %m.path.display(),
+                bytes_read = m.bytes_read,
+                lines = m.lines,
+                lag = m.lag(),
+                rotations = m.rotations,
+                "File source stopped."
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{Journal, JournalConfig};
+    use crate::pipeline::{Shutdown, SourceStats};
+    use crate::record::{Format, Origin};
+    use std::sync::Arc;
+
+    fn tailer(dir: &Path, journal: &Journal) -> Tailer {
+        let text = format!("include = [\"{}/*.log\"]\n", dir.display());
+        let config: FileSourceConfig = toml::from_str(&text).unwrap();
+        let (_trigger, shutdown) = Shutdown::new();
+        let ctx = SourceContext {
+            name: "t".into(),
+            origin: Origin::new("t", "t", Format::Raw, "h"),
+            journal: journal.clone(),
+            stats: Arc::new(SourceStats::default()),
+            shutdown,
+        };
+        Tailer::new(config, ctx).unwrap()
+    }
+
+    fn lines(tag: &str, n: usize) -> String {
+        (0..n)
+            .map(|i| format!("{tag} line {i:04} padding padding\n"))
+            .collect()
+    }
+
+    fn put(journal: &Journal, fp: Fingerprint, key: FileKey, offset: u64, path: &Path) -> String {
+        let k = checkpoint::key("file/t/", fp, key);
+        journal
+            .appender()
+            .append_blocking(AppendBatch {
+                records: vec![],
+                checkpoints: vec![Checkpoint {
+                    key: k.clone(),
+                    value: checkpoint::value(offset, path),
+                }],
+            })
+            .unwrap();
+        assert!(durable(journal, &k).is_some());
+        k
+    }
+
+    /// The checkpoint under `key` once the journal made it durable.
+    fn durable(journal: &Journal, key: &str) -> Option<Bytes> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let v = journal.checkpoint(key);
+            if v.is_some() || Instant::now() > deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits until the checkpoint under `key` is durable and satisfies `check`.
+    fn wait_for(journal: &Journal, key: &str, check: impl Fn(&[u8]) -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if journal.checkpoint(key).is_some_and(|v| check(&v)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    fn key_of(path: &Path) -> FileKey {
+        FileKey::of(&std::fs::metadata(path).unwrap())
+    }
+
+    #[test]
+    fn a_reused_inode_with_other_content_is_read_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, lines("new", 20)).unwrap();
+        let journal = Journal::memory(JournalConfig::default());
+        // A checkpoint for this very inode, but of other content (the inode's previous file).
+        let old = Fingerprint::of(&lines("old", 20).as_bytes()[..256]);
+        put(&journal, old, key_of(&path), 500, &path);
+        let mut t = tailer(dir.path(), &journal);
+        t.rescan().unwrap();
+        assert_eq!(t.files[&key_of(&path)].committed, 0);
+    }
+
+    #[test]
+    fn the_same_inode_and_content_resumes_and_a_moved_copy_takes_the_position_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let text = lines("same", 20);
+        std::fs::write(&path, &text).unwrap();
+        let fp = Fingerprint::of(&text.as_bytes()[..256]);
+        let journal = Journal::memory(JournalConfig::default());
+        put(&journal, fp, key_of(&path), 300, &path);
+        let mut t = tailer(dir.path(), &journal);
+        t.rescan().unwrap();
+        assert_eq!(t.files[&key_of(&path)].committed, 300);
+
+        // Same content on another inode (e.g. moved across filesystems) while the agent was
+        // down: it takes over the position, and the old key is forgotten.
+        let dir2 = tempfile::tempdir().unwrap();
+        let moved = dir2.path().join("a.log");
+        std::fs::write(&moved, &text).unwrap();
+        let gone = FileKey { dev: 1, ino: 1 };
+        let old_key = put(&journal, fp, gone, 400, &dir2.path().join("old.log"));
+        let mut t = tailer(dir2.path(), &journal);
+        t.rescan().unwrap();
+        assert_eq!(t.files[&key_of(&moved)].committed, 400);
+        assert!(wait_for(&journal, &old_key, |v| v.is_empty()));
+        let new_key = checkpoint::key("file/t/", fp, key_of(&moved));
+        assert!(wait_for(&journal, &new_key, |v| v.starts_with(b"400 ")));
+    }
+
+    #[test]
+    fn a_file_duplicating_a_tracked_files_content_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = lines("dup", 20);
+        std::fs::write(dir.path().join("a.log"), &text).unwrap();
+        std::fs::write(dir.path().join("b.log"), &text).unwrap();
+        let journal = Journal::memory(JournalConfig::default());
+        let mut t = tailer(dir.path(), &journal);
+        t.rescan().unwrap();
+        assert_eq!(
+            t.files.len(),
+            1,
+            "the copy is a duplicate while the original has it"
+        );
+    }
+
+    #[test]
+    fn checkpoints_commit_with_the_lines_and_short_identities_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, "short\n").unwrap();
+        let journal = Journal::memory(JournalConfig::default());
+        let mut cursor = journal.cursor("c").unwrap();
+        let mut t = tailer(dir.path(), &journal);
+        t.rescan().unwrap();
+        // Short and new: not read until it settles.
+        assert!(!t.read_pass().unwrap());
+        std::thread::sleep(SHORT_FILE_SETTLE + Duration::from_millis(20));
+        assert!(t.read_pass().unwrap());
+        let key = key_of(&path);
+        let short_key = checkpoint::key("file/t/", Fingerprint::of(b"short\n"), key);
+        assert!(wait_for(&journal, &short_key, |v| v.starts_with(b"6 ")));
+        // It grows past the fingerprint length: the identity upgrades in the same batch.
+        let more = lines("more", 10);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, more.as_bytes()).unwrap();
+        assert!(t.read_pass().unwrap());
+        let full = Fingerprint::of(&std::fs::read(&path).unwrap()[..256]);
+        let full_key = checkpoint::key("file/t/", full, key);
+        let end = (6 + more.len()).to_string();
+        assert!(wait_for(&journal, &full_key, |v| v.starts_with(end.as_bytes())));
+        assert!(wait_for(&journal, &short_key, |v| v.is_empty()));
+        let entries = cursor
+            .next_batch_blocking(100, Duration::from_millis(100))
+            .unwrap();
+        assert_eq!(entries.len(), 11);
+        assert_eq!(&entries[0].record.raw[..], b"short");
+        // Per-file metrics.
+        t.publish_metrics();
+        let m = t.metrics.files();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].lines, 11);
+        assert_eq!(m[0].bytes_read, 6 + more.len() as u64);
+        assert_eq!(m[0].lag(), 0);
+        assert_eq!(m[0].rotations, 0);
+        std::fs::write(&path, "x\n").unwrap(); // truncated
+        assert!(t.read_pass().unwrap());
+        t.publish_metrics();
+        let m = t.metrics.files();
+        assert_eq!((m[0].rotations, m[0].offset, m[0].lag()), (1, 2, 0));
+        assert!(
+            t.metrics
+                .summary()
+                .starts_with("files=1 lag=0B rotations=1")
+        );
+    }
+}
