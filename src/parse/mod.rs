@@ -44,6 +44,19 @@ pub trait FieldSink {
     fn rollback(&mut self, mark: usize);
 }
 
+/// A sink that drops every field (validation only).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Discard;
+
+impl FieldSink for Discard {
+    fn field(&mut self, _: &str, _: Value<'_>) {}
+    fn dynamic_field(&mut self, _: &str, _: &[u8], _: Value<'_>) {}
+    fn mark(&self) -> usize {
+        0
+    }
+    fn rollback(&mut self, _: usize) {}
+}
+
 /// Collects fields into a vector; used by tests and tools that want the fields themselves.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct FieldList {

@@ -31,7 +31,18 @@ const MAX_ITEMS: usize = 512;
 #[derive(Debug, Clone, PartialEq)]
 enum Item {
     Lit(Box<[u8]>),
-    Var { code: u8, arg: Option<Box<str>> },
+    /// `dup`: an earlier directive already reports the same field (e.g. `%b` and `%B`).
+    Var { code: u8, arg: Option<Box<str>>, dup: bool },
+}
+
+/// Directives that report the same field share a key.
+fn field_key(code: u8, arg: Option<&str>) -> (u8, String) {
+    let code = match code {
+        b'b' => b'B',
+        b'a' if arg.is_none() => b'h',
+        c => c,
+    };
+    (code, arg.unwrap_or("").to_ascii_lowercase())
 }
 
 /// A compiled LogFormat.
@@ -91,7 +102,7 @@ impl LogFormat {
                         if !lit.is_empty() {
                             items.push(Item::Lit(std::mem::take(&mut lit).into_boxed_slice()));
                         }
-                        items.push(Item::Var { code: b'^', arg });
+                        items.push(Item::Var { code: b'^', arg, dup: false });
                         continue;
                     }
                     let code = *s.get(i).ok_or(CompileError::UnknownDirective('%', at))?;
@@ -103,7 +114,7 @@ impl LogFormat {
                     if !lit.is_empty() {
                         items.push(Item::Lit(std::mem::take(&mut lit).into_boxed_slice()));
                     }
-                    items.push(Item::Var { code, arg });
+                    items.push(Item::Var { code, arg, dup: false });
                 }
                 b'\\' if i + 1 < s.len() => {
                     lit.push(match s[i + 1] {
@@ -128,6 +139,17 @@ impl LogFormat {
         if items.is_empty() {
             return Err(CompileError::Empty);
         }
+        let mut seen: Vec<(u8, String)> = Vec::new();
+        for it in &mut items {
+            if let Item::Var { code, arg, dup } = it {
+                let key = field_key(*code, arg.as_deref());
+                if seen.contains(&key) {
+                    *dup = true;
+                } else {
+                    seen.push(key);
+                }
+            }
+        }
         Ok(LogFormat { items })
     }
 
@@ -149,7 +171,7 @@ impl LogFormat {
                     }
                     pos += l.len();
                 }
-                Item::Var { code, arg } => {
+                Item::Var { code, arg, dup } => {
                     let prev_quote = k > 0 && matches!(&self.items[k - 1], Item::Lit(l) if l.ends_with(b"\""));
                     let next_lit: Option<&[u8]> = match self.items.get(k + 1) {
                         Some(Item::Lit(l)) => Some(l),
@@ -189,7 +211,12 @@ impl LogFormat {
                         value = &line[pos..end];
                         pos = end;
                     }
-                    emit(*code, arg.as_deref(), value, start, cx, sink, info)?;
+                    if *dup {
+                        let mut discard = crate::parse::Discard;
+                        emit(*code, arg.as_deref(), value, start, cx, &mut discard, &mut info.clone())?;
+                    } else {
+                        emit(*code, arg.as_deref(), value, start, cx, sink, info)?;
+                    }
                 }
             }
         }

@@ -34,10 +34,8 @@ impl ApacheParser {
             }
         }
         for f in formats {
-            let (name, text) = match logformat::nickname(f) {
-                Some(t) => (defaults.iter().find(|(_, d)| *d == t).map_or("apache-custom", |(n, _)| *n), t),
-                None => ("apache-custom", f.as_str()),
-            };
+            let text = logformat::nickname(f).unwrap_or(f.as_str());
+            let name = defaults.iter().find(|(_, d)| *d == text).map_or("apache-custom", |(n, _)| *n);
             compiled.push((name, compile(text)?));
         }
         Ok(ApacheParser { formats: compiled })

@@ -136,7 +136,8 @@ impl Var {
 #[derive(Debug, Clone, PartialEq)]
 enum Item {
     Lit(Box<[u8]>),
-    Var { var: Var, quoted: bool },
+    /// `dup`: the same variable appears earlier; it is matched but not reported twice.
+    Var { var: Var, quoted: bool, dup: bool },
 }
 
 /// A compiled log-format.
@@ -227,7 +228,8 @@ impl LogFormat {
                     };
                     flush(&mut lit, &mut items);
                     let quoted = var.quotable() && quote.unwrap_or(global_quote);
-                    items.push(Item::Var { var, quoted });
+                    let dup = items.iter().any(|it| matches!(it, Item::Var { var: v, .. } if *v == var));
+                    items.push(Item::Var { var, quoted, dup });
                 }
                 b'\\' if i + 1 < s.len() => {
                     lit.push(s[i + 1]);
@@ -304,7 +306,7 @@ impl LogFormat {
                         return Err(ParseError::at(expected_lit(l), pos));
                     }
                 }
-                Item::Var { var, quoted } => {
+                Item::Var { var, quoted, dup } => {
                     skip_space = false;
                     let next_lit: Option<&[u8]> = match self.items.get(k) {
                         Some(Item::Lit(l)) => Some(l),
@@ -389,7 +391,13 @@ impl LogFormat {
                             pos = end;
                         }
                     }
-                    self.emit(var, value, start, cx, captures, &mut frontend, sink, info)?;
+                    if *dup {
+                        let mut info2 = *info;
+                        let mut fe2 = frontend;
+                        self.emit(var, value, start, cx, captures, &mut fe2, &mut crate::parse::Discard, &mut info2)?;
+                    } else {
+                        self.emit(var, value, start, cx, captures, &mut frontend, sink, info)?;
+                    }
                     if info.truncated {
                         return Ok(());
                     }
