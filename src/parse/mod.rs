@@ -31,6 +31,20 @@ pub enum Value<'a> {
     Float(f64),
 }
 
+impl<'a> Value<'a> {
+    /// A canonical decimal integer (`0`, `297`, `-1`; not `0042` or hex) becomes a number,
+    /// anything else stays a string: for values whose type the format does not say (SD
+    /// parameters, sample fetches).
+    pub fn number_or_str(v: &'a [u8]) -> Value<'a> {
+        let digits = v.strip_prefix(b"-").unwrap_or(v);
+        let canonical = !digits.is_empty() && digits.len() <= 18 && (digits == b"0" || digits[0] != b'0');
+        match text::parse_i64(v) {
+            Some(i) if canonical => Value::Int(i),
+            _ => Value::Str(v),
+        }
+    }
+}
+
 /// Receives the fields of a parsed line, in line order.
 pub trait FieldSink {
     /// A field with a fixed name (without the leading underscore), e.g. `client_ip`.

@@ -164,7 +164,7 @@ fn parse_sd<'a, S: FieldSink>(
             }
             let value = &line[vstart..pos.min(line.len())];
             pos += 1;
-            let v = if memchr(b'\\', value).is_some() { Value::Escaped(value, Escaping::Sd) } else { Value::Str(value) };
+            let v = if memchr(b'\\', value).is_some() { Value::Escaped(value, Escaping::Sd) } else { Value::number_or_str(value) };
             sink.dynamic_field("sd_", name, v);
             info.offer_txn_id(cx.txn, name, v);
         }
@@ -237,7 +237,7 @@ mod tests {
 
     fn run(line: &[u8]) -> (Result<usize, ParseError>, FieldList, Option<i64>, Option<Vec<u8>>) {
         let txn = TxnIdSources::default();
-        let cx = Context { tz_offset_secs: 0, received_ms: 1_795_395_730_000, txn: &txn };
+        let cx = Context { tz_offset_secs: 0, received_ms: 1_795_396_130_000, txn: &txn };
         let mut f = FieldList::default();
         let mut info = LineInfo::default();
         let r = parse(line, &cx, &mut f, &mut info);
@@ -252,7 +252,7 @@ mod tests {
         assert_eq!(f.get_str("program"), Some("haproxy"));
         assert_eq!(f.get_int("pid"), Some(8425));
         assert_eq!(f.get_int("syslog_facility"), Some(16));
-        assert_eq!(ts, Some(1_795_395_730_000));
+        assert_eq!(ts, Some(1_795_396_130_000));
         assert_eq!(host, None);
     }
 
@@ -272,7 +272,7 @@ mod tests {
         assert_eq!(&line[r.unwrap()..], b"msg");
         assert_eq!(f.get_str("sd_tid"), Some("plain-0002"));
         assert_eq!(f.get_str("sd_q"), Some("a\"b]"));
-        assert_eq!(ts, Some(1_795_395_730_486));
+        assert_eq!(ts, Some(1_795_396_130_486));
         assert_eq!(host.as_deref(), Some(&b"h1"[..]));
     }
 

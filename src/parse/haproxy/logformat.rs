@@ -502,7 +502,8 @@ impl LogFormat {
             }
             Var::Sample(name) => {
                 if !value.is_empty() && value != b"-" {
-                    sink.field(name, esc(value));
+                    let v = if memchr(b'#', value).is_some() { esc(value) } else { Value::number_or_str(value) };
+                    sink.field(name, v);
                 }
             }
             Var::Request => emit_request(value, sink),
