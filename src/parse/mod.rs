@@ -10,6 +10,8 @@
 
 pub mod apache;
 pub mod detect;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod haproxy;
 pub mod json;
 pub mod syslog;
