@@ -12,7 +12,9 @@ use quill::parse::haproxy::config::HaproxyConfig;
 use quill::parse::{FieldList, Format, Parser, ParserConfig, TxnIdSources};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parse").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/parse")
+        .join(name)
 }
 
 fn read(name: &str) -> Vec<u8> {
@@ -20,7 +22,9 @@ fn read(name: &str) -> Vec<u8> {
 }
 
 fn lines(data: &[u8]) -> Vec<&[u8]> {
-    data.split(|&c| c == b'\n').filter(|l| !l.is_empty()).collect()
+    data.split(|&c| c == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 const RECEIVED_MS: i64 = 1_795_396_000_000; // 2026-11-23, the day of the run
@@ -60,7 +64,12 @@ fn parse_all(p: &Parser, format: Format, name: &str) -> Vec<Parsed> {
                     quill::parse::FieldSink::field(&mut l, "t", v);
                     l.get_str("t").unwrap().to_owned()
                 });
-                out.push(Parsed { fields, format: info.format, txn, timestamp_ms: info.timestamp_ms });
+                out.push(Parsed {
+                    fields,
+                    format: info.format,
+                    txn,
+                    timestamp_ms: info.timestamp_ms,
+                });
             }
             Err(e) => panic!("{name}:{}: {e}\n{}", i + 1, String::from_utf8_lossy(line)),
         }
@@ -168,7 +177,15 @@ fn unescape_hex(s: &str) -> String {
 }
 
 fn short(s: &str) -> String {
-    if s.len() > 60 { format!("{}…({} bytes)", &s[..s.char_indices().nth(60).map_or(s.len(), |(i, _)| i)], s.len()) } else { s.to_owned() }
+    if s.len() > 60 {
+        format!(
+            "{}…({} bytes)",
+            &s[..s.char_indices().nth(60).map_or(s.len(), |(i, _)| i)],
+            s.len()
+        )
+    } else {
+        s.to_owned()
+    }
 }
 
 /// Compares one parsed line with its ground-truth row; returns a description of any mismatch.
@@ -181,11 +198,19 @@ fn compare(p: &Parsed, t: &Truth, check_port: bool, http: bool) -> Vec<String> {
         }
     }
     if f.get_str("client_ip") != Some(t.client_ip.as_str()) {
-        bad.push(format!("client_ip {:?} != {}", f.get_str("client_ip"), t.client_ip));
+        bad.push(format!(
+            "client_ip {:?} != {}",
+            f.get_str("client_ip"),
+            t.client_ip
+        ));
     }
     // The ground truth has no client port for curl and TLS clients (-1).
     if check_port && t.cport >= 0 && f.get_int("client_port") != Some(t.cport) {
-        bad.push(format!("client_port {:?} != {}", f.get_int("client_port"), t.cport));
+        bad.push(format!(
+            "client_port {:?} != {}",
+            f.get_int("client_port"),
+            t.cport
+        ));
     }
     // `<BADREQ>`: HAProxy logs no request for requests it could not parse (garbage, a space in
     // the target, slowloris timeouts, raw 8-bit bytes): only the frontend and client compare.
@@ -198,25 +223,38 @@ fn compare(p: &Parsed, t: &Truth, check_port: bool, http: bool) -> Vec<String> {
     }
     if http && f.get_str("http_request") != Some("<BADREQ>") {
         if f.get_str("http_method") != Some(t.method.as_str()) {
-            bad.push(format!("method {:?} != {}", f.get_str("http_method"), t.method));
+            bad.push(format!(
+                "method {:?} != {}",
+                f.get_str("http_method"),
+                t.method
+            ));
         }
         let path = f.get_str("http_path").unwrap_or("");
         // HAProxy cuts the request at 1024 bytes and the ground truth keeps a prefix of very
         // long targets: for long paths one must be a prefix of the other.
         let long = path.len() >= 100 && t.path.len() >= 100;
-        let ok = path == t.path || (long && (t.path.starts_with(path) || path.starts_with(t.path.as_str())));
+        let ok = path == t.path
+            || (long && (t.path.starts_with(path) || path.starts_with(t.path.as_str())));
         if !ok {
             bad.push(format!("path {:?} != {:?}", short(path), short(&t.path)));
         }
         if f.get_int("status") != t.status {
-            bad.push(format!("status {:?} != {:?}", f.get_int("status"), t.status));
+            bad.push(format!(
+                "status {:?} != {:?}",
+                f.get_int("status"),
+                t.status
+            ));
         }
     }
     bad
 }
 
 fn by_tid(truth: &[Truth]) -> HashMap<&str, &Truth> {
-    truth.iter().filter(|t| !t.tid.is_empty()).map(|t| (t.tid.as_str(), t)).collect()
+    truth
+        .iter()
+        .filter(|t| !t.tid.is_empty())
+        .map(|t| (t.tid.as_str(), t))
+        .collect()
 }
 
 /// The ground-truth row of a line that carries no test id: same client port, a request that
@@ -225,11 +263,17 @@ fn by_port<'t>(truth: &'t [Truth], fe: &str, port: i64) -> Option<&'t Truth> {
     if port < 0 {
         return None;
     }
-    let mut found = truth
-        .iter()
-        .filter(|t| t.cport == port && (fe.is_empty() || t.fe == fe) && (!t.sent_tid || t.fe.starts_with("fe_tcp")));
+    let mut found = truth.iter().filter(|t| {
+        t.cport == port
+            && (fe.is_empty() || t.fe == fe)
+            && (!t.sent_tid || t.fe.starts_with("fe_tcp"))
+    });
     let first = found.next()?;
-    if found.next().is_some() { None } else { Some(first) }
+    if found.next().is_some() {
+        None
+    } else {
+        Some(first)
+    }
 }
 
 #[test]
@@ -256,7 +300,12 @@ fn haproxy_rfc5424_matches_ground_truth_by_sd_tid() {
         for m in compare(x, t, true, http && t.method != "PRI") {
             mismatches.push(format!("line {}: {} ({m})", i + 1, t.tid));
         }
-        assert_eq!(f.get_str("sd_fe"), f.get_str("frontend"), "SD fe vs parsed frontend, line {}", i + 1);
+        assert_eq!(
+            f.get_str("sd_fe"),
+            f.get_str("frontend"),
+            "SD fe vs parsed frontend, line {}",
+            i + 1
+        );
     }
     // 1413 lines: 16 are not joined: the shutdown "Proxy … stopped" lines, errors-0259 (a tid
     // the ground truth does not have) and tcp connections that reused a client port.
@@ -317,7 +366,8 @@ fn apache_exp_matches_ground_truth_and_other_apache_logs_agree_line_by_line() {
         let t = match x.txn.as_deref().and_then(|id| tids.get(id)) {
             Some(t) => Some(*t),
             // requests that carried no usable id: the client port (%{remote}p) of a direct one
-            None => by_port(&truth, "", f.get_int("client_port").unwrap_or(-1)).filter(|t| t.via == "apache"),
+            None => by_port(&truth, "", f.get_int("client_port").unwrap_or(-1))
+                .filter(|t| t.via == "apache"),
         };
         let Some(t) = t else { continue };
         joined += 1;
@@ -336,9 +386,17 @@ fn apache_exp_matches_ground_truth_and_other_apache_logs_agree_line_by_line() {
 
     // The same requests in every access log (the order differs slightly: concurrent writers).
     let key = |x: &Parsed| {
-        ["client_ip", "http_method", "http_path", "http_version", "status", "user_agent", "referer"]
-            .map(|k| format!("{:?}", x.fields.get(k)))
-            .join("|")
+        [
+            "client_ip",
+            "http_method",
+            "http_path",
+            "http_version",
+            "status",
+            "user_agent",
+            "referer",
+        ]
+        .map(|k| format!("{:?}", x.fields.get(k)))
+        .join("|")
             + &format!("|{:?}", x.timestamp_ms)
     };
     let mut exp_keys: Vec<String> = exp.iter().map(key).collect();
@@ -351,7 +409,13 @@ fn apache_exp_matches_ground_truth_and_other_apache_logs_agree_line_by_line() {
         let other = parse_all(&parser(Format::Apache), Format::Apache, file);
         for (i, b) in other.iter().enumerate() {
             // The config's combinedio spells `User-agent`, so it is not the built-in string.
-            assert!(b.format == expect || (expect == "apache-combinedio" && b.format == "apache-custom"), "{file}:{}: {}", i + 1, b.format);
+            assert!(
+                b.format == expect
+                    || (expect == "apache-combinedio" && b.format == "apache-custom"),
+                "{file}:{}: {}",
+                i + 1,
+                b.format
+            );
         }
         let mut keys: Vec<String> = other.iter().map(key).collect();
         keys.sort();
@@ -372,12 +436,20 @@ fn apache_error_log_every_line() {
         if x.fields.get_str("client_ip").is_some() {
             with_client += 1;
             assert!(x.fields.get_int("client_port").is_some());
-            assert!(x.fields.get_str("error_code").is_some_and(|c| c.starts_with("AH")));
+            assert!(
+                x.fields
+                    .get_str("error_code")
+                    .is_some_and(|c| c.starts_with("AH"))
+            );
         }
     }
     assert!(with_client > 320);
     // `(36)File name too long: [client …]`
-    assert!(parsed.iter().any(|x| x.fields.get_int("os_errno") == Some(36)));
+    assert!(
+        parsed
+            .iter()
+            .any(|x| x.fields.get_int("os_errno") == Some(36))
+    );
 }
 
 #[test]
@@ -386,8 +458,17 @@ fn haproxy_admin_and_haproxy_3_4_logs() {
     let admin = parse_all(&p, Format::Auto, "haproxy-admin.log");
     assert_eq!(admin.len(), 13);
     assert!(admin.iter().all(|x| x.format == "haproxy-admin"));
-    assert!(admin.iter().any(|x| x.fields.get_str("server_state") == Some("DOWN") && x.fields.get_str("server") == Some("chk1")));
-    assert!(admin.iter().any(|x| x.fields.get_str("proxy") == Some("be_tcpdown")));
+    assert!(
+        admin
+            .iter()
+            .any(|x| x.fields.get_str("server_state") == Some("DOWN")
+                && x.fields.get_str("server") == Some("chk1"))
+    );
+    assert!(
+        admin
+            .iter()
+            .any(|x| x.fields.get_str("proxy") == Some("be_tcpdown"))
+    );
 
     for (file, n) in [
         ("haproxy-3.4.0-run/haproxy-httplog.log", 220),
@@ -396,7 +477,14 @@ fn haproxy_admin_and_haproxy_3_4_logs() {
     ] {
         let parsed = parse_all(&p, Format::Auto, file);
         assert_eq!(parsed.len(), n, "{file}");
-        assert!(parsed.iter().filter(|x| x.fields.get("status").is_some()).count() > n / 2 || file.contains("tcp"));
+        assert!(
+            parsed
+                .iter()
+                .filter(|x| x.fields.get("status").is_some())
+                .count()
+                > n / 2
+                || file.contains("tcp")
+        );
     }
 }
 
@@ -404,7 +492,9 @@ fn haproxy_admin_and_haproxy_3_4_logs() {
 fn corpus_details() {
     let p = parser(Format::Auto);
     let http = parse_all(&p, Format::Auto, "haproxy-httplog.log");
-    let find = |pred: &dyn Fn(&FieldList) -> bool| http.iter().find(|x| pred(&x.fields)).map(|x| &x.fields);
+    let find = |pred: &dyn Fn(&FieldList) -> bool| {
+        http.iter().find(|x| pred(&x.fields)).map(|x| &x.fields)
+    };
     // IPv6 client
     let v6 = find(&|f| f.get_str("client_ip") == Some("::1")).expect("an IPv6 client");
     assert!(v6.get_int("client_port").is_some());
@@ -420,7 +510,9 @@ fn corpus_details() {
     let data = read("haproxy-httplog.log");
     let long = lines(&data).into_iter().find(|l| l.len() > 1000).unwrap();
     let mut fl = FieldList::default();
-    let info = p.parse_line(Format::Auto, long, RECEIVED_MS, &mut fl).unwrap();
+    let info = p
+        .parse_line(Format::Auto, long, RECEIVED_MS, &mut fl)
+        .unwrap();
     assert!(info.truncated);
     assert_eq!(fl.get_str("http_method"), Some("GET"));
 }

@@ -13,7 +13,12 @@ use quill::record::{Origin, Record, Timestamp};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parse").join(name)).unwrap()
+    std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/parse")
+            .join(name),
+    )
+    .unwrap()
 }
 
 fn parser(format: Format) -> Parser {
@@ -35,7 +40,10 @@ fn parser(format: Format) -> Parser {
 }
 
 fn encode(p: &Parser, line: &[u8]) -> (String, Outcome) {
-    let mut r = Record::new(Origin::new("test-src", "lb", Format::Auto, "collector1"), Bytes::copy_from_slice(line));
+    let mut r = Record::new(
+        Origin::new("test-src", "lb", Format::Auto, "collector1"),
+        Bytes::copy_from_slice(line),
+    );
     r.received_at = Timestamp(1_795_400_000_000_000_000);
     let mut out = Vec::new();
     let outcome = p.encode(&r, &mut out);
@@ -87,7 +95,10 @@ fn gelf_snapshots_of_representative_lines() {
     for line in REPRESENTATIVE {
         let (json, outcome) = encode(&p, line.as_bytes());
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-        all.push_str(&format!("# {outcome}\n{}\n\n", serde_json::to_string_pretty(&v).unwrap()));
+        all.push_str(&format!(
+            "# {outcome}\n{}\n\n",
+            serde_json::to_string_pretty(&v).unwrap()
+        ));
     }
     insta::assert_snapshot!(all);
 }
@@ -133,27 +144,40 @@ fn gelf_problems(json: &str) -> Vec<String> {
     if v["version"] != "1.1" {
         bad.push("version".into());
     }
-    if !v["host"].as_str().is_some_and(|h| !h.is_empty()) {
+    if v["host"].as_str().is_none_or(str::is_empty) {
         bad.push("host".into());
     }
-    if !v["short_message"].as_str().is_some_and(|h| !h.is_empty()) {
+    if v["short_message"].as_str().is_none_or(str::is_empty) {
         bad.push("short_message".into());
     }
     if !v["timestamp"].is_number() {
         bad.push("timestamp".into());
     }
-    if !v["level"].as_u64().is_some_and(|l| l <= 7) {
+    if v["level"].as_u64().is_none_or(|l| l > 7) {
         bad.push("level".into());
     }
     for k in &keys.0 {
         match k.as_str() {
             "version" | "host" | "short_message" | "full_message" | "timestamp" | "level" => {}
             _ if k == "_id" => bad.push("_id".into()),
-            _ if k.starts_with('_') && k.len() > 1 && k[1..].bytes().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c)) => {}
+            _ if k.starts_with('_')
+                && k.len() > 1
+                && k[1..]
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c)) => {}
             _ => bad.push(format!("bad field name {k}")),
         }
     }
-    for n in ["_status", "_bytes_read", "_client_port", "_time_active_ms", "_bytes_sent", "_response_body_bytes", "_actconn", "_retries"] {
+    for n in [
+        "_status",
+        "_bytes_read",
+        "_client_port",
+        "_time_active_ms",
+        "_bytes_sent",
+        "_response_body_bytes",
+        "_actconn",
+        "_retries",
+    ] {
         if let Some(x) = v.get(n) {
             if !x.is_i64() {
                 bad.push(format!("{n} is not a number"));
@@ -180,11 +204,19 @@ fn every_corpus_line_becomes_valid_gelf() {
         "apache-error.log",
     ] {
         let data = fixture(file);
-        for (i, line) in data.split(|&c| c == b'\n').filter(|l| !l.is_empty()).enumerate() {
+        for (i, line) in data
+            .split(|&c| c == b'\n')
+            .filter(|l| !l.is_empty())
+            .enumerate()
+        {
             let (json, outcome) = encode(&p, line);
             assert!(!outcome.is_error(), "{file}:{}: {json}", i + 1);
             let problems = gelf_problems(&json);
-            assert!(problems.is_empty(), "{file}:{}: {problems:?}\n{json}", i + 1);
+            assert!(
+                problems.is_empty(),
+                "{file}:{}: {problems:?}\n{json}",
+                i + 1
+            );
         }
     }
 }

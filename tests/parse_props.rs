@@ -4,7 +4,7 @@
 //! they are exercised without a nightly toolchain.
 
 use proptest::prelude::*;
-use quill::parse::{fuzzing, FieldList, Format, ParserConfig};
+use quill::parse::{FieldList, Format, ParserConfig, fuzzing};
 
 const SEEDS: &[&str] = &[
     r#"<134>Nov 23 01:08:50 haproxy[8425]: 127.0.0.1:51322 [23/Nov/2026:01:08:50.500] fe_cookie be_cookie/apache1 0/0/0/0/0 200 297 SERVERID=s1 - --VN 1/1/0/0/0 0/0 {cookie-0050} "GET /small.txt HTTP/1.1""#,

@@ -80,12 +80,15 @@ pub fn parser_config(args: &ParseArgs, file: Option<&Path>) -> anyhow::Result<Pa
         cfg.txn_id_sources = TxnIdSources::new(&args.txn_id);
     }
     if let Some(path) = &args.haproxy_config {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        cfg.haproxy_config = Some(HaproxyConfig::parse(&text).with_context(|| format!("in {}", path.display()))?);
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        cfg.haproxy_config =
+            Some(HaproxyConfig::parse(&text).with_context(|| format!("in {}", path.display()))?);
     }
     cfg.apache_log_formats = args.apache_format.clone();
     if let Some(path) = &args.apache_config {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let ac = ApacheConfig::parse(&text).with_context(|| format!("in {}", path.display()))?;
         match file.and_then(|f| ac.format_for_file(f)) {
             Some(f) => cfg.apache_log_formats.insert(0, f.to_owned()),
@@ -97,19 +100,28 @@ pub fn parser_config(args: &ParseArgs, file: Option<&Path>) -> anyhow::Result<Pa
 
 /// Runs `quill parse`; returns the exit status.
 pub fn run(args: &ParseArgs) -> anyhow::Result<i32> {
-    let host = args.host.clone().unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
+    let host = args
+        .host
+        .clone()
+        .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut total = 0u64;
     let mut errors = 0u64;
-    let inputs: Vec<Option<&PathBuf>> = if args.files.is_empty() { vec![None] } else { args.files.iter().map(Some).collect() };
+    let inputs: Vec<Option<&PathBuf>> = if args.files.is_empty() {
+        vec![None]
+    } else {
+        args.files.iter().map(Some).collect()
+    };
     let mut buf = Vec::with_capacity(1024);
     for input in inputs {
         let parser = parser_config(args, input.map(PathBuf::as_path))?.compile()?;
         let source = input.map_or_else(|| "stdin".to_owned(), |p| p.display().to_string());
         let origin = Origin::new(&source, "parse", args.format, &host);
         let reader: Box<dyn Read> = match input {
-            Some(p) => Box::new(std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?),
+            Some(p) => Box::new(
+                std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
+            ),
             None => Box::new(std::io::stdin()),
         };
         let mut reader = BufReader::with_capacity(1 << 16, reader);

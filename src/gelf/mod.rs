@@ -10,7 +10,7 @@ pub mod json;
 
 use std::cell::RefCell;
 
-use crate::parse::{text, FieldSink, Format, Outcome, Parser, Value};
+use crate::parse::{FieldSink, Format, Outcome, Parser, Value, text};
 use crate::record::{Record, RecordFlags};
 
 /// Syslog severity "informational", GELF's default level for access lines.
@@ -71,7 +71,9 @@ pub fn write_value(out: &mut Vec<u8>, v: Value<'_>) {
             }
         }),
         Value::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
-        Value::Float(f) if f.is_finite() => out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes()),
+        Value::Float(f) if f.is_finite() => {
+            out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes())
+        }
         Value::Float(_) => json::write_str(out, b"NaN"),
     }
 }
@@ -90,7 +92,13 @@ impl FieldSink for GelfWriter<'_> {
         let start = self.out.len();
         for &c in name {
             let c = c.to_ascii_lowercase();
-            self.out.push(if c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b'_' { c } else { b'_' });
+            self.out.push(
+                if c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b'_' {
+                    c
+                } else {
+                    b'_'
+                },
+            );
         }
         if prefix.is_empty() && &self.out[start..] == b"id" {
             self.out.push(b'_');
@@ -121,14 +129,22 @@ fn write_envelope_end(record: &Record, out: &mut Vec<u8>) {
 
 fn non_empty<'a>(m: Value<'a>, raw: &'a [u8]) -> Value<'a> {
     match m {
-        Value::Str(s) | Value::Escaped(s, _) if s.is_empty() => Value::Str(if raw.is_empty() { b"-" } else { raw }),
+        Value::Str(s) | Value::Escaped(s, _) if s.is_empty() => {
+            Value::Str(if raw.is_empty() { b"-" } else { raw })
+        }
         other => other,
     }
 }
 
 /// Parses `record` with `parser` in `format` and writes it as one GELF object into `out`.
-pub fn encode_parsed(parser: &Parser, format: Format, record: &Record, out: &mut Vec<u8>) -> Outcome {
+pub fn encode_parsed(
+    parser: &Parser,
+    format: Format,
+    record: &Record,
+    out: &mut Vec<u8>,
+) -> Outcome {
     let received_ms = record.received_at.as_millis();
+    out.reserve(record.raw.len() * 2 + 768);
     out.extend_from_slice(b"{\"version\":\"1.1\"");
     let fields_start = out.len();
     let raw: &[u8] = &record.raw;
@@ -155,9 +171,17 @@ pub fn encode_parsed(parser: &Parser, format: Format, record: &Record, out: &mut
             out.extend_from_slice(b",\"timestamp\":");
             json::write_millis_as_secs(out, info.timestamp_ms.unwrap_or(received_ms));
             out.extend_from_slice(b",\"level\":");
-            out.extend_from_slice(itoa::Buffer::new().format(parser.level_for(&info)).as_bytes());
+            out.extend_from_slice(
+                itoa::Buffer::new()
+                    .format(parser.level_for(&info))
+                    .as_bytes(),
+            );
             write_envelope_end(record, out);
-            if format == Format::Raw { Outcome::Raw } else { Outcome::Parsed(info.format) }
+            if format == Format::Raw {
+                Outcome::Raw
+            } else {
+                Outcome::Parsed(info.format)
+            }
         }
         Err(e) => {
             out.truncate(fields_start);

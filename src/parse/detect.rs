@@ -3,7 +3,7 @@
 
 use memchr::memchr;
 
-use super::{apache, json, syslog, Format};
+use super::{Format, apache, json, syslog};
 
 /// The format a whole line most likely has; `Raw` when nothing fits.
 pub fn detect_line(line: &[u8]) -> Format {
@@ -49,12 +49,24 @@ mod tests {
 
     #[test]
     fn detects() {
-        assert_eq!(detect_line(b"<134>Nov 23 01:08:50 haproxy[1]: x"), Format::Syslog);
+        assert_eq!(
+            detect_line(b"<134>Nov 23 01:08:50 haproxy[1]: x"),
+            Format::Syslog
+        );
         assert_eq!(detect_line(b"127.0.0.1:5 [23/Nov/2026:01:08:50.485] fe be/s 0/0/0/0/0 200 1 - - ---- 1/1/0/0/0 0/0 \"GET / HTTP/1.1\""), Format::Haproxy);
-        assert_eq!(detect_line(b"::1:5 [23/Nov/2026:01:08:50.485] fe"), Format::Haproxy);
-        assert_eq!(detect_line(b"127.0.0.1 - - [23/Nov/2026:01:08:50 +0000] \"GET / HTTP/1.1\" 200 1"), Format::Apache);
+        assert_eq!(
+            detect_line(b"::1:5 [23/Nov/2026:01:08:50.485] fe"),
+            Format::Haproxy
+        );
+        assert_eq!(
+            detect_line(b"127.0.0.1 - - [23/Nov/2026:01:08:50 +0000] \"GET / HTTP/1.1\" 200 1"),
+            Format::Apache
+        );
         assert_eq!(detect_line(b"{\"a\":1}"), Format::Json);
-        assert_eq!(detect_line(b"[Mon Nov 23 01:08:47.948531 2026] [core:info] x"), Format::Apache);
+        assert_eq!(
+            detect_line(b"[Mon Nov 23 01:08:47.948531 2026] [core:info] x"),
+            Format::Apache
+        );
         assert_eq!(detect_line(b"hello"), Format::Raw);
     }
 }

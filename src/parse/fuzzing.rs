@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::apache::config::ApacheConfig;
 use super::haproxy::config::HaproxyConfig;
-use super::{apache, haproxy, Format, Parser, ParserConfig};
+use super::{Format, Parser, ParserConfig, apache, haproxy};
 use crate::record::{Origin, Record, Timestamp};
 
 const CFG: &str = "frontend fe_cookie\n capture request header X-Test-Id len 40\n capture response header Server len 40\nfrontend fe_custom\n log-format \"%ci:%cp [%t] %ft %ID %{+Q}[var(txn.tid)] %Ts %HM %HU %HV %U %{+Q}r\"\n";
@@ -35,7 +35,10 @@ fn parser(format: Format) -> &'static Parser {
 
 /// Encodes `data` as one record in `format` and checks the output is a GELF JSON object.
 pub fn encode_line(format: Format, data: &[u8]) {
-    let mut r = Record::new(Origin::new("fuzz", "fuzz", Format::Auto, "fuzzhost"), Bytes::copy_from_slice(data));
+    let mut r = Record::new(
+        Origin::new("fuzz", "fuzz", Format::Auto, "fuzzhost"),
+        Bytes::copy_from_slice(data),
+    );
     r.received_at = Timestamp(1_795_400_000_000_000_000);
     let mut out = Vec::new();
     let _ = parser(format).encode(&r, &mut out);
@@ -48,7 +51,12 @@ pub fn parse_line(data: &[u8]) {
     for f in Format::ALL {
         let mut sink = super::FieldList::default();
         if let Err(e) = parser(f).parse_line(f, data, 1_795_400_000_000, &mut sink) {
-            assert!(e.column >= 1 && e.column <= data.len() + 1, "column {} for a {}-byte line", e.column, data.len());
+            assert!(
+                e.column >= 1 && e.column <= data.len() + 1,
+                "column {} for a {}-byte line",
+                e.column,
+                data.len()
+            );
         }
     }
 }
@@ -56,13 +64,25 @@ pub fn parse_line(data: &[u8]) {
 /// Compiles `data` as an HAProxy log-format and as an Apache LogFormat; a format that compiles
 /// is then run on a line made of the same bytes.
 pub fn compile_formats(data: &[u8]) {
-    let Ok(s) = std::str::from_utf8(data) else { return };
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
     let txn = super::TxnIdSources::default();
-    let cx = super::Context { tz_offset_secs: 0, received_ms: 0, txn: &txn };
+    let cx = super::Context {
+        tz_offset_secs: 0,
+        received_ms: 0,
+        txn: &txn,
+    };
     if let Ok(f) = haproxy::logformat::LogFormat::compile(s) {
         let mut sink = super::FieldList::default();
         let mut info = super::LineInfo::default();
-        let _ = f.parse(data, &cx, &haproxy::Captures::default(), &mut sink, &mut info);
+        let _ = f.parse(
+            data,
+            &cx,
+            &haproxy::Captures::default(),
+            &mut sink,
+            &mut info,
+        );
     }
     if let Ok(f) = apache::logformat::LogFormat::compile(s) {
         let mut sink = super::FieldList::default();
@@ -73,11 +93,21 @@ pub fn compile_formats(data: &[u8]) {
 
 /// Reads `data` as a haproxy.cfg and as an Apache config, and compiles what they name.
 pub fn read_configs(data: &[u8]) {
-    let Ok(s) = std::str::from_utf8(data) else { return };
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(cfg) = HaproxyConfig::parse_with_env(s, &|_| Some("x".to_owned())) {
-        let _ = ParserConfig { haproxy_config: Some(cfg), ..ParserConfig::default() }.compile();
+        let _ = ParserConfig {
+            haproxy_config: Some(cfg),
+            ..ParserConfig::default()
+        }
+        .compile();
     }
     if let Ok(cfg) = ApacheConfig::parse(s) {
-        let _ = ParserConfig { apache_log_formats: cfg.formats(), ..ParserConfig::default() }.compile();
+        let _ = ParserConfig {
+            apache_log_formats: cfg.formats(),
+            ..ParserConfig::default()
+        }
+        .compile();
     }
 }

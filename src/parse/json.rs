@@ -15,7 +15,7 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::text::{parse_rfc3339, Escaping};
+use super::text::{Escaping, parse_rfc3339};
 use super::{Context, FieldSink, LineInfo, ParseError, Value};
 
 struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
@@ -74,15 +74,26 @@ pub fn parse<'a, S: FieldSink>(
 ) -> Result<(), ParseError> {
     info.format = "json";
     let entries: Entries<'a> = serde_json::from_slice(line).map_err(|e| {
-        let what = if e.is_eof() { "truncated JSON" } else { "invalid JSON" };
-        ParseError { what, column: e.column().max(1) }
+        let what = if e.is_eof() {
+            "truncated JSON"
+        } else {
+            "invalid JSON"
+        };
+        ParseError {
+            what,
+            column: e.column().max(1),
+        }
     })?;
     for (key, raw) in entries.0 {
         let text = raw.get().as_bytes();
         let value = match text.first() {
             Some(b'"') => {
                 let inner = &text[1..text.len() - 1];
-                if memchr::memchr(b'\\', inner).is_some() { Value::Escaped(inner, Escaping::Json) } else { Value::Str(inner) }
+                if memchr::memchr(b'\\', inner).is_some() {
+                    Value::Escaped(inner, Escaping::Json)
+                } else {
+                    Value::Str(inner)
+                }
             }
             Some(b't') => Value::Str(b"true"),
             Some(b'f') => Value::Str(b"false"),
@@ -101,7 +112,9 @@ pub fn parse<'a, S: FieldSink>(
                     info.host = Some(h);
                 }
             }
-            "short_message" | "message" | "msg" if info.message.is_none() => info.message = Some(value),
+            "short_message" | "message" | "msg" if info.message.is_none() => {
+                info.message = Some(value)
+            }
             "full_message" => info.full_message = Some(value),
             "timestamp" | "time" | "@timestamp" | "ts" if !info.own_time => {
                 let t = match value {
@@ -146,7 +159,11 @@ mod tests {
     #[test]
     fn normalises() {
         let txn = TxnIdSources::default();
-        let cx = Context { tz_offset_secs: 0, received_ms: 0, txn: &txn };
+        let cx = Context {
+            tz_offset_secs: 0,
+            received_ms: 0,
+            txn: &txn,
+        };
         let mut f = FieldList::default();
         let mut info = LineInfo::default();
         let line = br#"{"version":"1.1","host":"h","short_message":"a \"b\"","timestamp":1700000000.5,"level":3,"_user":"u","ok":true,"n":null,"txnId":"t1","obj":{"a":1},"_id":"x"}"#;

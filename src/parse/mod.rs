@@ -39,7 +39,8 @@ impl<'a> Value<'a> {
     /// parameters, sample fetches).
     pub fn number_or_str(v: &'a [u8]) -> Value<'a> {
         let digits = v.strip_prefix(b"-").unwrap_or(v);
-        let canonical = !digits.is_empty() && digits.len() <= 18 && (digits == b"0" || digits[0] != b'0');
+        let canonical =
+            !digits.is_empty() && digits.len() <= 18 && (digits == b"0" || digits[0] != b'0');
         match text::parse_i64(v) {
             Some(i) if canonical => Value::Int(i),
             _ => Value::Str(v),
@@ -123,7 +124,8 @@ impl FieldList {
 
 impl FieldSink for FieldList {
     fn field(&mut self, name: &str, value: Value<'_>) {
-        self.fields.push((name.to_owned(), FieldValue::from_value(value)));
+        self.fields
+            .push((name.to_owned(), FieldValue::from_value(value)));
     }
     fn dynamic_field(&mut self, prefix: &str, name: &[u8], value: Value<'_>) {
         let mut n = String::from(prefix);
@@ -146,7 +148,13 @@ impl FieldSink for FieldList {
 pub fn push_field_name(out: &mut String, name: &[u8]) {
     for &c in name {
         let c = c.to_ascii_lowercase();
-        out.push(if c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b'_' { c as char } else { '_' });
+        out.push(
+            if c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b'_' {
+                c as char
+            } else {
+                '_'
+            },
+        );
     }
 }
 
@@ -163,11 +171,17 @@ pub struct ParseError {
 impl ParseError {
     /// An error at 0-based byte offset `at`.
     pub fn at(what: &'static str, at: usize) -> ParseError {
-        ParseError { what, column: at + 1 }
+        ParseError {
+            what,
+            column: at + 1,
+        }
     }
     /// The same error seen from a line that had `n` more bytes in front.
     pub fn shifted(self, n: usize) -> ParseError {
-        ParseError { what: self.what, column: self.column + n }
+        ParseError {
+            what: self.what,
+            column: self.column + n,
+        }
     }
 }
 
@@ -234,7 +248,12 @@ impl TxnIdSources {
         "txn.id",
     ];
     pub fn new<S: AsRef<str>>(names: &[S]) -> TxnIdSources {
-        TxnIdSources { names: names.iter().map(|n| n.as_ref().as_bytes().to_ascii_lowercase()).collect() }
+        TxnIdSources {
+            names: names
+                .iter()
+                .map(|n| n.as_ref().as_bytes().to_ascii_lowercase())
+                .collect(),
+        }
     }
     pub fn priority(&self, name: &[u8]) -> Option<usize> {
         self.names.iter().position(|n| n.eq_ignore_ascii_case(name))
@@ -338,7 +357,10 @@ impl Parser {
     pub fn new(config: &ParserConfig) -> Result<Parser, ConfigError> {
         Ok(Parser {
             format: config.format,
-            haproxy: haproxy::HaproxyParser::new(&config.haproxy_log_formats, config.haproxy_config.as_ref())?,
+            haproxy: haproxy::HaproxyParser::new(
+                &config.haproxy_log_formats,
+                config.haproxy_config.as_ref(),
+            )?,
             apache: apache::ApacheParser::new(&config.apache_log_formats)?,
             tz_offset_secs: i64::from(config.tz_offset_secs),
             txn: config.txn_id_sources.clone(),
@@ -351,7 +373,11 @@ impl Parser {
     }
 
     fn context(&self, received_ms: i64) -> Context<'_> {
-        Context { tz_offset_secs: self.tz_offset_secs, received_ms, txn: &self.txn }
+        Context {
+            tz_offset_secs: self.tz_offset_secs,
+            received_ms,
+            txn: &self.txn,
+        }
     }
 
     /// Parses one line with the configured format (or per-line detection), reporting fields to
@@ -390,7 +416,11 @@ impl Parser {
         info: &mut LineInfo<'a>,
         inner: Inner,
     ) -> Result<(), ParseError> {
-        let msg_at = if syslog::looks_like_syslog(line) { syslog::parse(line, cx, sink, info)? } else { 0 };
+        let msg_at = if syslog::looks_like_syslog(line) {
+            syslog::parse(line, cx, sink, info)?
+        } else {
+            0
+        };
         let msg = &line[msg_at..];
         let r = match inner {
             Inner::Haproxy => self.haproxy.parse(msg, cx, sink, info),
@@ -437,7 +467,10 @@ impl Parser {
                 if info.program == Some(b"haproxy") {
                     // HAProxy's own lines must parse.
                     let msg = &line[msg_at..];
-                    return self.haproxy.parse(msg, cx, sink, info).map_err(|e| e.shifted(msg_at));
+                    return self
+                        .haproxy
+                        .parse(msg, cx, sink, info)
+                        .map_err(|e| e.shifted(msg_at));
                 }
                 self.parse_inner_detected(line, msg_at, cx, sink, info);
                 Ok(())
@@ -488,7 +521,11 @@ impl Parser {
     /// whether it parsed. A line that does not parse is written with `short_message` = the raw
     /// line, `_parse_error` and `_format_tried`.
     pub fn encode(&self, record: &crate::record::Record, out: &mut Vec<u8>) -> Outcome {
-        let format = if self.format == Format::Auto { record.origin.format } else { self.format };
+        let format = if self.format == Format::Auto {
+            record.origin.format
+        } else {
+            self.format
+        };
         crate::gelf::encode_parsed(self, format, record, out)
     }
 

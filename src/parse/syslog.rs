@@ -8,7 +8,7 @@
 
 use memchr::memchr;
 
-use super::text::{parse_bsd_date, parse_rfc3339, parse_u64, Escaping};
+use super::text::{Escaping, parse_bsd_date, parse_rfc3339, parse_u64};
 use super::{Context, FieldSink, LineInfo, ParseError, Value};
 
 /// Does the line start like a syslog message (`<PRI>`, a BSD date, or an ISO date)?
@@ -16,10 +16,17 @@ pub fn looks_like_syslog(line: &[u8]) -> bool {
     match line.first() {
         Some(b'<') => line.get(1).is_some_and(u8::is_ascii_digit),
         Some(c) if c.is_ascii_uppercase() => {
-            line.len() > 16 && super::text::month(&line[0..3]).is_some() && line[3] == b' ' && line[9] == b':'
+            line.len() > 16
+                && super::text::month(&line[0..3]).is_some()
+                && line[3] == b' '
+                && line[9] == b':'
         }
         Some(c) if c.is_ascii_digit() => {
-            line.len() > 20 && line[4] == b'-' && line[7] == b'-' && line[10] == b'T' && line[..4].iter().all(u8::is_ascii_digit)
+            line.len() > 20
+                && line[4] == b'-'
+                && line[7] == b'-'
+                && line[10] == b'T'
+                && line[..4].iter().all(u8::is_ascii_digit)
         }
         _ => false,
     }
@@ -35,8 +42,14 @@ pub fn parse<'a, S: FieldSink>(
     info.format = "syslog";
     let mut pos = 0;
     if line.first() == Some(&b'<') {
-        let end = line.iter().take(5).position(|&c| c == b'>').ok_or(ParseError::at("expected `>` closing PRI", 1))?;
-        let pri = parse_u64(&line[1..end]).filter(|&p| p <= 191).ok_or(ParseError::at("bad PRI", 1))?;
+        let end = line
+            .iter()
+            .take(5)
+            .position(|&c| c == b'>')
+            .ok_or(ParseError::at("expected `>` closing PRI", 1))?;
+        let pri = parse_u64(&line[1..end])
+            .filter(|&p| p <= 191)
+            .ok_or(ParseError::at("bad PRI", 1))?;
         sink.field("syslog_facility", Value::Int((pri / 8) as i64));
         info.severity = Some((pri % 8) as u8);
         pos = end + 1;
@@ -56,7 +69,11 @@ fn token(line: &[u8], pos: usize) -> (&[u8], usize) {
 }
 
 fn nil(b: &[u8]) -> Option<&[u8]> {
-    if b == b"-" || b.is_empty() { None } else { Some(b) }
+    if b == b"-" || b.is_empty() {
+        None
+    } else {
+        Some(b)
+    }
 }
 
 fn parse_5424<'a, S: FieldSink>(
@@ -70,7 +87,8 @@ fn parse_5424<'a, S: FieldSink>(
     let start = pos;
     let (ts, p) = token(line, pos);
     if ts != b"-" {
-        info.timestamp_ms = Some(parse_rfc3339(ts).ok_or(ParseError::at("bad RFC 5424 timestamp", start))?);
+        info.timestamp_ms =
+            Some(parse_rfc3339(ts).ok_or(ParseError::at("bad RFC 5424 timestamp", start))?);
     }
     pos = p;
     let (host, p) = token(line, pos);
@@ -84,7 +102,10 @@ fn parse_5424<'a, S: FieldSink>(
     pos = p;
     let (procid, p) = token(line, pos);
     if let Some(procid) = nil(procid) {
-        sink.field("pid", parse_u64(procid).map_or(Value::Str(procid), |v| Value::Int(v as i64)));
+        sink.field(
+            "pid",
+            parse_u64(procid).map_or(Value::Str(procid), |v| Value::Int(v as i64)),
+        );
     }
     pos = p;
     let (msgid, p) = token(line, pos);
@@ -122,7 +143,10 @@ fn parse_sd<'a, S: FieldSink>(
     info: &mut LineInfo<'a>,
 ) -> Result<usize, ParseError> {
     if line.get(pos) != Some(&b'[') {
-        return Err(ParseError::at("expected `[` or `-` for structured data", pos));
+        return Err(ParseError::at(
+            "expected `[` or `-` for structured data",
+            pos,
+        ));
     }
     while line.get(pos) == Some(&b'[') {
         pos += 1;
@@ -143,14 +167,21 @@ fn parse_sd<'a, S: FieldSink>(
                 Some(b' ') => pos += 1,
                 _ => return Err(ParseError::at("expected ` ` or `]` in SD element", pos)),
             }
-            let eq = memchr(b'=', &line[pos..]).ok_or(ParseError::at("expected `=` in SD parameter", pos))?;
+            let eq = memchr(b'=', &line[pos..])
+                .ok_or(ParseError::at("expected `=` in SD parameter", pos))?;
             let name = &line[pos..pos + eq];
-            if name.is_empty() || name.len() > 32 || name.iter().any(|&c| c == b' ' || c == b']' || c == b'"') {
+            if name.is_empty()
+                || name.len() > 32
+                || name.iter().any(|&c| c == b' ' || c == b']' || c == b'"')
+            {
                 return Err(ParseError::at("bad SD parameter name", pos));
             }
             pos += eq + 1;
             if line.get(pos) != Some(&b'"') {
-                return Err(ParseError::at("expected `\"` opening SD parameter value", pos));
+                return Err(ParseError::at(
+                    "expected `\"` opening SD parameter value",
+                    pos,
+                ));
             }
             pos += 1;
             let vstart = pos;
@@ -164,7 +195,11 @@ fn parse_sd<'a, S: FieldSink>(
             }
             let value = &line[vstart..pos.min(line.len())];
             pos += 1;
-            let v = if memchr(b'\\', value).is_some() { Value::Escaped(value, Escaping::Sd) } else { Value::number_or_str(value) };
+            let v = if memchr(b'\\', value).is_some() {
+                Value::Escaped(value, Escaping::Sd)
+            } else {
+                Value::number_or_str(value)
+            };
             sink.dynamic_field("sd_", name, v);
             info.offer_txn_id(cx.txn, name, v);
         }
@@ -222,7 +257,10 @@ fn parse_3164<'a, S: FieldSink>(
             info.program = Some(program);
         }
         if let Some(pid) = pid.filter(|p| !p.is_empty()) {
-            sink.field("pid", parse_u64(pid).map_or(Value::Str(pid), |v| Value::Int(v as i64)));
+            sink.field(
+                "pid",
+                parse_u64(pid).map_or(Value::Str(pid), |v| Value::Int(v as i64)),
+            );
         }
         pos = after_tag;
     }
@@ -235,9 +273,20 @@ mod tests {
     use super::*;
     use crate::parse::{FieldList, TxnIdSources};
 
-    fn run(line: &[u8]) -> (Result<usize, ParseError>, FieldList, Option<i64>, Option<Vec<u8>>) {
+    fn run(
+        line: &[u8],
+    ) -> (
+        Result<usize, ParseError>,
+        FieldList,
+        Option<i64>,
+        Option<Vec<u8>>,
+    ) {
         let txn = TxnIdSources::default();
-        let cx = Context { tz_offset_secs: 0, received_ms: 1_795_396_130_000, txn: &txn };
+        let cx = Context {
+            tz_offset_secs: 0,
+            received_ms: 1_795_396_130_000,
+            txn: &txn,
+        };
         let mut f = FieldList::default();
         let mut info = LineInfo::default();
         let r = parse(line, &cx, &mut f, &mut info);

@@ -30,7 +30,8 @@ pub fn parse_i64(b: &[u8]) -> Option<i64> {
 /// `Jan`..`Dec` to 1..12.
 pub fn month(b: &[u8]) -> Option<u32> {
     const M: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
     ];
     if b.len() != 3 {
         return None;
@@ -75,11 +76,16 @@ fn two(b: &[u8], i: usize) -> Option<u32> {
 
 /// Milliseconds since the epoch from civil fields, validating ranges.
 pub fn civil_to_millis(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32, ms: u32) -> Option<i64> {
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 || ms > 999 {
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 || ms > 999
+    {
         return None;
     }
     let days = days_from_civil(y, mo, d);
-    Some(((days * 24 + i64::from(h)) * 60 + i64::from(mi)) * 60_000 + i64::from(s) * 1000 + i64::from(ms))
+    Some(
+        ((days * 24 + i64::from(h)) * 60 + i64::from(mi)) * 60_000
+            + i64::from(s) * 1000
+            + i64::from(ms),
+    )
 }
 
 /// Parses fractional digits (any count) into milliseconds; returns (millis, digits consumed).
@@ -155,7 +161,11 @@ pub fn parse_clf_date(b: &[u8], tz_offset_secs: i64) -> Option<i64> {
 
 /// RFC 3339 / ISO 8601 `2026-11-23T01:08:50.486919+00:00`.
 pub fn parse_rfc3339(b: &[u8]) -> Option<i64> {
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ')
+    {
         return None;
     }
     let y = parse_u64(&b[0..4])? as i64;
@@ -275,12 +285,18 @@ pub fn unescape(src: &[u8], esc: Escaping, out: &mut Vec<u8>) {
         out.extend_from_slice(&rest[..i]);
         let after = &rest[i + 1..];
         let (decoded, used): (Option<u8>, usize) = match esc {
-            Escaping::Hash => match (after.first().copied().and_then(hexval), after.get(1).copied().and_then(hexval)) {
+            Escaping::Hash => match (
+                after.first().copied().and_then(hexval),
+                after.get(1).copied().and_then(hexval),
+            ) {
                 (Some(a), Some(b)) => (Some(a << 4 | b), 2),
                 _ => (None, 0),
             },
             Escaping::Apache => match after.first() {
-                Some(b'x') => match (after.get(1).copied().and_then(hexval), after.get(2).copied().and_then(hexval)) {
+                Some(b'x') => match (
+                    after.get(1).copied().and_then(hexval),
+                    after.get(2).copied().and_then(hexval),
+                ) {
                     (Some(a), Some(b)) => (Some(a << 4 | b), 3),
                     _ => (None, 0),
                 },
@@ -363,13 +379,34 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(parse_clf_date(b"23/Nov/2026:01:08:50.485", 0), Some(1_795_396_130_485));
-        assert_eq!(parse_clf_date(b"23/Nov/2026:01:08:50 +0000", 0), Some(1_795_396_130_000));
-        assert_eq!(parse_clf_date(b"23/Nov/2026:02:08:50 +0100", 0), Some(1_795_396_130_000));
-        assert_eq!(parse_clf_date(b"23/Nov/2026:02:08:50", 3600), Some(1_795_396_130_000));
-        assert_eq!(parse_rfc3339(b"2026-11-23T01:08:50.486919+00:00"), Some(1_795_396_130_486));
-        assert_eq!(parse_bsd_date(b"Nov 23 01:08:50", 1_795_396_130_000, 0), Some(1_795_396_130_000));
-        assert_eq!(parse_ctime_date(b"Mon Nov 23 01:08:50.948531 2026", 0), Some(1_795_396_130_948));
+        assert_eq!(
+            parse_clf_date(b"23/Nov/2026:01:08:50.485", 0),
+            Some(1_795_396_130_485)
+        );
+        assert_eq!(
+            parse_clf_date(b"23/Nov/2026:01:08:50 +0000", 0),
+            Some(1_795_396_130_000)
+        );
+        assert_eq!(
+            parse_clf_date(b"23/Nov/2026:02:08:50 +0100", 0),
+            Some(1_795_396_130_000)
+        );
+        assert_eq!(
+            parse_clf_date(b"23/Nov/2026:02:08:50", 3600),
+            Some(1_795_396_130_000)
+        );
+        assert_eq!(
+            parse_rfc3339(b"2026-11-23T01:08:50.486919+00:00"),
+            Some(1_795_396_130_486)
+        );
+        assert_eq!(
+            parse_bsd_date(b"Nov 23 01:08:50", 1_795_396_130_000, 0),
+            Some(1_795_396_130_000)
+        );
+        assert_eq!(
+            parse_ctime_date(b"Mon Nov 23 01:08:50.948531 2026", 0),
+            Some(1_795_396_130_948)
+        );
         assert_eq!(year_of_millis(1_795_396_130_000), 2026);
         assert_eq!(year_of_millis(0), 1970);
         assert_eq!(parse_clf_date(b"99/Nov/2026:01:08:50", 0), None);

@@ -38,14 +38,25 @@ impl ApacheConfig {
             if trimmed.starts_with('#') || trimmed.is_empty() {
                 continue;
             }
-            let words = tokenize(trimmed).map_err(|what| ApacheConfigError { line: start_line, what })?;
-            let Some(directive) = words.first() else { continue };
+            let words = tokenize(trimmed).map_err(|what| ApacheConfigError {
+                line: start_line,
+                what,
+            })?;
+            let Some(directive) = words.first() else {
+                continue;
+            };
             if directive.eq_ignore_ascii_case("LogFormat") {
-                let fmt = words.get(1).ok_or(ApacheConfigError { line: start_line, what: "LogFormat without a format" })?;
+                let fmt = words.get(1).ok_or(ApacheConfigError {
+                    line: start_line,
+                    what: "LogFormat without a format",
+                })?;
                 cfg.log_formats.push((words.get(2).cloned(), fmt.clone()));
             } else if directive.eq_ignore_ascii_case("CustomLog") {
                 let (Some(path), Some(f)) = (words.get(1), words.get(2)) else {
-                    return Err(ApacheConfigError { line: start_line, what: "CustomLog needs a path and a format" });
+                    return Err(ApacheConfigError {
+                        line: start_line,
+                        what: "CustomLog needs a path and a format",
+                    });
                 };
                 let resolved = cfg.resolve(f).unwrap_or(f).to_owned();
                 cfg.custom_logs.push((path.clone(), resolved));
@@ -139,10 +150,16 @@ mod tests {
             "# c\nLogFormat \"%h \\\"%r\\\" %>s\" mine\nCustomLog \"/var/log/a.log\" mine\nCustomLog /var/log/b.log combined\nCustomLog /c.log \"%h %b\"\n",
         )
         .unwrap();
-        assert_eq!(cfg.custom_logs[0], ("/var/log/a.log".to_owned(), "%h \"%r\" %>s".to_owned()));
+        assert_eq!(
+            cfg.custom_logs[0],
+            ("/var/log/a.log".to_owned(), "%h \"%r\" %>s".to_owned())
+        );
         assert_eq!(cfg.custom_logs[1].1, super::super::logformat::COMBINED);
         assert_eq!(cfg.custom_logs[2].1, "%h %b");
-        assert_eq!(cfg.format_for_file(std::path::Path::new("/x/b.log")), Some(super::super::logformat::COMBINED));
+        assert_eq!(
+            cfg.format_for_file(std::path::Path::new("/x/b.log")),
+            Some(super::super::logformat::COMBINED)
+        );
         assert!(ApacheConfig::parse("LogFormat \"open").is_err());
     }
 }

@@ -10,7 +10,10 @@ use crate::parse::{Context, FieldSink, LineInfo, ParseError, Value};
 
 /// `[Www Mmm …` at the start.
 pub fn looks_like_error_log(line: &[u8]) -> bool {
-    line.len() > 26 && line[0] == b'[' && line[4] == b' ' && line[1..4].iter().all(u8::is_ascii_alphabetic)
+    line.len() > 26
+        && line[0] == b'['
+        && line[4] == b' '
+        && line[1..4].iter().all(u8::is_ascii_alphabetic)
 }
 
 /// Syslog severity of an Apache log level.
@@ -35,7 +38,8 @@ pub fn parse<'a, S: FieldSink>(
     info: &mut LineInfo<'a>,
 ) -> Result<(), ParseError> {
     let close = memchr(b']', line).ok_or(ParseError::at("expected `]` after the date", 1))?;
-    let t = parse_ctime_date(&line[1..close], cx.tz_offset_secs).ok_or(ParseError::at("bad date", 1))?;
+    let t = parse_ctime_date(&line[1..close], cx.tz_offset_secs)
+        .ok_or(ParseError::at("bad date", 1))?;
     info.timestamp_ms = Some(t);
     info.own_time = true;
     let mut pos = close + 1;
@@ -44,7 +48,8 @@ pub fn parse<'a, S: FieldSink>(
         return Err(ParseError::at("expected ` [module:level]`", pos));
     }
     let lv_start = pos + 2;
-    let lv_end = memchr(b']', &line[lv_start..]).ok_or(ParseError::at("expected `]`", lv_start))? + lv_start;
+    let lv_end =
+        memchr(b']', &line[lv_start..]).ok_or(ParseError::at("expected `]`", lv_start))? + lv_start;
     let ml = &line[lv_start..lv_end];
     let (module, level) = match memchr::memrchr(b':', ml) {
         Some(c) => (&ml[..c], &ml[c + 1..]),
@@ -68,7 +73,10 @@ pub fn parse<'a, S: FieldSink>(
         };
         sink.field("pid", parse_i64(pid).map_or(Value::Str(pid), Value::Int));
         if let Some(tid) = tid {
-            sink.field("thread_id", parse_i64(tid).map_or(Value::Str(tid), Value::Int));
+            sink.field(
+                "thread_id",
+                parse_i64(tid).map_or(Value::Str(tid), Value::Int),
+            );
         }
         pos = e + 1;
     }
@@ -80,7 +88,8 @@ pub fn parse<'a, S: FieldSink>(
         if let Some(cp) = memchr(b')', &line[pos..]) {
             if let Some(errno) = parse_i64(&line[pos + 1..pos + cp]) {
                 let text_start = pos + cp + 1;
-                let colon = memchr::memmem::find(&line[text_start..], b": ").map(|c| c + text_start);
+                let colon =
+                    memchr::memmem::find(&line[text_start..], b": ").map(|c| c + text_start);
                 if let Some(colon) = colon {
                     sink.field("os_errno", Value::Int(errno));
                     sink.field("os_error", Value::Str(&line[text_start..colon]));
@@ -95,10 +104,15 @@ pub fn parse<'a, S: FieldSink>(
             let s = pos + tag.len();
             let e = memchr(b']', &line[s..]).ok_or(ParseError::at("expected `]`", s))? + s;
             let addr = &line[s..e];
-            match memchr::memrchr(b':', addr).filter(|&c| parse_i64(&addr[c + 1..]).is_some() && c > 0) {
+            match memchr::memrchr(b':', addr)
+                .filter(|&c| parse_i64(&addr[c + 1..]).is_some() && c > 0)
+            {
                 Some(c) => {
                     sink.field("client_ip", Value::Str(&addr[..c]));
-                    sink.field("client_port", Value::Int(parse_i64(&addr[c + 1..]).unwrap_or(0)));
+                    sink.field(
+                        "client_port",
+                        Value::Int(parse_i64(&addr[c + 1..]).unwrap_or(0)),
+                    );
                 }
                 None => sink.field("client_ip", Value::Str(addr)),
             }
@@ -109,7 +123,11 @@ pub fn parse<'a, S: FieldSink>(
         }
     }
     let mut msg = &line[pos..];
-    if msg.len() > 9 && msg.starts_with(b"AH") && msg[7] == b':' && msg[2..7].iter().all(u8::is_ascii_digit) {
+    if msg.len() > 9
+        && msg.starts_with(b"AH")
+        && msg[7] == b':'
+        && msg[2..7].iter().all(u8::is_ascii_digit)
+    {
         sink.field("error_code", Value::Str(&msg[..7]));
     }
     if let Some(r) = memchr::memmem::rfind(msg, b", referer: ") {

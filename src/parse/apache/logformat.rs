@@ -5,7 +5,7 @@
 
 use memchr::memchr;
 
-use crate::parse::text::{parse_clf_date, parse_i64, Escaping};
+use crate::parse::text::{Escaping, parse_clf_date, parse_i64};
 use crate::parse::{Context, FieldSink, LineInfo, ParseError, Value};
 
 pub const COMMON: &str = r#"%h %l %u %t "%r" %>s %b"#;
@@ -32,7 +32,11 @@ const MAX_ITEMS: usize = 512;
 enum Item {
     Lit(Box<[u8]>),
     /// `dup`: an earlier directive already reports the same field (e.g. `%b` and `%B`).
-    Var { code: u8, arg: Option<Box<str>>, dup: bool },
+    Var {
+        code: u8,
+        arg: Option<Box<str>>,
+        dup: bool,
+    },
 }
 
 /// Directives that report the same field share a key.
@@ -84,7 +88,9 @@ impl LogFormat {
                     let at = i;
                     i += 1;
                     // modifiers: < > ! and status lists
-                    while i < s.len() && (matches!(s[i], b'<' | b'>' | b'!' | b',') || s[i].is_ascii_digit()) {
+                    while i < s.len()
+                        && (matches!(s[i], b'<' | b'>' | b'!' | b',') || s[i].is_ascii_digit())
+                    {
                         i += 1;
                     }
                     let mut arg = None;
@@ -102,7 +108,11 @@ impl LogFormat {
                         if !lit.is_empty() {
                             items.push(Item::Lit(std::mem::take(&mut lit).into_boxed_slice()));
                         }
-                        items.push(Item::Var { code: b'^', arg, dup: false });
+                        items.push(Item::Var {
+                            code: b'^',
+                            arg,
+                            dup: false,
+                        });
                         continue;
                     }
                     let code = *s.get(i).ok_or(CompileError::UnknownDirective('%', at))?;
@@ -114,7 +124,11 @@ impl LogFormat {
                     if !lit.is_empty() {
                         items.push(Item::Lit(std::mem::take(&mut lit).into_boxed_slice()));
                     }
-                    items.push(Item::Var { code, arg, dup: false });
+                    items.push(Item::Var {
+                        code,
+                        arg,
+                        dup: false,
+                    });
                 }
                 b'\\' if i + 1 < s.len() => {
                     lit.push(match s[i + 1] {
@@ -172,7 +186,8 @@ impl LogFormat {
                     pos += l.len();
                 }
                 Item::Var { code, arg, dup } => {
-                    let prev_quote = k > 0 && matches!(&self.items[k - 1], Item::Lit(l) if l.ends_with(b"\""));
+                    let prev_quote =
+                        k > 0 && matches!(&self.items[k - 1], Item::Lit(l) if l.ends_with(b"\""));
                     let next_lit: Option<&[u8]> = match self.items.get(k + 1) {
                         Some(Item::Lit(l)) => Some(l),
                         _ => None,
@@ -183,11 +198,14 @@ impl LogFormat {
                         if line.get(pos) != Some(&b'[') {
                             return Err(ParseError::at("expected `[`", pos));
                         }
-                        let end = memchr(b']', &line[pos..]).ok_or(ParseError::at("expected `]`", pos))? + pos;
+                        let end = memchr(b']', &line[pos..])
+                            .ok_or(ParseError::at("expected `]`", pos))?
+                            + pos;
                         value = &line[pos + 1..end];
                         pos = end + 1;
                     } else if prev_quote && next_lit.is_some_and(|l| l.first() == Some(&b'"')) {
-                        let end = quoted_end(line, pos).ok_or(ParseError::at("unterminated quoted field", pos))?;
+                        let end = quoted_end(line, pos)
+                            .ok_or(ParseError::at("unterminated quoted field", pos))?;
                         value = &line[pos..end];
                         pos = end;
                     } else if *code == b'r' {
@@ -196,7 +214,8 @@ impl LogFormat {
                             end = memchr(b' ', &line[end..]).map_or(line.len(), |i| end + i + 1);
                         }
                         let stop = next_lit.and_then(|l| l.first().copied()).unwrap_or(b' ');
-                        end = memchr(stop, &line[end.min(line.len())..]).map_or(line.len(), |i| end + i);
+                        end = memchr(stop, &line[end.min(line.len())..])
+                            .map_or(line.len(), |i| end + i);
                         value = &line[pos..end];
                         pos = end;
                     } else {
@@ -213,7 +232,15 @@ impl LogFormat {
                     }
                     if *dup {
                         let mut discard = crate::parse::Discard;
-                        emit(*code, arg.as_deref(), value, start, cx, &mut discard, &mut info.clone())?;
+                        emit(
+                            *code,
+                            arg.as_deref(),
+                            value,
+                            start,
+                            cx,
+                            &mut discard,
+                            &mut info.clone(),
+                        )?;
                     } else {
                         emit(*code, arg.as_deref(), value, start, cx, sink, info)?;
                     }
@@ -242,7 +269,11 @@ fn quoted_end(line: &[u8], mut pos: usize) -> Option<usize> {
 }
 
 fn esc(v: &[u8]) -> Value<'_> {
-    if memchr(b'\\', v).is_some() { Value::Escaped(v, Escaping::Apache) } else { Value::Str(v) }
+    if memchr(b'\\', v).is_some() {
+        Value::Escaped(v, Escaping::Apache)
+    } else {
+        Value::Str(v)
+    }
 }
 
 fn expected_lit(l: &[u8]) -> &'static str {
@@ -276,14 +307,22 @@ fn emit<'a, S: FieldSink>(
             if v.is_empty() || memchr(b' ', v).is_some() {
                 return Err(ParseError::at("expected a client address", at));
             }
-            s(if arg == Some("c") { "peer_ip" } else { "client_ip" }, sink)
+            s(
+                if arg == Some("c") {
+                    "peer_ip"
+                } else {
+                    "client_ip"
+                },
+                sink,
+            )
         }
         b'A' => s("server_ip", sink),
         b'l' => s("ident", sink),
         b'u' => s("user", sink),
         b't' => match arg {
             None => {
-                let t = parse_clf_date(v, cx.tz_offset_secs).ok_or(ParseError::at("bad date", at + 1))?;
+                let t = parse_clf_date(v, cx.tz_offset_secs)
+                    .ok_or(ParseError::at("bad date", at + 1))?;
                 info.timestamp_ms = Some(t);
                 info.own_time = true;
             }
@@ -299,7 +338,11 @@ fn emit<'a, S: FieldSink>(
                 match div {
                     Some(d) => {
                         let n = int(v)?;
-                        info.timestamp_ms = Some(if d == 0 { n.saturating_mul(1000) } else { n / d });
+                        info.timestamp_ms = Some(if d == 0 {
+                            n.saturating_mul(1000)
+                        } else {
+                            n / d
+                        });
                         info.own_time = true;
                     }
                     None => s("time", sink),
@@ -320,7 +363,10 @@ fn emit<'a, S: FieldSink>(
             info.status = Some(st);
             sink.field("status", Value::Int(st));
         }
-        b'b' => sink.field("response_body_bytes", Value::Int(if v == b"-" { 0 } else { int(v)? })),
+        b'b' => sink.field(
+            "response_body_bytes",
+            Value::Int(if v == b"-" { 0 } else { int(v)? }),
+        ),
         b'B' => sink.field("response_body_bytes", Value::Int(int(v)?)),
         b'O' => sink.field("bytes_sent", Value::Int(int(v)?)),
         b'I' => sink.field("bytes_received", Value::Int(int(v)?)),
@@ -354,7 +400,11 @@ fn emit<'a, S: FieldSink>(
         }
         b'P' => {
             if !absent {
-                let name = if arg == Some("tid") || arg == Some("hextid") { "thread_id" } else { "pid" };
+                let name = if arg == Some("tid") || arg == Some("hextid") {
+                    "thread_id"
+                } else {
+                    "pid"
+                };
                 sink.field(name, parse_i64(v).map_or(Value::Str(v), Value::Int));
             }
         }
@@ -421,8 +471,14 @@ mod tests {
             LogFormat::compile(f).unwrap();
         }
         LogFormat::compile(r#"%{%Y}t %400,501{User-agent}i %!200{Referer}i %{c}a %^ti"#).unwrap();
-        assert!(matches!(LogFormat::compile("%Z"), Err(CompileError::UnknownDirective('Z', 0))));
-        assert!(matches!(LogFormat::compile("%{abc"), Err(CompileError::Unterminated(0))));
+        assert!(matches!(
+            LogFormat::compile("%Z"),
+            Err(CompileError::UnknownDirective('Z', 0))
+        ));
+        assert!(matches!(
+            LogFormat::compile("%{abc"),
+            Err(CompileError::Unterminated(0))
+        ));
         assert!(LogFormat::compile("%").is_err());
     }
 }

@@ -35,7 +35,10 @@ impl ApacheParser {
         }
         for f in formats {
             let text = logformat::nickname(f).unwrap_or(f.as_str());
-            let name = defaults.iter().find(|(_, d)| *d == text).map_or("apache-custom", |(n, _)| *n);
+            let name = defaults
+                .iter()
+                .find(|(_, d)| *d == text)
+                .map_or("apache-custom", |(n, _)| *n);
             compiled.push((name, compile(text)?));
         }
         Ok(ApacheParser { formats: compiled })
@@ -77,7 +80,10 @@ impl ApacheParser {
 }
 
 fn compile(f: &str) -> Result<LogFormat, ConfigError> {
-    LogFormat::compile(f).map_err(|e| ConfigError::ApacheLogFormat { format: f.to_owned(), error: e.to_string() })
+    LogFormat::compile(f).map_err(|e| ConfigError::ApacheLogFormat {
+        format: f.to_owned(),
+        error: e.to_string(),
+    })
 }
 
 fn trim_end(b: &[u8]) -> &[u8] {

@@ -69,7 +69,10 @@ impl HaproxyConfig {
     }
 
     /// Parses a configuration with `env` resolving `$VAR`s.
-    pub fn parse_with_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<HaproxyConfig, ConfigParseError> {
+    pub fn parse_with_env(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<HaproxyConfig, ConfigParseError> {
         let mut sections: Vec<Section> = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
@@ -81,19 +84,37 @@ impl HaproxyConfig {
                 "frontend" => Some(SectionKind::Frontend),
                 "listen" => Some(SectionKind::Listen),
                 "backend" => Some(SectionKind::Backend),
-                "peers" | "resolvers" | "userlist" | "cache" | "ring" | "mailers" | "program" | "http-errors"
-                | "namespace_list" | "traces" | "log-forward" | "crt-store" => Some(SectionKind::Other),
+                "peers" | "resolvers" | "userlist" | "cache" | "ring" | "mailers" | "program"
+                | "http-errors" | "namespace_list" | "traces" | "log-forward" | "crt-store" => {
+                    Some(SectionKind::Other)
+                }
                 _ => None,
             };
             match kind {
                 Some(kind) => {
                     let name = words.get(1).filter(|w| *w != "from").cloned();
-                    let from = words.iter().position(|w| w == "from").and_then(|p| words.get(p + 1)).cloned();
-                    sections.push(Section { kind, keyword: first.clone(), name, from, directives: Vec::new(), line });
+                    let from = words
+                        .iter()
+                        .position(|w| w == "from")
+                        .and_then(|p| words.get(p + 1))
+                        .cloned();
+                    sections.push(Section {
+                        kind,
+                        keyword: first.clone(),
+                        name,
+                        from,
+                        directives: Vec::new(),
+                        line,
+                    });
                 }
                 None => match sections.last_mut() {
                     Some(s) => s.directives.push(Directive { words, line }),
-                    None => return Err(ConfigParseError { line, what: "directive outside any section" }),
+                    None => {
+                        return Err(ConfigParseError {
+                            line,
+                            what: "directive outside any section",
+                        });
+                    }
                 },
             }
         }
@@ -107,13 +128,19 @@ impl HaproxyConfig {
                 return None;
             }
             let defaults = match &s.from {
-                Some(from) => self.sections[..i]
+                Some(from) => self.sections[..i].iter().rev().find(|d| {
+                    d.kind == SectionKind::Defaults && d.name.as_deref() == Some(from.as_str())
+                }),
+                None => self.sections[..i]
                     .iter()
                     .rev()
-                    .find(|d| d.kind == SectionKind::Defaults && d.name.as_deref() == Some(from.as_str())),
-                None => self.sections[..i].iter().rev().find(|d| d.kind == SectionKind::Defaults),
+                    .find(|d| d.kind == SectionKind::Defaults),
             };
-            Some(ProxyView { name: s.name.as_deref().unwrap_or(""), section: s, defaults })
+            Some(ProxyView {
+                name: s.name.as_deref().unwrap_or(""),
+                section: s,
+                defaults,
+            })
         })
     }
 
@@ -158,7 +185,10 @@ impl ProxyView<'_> {
 
     /// Directives of the proxy itself, then of its defaults section.
     pub fn directives(&self) -> impl Iterator<Item = &Directive> {
-        self.section.directives.iter().chain(self.defaults.into_iter().flat_map(|d| d.directives.iter()))
+        self.section
+            .directives
+            .iter()
+            .chain(self.defaults.into_iter().flat_map(|d| d.directives.iter()))
     }
 }
 
@@ -169,7 +199,14 @@ fn own_log_format(s: &Section) -> Option<String> {
         if d.starts_with(&["log-format"]) {
             found = Some(d.words[1..].join(" "));
         } else if d.starts_with(&["option", "httplog"]) {
-            found = Some(if d.words.get(2).map(String::as_str) == Some("clf") { logformat::CLF } else { logformat::HTTPLOG }.to_owned());
+            found = Some(
+                if d.words.get(2).map(String::as_str) == Some("clf") {
+                    logformat::CLF
+                } else {
+                    logformat::HTTPLOG
+                }
+                .to_owned(),
+            );
         } else if d.starts_with(&["option", "httpslog"]) {
             found = Some(logformat::HTTPSLOG.to_owned());
         } else if d.starts_with(&["option", "tcplog"]) {
@@ -182,7 +219,10 @@ fn own_log_format(s: &Section) -> Option<String> {
 }
 
 /// Splits one configuration line into words with HAProxy's quoting rules.
-pub fn tokenize(line: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<String>, &'static str> {
+pub fn tokenize(
+    line: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, &'static str> {
     let b = line.as_bytes();
     let mut words = Vec::new();
     let mut cur: Vec<u8> = Vec::new();
@@ -215,7 +255,12 @@ pub fn tokenize(line: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
             }
             b'\'' => {
                 in_word = true;
-                let end = b[i + 1..].iter().position(|&x| x == b'\'').ok_or("unterminated single quote")? + i + 1;
+                let end = b[i + 1..]
+                    .iter()
+                    .position(|&x| x == b'\'')
+                    .ok_or("unterminated single quote")?
+                    + i
+                    + 1;
                 cur.extend_from_slice(&b[i + 1..end]);
                 i = end + 1;
             }
@@ -265,9 +310,19 @@ pub fn tokenize(line: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
 }
 
 /// Expands `$NAME`, `${NAME}` or `${NAME-default}` at `b[i] == '$'`; returns the next index.
-fn expand_env(b: &[u8], i: usize, out: &mut Vec<u8>, env: &dyn Fn(&str) -> Option<String>) -> Result<usize, &'static str> {
+fn expand_env(
+    b: &[u8],
+    i: usize,
+    out: &mut Vec<u8>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<usize, &'static str> {
     if b.get(i + 1) == Some(&b'{') {
-        let end = b[i + 2..].iter().position(|&x| x == b'}').ok_or("unterminated ${")? + i + 2;
+        let end = b[i + 2..]
+            .iter()
+            .position(|&x| x == b'}')
+            .ok_or("unterminated ${")?
+            + i
+            + 2;
         let inner = String::from_utf8_lossy(&b[i + 2..end]);
         let (name, default) = match inner.find('-') {
             Some(p) => (&inner[..p], Some(&inner[p + 1..])),
@@ -305,9 +360,18 @@ mod tests {
 
     #[test]
     fn tokenizes_like_haproxy() {
-        assert_eq!(tokenize(r#"log-format "%ci:%cp [%t] \"x\"" # comment"#, &env).unwrap(), vec!["log-format", "%ci:%cp [%t] \"x\""]);
-        assert_eq!(tokenize(r"log-format %ci\ %cp", &env).unwrap(), vec!["log-format", "%ci %cp"]);
-        assert_eq!(tokenize(r#"a '$FE "x"' "$FE" ${FE} ${NOPE-dflt} \#x"#, &env).unwrap(), vec!["a", "$FE \"x\"", "fe_env", "fe_env", "dflt", "#x"]);
+        assert_eq!(
+            tokenize(r#"log-format "%ci:%cp [%t] \"x\"" # comment"#, &env).unwrap(),
+            vec!["log-format", "%ci:%cp [%t] \"x\""]
+        );
+        assert_eq!(
+            tokenize(r"log-format %ci\ %cp", &env).unwrap(),
+            vec!["log-format", "%ci %cp"]
+        );
+        assert_eq!(
+            tokenize(r#"a '$FE "x"' "$FE" ${FE} ${NOPE-dflt} \#x"#, &env).unwrap(),
+            vec!["a", "$FE \"x\"", "fe_env", "fe_env", "dflt", "#x"]
+        );
         assert!(tokenize("a \"open", &env).is_err());
     }
 
@@ -320,9 +384,18 @@ mod tests {
         .unwrap();
         let a = cfg.proxy("a").unwrap();
         assert_eq!(a.log_format().as_deref(), Some(logformat::HTTPLOG));
-        assert_eq!(a.captured_headers(), (vec!["X-Test-Id".to_owned()], vec!["Server".to_owned()]));
-        assert_eq!(cfg.proxy("b").unwrap().log_format().as_deref(), Some("%ci %ST"));
-        assert_eq!(cfg.proxy("c").unwrap().log_format().as_deref(), Some(logformat::TCPLOG));
+        assert_eq!(
+            a.captured_headers(),
+            (vec!["X-Test-Id".to_owned()], vec!["Server".to_owned()])
+        );
+        assert_eq!(
+            cfg.proxy("b").unwrap().log_format().as_deref(),
+            Some("%ci %ST")
+        );
+        assert_eq!(
+            cfg.proxy("c").unwrap().log_format().as_deref(),
+            Some(logformat::TCPLOG)
+        );
         assert!(HaproxyConfig::parse("option httplog\n").is_err());
     }
 }

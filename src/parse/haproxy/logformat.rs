@@ -8,12 +8,11 @@
 use memchr::memchr;
 
 use super::Captures;
-use crate::parse::text::{parse_clf_date, parse_i64, Escaping};
+use crate::parse::text::{Escaping, parse_clf_date, parse_i64};
 use crate::parse::{Context, FieldSink, LineInfo, ParseError, Value};
 
 /// `option httplog`.
-pub const HTTPLOG: &str =
-    "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r";
+pub const HTTPLOG: &str = "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r";
 /// `option tcplog`.
 pub const TCPLOG: &str = "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq";
 /// `option httpslog`.
@@ -137,7 +136,11 @@ impl Var {
 enum Item {
     Lit(Box<[u8]>),
     /// `dup`: the same variable appears earlier; it is matched but not reported twice.
-    Var { var: Var, quoted: bool, dup: bool },
+    Var {
+        var: Var,
+        quoted: bool,
+        dup: bool,
+    },
 }
 
 /// A compiled log-format.
@@ -188,7 +191,9 @@ impl LogFormat {
                     i += 1;
                     let mut quote: Option<bool> = None;
                     if s.get(i) == Some(&b'{') {
-                        let end = memchr(b'}', &s[i..]).ok_or(CompileError::Unterminated("flags", at))? + i;
+                        let end = memchr(b'}', &s[i..])
+                            .ok_or(CompileError::Unterminated("flags", at))?
+                            + i;
                         quote = parse_flags(&fmt[i + 1..end], at)?;
                         i = end + 1;
                     }
@@ -224,11 +229,14 @@ impl LogFormat {
                             }
                             continue;
                         }
-                        Var::lookup(name).ok_or_else(|| CompileError::UnknownVar(name.to_owned(), at))?
+                        Var::lookup(name)
+                            .ok_or_else(|| CompileError::UnknownVar(name.to_owned(), at))?
                     };
                     flush(&mut lit, &mut items);
                     let quoted = var.quotable() && quote.unwrap_or(global_quote);
-                    let dup = items.iter().any(|it| matches!(it, Item::Var { var: v, .. } if *v == var));
+                    let dup = items
+                        .iter()
+                        .any(|it| matches!(it, Item::Var { var: v, .. } if *v == var));
                     items.push(Item::Var { var, quoted, dup });
                 }
                 b'\\' if i + 1 < s.len() => {
@@ -270,8 +278,19 @@ impl LogFormat {
         if items.is_empty() {
             return Err(CompileError::Empty);
         }
-        let has_active_time = items.iter().any(|it| matches!(it, Item::Var { var: Var::ActiveTime, .. }));
-        Ok(LogFormat { items, has_active_time })
+        let has_active_time = items.iter().any(|it| {
+            matches!(
+                it,
+                Item::Var {
+                    var: Var::ActiveTime,
+                    ..
+                }
+            )
+        });
+        Ok(LogFormat {
+            items,
+            has_active_time,
+        })
     }
 
     /// Matches `line` and reports its fields. Columns in errors are relative to `line`.
@@ -328,7 +347,8 @@ impl LogFormat {
                             }
                         }
                         Var::CaptureReqList | Var::CaptureResList => {
-                            let limit = captures.count(frontend, matches!(var, Var::CaptureReqList));
+                            let limit =
+                                captures.count(frontend, matches!(var, Var::CaptureReqList));
                             let mut count = 0;
                             let mut end = pos;
                             while line.get(end) == Some(&b'"') && limit.is_none_or(|l| count < l) {
@@ -338,7 +358,10 @@ impl LogFormat {
                                     + 1;
                                 count += 1;
                                 end = close + 1;
-                                if line.get(end) == Some(&b' ') && line.get(end + 1) == Some(&b'"') && limit.is_none_or(|l| count < l) {
+                                if line.get(end) == Some(&b' ')
+                                    && line.get(end + 1) == Some(&b'"')
+                                    && limit.is_none_or(|l| count < l)
+                                {
                                     end += 1;
                                 }
                             }
@@ -377,10 +400,12 @@ impl LogFormat {
                             // Unquoted request line: method, URI and version hold two spaces.
                             let mut end = pos;
                             for _ in 0..2 {
-                                end = memchr(b' ', &line[end..]).map_or(line.len(), |i| end + i + 1);
+                                end =
+                                    memchr(b' ', &line[end..]).map_or(line.len(), |i| end + i + 1);
                             }
                             let stop = next_lit.and_then(|l| l.first().copied()).unwrap_or(b' ');
-                            end = memchr(stop, &line[end.min(line.len())..]).map_or(line.len(), |i| end + i);
+                            end = memchr(stop, &line[end.min(line.len())..])
+                                .map_or(line.len(), |i| end + i);
                             value = &line[pos..end];
                             pos = end;
                         }
@@ -394,7 +419,16 @@ impl LogFormat {
                     if *dup {
                         let mut info2 = *info;
                         let mut fe2 = frontend;
-                        self.emit(var, value, start, cx, captures, &mut fe2, &mut crate::parse::Discard, &mut info2)?;
+                        self.emit(
+                            var,
+                            value,
+                            start,
+                            cx,
+                            captures,
+                            &mut fe2,
+                            &mut crate::parse::Discard,
+                            &mut info2,
+                        )?;
                     } else {
                         self.emit(var, value, start, cx, captures, &mut frontend, sink, info)?;
                     }
@@ -425,7 +459,15 @@ impl LogFormat {
         let int = |v: &[u8]| parse_i64(v).ok_or(ParseError::at("expected a number", at));
         match var {
             Var::Ip(name) => {
-                if value.is_empty() || !value.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'.' || c == b':' || c == b'_' || c == b'-') {
+                if value.is_empty()
+                    || !value.iter().all(|&c| {
+                        c.is_ascii_alphanumeric()
+                            || c == b'.'
+                            || c == b':'
+                            || c == b'_'
+                            || c == b'-'
+                    })
+                {
                     return Err(ParseError::at("expected an address", at));
                 }
                 if value != b"-" {
@@ -455,7 +497,8 @@ impl LogFormat {
                 }
             }
             Var::Date => {
-                let t = parse_clf_date(value, cx.tz_offset_secs).ok_or(ParseError::at("bad date", at))?;
+                let t = parse_clf_date(value, cx.tz_offset_secs)
+                    .ok_or(ParseError::at("bad date", at))?;
                 if info.timestamp_ms.is_none() || !info.own_time {
                     info.timestamp_ms = Some(t);
                     info.own_time = true;
@@ -502,14 +545,25 @@ impl LogFormat {
             }
             Var::Sample(name) => {
                 if !value.is_empty() && value != b"-" {
-                    let v = if memchr(b'#', value).is_some() { esc(value) } else { Value::number_or_str(value) };
+                    let v = if memchr(b'#', value).is_some() {
+                        esc(value)
+                    } else {
+                        Value::number_or_str(value)
+                    };
                     sink.field(name, v);
                 }
             }
             Var::Request => emit_request(value, sink),
             Var::CaptureReq | Var::CaptureRes => {
                 let req = matches!(var, Var::CaptureReq);
-                sink.field(if req { "captured_request_headers" } else { "captured_response_headers" }, esc(value));
+                sink.field(
+                    if req {
+                        "captured_request_headers"
+                    } else {
+                        "captured_response_headers"
+                    },
+                    esc(value),
+                );
                 if let Some(names) = captures.names(frontend, req) {
                     for (name, v) in names.iter().zip(value.split(|&c| c == b'|')) {
                         emit_header(name, v, req, cx, sink, info);
@@ -521,12 +575,21 @@ impl LogFormat {
                     return Ok(());
                 }
                 let req = matches!(var, Var::CaptureReqList);
-                sink.field(if req { "captured_request_headers" } else { "captured_response_headers" }, esc(value));
+                sink.field(
+                    if req {
+                        "captured_request_headers"
+                    } else {
+                        "captured_response_headers"
+                    },
+                    esc(value),
+                );
                 if let Some(names) = captures.names(frontend, req) {
                     let mut rest = value;
                     for name in names {
                         // `"v1" "v2"`: each value quoted
-                        let Some(r) = rest.strip_prefix(b"\"") else { break };
+                        let Some(r) = rest.strip_prefix(b"\"") else {
+                            break;
+                        };
                         let Some(q) = memchr(b'"', r) else { break };
                         emit_header(name, &r[..q], req, cx, sink, info);
                         rest = r[q + 1..].strip_prefix(b" ").unwrap_or(&r[q + 1..]);
@@ -549,13 +612,25 @@ fn emit_header<'a, S: FieldSink>(
     if v.is_empty() {
         return;
     }
-    sink.dynamic_field(if req { "request_header_" } else { "response_header_" }, name, esc(v));
+    sink.dynamic_field(
+        if req {
+            "request_header_"
+        } else {
+            "response_header_"
+        },
+        name,
+        esc(v),
+    );
     info.offer_txn_id(cx.txn, name, esc(v));
 }
 
 /// HAProxy `#XX` escapes only need decoding when a `#` is present.
 fn esc(v: &[u8]) -> Value<'_> {
-    if memchr(b'#', v).is_some() { Value::Escaped(v, Escaping::Hash) } else { Value::Str(v) }
+    if memchr(b'#', v).is_some() {
+        Value::Escaped(v, Escaping::Hash)
+    } else {
+        Value::Str(v)
+    }
 }
 
 /// Splits `METHOD URI VERSION` into fields; `<BADREQ>` and other odd requests stay whole.
@@ -623,10 +698,20 @@ fn sample_field_name(expr: &str) -> String {
     let fetch = expr.split(',').next().unwrap_or(expr);
     let mut out = String::with_capacity(fetch.len());
     for c in fetch.chars() {
-        out.push(if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' { c } else { '_' });
+        out.push(
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            },
+        );
     }
     let trimmed = out.trim_end_matches('_').to_owned();
-    if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("id") { format!("sample_{trimmed}") } else { trimmed }
+    if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("id") {
+        format!("sample_{trimmed}")
+    } else {
+        trimmed
+    }
 }
 
 #[cfg(test)]
@@ -638,9 +723,18 @@ mod tests {
         for f in [HTTPLOG, TCPLOG, HTTPSLOG, CLF] {
             LogFormat::compile(f).unwrap();
         }
-        assert!(matches!(LogFormat::compile("%ci %zz"), Err(CompileError::UnknownVar(..))));
-        assert!(matches!(LogFormat::compile("%[abc"), Err(CompileError::Unterminated(..))));
-        assert!(matches!(LogFormat::compile("%{+Z}r"), Err(CompileError::BadFlag(..))));
+        assert!(matches!(
+            LogFormat::compile("%ci %zz"),
+            Err(CompileError::UnknownVar(..))
+        ));
+        assert!(matches!(
+            LogFormat::compile("%[abc"),
+            Err(CompileError::Unterminated(..))
+        ));
+        assert!(matches!(
+            LogFormat::compile("%{+Z}r"),
+            Err(CompileError::BadFlag(..))
+        ));
         assert_eq!(sample_field_name("var(txn.tid)"), "var_txn.tid");
         assert_eq!(sample_field_name("ssl_fc_err,hex"), "ssl_fc_err");
     }

@@ -51,8 +51,14 @@ pub struct HaproxyParser {
 }
 
 impl HaproxyParser {
-    pub fn new(custom: &[String], cfg: Option<&config::HaproxyConfig>) -> Result<HaproxyParser, ConfigError> {
-        let mut sources: Vec<(&'static str, String)> = custom.iter().map(|f| ("haproxy-custom", f.clone())).collect();
+    pub fn new(
+        custom: &[String],
+        cfg: Option<&config::HaproxyConfig>,
+    ) -> Result<HaproxyParser, ConfigError> {
+        let mut sources: Vec<(&'static str, String)> = custom
+            .iter()
+            .map(|f| ("haproxy-custom", f.clone()))
+            .collect();
         let mut captures = Captures::default();
         if let Some(cfg) = cfg {
             for p in cfg.proxies() {
@@ -77,8 +83,10 @@ impl HaproxyParser {
         }
         let mut formats = Vec::with_capacity(sources.len());
         for (name, f) in sources {
-            let compiled = LogFormat::compile(&f)
-                .map_err(|e| ConfigError::HaproxyLogFormat { format: f.clone(), error: e.to_string() })?;
+            let compiled = LogFormat::compile(&f).map_err(|e| ConfigError::HaproxyLogFormat {
+                format: f.clone(),
+                error: e.to_string(),
+            })?;
             formats.push((name, compiled));
         }
         Ok(HaproxyParser { formats, captures })
@@ -158,7 +166,11 @@ fn trim_end(b: &[u8]) -> &[u8] {
 fn looks_like_address_start(msg: &[u8]) -> bool {
     let end = memchr(b' ', msg).unwrap_or(msg.len());
     let tok = &msg[..end];
-    memchr(b':', tok).is_some() && tok.iter().all(|&c| c.is_ascii_hexdigit() || c == b':' || c == b'.') && msg.get(end + 1) == Some(&b'[')
+    memchr(b':', tok).is_some()
+        && tok
+            .iter()
+            .all(|&c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
+        && msg.get(end + 1) == Some(&b'[')
 }
 
 /// `10.0.1.2:33312 to 10.0.3.31:8012 (www/HTTP)`
@@ -179,7 +191,13 @@ fn parse_connect<S: FieldSink>(rest: &[u8], sink: &mut S) -> Result<(), ParseErr
     Ok(())
 }
 
-fn addr<S: FieldSink>(a: &[u8], ip: &str, port: &str, at: usize, sink: &mut S) -> Result<(), ParseError> {
+fn addr<S: FieldSink>(
+    a: &[u8],
+    ip: &str,
+    port: &str,
+    at: usize,
+    sink: &mut S,
+) -> Result<(), ParseError> {
     let colon = memchr::memrchr(b':', a).ok_or(ParseError::at("expected `ip:port`", at))?;
     let p = parse_i64(&a[colon + 1..]).ok_or(ParseError::at("expected a port", at + colon + 1))?;
     if colon == 0 {
@@ -199,11 +217,17 @@ fn parse_error_line<'a, S: FieldSink>(
 ) -> Result<(), ParseError> {
     let sp = memchr(b' ', msg).ok_or(ParseError::at("expected a space", 0))?;
     let rest = &msg[sp + 1..];
-    let rest = rest.strip_prefix(b"[").ok_or(ParseError::at("expected `[`", sp + 1))?;
+    let rest = rest
+        .strip_prefix(b"[")
+        .ok_or(ParseError::at("expected `[`", sp + 1))?;
     let close = memchr(b']', rest).ok_or(ParseError::at("expected `]`", sp + 2))?;
-    let t = parse_clf_date(&rest[..close], cx.tz_offset_secs).ok_or(ParseError::at("bad date", sp + 2))?;
-    let rest = rest[close + 1..].strip_prefix(b" ").ok_or(ParseError::at("expected a space", sp + close + 3))?;
-    let colon = memchr::memmem::find(rest, b": ").ok_or(ParseError::at("expected `: `", sp + close + 4))?;
+    let t = parse_clf_date(&rest[..close], cx.tz_offset_secs)
+        .ok_or(ParseError::at("bad date", sp + 2))?;
+    let rest = rest[close + 1..]
+        .strip_prefix(b" ")
+        .ok_or(ParseError::at("expected a space", sp + close + 3))?;
+    let colon =
+        memchr::memmem::find(rest, b": ").ok_or(ParseError::at("expected `: `", sp + close + 4))?;
     let fe_bind = &rest[..colon];
     if memchr(b' ', fe_bind).is_some() {
         return Err(ParseError::at("expected `frontend/bind:`", sp + close + 4));
@@ -213,7 +237,10 @@ fn parse_error_line<'a, S: FieldSink>(
     info.own_time = true;
     match memchr(b'/', fe_bind) {
         Some(s) => {
-            sink.field("frontend", Value::Str(fe_bind[..s].strip_suffix(b"~").unwrap_or(&fe_bind[..s])));
+            sink.field(
+                "frontend",
+                Value::Str(fe_bind[..s].strip_suffix(b"~").unwrap_or(&fe_bind[..s])),
+            );
             sink.field("bind", Value::Str(&fe_bind[s + 1..]));
         }
         None => sink.field("frontend", Value::Str(fe_bind)),
