@@ -61,20 +61,35 @@ pub fn write_str(out: &mut Vec<u8>, s: &[u8]) {
         return;
     }
     let mut rest = &s[clean..];
-    loop {
-        match std::str::from_utf8(rest) {
-            Ok(valid) => {
-                write_escaped(out, valid.as_bytes());
-                break;
+    // Slow path: handle one byte that needs care, then go back to the fast scan.
+    while let Some(&c) = rest.first() {
+        let used = if c < 0x80 {
+            write_escaped(out, &rest[..1]);
+            1
+        } else {
+            // One UTF-8 sequence; invalid bytes become U+FFFD as in `String::from_utf8_lossy`.
+            let width = match c {
+                0xC2..=0xDF => 2,
+                0xE0..=0xEF => 3,
+                0xF0..=0xF4 => 4,
+                _ => 1,
+            };
+            let chunk = &rest[..width.min(rest.len())];
+            match std::str::from_utf8(chunk) {
+                Ok(_) => {
+                    out.extend_from_slice(chunk);
+                    chunk.len()
+                }
+                Err(e) => {
+                    out.extend_from_slice("\u{fffd}".as_bytes());
+                    e.error_len().unwrap_or(chunk.len()).max(1)
+                }
             }
-            Err(e) => {
-                let (valid, after) = rest.split_at(e.valid_up_to());
-                write_escaped(out, valid);
-                out.extend_from_slice("\u{fffd}".as_bytes());
-                let skip = e.error_len().unwrap_or(after.len());
-                rest = &after[skip..];
-            }
-        }
+        };
+        rest = &rest[used..];
+        let clean = clean_prefix(rest);
+        out.extend_from_slice(&rest[..clean]);
+        rest = &rest[clean..];
     }
     out.push(b'"');
 }

@@ -180,7 +180,7 @@ impl LogFormat {
         for k in 0..n {
             match &self.items[k] {
                 Item::Lit(l) => {
-                    if !line[pos..].starts_with(l) {
+                    if !crate::parse::haproxy::logformat::starts_with_short(&line[pos..], l) {
                         return Err(ParseError::at(expected_lit(l), pos));
                     }
                     pos += l.len();
@@ -225,7 +225,8 @@ impl LogFormat {
                             let sp = memchr(b' ', &line[pos..]).map_or(line.len(), |i| pos + i);
                             memchr::memrchr(b':', &line[pos..sp]).map_or(sp, |i| pos + i)
                         } else {
-                            memchr(stop, &line[pos..]).map_or(line.len(), |i| pos + i)
+                            crate::parse::haproxy::logformat::find_short(stop, &line[pos..])
+                                .map_or(line.len(), |i| pos + i)
                         };
                         value = &line[pos..end];
                         pos = end;

@@ -317,7 +317,7 @@ impl LogFormat {
                         l = &l[1..];
                     }
                     skip_space = false;
-                    if line[pos..].starts_with(l) {
+                    if starts_with_short(&line[pos..], l) {
                         pos += l.len();
                     } else if pos == line.len() && l.iter().all(|&c| c == b' ') {
                         // a trailing optional part is absent
@@ -411,7 +411,8 @@ impl LogFormat {
                         }
                         _ => {
                             let stop = next_lit.and_then(|l| l.first().copied()).unwrap_or(b' ');
-                            let end = memchr(stop, &line[pos..]).map_or(line.len(), |i| pos + i);
+                            let end =
+                                find_short(stop, &line[pos..]).map_or(line.len(), |i| pos + i);
                             value = &line[pos..end];
                             pos = end;
                         }
@@ -598,6 +599,29 @@ impl LogFormat {
             }
         }
         Ok(())
+    }
+}
+
+/// `hay.starts_with(lit)` without a `memcmp` call for the one- and two-byte literals that
+/// separate most fields.
+#[inline]
+pub(crate) fn starts_with_short(hay: &[u8], lit: &[u8]) -> bool {
+    match *lit {
+        [a] => hay.first() == Some(&a),
+        [a, b] => hay.len() >= 2 && hay[0] == a && hay[1] == b,
+        _ => hay.starts_with(lit),
+    }
+}
+
+/// `memchr` for values that are usually a few bytes long (names, numbers): a plain loop over
+/// the first 16 bytes, then memchr.
+#[inline]
+pub(crate) fn find_short(needle: u8, hay: &[u8]) -> Option<usize> {
+    let head = hay.len().min(16);
+    match hay[..head].iter().position(|&c| c == needle) {
+        Some(i) => Some(i),
+        None if hay.len() > head => memchr(needle, &hay[head..]).map(|i| i + head),
+        None => None,
     }
 }
 
