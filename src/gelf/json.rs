@@ -41,7 +41,7 @@ fn clean_prefix(s: &[u8]) -> usize {
     }
     while i < s.len() {
         let c = s[i];
-        if c < 0x20 || c >= 0x7f || c == b'"' || c == b'\\' {
+        if !(0x20..0x7f).contains(&c) || c == b'"' || c == b'\\' {
             break;
         }
         i += 1;
