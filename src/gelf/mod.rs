@@ -100,8 +100,12 @@ impl FieldSink for GelfWriter<'_> {
                 },
             );
         }
-        if prefix.is_empty() && &self.out[start..] == b"id" {
-            self.out.push(b'_');
+        if prefix.is_empty() {
+            match &self.out[start..] {
+                b"id" => self.out.push(b'_'),
+                b"" => self.out.extend_from_slice(b"empty"),
+                _ => {}
+            }
         }
         self.out.extend_from_slice(b"\":");
         write_value(self.out, value);

@@ -132,6 +132,8 @@ impl FieldSink for FieldList {
         push_field_name(&mut n, name);
         if n == "id" {
             n.push('_');
+        } else if n.is_empty() {
+            n.push_str("empty");
         }
         self.fields.push((n, FieldValue::from_value(value)));
     }
@@ -144,7 +146,8 @@ impl FieldSink for FieldList {
 }
 
 /// Appends `name` to `out` restricted to GELF's allowed characters (`[A-Za-z0-9_.-]`, others
-/// become `_`), lower-cased. (A resulting name `id` must become `id_`: GELF forbids `_id`.)
+/// become `_`), lower-cased. (A resulting name `id` becomes `id_`, GELF forbids `_id`; an
+/// empty one becomes `empty`.)
 pub fn push_field_name(out: &mut String, name: &[u8]) {
     for &c in name {
         let c = c.to_ascii_lowercase();

@@ -268,6 +268,109 @@ fn parse_3164<'a, S: FieldSink>(
     Ok(pos)
 }
 
+/// The parts of a syslog header, for callers that route on them rather than build GELF (the
+/// syslog source).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Header<'a> {
+    pub rfc5424: bool,
+    pub facility: Option<u8>,
+    pub severity: Option<u8>,
+    pub timestamp_ms: Option<i64>,
+    pub host: Option<&'a [u8]>,
+    /// APP-NAME or the TAG's program.
+    pub app: Option<&'a [u8]>,
+    /// PROCID or the TAG's `[pid]`.
+    pub procid: Option<&'a [u8]>,
+    pub msgid: Option<&'a [u8]>,
+    /// The structured data as it stands in the line (`[id k="v"]…`), RFC 5424 only.
+    pub structured_data: Option<&'a [u8]>,
+    /// Where the message starts in the line.
+    pub message_offset: usize,
+}
+
+impl<'a> Header<'a> {
+    /// The message part of `line` (the line this header was read from).
+    pub fn message(&self, line: &'a [u8]) -> &'a [u8] {
+        &line[self.message_offset.min(line.len())..]
+    }
+}
+
+#[derive(Default)]
+struct FacilitySink(Option<u8>);
+
+impl FieldSink for FacilitySink {
+    fn field(&mut self, name: &str, value: Value<'_>) {
+        if let ("syslog_facility", Value::Int(f)) = (name, value) {
+            self.0 = u8::try_from(f).ok();
+        }
+    }
+    fn dynamic_field(&mut self, _: &str, _: &[u8], _: Value<'_>) {}
+    fn mark(&self) -> usize {
+        0
+    }
+    fn rollback(&mut self, _: usize) {}
+}
+
+fn offset_in(line: &[u8], part: &[u8]) -> usize {
+    (part.as_ptr() as usize).saturating_sub(line.as_ptr() as usize)
+}
+
+/// Reads a syslog header (RFC 5424 or 3164) without building fields. `received_ms` picks the year
+/// of RFC 3164 dates; `tz_offset_secs` is their zone.
+pub fn header(
+    line: &[u8],
+    received_ms: i64,
+    tz_offset_secs: i64,
+) -> Result<Header<'_>, ParseError> {
+    let txn = super::TxnIdSources::new::<&str>(&[]);
+    let cx = Context {
+        tz_offset_secs,
+        received_ms,
+        txn: &txn,
+    };
+    let mut sink = FacilitySink::default();
+    let mut info = LineInfo::default();
+    let msg_at = parse(line, &cx, &mut sink, &mut info)?;
+    let mut h = Header {
+        rfc5424: info.format == "syslog-rfc5424",
+        facility: sink.0,
+        severity: info.severity,
+        timestamp_ms: info.timestamp_ms,
+        host: info.host,
+        app: info.program,
+        message_offset: msg_at,
+        ..Header::default()
+    };
+    if h.rfc5424 {
+        // TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD: the fields after the version.
+        let pri_end = memchr(b'>', line).map_or(0, |i| i + 3);
+        let mut pos = pri_end;
+        let mut toks = [&line[..0]; 5];
+        for t in &mut toks {
+            let (tok, next) = token(line, pos);
+            *t = tok;
+            pos = next;
+        }
+        h.procid = nil(toks[3]);
+        h.msgid = nil(toks[4]);
+        let sd_end = if msg_at > pos && line.get(msg_at - 1) == Some(&b' ') {
+            msg_at - 1
+        } else {
+            msg_at.max(pos)
+        };
+        let sd = &line[pos.min(sd_end)..sd_end];
+        h.structured_data = nil(sd);
+    } else if let Some(app) = info.program {
+        let after = offset_in(line, app) + app.len();
+        if line.get(after) == Some(&b'[') {
+            if let Some(close) = memchr(b']', &line[after..]) {
+                h.procid = nil(&line[after + 1..after + close]);
+            }
+        }
+    }
+    Ok(h)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,6 +426,25 @@ mod tests {
         assert_eq!(f.get_str("sd_q"), Some("a\"b]"));
         assert_eq!(ts, Some(1_795_396_130_486));
         assert_eq!(host.as_deref(), Some(&b"h1"[..]));
+    }
+
+    #[test]
+    fn header_only() {
+        let line = br#"<134>1 2026-11-23T01:08:50Z h1 haproxy 8425 ID47 [a b="c"][d] the msg"#;
+        let h = header(line, 0, 0).unwrap();
+        assert!(h.rfc5424);
+        assert_eq!((h.facility, h.severity), (Some(16), Some(6)));
+        assert_eq!(h.app, Some(&b"haproxy"[..]));
+        assert_eq!(h.procid, Some(&b"8425"[..]));
+        assert_eq!(h.msgid, Some(&b"ID47"[..]));
+        assert_eq!(h.structured_data, Some(&br#"[a b="c"][d]"#[..]));
+        assert_eq!(h.message(line), b"the msg");
+        let line = b"<13>Nov 23 01:08:50 web1 app[77]: hi";
+        let h = header(line, 1_795_396_130_000, 0).unwrap();
+        assert_eq!(h.host, Some(&b"web1"[..]));
+        assert_eq!(h.procid, Some(&b"77"[..]));
+        assert_eq!(h.message(line), b"hi");
+        assert!(header(b"<x>", 0, 0).is_err());
     }
 
     #[test]

@@ -101,10 +101,10 @@ impl LogFormat {
                     }
                     // `%^ti` / `%^to` (trailers) are two-letter codes.
                     if s.get(i) == Some(&b'^') {
-                        i += 3;
-                        if i > s.len() {
+                        if !matches!(s.get(i + 1..i + 3), Some(b"ti" | b"to")) {
                             return Err(CompileError::UnknownDirective('^', at));
                         }
+                        i += 3;
                         if !lit.is_empty() {
                             items.push(Item::Lit(std::mem::take(&mut lit).into_boxed_slice()));
                         }
