@@ -52,6 +52,7 @@ thread_local! {
 }
 
 /// Writes a field value as JSON (escaped values are decoded first, in a reused buffer).
+#[inline]
 pub fn write_value(out: &mut Vec<u8>, v: Value<'_>) {
     match v {
         Value::Str(s) => json::write_str(out, s),
@@ -79,6 +80,7 @@ pub fn write_value(out: &mut Vec<u8>, v: Value<'_>) {
 }
 
 impl FieldSink for GelfWriter<'_> {
+    #[inline]
     fn field(&mut self, name: &str, value: Value<'_>) {
         self.out.extend_from_slice(b",\"_");
         self.out.extend_from_slice(name.as_bytes());

@@ -207,16 +207,19 @@ pub fn parse_bsd_date(b: &[u8], reference_ms: i64, tz_offset_secs: i64) -> Optio
     let s = two(b, 13)?;
     let ref_local = reference_ms + tz_offset_secs * 1000;
     let y = year_of_millis(ref_local);
-    let mut best: Option<i64> = None;
-    for cand in [y - 1, y, y + 1] {
-        if let Some(t) = civil_to_millis(cand, mo, d, h, mi, s, 0) {
-            let t = t - tz_offset_secs * 1000;
-            if best.is_none_or(|b| (t - reference_ms).abs() < (b - reference_ms).abs()) {
-                best = Some(t);
-            }
-        }
+    // The reference year, unless that puts the date more than half a year away from the
+    // reference (a December line received in January, or the reverse).
+    const HALF_YEAR_MS: i64 = 183 * 86_400_000;
+    let at =
+        |year: i64| civil_to_millis(year, mo, d, h, mi, s, 0).map(|t| t - tz_offset_secs * 1000);
+    let t = at(y)?;
+    if t - reference_ms > HALF_YEAR_MS {
+        at(y - 1).or(Some(t))
+    } else if reference_ms - t > HALF_YEAR_MS {
+        at(y + 1).or(Some(t))
+    } else {
+        Some(t)
     }
-    best
 }
 
 /// Apache error log `Mon Nov 23 01:08:47.948531 2026` (local time).
