@@ -419,10 +419,10 @@ fn emit<'a, S: FieldSink>(
             if absent {
                 return Ok(());
             }
-            let fixed = match (code, name.to_ascii_lowercase().as_str()) {
-                (b'i', "referer") => Some("referer"),
-                (b'i', "user-agent") => Some("user_agent"),
-                (b'e', "unique_id") => Some("unique_id"),
+            let fixed = match code {
+                b'i' if name.eq_ignore_ascii_case("referer") => Some("referer"),
+                b'i' if name.eq_ignore_ascii_case("user-agent") => Some("user_agent"),
+                b'e' if name.eq_ignore_ascii_case("unique_id") => Some("unique_id"),
                 _ => None,
             };
             match fixed {
