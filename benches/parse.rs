@@ -112,8 +112,9 @@ fn report(name: &str, bytes: usize, (n, d): (usize, Duration), baseline: Option<
 }
 
 fn main() {
-    // `cargo test --benches` runs this with `--test`-like flags; keep that quick.
-    let quick = std::env::args().any(|a| a == "--test");
+    // `cargo bench` passes `--bench`; anything else (`cargo test --all-targets`) gets a quick
+    // smoke run on 1 MB.
+    let quick = !std::env::args().any(|a| a == "--bench");
     let runs = if quick { 1 } else { 5 };
     let parser = ParserConfig::default().compile().expect("default parser");
     let origin = Origin::new("bench", "lb", Format::Auto, "bench-host");
