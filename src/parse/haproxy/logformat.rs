@@ -47,8 +47,9 @@ enum Var {
     CaptureReqList,
     CaptureResList,
     UniqueId,
-    /// `%[fetch,conv]`: field named after the fetch.
-    Sample(String),
+    /// `%[fetch,conv]`: field named after the fetch (index into `LogFormat::sample_names`, so
+    /// that `Var` stays a plain tagged enum that matches with a jump table).
+    Sample(u16),
     /// Parsed but not reported (`%ms`).
     Skip,
 }
@@ -147,6 +148,7 @@ enum Item {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogFormat {
     items: Vec<Item>,
+    sample_names: Vec<String>,
     has_active_time: bool,
 }
 
@@ -174,6 +176,7 @@ impl LogFormat {
         let mut items = Vec::new();
         let mut lit: Vec<u8> = Vec::new();
         let mut global_quote = false;
+        let mut sample_names: Vec<String> = Vec::new();
         let mut i = 0;
         let flush = |lit: &mut Vec<u8>, items: &mut Vec<Item>| {
             if !lit.is_empty() {
@@ -216,7 +219,15 @@ impl LogFormat {
                         }
                         let expr = &fmt[i + 1..j];
                         i = j + 1;
-                        Var::Sample(sample_field_name(expr))
+                        let name = sample_field_name(expr);
+                        let idx = match sample_names.iter().position(|n| *n == name) {
+                            Some(i) => i,
+                            None => {
+                                sample_names.push(name);
+                                sample_names.len() - 1
+                            }
+                        };
+                        Var::Sample(u16::try_from(idx).map_err(|_| CompileError::TooLong)?)
                     } else {
                         let start = i;
                         while i < s.len() && s[i].is_ascii_alphabetic() {
@@ -289,6 +300,7 @@ impl LogFormat {
         });
         Ok(LogFormat {
             items,
+            sample_names,
             has_active_time,
         })
     }
@@ -544,7 +556,11 @@ impl LogFormat {
                     info.offer_txn_id(cx.txn, b"unique-id", esc(value));
                 }
             }
-            Var::Sample(name) => {
+            Var::Sample(idx) => {
+                let name = self
+                    .sample_names
+                    .get(usize::from(*idx))
+                    .map_or("sample", String::as_str);
                 if !value.is_empty() && value != b"-" {
                     let v = if memchr(b'#', value).is_some() {
                         esc(value)
