@@ -5,6 +5,7 @@
 //! this build yet.
 
 mod cat;
+pub mod parse;
 mod pending;
 
 use std::path::PathBuf;
@@ -30,7 +31,7 @@ pub enum Command {
     /// Check a config file without running it.
     Validate(ValidateArgs),
     /// Parse log lines (stdin if no FILE) into GELF JSON lines on stdout, one per input line.
-    Parse(pending::ParseArgs),
+    Parse(parse::ParseArgs),
     /// Show every entry of a transaction id, or run a query, across hosts in time order.
     Search(pending::SearchArgs),
     /// Backfill existing log files (plain, .gz, .zst) into the index.
@@ -96,7 +97,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
-        Command::Parse(args) => pending::not_yet("parse", "#7", &args),
+        Command::Parse(args) => parse::run(&args).map(|code| code.clamp(0, 255) as u8),
         Command::Search(args) => pending::not_yet("search", "#9", &args),
         Command::Index(args) => pending::not_yet("index", "#9", &args),
         Command::Send(args) => pending::not_yet("send", "#6", &args),

@@ -4,18 +4,6 @@
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
-pub struct ParseArgs {
-    /// Input format: auto, haproxy, apache, syslog, json, raw.
-    #[arg(long, default_value = "auto")]
-    pub format: String,
-    /// Read HAProxy `log-format` lines from this haproxy.cfg.
-    #[arg(long, value_name = "FILE")]
-    pub haproxy_config: Option<PathBuf>,
-    /// Files to parse (stdin if none).
-    pub files: Vec<PathBuf>,
-}
-
-#[derive(Debug, clap::Args)]
 pub struct SearchArgs {
     /// The transaction id to show.
     pub txn_id: Option<String>,

@@ -3,25 +3,93 @@
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Does any byte of `w` need attention (a control byte, `"`, `\\`, DEL, or non-ASCII)?
+#[inline]
+fn word_needs_care(w: u64) -> bool {
+    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    let control = w.wrapping_sub(LO * 0x20) & !w & HI;
+    (control
+        | has_zero(w ^ (LO * b'"' as u64))
+        | has_zero(w ^ (LO * b'\\' as u64))
+        | has_zero(w ^ (LO * 0x7f))
+        | (w & HI))
+        != 0
+}
+
+/// Length of the prefix of `s` made of printable ASCII other than `"` and `\\` (copied as is).
+#[inline]
+fn clean_prefix(s: &[u8]) -> usize {
+    let mut i = 0;
+    while i + 8 <= s.len() {
+        let w = u64::from_le_bytes([
+            s[i],
+            s[i + 1],
+            s[i + 2],
+            s[i + 3],
+            s[i + 4],
+            s[i + 5],
+            s[i + 6],
+            s[i + 7],
+        ]);
+        if word_needs_care(w) {
+            break;
+        }
+        i += 8;
+    }
+    while i < s.len() {
+        let c = s[i];
+        if !(0x20..0x7f).contains(&c) || c == b'"' || c == b'\\' {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
 /// Appends `s` as a JSON string literal (with quotes).
 pub fn write_str(out: &mut Vec<u8>, s: &[u8]) {
     out.reserve(s.len() + 2);
     out.push(b'"');
-    let mut rest = s;
-    loop {
-        match std::str::from_utf8(rest) {
-            Ok(valid) => {
-                write_escaped(out, valid.as_bytes());
-                break;
+    // Fast path: most values are plain printable ASCII, copied 8 bytes at a time.
+    let clean = clean_prefix(s);
+    out.extend_from_slice(&s[..clean]);
+    if clean == s.len() {
+        out.push(b'"');
+        return;
+    }
+    let mut rest = &s[clean..];
+    // Slow path: handle one byte that needs care, then go back to the fast scan.
+    while let Some(&c) = rest.first() {
+        let used = if c < 0x80 {
+            write_escaped(out, &rest[..1]);
+            1
+        } else {
+            // One UTF-8 sequence; invalid bytes become U+FFFD as in `String::from_utf8_lossy`.
+            let width = match c {
+                0xC2..=0xDF => 2,
+                0xE0..=0xEF => 3,
+                0xF0..=0xF4 => 4,
+                _ => 1,
+            };
+            let chunk = &rest[..width.min(rest.len())];
+            match std::str::from_utf8(chunk) {
+                Ok(_) => {
+                    out.extend_from_slice(chunk);
+                    chunk.len()
+                }
+                Err(e) => {
+                    out.extend_from_slice("\u{fffd}".as_bytes());
+                    e.error_len().unwrap_or(chunk.len()).max(1)
+                }
             }
-            Err(e) => {
-                let (valid, after) = rest.split_at(e.valid_up_to());
-                write_escaped(out, valid);
-                out.extend_from_slice("\u{fffd}".as_bytes());
-                let skip = e.error_len().unwrap_or(after.len());
-                rest = &after[skip..];
-            }
-        }
+        };
+        rest = &rest[used..];
+        let clean = clean_prefix(rest);
+        out.extend_from_slice(&rest[..clean]);
+        rest = &rest[clean..];
     }
     out.push(b'"');
 }
@@ -80,6 +148,24 @@ mod tests {
             write_str(&mut out, &s);
             let v: String = serde_json::from_slice(&out).unwrap();
             prop_assert_eq!(v, String::from_utf8_lossy(&s).into_owned());
+        }
+    }
+
+    #[test]
+    fn fast_path_boundaries() {
+        for s in [
+            "",
+            "a",
+            "abcdefgh",
+            "abcdefgh\"",
+            "abcdefghi\\j",
+            "abcdefg\u{7f}",
+            "abcdefgh\u{e9}x",
+            "\n",
+        ] {
+            let mut out = Vec::new();
+            write_str(&mut out, s.as_bytes());
+            assert_eq!(serde_json::from_slice::<String>(&out).unwrap(), s);
         }
     }
 

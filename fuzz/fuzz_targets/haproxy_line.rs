@@ -1,0 +1,11 @@
+//! Fuzz target: any bytes through the haproxy parser (format = haproxy) into GELF; never a panic,
+//! always one valid GELF JSON object.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use quill::parse::{fuzzing, Format};
+
+fuzz_target!(|data: &[u8]| {
+    fuzzing::encode_line(Format::Haproxy, data);
+    fuzzing::parse_line(data);
+});

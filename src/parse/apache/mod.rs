@@ -1,0 +1,95 @@
+//! Apache httpd lines: access logs in any `LogFormat` (common, combined, vhost_combined,
+//! combinedio built in) and the 2.4 error log.
+//!
+//! [`ApacheParser`] tries the configured formats in order (the error log is recognised by its
+//! leading `[date]`); [`config`] reads `LogFormat`/`CustomLog` lines from an Apache config.
+
+pub mod config;
+pub mod error;
+pub mod logformat;
+
+use self::logformat::LogFormat;
+use super::{ConfigError, Context, FieldSink, LineInfo, ParseError};
+
+/// The compiled Apache formats of a source.
+#[derive(Debug)]
+pub struct ApacheParser {
+    formats: Vec<(&'static str, LogFormat)>,
+}
+
+impl ApacheParser {
+    /// `formats` are LogFormat strings or nicknames; empty means combined, common,
+    /// vhost_combined and combinedio.
+    pub fn new(formats: &[String]) -> Result<ApacheParser, ConfigError> {
+        let mut compiled = Vec::new();
+        let defaults = [
+            ("apache-combined", logformat::COMBINED),
+            ("apache-common", logformat::COMMON),
+            ("apache-vhost_combined", logformat::VHOST_COMBINED),
+            ("apache-combinedio", logformat::COMBINEDIO),
+        ];
+        if formats.is_empty() {
+            for (n, f) in defaults {
+                compiled.push((n, compile(f)?));
+            }
+        }
+        for f in formats {
+            let text = logformat::nickname(f).unwrap_or(f.as_str());
+            let name = defaults
+                .iter()
+                .find(|(_, d)| *d == text)
+                .map_or("apache-custom", |(n, _)| *n);
+            compiled.push((name, compile(text)?));
+        }
+        Ok(ApacheParser { formats: compiled })
+    }
+
+    /// Parses an access or error log line.
+    pub fn parse<'a, S: FieldSink>(
+        &self,
+        line: &'a [u8],
+        cx: &Context<'_>,
+        sink: &mut S,
+        info: &mut LineInfo<'a>,
+    ) -> Result<(), ParseError> {
+        let line = trim_end(line);
+        if error::looks_like_error_log(line) {
+            info.format = "apache-error";
+            return error::parse(line, cx, sink, info);
+        }
+        let mut furthest = ParseError::at("not an Apache log line", 0);
+        for (name, f) in &self.formats {
+            let mark = sink.mark();
+            let saved = *info;
+            match f.parse(line, cx, sink, info) {
+                Ok(()) => {
+                    info.format = name;
+                    return Ok(());
+                }
+                Err(e) => {
+                    sink.rollback(mark);
+                    *info = saved;
+                    if e.column > furthest.column {
+                        furthest = e;
+                    }
+                }
+            }
+        }
+        Err(furthest)
+    }
+}
+
+fn compile(f: &str) -> Result<LogFormat, ConfigError> {
+    LogFormat::compile(f).map_err(|e| ConfigError::ApacheLogFormat {
+        format: f.to_owned(),
+        error: e.to_string(),
+    })
+}
+
+fn trim_end(b: &[u8]) -> &[u8] {
+    let mut e = b.len();
+    while e > 0 && matches!(b[e - 1], b'\n' | b'\r') {
+        e -= 1;
+    }
+    &b[..e]
+}
