@@ -1,1 +1,4 @@
 //! (being written)
+
+pub mod index_cmd;
+pub mod search;
