@@ -233,7 +233,11 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
-        let col = |l: &str| l.find("MESSAGE").or_else(|| l.find("GET")).or_else(|| l.find("boom"));
+        let col = |l: &str| {
+            l.find("MESSAGE")
+                .or_else(|| l.find("GET"))
+                .or_else(|| l.find("boom"))
+        };
         assert_eq!(col(lines[0]), col(lines[1]));
         assert_eq!(col(lines[1]), col(lines[2]));
         assert!(lines[1].starts_with("1970-01-01T00:00:01.000Z  lb-1 "));

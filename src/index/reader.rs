@@ -221,8 +221,7 @@ fn build_query(open: &OpenPartition, req: &SearchRequest) -> Result<Box<dyn Quer
     let bound = |ms: Option<i64>, included: bool| match ms {
         None => Bound::Unbounded,
         Some(ms) => {
-            let t =
-                Term::from_field_date_for_search(f.timestamp, DateTime::from_timestamp_millis(ms));
+            let t = Term::from_field_date(f.timestamp, DateTime::from_timestamp_millis(ms));
             if included {
                 Bound::Included(t)
             } else {

@@ -47,9 +47,11 @@ impl IndexFields {
         let mut b = Schema::builder();
         // Exact-match keywords: one term per value, no positions, no frequencies.
         let txn_id = b.add_text_field(TXN_ID, STRING);
+        // A fast (columnar) field only: range queries and time ordering read the column at
+        // millisecond precision; an inverted index of dates would only hold whole seconds.
         let timestamp = b.add_date_field(
             TIMESTAMP,
-            DateOptions::from(INDEXED)
+            DateOptions::default()
                 .set_fast()
                 .set_precision(DateTimePrecision::Milliseconds),
         );
