@@ -251,7 +251,14 @@ fn main() {
             host: o.host.into(),
             ..BackfillOptions::default()
         };
-        let s = backfill_files(&root, &settings, &[o.path.clone()], &opts, &mut |_| {}).unwrap();
+        let s = backfill_files(
+            &root,
+            &settings,
+            std::slice::from_ref(&o.path),
+            &opts,
+            &mut |_| {},
+        )
+        .unwrap();
         added += s.added;
     }
     let wall = wall0.elapsed();

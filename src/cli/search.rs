@@ -34,10 +34,10 @@ pub struct SearchArgs {
     /// At most this many entries (the newest ones, printed oldest first).
     #[arg(long, default_value_t = 1000)]
     pub limit: usize,
-    /// The data dir whose index to read.
-    #[arg(long, env = "QUILL_DATA", conflicts_with = "server")]
+    /// The data dir whose index to read (ignored with --server).
+    #[arg(long, env = "QUILL_DATA")]
     pub data: Option<PathBuf>,
-    /// A running aggregator's search API, e.g. http://127.0.0.1:7379.
+    /// Ask a running aggregator's search API instead, e.g. http://127.0.0.1:7379.
     #[arg(long)]
     pub server: Option<String>,
     /// Print GELF JSON lines instead of a table.

@@ -96,9 +96,9 @@ impl IndexReaderSet {
                 break;
             }
         }
-        hits.sort_by(|a, b| (b.timestamp_ms, b.seq).cmp(&(a.timestamp_ms, a.seq)));
-        hits.truncate(limit);
-        hits.reverse();
+        hits.sort_by_key(|h| (h.timestamp_ms, h.seq));
+        let excess = hits.len().saturating_sub(limit);
+        hits.drain(..excess);
         Ok(hits)
     }
 
