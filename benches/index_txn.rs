@@ -238,29 +238,27 @@ fn main() {
         max_age_days: 0,
         writer_threads: threads,
         writer_memory_bytes: threads * (128 << 20),
+        bulk_load: true,
         ..IndexSettings::default()
     };
     let cpu0 = cpu_time();
     let wall0 = Instant::now();
-    let mut added = 0;
-    for o in &outs {
-        let opts = BackfillOptions {
-            format: o.format,
-            category: "bench".into(),
-            source: "bench".into(),
-            host: o.host.into(),
-            ..BackfillOptions::default()
-        };
-        let s = backfill_files(
-            &root,
-            &settings,
-            std::slice::from_ref(&o.path),
-            &opts,
-            &mut |_| {},
-        )
-        .unwrap();
-        added += s.added;
-    }
+    let inputs: Vec<(PathBuf, BackfillOptions)> = outs
+        .iter()
+        .map(|o| {
+            let opts = BackfillOptions {
+                format: o.format,
+                category: "bench".into(),
+                source: "bench".into(),
+                host: o.host.into(),
+                ..BackfillOptions::default()
+            };
+            (o.path.clone(), opts)
+        })
+        .collect();
+    let added = backfill_files(&root, &settings, &inputs, &mut |_| {})
+        .unwrap()
+        .added;
     let wall = wall0.elapsed();
     let cpu = cpu_time() - cpu0;
     assert_eq!(added as usize, n, "every entry indexed");

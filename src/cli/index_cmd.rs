@@ -49,6 +49,7 @@ pub fn run(args: &IndexArgs) -> anyhow::Result<i32> {
         max_age_days: args.max_age_days,
         writer_threads: threads,
         writer_memory_bytes: threads * (96 << 20),
+        bulk_load: true,
         ..IndexSettings::default()
     };
     let mut opts = BackfillOptions {
@@ -73,21 +74,20 @@ pub fn run(args: &IndexArgs) -> anyhow::Result<i32> {
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
-    let summary = backfill_files(
-        &index_root(&args.data),
-        &settings,
-        &args.files,
-        &opts,
-        &mut |p| {
-            bar.set_position(p.file_bytes);
-            let secs = started.elapsed().as_secs_f64().max(1e-3);
-            bar.set_message(format!(
-                "{} lines, {:.0} lines/s",
-                p.lines,
-                p.lines as f64 / secs
-            ));
-        },
-    );
+    let inputs: Vec<(PathBuf, BackfillOptions)> = args
+        .files
+        .iter()
+        .map(|f| (f.clone(), opts.clone()))
+        .collect();
+    let summary = backfill_files(&index_root(&args.data), &settings, &inputs, &mut |p| {
+        bar.set_position(p.file_bytes);
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        bar.set_message(format!(
+            "{} lines, {:.0} lines/s",
+            p.lines,
+            p.lines as f64 / secs
+        ));
+    });
     bar.finish_and_clear();
     let s = summary?;
     let secs = s.elapsed.as_secs_f64().max(1e-3);

@@ -126,23 +126,23 @@ fn read_line_bounded(
     }
 }
 
-/// Indexes `files` into the index at `root`, calling `progress` now and then.
+/// Indexes `files`, each labelled by its options, into the index at `root` in one writer
+/// session (with `bulk_load`, one merge at the end), calling `progress` now and then.
 pub fn backfill_files(
     root: &Path,
     settings: &IndexSettings,
-    files: &[PathBuf],
-    opts: &BackfillOptions,
+    files: &[(PathBuf, BackfillOptions)],
     progress: &mut dyn FnMut(BackfillProgress),
 ) -> Result<BackfillSummary, IndexError> {
     let started = Instant::now();
     let mut writer = IndexWriterSet::open(root, settings)?;
-    let origin = Origin::new(&opts.source, &opts.category, opts.format, &opts.host);
     let read_bytes = Arc::new(AtomicU64::new(0));
     let mut summary = BackfillSummary::default();
     let mut last_commit = Instant::now();
     let mut last_report = Instant::now();
     let mut line = Vec::with_capacity(4096);
-    for path in files {
+    for (path, opts) in files {
+        let origin = Origin::new(&opts.source, &opts.category, opts.format, &opts.host);
         let canonical = path.canonicalize().map_err(|e| IndexError::io(path, e))?;
         let stream = format!("file:{}", canonical.display());
         let mut reader = open_decoded(path, read_bytes.clone())?;

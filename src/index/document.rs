@@ -296,8 +296,12 @@ impl DocumentBuilder {
     pub fn build(&mut self, record: &Record, seq: u64) -> BuiltDocument {
         self.gelf.clear();
         gelf::encode_record(record, &mut self.gelf);
-        // encode_record escapes every byte sequence into valid UTF-8 JSON.
-        let text = String::from_utf8_lossy(&self.gelf);
+        // encode_record escapes every byte sequence into valid UTF-8 JSON; the lossy path is a
+        // guard that never runs.
+        let text = match std::str::from_utf8(&self.gelf) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(&self.gelf),
+        };
         let entry = EntryFields::from_gelf(text.as_bytes(), record.received_at.as_millis());
         BuiltDocument {
             timestamp_ms: entry.timestamp_ms,

@@ -16,6 +16,7 @@ pub mod http;
 pub mod partition;
 pub mod reader;
 pub mod schema;
+pub mod tokenizer;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -52,6 +53,10 @@ pub struct IndexSettings {
     pub batch_max: usize,
     /// How often retention runs in the sink.
     pub retention_check_interval: Duration,
+    /// Bulk loading (backfill): no segment merges while this writer runs. Backfill flushes large
+    /// segments (a big memory budget), so merging them would mostly rewrite data for nothing; a
+    /// later writer (the daemon) merges as usual.
+    pub bulk_load: bool,
 }
 
 impl Default for IndexSettings {
@@ -65,6 +70,7 @@ impl Default for IndexSettings {
             max_open_partitions: 2,
             batch_max: 4096,
             retention_check_interval: Duration::from_secs(60),
+            bulk_load: false,
         }
     }
 }

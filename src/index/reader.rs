@@ -185,6 +185,10 @@ impl IndexReaderSet {
 
 fn open_read_only(path: &Path) -> Result<OpenPartition, tantivy::TantivyError> {
     let index = Index::open_in_dir(path)?;
+    index.tokenizers().register(
+        super::tokenizer::LOG_WORDS,
+        super::tokenizer::LogWordsTokenizer::default(),
+    );
     let fields = IndexFields::from_schema(index.schema())?;
     let reader = index
         .reader_builder()

@@ -64,11 +64,11 @@ impl IndexFields {
         let status = b.add_u64_field(STATUS, INDEXED);
         let method = b.add_text_field(METHOD, STRING);
         let client_ip = b.add_text_field(CLIENT_IP, STRING);
-        // Full text without frequencies: results are ordered by time, never by relevance, but
-        // positions keep phrase queries ("connection refused") working.
+        // Full text: words without numbers (see `tokenizer`); positions keep phrase queries
+        // ("connection refused") working.
         let words = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
-                .set_tokenizer("default")
+                .set_tokenizer(super::tokenizer::LOG_WORDS)
                 .set_index_option(IndexRecordOption::WithFreqsAndPositions),
         );
         let path = b.add_text_field(PATH, words.clone());

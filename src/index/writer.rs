@@ -230,12 +230,19 @@ impl IndexWriterSet {
             .schema(self.fields.schema.clone())
             .open_or_create(dir)
             .map_err(|e| IndexError::tantivy(&path, e))?;
+        index.tokenizers().register(
+            super::tokenizer::LOG_WORDS,
+            super::tokenizer::LogWordsTokenizer::default(),
+        );
         let threads = self.settings.writer_threads.max(1);
         // tantivy needs at least 15 MB per indexing thread.
         let memory = self.settings.writer_memory_bytes.max(threads * (16 << 20));
         let writer = index
             .writer_with_num_threads(threads, memory)
             .map_err(|e| IndexError::tantivy(&path, e))?;
+        if self.settings.bulk_load {
+            writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+        }
         Ok(OpenPartition {
             day,
             path,
@@ -289,6 +296,7 @@ impl IndexWriterSet {
     }
 }
 
+/// Closes a partition's writer (its documents are committed), waiting for running merges.
 fn close_writer(p: OpenPartition) -> Result<(), IndexError> {
     p.writer
         .wait_merging_threads()
