@@ -3,7 +3,8 @@
 //!
 //! `QUILL_BENCH_ENTRIES` (default 1,000,000; the full size is 10,000,000) sets the number of
 //! entries, `QUILL_BENCH_LOOKUPS` (default 1000) the txn-id lookups, `QUILL_BENCH_GREP_IDS`
-//! (default 20) how many of the same ids grep looks for (each grep reads every raw log).
+//! (default 20) how many of the same ids grep looks for (each grep reads every raw log);
+//! `QUILL_BENCH_NO_POSITIONS=1` indexes full-text words without positions.
 //! Run: `cargo bench --bench index_txn`.
 
 use std::fs::File;
@@ -239,6 +240,7 @@ fn main() {
         writer_threads: threads,
         writer_memory_bytes: threads * (128 << 20),
         bulk_load: true,
+        word_positions: std::env::var("QUILL_BENCH_NO_POSITIONS").is_err(),
         ..IndexSettings::default()
     };
     let cpu0 = cpu_time();

@@ -57,6 +57,10 @@ pub struct IndexSettings {
     /// segments (a big memory budget), so merging them would mostly rewrite data for nothing; a
     /// later writer (the daemon) merges as usual.
     pub bulk_load: bool,
+    /// Index the positions of full-text words in new partitions, so phrase queries
+    /// (`"connection refused"`) work. Off: about 10-15% faster indexing and a smaller index;
+    /// a phrase query on such a partition is an error.
+    pub word_positions: bool,
 }
 
 impl Default for IndexSettings {
@@ -71,6 +75,7 @@ impl Default for IndexSettings {
             batch_max: 4096,
             retention_check_interval: Duration::from_secs(60),
             bulk_load: false,
+            word_positions: true,
         }
     }
 }

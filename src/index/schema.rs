@@ -42,8 +42,9 @@ pub struct IndexFields {
 }
 
 impl IndexFields {
-    /// The schema every partition is created with.
-    pub fn build() -> IndexFields {
+    /// The schema new partitions are created with. `word_positions` keeps the positions of the
+    /// full-text words (phrase queries work; indexing is slower and the index bigger).
+    pub fn build(word_positions: bool) -> IndexFields {
         let mut b = Schema::builder();
         // Exact-match keywords: one term per value, no positions, no frequencies.
         let txn_id = b.add_text_field(TXN_ID, STRING);
@@ -69,7 +70,11 @@ impl IndexFields {
         let words = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
                 .set_tokenizer(super::tokenizer::LOG_WORDS)
-                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+                .set_index_option(if word_positions {
+                    IndexRecordOption::WithFreqsAndPositions
+                } else {
+                    IndexRecordOption::Basic
+                }),
         );
         let path = b.add_text_field(PATH, words.clone());
         let message = b.add_text_field(MESSAGE, words);
@@ -112,6 +117,28 @@ impl IndexFields {
             gelf: f(GELF)?,
             schema,
         })
+    }
+
+    /// True when both name the same field ids (documents built for one fit the other).
+    pub fn same_layout(&self, other: &IndexFields) -> bool {
+        let ids = |f: &IndexFields| {
+            [
+                f.txn_id,
+                f.timestamp,
+                f.seq,
+                f.host,
+                f.category,
+                f.source,
+                f.level,
+                f.status,
+                f.method,
+                f.client_ip,
+                f.path,
+                f.message,
+                f.gelf,
+            ]
+        };
+        ids(self) == ids(other)
     }
 
     /// Fields a `--query` term without a field name searches.

@@ -83,7 +83,7 @@ impl IndexWriterSet {
             let index = Index::open_in_dir(&p.path).map_err(|e| IndexError::tantivy(&p.path, e))?;
             coverage.insert(p.day, read_coverage(&index, &p.path)?);
         }
-        let fields = IndexFields::build();
+        let fields = IndexFields::build(settings.word_positions);
         Ok(IndexWriterSet {
             root: root.to_path_buf(),
             settings: settings.clone(),
@@ -226,10 +226,31 @@ impl IndexWriterSet {
             path: path.display().to_string(),
             source: e.into(),
         })?;
-        let index = Index::builder()
-            .schema(self.fields.schema.clone())
-            .open_or_create(dir)
-            .map_err(|e| IndexError::tantivy(&path, e))?;
+        let exists = Index::exists(&dir).map_err(|e| IndexError::Tantivy {
+            path: path.display().to_string(),
+            source: e.into(),
+        })?;
+        let index = if exists {
+            // An existing partition keeps its schema (it may have been created with other
+            // options); the field layout must be ours.
+            let index = Index::open(dir).map_err(|e| IndexError::tantivy(&path, e))?;
+            let theirs = IndexFields::from_schema(index.schema())
+                .map_err(|e| IndexError::tantivy(&path, e))?;
+            if !theirs.same_layout(&self.fields) {
+                return Err(IndexError::tantivy(
+                    &path,
+                    tantivy::TantivyError::SchemaError(
+                        "partition was written with a different field layout".into(),
+                    ),
+                ));
+            }
+            index
+        } else {
+            Index::builder()
+                .schema(self.fields.schema.clone())
+                .open_or_create(dir)
+                .map_err(|e| IndexError::tantivy(&path, e))?
+        };
         index.tokenizers().register(
             super::tokenizer::LOG_WORDS,
             super::tokenizer::LogWordsTokenizer::default(),
@@ -315,5 +336,60 @@ fn read_coverage(index: &Index, path: &Path) -> Result<Coverage, IndexError> {
                 path: path.display().to_string(),
                 reason: e.to_string(),
             }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{IndexReaderSet, SearchRequest};
+    use crate::record::{Format, Origin};
+    use bytes::Bytes;
+
+    fn record(i: u64) -> Record {
+        Record::new(
+            Origin::new("s", "c", Format::Json, "h"),
+            Bytes::from(format!(r#"{{"msg":"item {i}","txn_id":"t-{i}"}}"#)),
+        )
+    }
+
+    #[test]
+    fn replays_are_skipped_and_partitions_keep_their_schema() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("index");
+        let lean = IndexSettings {
+            word_positions: false,
+            ..IndexSettings::default()
+        };
+        let mut w = IndexWriterSet::open(&root, &lean).unwrap();
+        for seq in 1..=3 {
+            assert_eq!(w.add("s", seq, &record(seq)).unwrap(), AddOutcome::Added);
+        }
+        w.close().unwrap();
+
+        // Reopened with other options: the partition keeps its own schema, and the replay of
+        // seq 1..=3 is recognised.
+        let mut w = IndexWriterSet::open(&root, &IndexSettings::default()).unwrap();
+        assert_eq!(w.committed_floor("s"), 3);
+        for seq in 1..=4 {
+            let expected = if seq <= 3 {
+                AddOutcome::AlreadyIndexed
+            } else {
+                AddOutcome::Added
+            };
+            assert_eq!(w.add("s", seq, &record(seq)).unwrap(), expected);
+        }
+        // Another stream has its own numbering.
+        assert_eq!(w.add("other", 1, &record(9)).unwrap(), AddOutcome::Added);
+        let stats = w.close().unwrap();
+        assert_eq!((stats.added, stats.already_indexed), (2, 3));
+
+        let hits = IndexReaderSet::new(&root)
+            .search(&SearchRequest {
+                query: Some("item".into()),
+                ..SearchRequest::default()
+            })
+            .unwrap();
+        assert_eq!(hits.len(), 5);
     }
 }
