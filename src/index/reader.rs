@@ -1,14 +1,17 @@
 //! Reading: searches the day partitions, newest first, and returns entries in time order.
 //!
 //! Read-only: a reader never takes the writer lock, so it works while a daemon in another process
-//! keeps indexing (it sees the last commit). Partitions are opened lazily and reloaded on every
-//! search, so a long-lived reader (the HTTP API) sees new commits and new days; a partition that
-//! retention deleted under it is dropped from the cache.
+//! keeps indexing (it sees the last commit). Partitions are opened lazily; a long-lived reader
+//! (the HTTP API) re-lists the days and reloads each partition's last commit at most every
+//! [`REFRESH_INTERVAL`], so it sees new commits and new days well within the ~2 s promise
+//! without reading `meta.json` on every lookup. A partition that retention deleted under it is
+//! dropped from the cache.
 
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tantivy::collector::TopDocs;
@@ -19,6 +22,9 @@ use tantivy::{DateTime, Index, IndexReader, Order, ReloadPolicy, TantivyDocument
 use super::IndexError;
 use super::partition::{self, Day, PartitionDir};
 use super::schema::{IndexFields, TIMESTAMP};
+
+/// How stale a long-lived reader's view may get.
+pub const REFRESH_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Default number of entries a search returns.
 pub const DEFAULT_LIMIT: usize = 1000;
@@ -51,12 +57,15 @@ struct OpenPartition {
     index: Index,
     reader: IndexReader,
     fields: IndexFields,
+    reloaded: Mutex<Instant>,
 }
 
 /// Read-only access to every partition under an index root.
 pub struct IndexReaderSet {
     root: PathBuf,
     cache: Mutex<HashMap<Day, Arc<OpenPartition>>>,
+    /// The last listing of the partitions, and when it was made.
+    listing: Mutex<Option<(Instant, Vec<PartitionDir>)>>,
 }
 
 impl IndexReaderSet {
@@ -64,6 +73,7 @@ impl IndexReaderSet {
         IndexReaderSet {
             root: root.to_path_buf(),
             cache: Mutex::new(HashMap::new()),
+            listing: Mutex::new(None),
         }
     }
 
@@ -78,7 +88,7 @@ impl IndexReaderSet {
         } else {
             req.limit
         };
-        let mut parts = partition::list(&self.root)?;
+        let mut parts = self.partitions()?;
         parts.retain(|p| {
             req.since_ms.is_none_or(|s| p.day.end_ms() > s)
                 && req.until_ms.is_none_or(|u| p.day.start_ms() < u)
@@ -138,6 +148,19 @@ impl IndexReaderSet {
         Ok(())
     }
 
+    /// The partitions, listed again when the last listing is older than [`REFRESH_INTERVAL`].
+    fn partitions(&self) -> Result<Vec<PartitionDir>, IndexError> {
+        let mut listing = self.listing.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, parts)) = listing.as_ref() {
+            if at.elapsed() < REFRESH_INTERVAL {
+                return Ok(parts.clone());
+            }
+        }
+        let parts = partition::list(&self.root)?;
+        *listing = Some((Instant::now(), parts.clone()));
+        Ok(parts)
+    }
+
     fn forget_missing(&self, present: &[PartitionDir]) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.retain(|day, _| present.iter().any(|p| p.day == *day));
@@ -152,7 +175,14 @@ impl IndexReaderSet {
             .get(&p.day)
             .cloned();
         if let Some(open) = cached {
+            let mut reloaded = open.reloaded.lock().unwrap_or_else(|p| p.into_inner());
+            if reloaded.elapsed() < REFRESH_INTERVAL {
+                drop(reloaded);
+                return Ok(Some(open));
+            }
             if open.reader.reload().is_ok() {
+                *reloaded = Instant::now();
+                drop(reloaded);
                 return Ok(Some(open));
             }
         }
@@ -198,6 +228,7 @@ fn open_read_only(path: &Path) -> Result<OpenPartition, tantivy::TantivyError> {
         index,
         reader,
         fields,
+        reloaded: Mutex::new(Instant::now()),
     })
 }
 

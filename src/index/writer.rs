@@ -392,4 +392,46 @@ mod tests {
             .unwrap();
         assert_eq!(hits.len(), 5);
     }
+
+    #[test]
+    fn retention_deletes_old_days_and_keeps_the_newest_by_size() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("index");
+        let keep_all = IndexSettings {
+            max_age_days: 0,
+            ..IndexSettings::default()
+        };
+        let now = Timestamp::now();
+        let day_ns = 86_400_000_000_000;
+        let mut w = IndexWriterSet::open(&root, &keep_all).unwrap();
+        for (seq, days_back) in [(1, 10), (2, 5), (3, 1), (4, 0)] {
+            let mut r = record(seq);
+            r.received_at = Timestamp(now.0 - days_back * day_ns);
+            w.add("s", seq, &r).unwrap();
+        }
+        w.close().unwrap();
+        assert_eq!(crate::index::partition::list(&root).unwrap().len(), 4);
+
+        let by_age = IndexSettings {
+            max_age_days: 7,
+            ..IndexSettings::default()
+        };
+        let mut w = IndexWriterSet::open(&root, &by_age).unwrap();
+        assert_eq!(w.apply_retention().unwrap(), 1);
+        // An entry older than the retention age is not indexed at all.
+        let mut old = record(5);
+        old.received_at = Timestamp(now.0 - 9 * day_ns);
+        assert_eq!(w.add("s", 5, &old).unwrap(), AddOutcome::Expired);
+        w.close().unwrap();
+
+        let by_size = IndexSettings {
+            max_total_bytes: 1,
+            ..IndexSettings::default()
+        };
+        let mut w = IndexWriterSet::open(&root, &by_size).unwrap();
+        assert_eq!(w.apply_retention().unwrap(), 2);
+        let left = crate::index::partition::list(&root).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].day, Day::of_millis(now.as_millis()));
+    }
 }
