@@ -92,7 +92,7 @@ pub fn run(args: &IndexArgs) -> anyhow::Result<i32> {
     let s = summary?;
     let secs = s.elapsed.as_secs_f64().max(1e-3);
     println!(
-        "indexed {} files, {} bytes, {} lines in {:.1} s ({:.0} lines/s): {} added, {} already indexed, {} older than {} days skipped, {} truncated",
+        "indexed {} files, {} bytes, {} lines in {:.1} s ({:.0} lines/s): {} added, {} already indexed, {} past the retention age, {} truncated",
         s.files,
         s.file_bytes,
         s.lines,
@@ -101,7 +101,6 @@ pub fn run(args: &IndexArgs) -> anyhow::Result<i32> {
         s.added,
         s.already_indexed,
         s.expired,
-        args.max_age_days,
         s.truncated,
     );
     Ok(0)
