@@ -86,6 +86,12 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<i32> {
         eprintln!("quill search: no entries match");
         return Ok(1);
     }
+    if hits.len() >= req.limit {
+        eprintln!(
+            "quill search: showing the newest {} entries; older ones may match too (--limit)",
+            hits.len()
+        );
+    }
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let written = if args.json {
