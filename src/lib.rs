@@ -20,6 +20,8 @@ pub mod cli;
 #[cfg(feature = "pipeline")]
 pub mod config;
 #[cfg(feature = "pipeline")]
+pub mod index;
+#[cfg(feature = "pipeline")]
 pub mod journal;
 #[cfg(feature = "pipeline")]
 pub mod pipeline;

@@ -5,8 +5,10 @@
 //! this build yet.
 
 mod cat;
+pub mod index_cmd;
 pub mod parse;
 mod pending;
+pub mod search;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,9 +35,9 @@ pub enum Command {
     /// Parse log lines (stdin if no FILE) into GELF JSON lines on stdout, one per input line.
     Parse(parse::ParseArgs),
     /// Show every entry of a transaction id, or run a query, across hosts in time order.
-    Search(pending::SearchArgs),
+    Search(search::SearchArgs),
     /// Backfill existing log files (plain, .gz, .zst) into the index.
-    Index(pending::IndexArgs),
+    Index(index_cmd::IndexArgs),
     /// Ship lines (stdin if no FILE) to a forward source, like Scribe's scribe_pipe.
     Send(pending::SendArgs),
     /// Read GELF/JSON line files (plain or .zst) for a human.
@@ -80,6 +82,10 @@ fn init_tracing() {
         .try_init();
 }
 
+fn exit_code(code: i32) -> u8 {
+    code.clamp(0, 255) as u8
+}
+
 fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Run(args) => {
@@ -97,9 +103,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
-        Command::Parse(args) => parse::run(&args).map(|code| code.clamp(0, 255) as u8),
-        Command::Search(args) => pending::not_yet("search", "#9", &args),
-        Command::Index(args) => pending::not_yet("index", "#9", &args),
+        Command::Parse(args) => parse::run(&args).map(exit_code),
+        Command::Search(args) => search::run(&args).map(exit_code),
+        Command::Index(args) => index_cmd::run(&args).map(exit_code),
         Command::Send(args) => pending::not_yet("send", "#6", &args),
         Command::Cat(args) => cat::run(&args),
     }

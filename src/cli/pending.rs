@@ -4,41 +4,6 @@
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
-pub struct SearchArgs {
-    /// The transaction id to show.
-    pub txn_id: Option<String>,
-    /// A data directory to search (read-only).
-    #[arg(long, value_name = "DIR")]
-    pub data: Option<PathBuf>,
-    /// A running aggregator's URL.
-    #[arg(long, value_name = "URL")]
-    pub server: Option<String>,
-    /// Print GELF JSON lines instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// A query in tantivy syntax.
-    #[arg(long)]
-    pub query: Option<String>,
-    #[arg(long)]
-    pub since: Option<String>,
-    #[arg(long)]
-    pub until: Option<String>,
-    #[arg(long)]
-    pub limit: Option<usize>,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct IndexArgs {
-    #[arg(long, value_name = "DIR")]
-    pub data: PathBuf,
-    #[arg(long, default_value = "auto")]
-    pub format: String,
-    #[arg(long)]
-    pub category: Option<String>,
-    pub files: Vec<PathBuf>,
-}
-
-#[derive(Debug, clap::Args)]
 pub struct SendArgs {
     /// The forward source, HOST:PORT.
     #[arg(long, value_name = "HOST:PORT")]

@@ -1,0 +1,361 @@
+//! From a GELF JSON document to the fields the index stores, and to a tantivy document.
+//!
+//! Pure functions, no I/O. Fields are read by their GELF names (`_txn_id`, `_status`,
+//! `_http_method`, `_http_path`, `_client_ip`, `level`, `timestamp`). Values of an unexpected type
+//! (a status of `"-"`, a numeric txn id) are tolerated, never an error: an entry is always indexed.
+//!
+//! Lines that were not parsed into GELF fields still get a transaction id when they carry one
+//! themselves: a JSON message's `_txn_id`/`txn_id`/`txnId`/`request_id`/`requestId` field, or a
+//! `txn_id=`/`request_id=`/`txnId=`/`requestId=` token in a plain line.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, Visitor};
+use tantivy::{DateTime, TantivyDocument};
+
+use super::schema::IndexFields;
+use crate::gelf;
+use crate::record::Record;
+
+/// Longest transaction id kept (longer values are not ids).
+pub const MAX_TXN_ID_LEN: usize = 256;
+
+/// A string field that also accepts numbers and booleans; anything else reads as absent.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct LooseStr<'a>(pub Option<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for LooseStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LooseStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(LooseStr(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(LooseStr(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(LooseStr(Some(Cow::Owned(v))))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(LooseStr(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(LooseStr(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(LooseStr(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(LooseStr(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(LooseStr(None))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(LooseStr(None))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(LooseStr(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A number field that also accepts numeric strings; anything else reads as absent.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct LooseNum(pub Option<f64>);
+
+impl<'de> Deserialize<'de> for LooseNum {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = LooseStr::deserialize(d)?;
+        Ok(LooseNum(s.0.and_then(|v| v.trim().parse::<f64>().ok())))
+    }
+}
+
+impl LooseNum {
+    fn as_u64(self) -> Option<u64> {
+        self.0
+            .filter(|v| v.is_finite() && *v >= 0.0 && *v <= u64::MAX as f64)
+            .map(|v| v as u64)
+    }
+}
+
+/// The GELF fields the index reads; everything else is ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct GelfView<'a> {
+    #[serde(borrow)]
+    host: LooseStr<'a>,
+    #[serde(borrow)]
+    short_message: LooseStr<'a>,
+    #[serde(borrow)]
+    full_message: LooseStr<'a>,
+    timestamp: LooseNum,
+    level: LooseNum,
+    #[serde(borrow, rename = "_txn_id")]
+    txn_id: LooseStr<'a>,
+    #[serde(borrow, rename = "_category")]
+    category: LooseStr<'a>,
+    #[serde(borrow, rename = "_source")]
+    source: LooseStr<'a>,
+    #[serde(rename = "_status")]
+    status: LooseNum,
+    #[serde(borrow, rename = "_http_method")]
+    method: LooseStr<'a>,
+    #[serde(borrow, rename = "_http_path")]
+    path: LooseStr<'a>,
+    #[serde(borrow, rename = "_client_ip")]
+    client_ip: LooseStr<'a>,
+}
+
+/// Transaction-id fields of an application's own JSON line.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct JsonLineIds<'a> {
+    #[serde(borrow, rename = "_txn_id")]
+    gelf_txn_id: LooseStr<'a>,
+    #[serde(borrow)]
+    txn_id: LooseStr<'a>,
+    #[serde(borrow, rename = "txnId")]
+    txn_id_camel: LooseStr<'a>,
+    #[serde(borrow)]
+    request_id: LooseStr<'a>,
+    #[serde(borrow, rename = "requestId")]
+    request_id_camel: LooseStr<'a>,
+}
+
+impl<'a> JsonLineIds<'a> {
+    fn first(self) -> Option<Cow<'a, str>> {
+        [
+            self.gelf_txn_id,
+            self.txn_id,
+            self.txn_id_camel,
+            self.request_id,
+            self.request_id_camel,
+        ]
+        .into_iter()
+        .find_map(|v| v.0.filter(|s| !s.is_empty()))
+    }
+}
+
+/// What one entry contributes to the index, borrowed from its GELF text where possible.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct EntryFields<'a> {
+    pub txn_id: Option<Cow<'a, str>>,
+    /// Milliseconds since the epoch (the log's own time when the parser found one).
+    pub timestamp_ms: i64,
+    pub host: Option<Cow<'a, str>>,
+    pub category: Option<Cow<'a, str>>,
+    pub source: Option<Cow<'a, str>>,
+    pub level: Option<u64>,
+    pub status: Option<u64>,
+    pub method: Option<Cow<'a, str>>,
+    pub client_ip: Option<Cow<'a, str>>,
+    pub path: Option<Cow<'a, str>>,
+    pub message: Option<Cow<'a, str>>,
+    pub full_message: Option<Cow<'a, str>>,
+}
+
+impl<'a> EntryFields<'a> {
+    /// Reads the fields of a GELF JSON object. `fallback_ms` is used when it has no valid
+    /// `timestamp`. Text that is not a JSON object yields the fallback time and no fields.
+    pub fn from_gelf(gelf: &'a [u8], fallback_ms: i64) -> EntryFields<'a> {
+        let view: GelfView<'a> = serde_json::from_slice(gelf).unwrap_or_default();
+        let timestamp_ms = view
+            .timestamp
+            .0
+            .filter(|t| t.is_finite() && t.abs() < 1e13)
+            .map(|t| (t * 1000.0).round() as i64)
+            .unwrap_or(fallback_ms);
+        let message = view.short_message.0;
+        let txn_id = view
+            .txn_id
+            .0
+            .filter(|s| !s.is_empty())
+            .or_else(|| {
+                message
+                    .as_deref()
+                    .and_then(txn_id_in_line)
+                    .map(|s| Cow::Owned(s.into_owned()))
+            })
+            .filter(|s| s.len() <= MAX_TXN_ID_LEN);
+        EntryFields {
+            txn_id,
+            timestamp_ms,
+            host: view.host.0,
+            category: view.category.0,
+            source: view.source.0,
+            level: view.level.as_u64(),
+            status: view.status.as_u64(),
+            method: view.method.0,
+            client_ip: view.client_ip.0,
+            path: view.path.0,
+            message,
+            full_message: view.full_message.0,
+        }
+    }
+
+    /// Adds these fields, the arrival sequence and the GELF text itself to a tantivy document.
+    pub fn to_document(&self, fields: &IndexFields, seq: u64, gelf: &str) -> TantivyDocument {
+        let mut doc = TantivyDocument::new();
+        let text = |doc: &mut TantivyDocument, f, v: &Option<Cow<'_, str>>| {
+            if let Some(v) = v {
+                doc.add_text(f, v);
+            }
+        };
+        text(&mut doc, fields.txn_id, &self.txn_id);
+        doc.add_date(
+            fields.timestamp,
+            DateTime::from_timestamp_millis(self.timestamp_ms),
+        );
+        doc.add_u64(fields.seq, seq);
+        text(&mut doc, fields.host, &self.host);
+        text(&mut doc, fields.category, &self.category);
+        text(&mut doc, fields.source, &self.source);
+        if let Some(v) = self.level {
+            doc.add_u64(fields.level, v);
+        }
+        if let Some(v) = self.status {
+            doc.add_u64(fields.status, v);
+        }
+        text(&mut doc, fields.method, &self.method);
+        text(&mut doc, fields.client_ip, &self.client_ip);
+        text(&mut doc, fields.path, &self.path);
+        text(&mut doc, fields.message, &self.message);
+        text(&mut doc, fields.message, &self.full_message);
+        doc.add_text(fields.gelf, gelf);
+        doc
+    }
+}
+
+/// Finds a transaction id in a line that was not parsed: a JSON object's id fields, or a
+/// `key=value` token for one of the id keys.
+pub fn txn_id_in_line(line: &str) -> Option<Cow<'_, str>> {
+    let trimmed = line.trim_start();
+    if trimmed.starts_with('{') {
+        if let Ok(ids) = serde_json::from_str::<JsonLineIds<'_>>(trimmed) {
+            return ids.first();
+        }
+    }
+    const KEYS: [&[u8]; 4] = [b"txn_id=", b"request_id=", b"txnId=", b"requestId="];
+    let bytes = line.as_bytes();
+    for key in KEYS {
+        let mut from = 0;
+        while let Some(at) = memchr::memmem::find(&bytes[from..], key).map(|i| i + from) {
+            from = at + key.len();
+            let starts_token =
+                at == 0 || matches!(bytes[at - 1], b' ' | b'\t' | b',' | b';' | b'"');
+            if !starts_token {
+                continue;
+            }
+            let value = &bytes[from..];
+            let end = value
+                .iter()
+                .position(|b| matches!(b, b' ' | b'\t' | b',' | b';' | b'"' | b'\''))
+                .unwrap_or(value.len());
+            let id = &line[from..from + end];
+            if !id.is_empty() && id != "-" {
+                return Some(Cow::Borrowed(id));
+            }
+        }
+    }
+    None
+}
+
+/// Turns records into tantivy documents, reusing one GELF buffer.
+pub struct DocumentBuilder {
+    fields: IndexFields,
+    gelf: Vec<u8>,
+}
+
+/// One record, ready for a partition.
+pub struct BuiltDocument {
+    pub timestamp_ms: i64,
+    pub document: TantivyDocument,
+}
+
+impl DocumentBuilder {
+    pub fn new(fields: IndexFields) -> DocumentBuilder {
+        DocumentBuilder {
+            fields,
+            gelf: Vec::with_capacity(1024),
+        }
+    }
+
+    /// Encodes `record` as GELF and builds its document.
+    pub fn build(&mut self, record: &Record, seq: u64) -> BuiltDocument {
+        self.gelf.clear();
+        gelf::encode_record(record, &mut self.gelf);
+        // encode_record escapes every byte sequence into valid UTF-8 JSON; the lossy path is a
+        // guard that never runs.
+        let text = match std::str::from_utf8(&self.gelf) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(&self.gelf),
+        };
+        let entry = EntryFields::from_gelf(text.as_bytes(), record.received_at.as_millis());
+        BuiltDocument {
+            timestamp_ms: entry.timestamp_ms,
+            document: entry.to_document(&self.fields, seq, &text),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_parsed_gelf_fields() {
+        let g = br#"{"version":"1.1","host":"lb1","short_message":"GET /x","timestamp":1700000000.123,"level":3,"_txn_id":"abc-1","_status":503,"_http_method":"GET","_http_path":"/api/pay","_client_ip":"10.0.0.1","_category":"lb","_source":"haproxy"}"#;
+        let e = EntryFields::from_gelf(g, 0);
+        assert_eq!(e.txn_id.as_deref(), Some("abc-1"));
+        assert_eq!(e.timestamp_ms, 1_700_000_000_123);
+        assert_eq!((e.level, e.status), (Some(3), Some(503)));
+        assert_eq!(e.method.as_deref(), Some("GET"));
+        assert_eq!(e.path.as_deref(), Some("/api/pay"));
+        assert_eq!(e.client_ip.as_deref(), Some("10.0.0.1"));
+        assert_eq!(e.category.as_deref(), Some("lb"));
+    }
+
+    #[test]
+    fn tolerates_odd_types_and_garbage() {
+        let g = br#"{"host":5,"short_message":null,"timestamp":"x","_status":"-","_txn_id":42,"level":[1]}"#;
+        let e = EntryFields::from_gelf(g, 77);
+        assert_eq!(e.host.as_deref(), Some("5"));
+        assert_eq!(e.txn_id.as_deref(), Some("42"));
+        assert_eq!((e.status, e.level, e.timestamp_ms), (None, None, 77));
+        let e = EntryFields::from_gelf(b"not json \xff", 5);
+        assert_eq!((e.timestamp_ms, e.txn_id), (5, None));
+    }
+
+    #[test]
+    fn finds_ids_in_unparsed_lines() {
+        let id = |l: &str| txn_id_in_line(l).map(|c| c.into_owned());
+        assert_eq!(
+            id(r#"{"level":"info","txnId":"t-9","msg":"x"}"#).as_deref(),
+            Some("t-9")
+        );
+        assert_eq!(
+            id(r#"{"request_id":"r1","txn_id":"t\u002d1"}"#).as_deref(),
+            Some("t-1")
+        );
+        assert_eq!(
+            id(r#"1.2.3.4 - - "GET / HTTP/1.1" 200 5 request_id=ab12 x"#).as_deref(),
+            Some("ab12")
+        );
+        assert_eq!(id("xtxn_id=no request_id=-"), None);
+        assert_eq!(id("{broken json txn_id=zz").as_deref(), Some("zz"));
+        assert_eq!(id(r#"{"msg":"no id"}"#), None);
+        assert_eq!(id("plain line"), None);
+    }
+}

@@ -1,0 +1,233 @@
+//! The search API an aggregator serves, and the client `quill search --server` uses.
+//!
+//! `GET /api/search?txn=ID&q=QUERY&since_ms=N&until_ms=N&limit=N` answers
+//! `{"hits":[{"timestamp_ms":…,"seq":…,"gelf":"<GELF JSON text>"}]}` (oldest first), or
+//! `{"error":"…"}` with status 400 for a bad query. Searches run on the blocking pool, never on
+//! the reactor. The server binds where it is told; [`DEFAULT_SEARCH_ADDR`] is loopback. The client
+//! is a minimal blocking HTTP/1.1 GET over a TCP stream (`http://` URLs only).
+
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::IndexError;
+use super::reader::{IndexReaderSet, SearchHit, SearchRequest};
+
+/// Where the search API listens unless configured otherwise.
+pub const DEFAULT_SEARCH_ADDR: &str = "127.0.0.1:7379";
+
+/// Largest response the client accepts.
+const MAX_RESPONSE_BYTES: u64 = 256 << 20;
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+struct SearchParams {
+    txn: Option<String>,
+    q: Option<String>,
+    since_ms: Option<i64>,
+    until_ms: Option<i64>,
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SearchResponse {
+    hits: Vec<SearchHit>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ErrorResponse {
+    error: String,
+}
+
+/// The API's routes over the index at `index_root`.
+pub fn search_router(index_root: PathBuf) -> Router {
+    let readers = Arc::new(IndexReaderSet::new(&index_root));
+    Router::new()
+        .route("/api/search", get(search_handler))
+        .with_state(readers)
+}
+
+/// Serves the search API on `listener` until `shutdown` completes.
+pub async fn serve_search_api(
+    listener: tokio::net::TcpListener,
+    index_root: PathBuf,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, search_router(index_root))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn search_handler(
+    State(readers): State<Arc<IndexReaderSet>>,
+    Query(params): Query<SearchParams>,
+) -> Response {
+    let req = SearchRequest {
+        txn_id: params.txn,
+        query: params.q,
+        since_ms: params.since_ms,
+        until_ms: params.until_ms,
+        limit: params.limit.unwrap_or(0),
+    };
+    let result = tokio::task::spawn_blocking(move || readers.search(&req)).await;
+    match result {
+        Ok(Ok(hits)) => Json(SearchResponse { hits }).into_response(),
+        Ok(Err(e @ IndexError::BadQuery { .. })) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(ErrorResponse { error: message })).into_response()
+}
+
+#[derive(Debug, Error)]
+pub enum RemoteSearchError {
+    #[error("bad server URL `{0}` (expected http://HOST:PORT)")]
+    BadUrl(String),
+    #[error("cannot reach {url}: {source}")]
+    Io {
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{url} answered {status}: {message}")]
+    Status {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{url} sent an invalid response: {reason}")]
+    BadResponse { url: String, reason: String },
+}
+
+/// Runs `req` on the aggregator at `server` (`http://host:port`).
+pub fn search_remote(
+    server: &str,
+    req: &SearchRequest,
+    timeout: Duration,
+) -> Result<Vec<SearchHit>, RemoteSearchError> {
+    let authority = server
+        .strip_prefix("http://")
+        .map(|s| s.trim_end_matches('/'))
+        .filter(|s| !s.is_empty() && !s.contains('/'))
+        .ok_or_else(|| RemoteSearchError::BadUrl(server.to_string()))?;
+    let io = |source| RemoteSearchError::Io {
+        url: server.to_string(),
+        source,
+    };
+    let mut query = String::new();
+    let mut param = |k: &str, v: &str| {
+        query.push(if query.is_empty() { '?' } else { '&' });
+        query.push_str(k);
+        query.push('=');
+        percent_encode(v, &mut query);
+    };
+    if let Some(t) = &req.txn_id {
+        param("txn", t);
+    }
+    if let Some(q) = &req.query {
+        param("q", q);
+    }
+    if let Some(s) = req.since_ms {
+        param("since_ms", &s.to_string());
+    }
+    if let Some(u) = req.until_ms {
+        param("until_ms", &u.to_string());
+    }
+    param("limit", &req.limit.to_string());
+
+    let addr = authority
+        .to_socket_addrs()
+        .map_err(io)?
+        .next()
+        .ok_or_else(|| RemoteSearchError::BadUrl(server.to_string()))?;
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(io)?;
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    stream.set_write_timeout(Some(timeout)).map_err(io)?;
+    let request = format!(
+        "GET /api/search{query} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).map_err(io)?;
+    let mut response = Vec::new();
+    stream
+        .take(MAX_RESPONSE_BYTES)
+        .read_to_end(&mut response)
+        .map_err(io)?;
+    let bad = |reason: &str| RemoteSearchError::BadResponse {
+        url: server.to_string(),
+        reason: reason.to_string(),
+    };
+    let header_end =
+        memchr::memmem::find(&response, b"\r\n\r\n").ok_or_else(|| bad("no header end"))?;
+    let head = std::str::from_utf8(&response[..header_end]).map_err(|_| bad("non-UTF-8 header"))?;
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("no status code"))?;
+    if head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    }) {
+        return Err(bad("chunked responses are not supported"));
+    }
+    let body = &response[header_end + 4..];
+    if status != 200 {
+        let message = serde_json::from_slice::<ErrorResponse>(body)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
+        return Err(RemoteSearchError::Status {
+            url: server.to_string(),
+            status,
+            message,
+        });
+    }
+    serde_json::from_slice::<SearchResponse>(body)
+        .map(|r| r.hits)
+        .map_err(|e| bad(&e.to_string()))
+}
+
+fn percent_encode(v: &str, out: &mut String) {
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_query_values() {
+        let mut s = String::new();
+        percent_encode("status:503 AND path:\"/a b\"&x=é", &mut s);
+        assert_eq!(s, "status%3A503%20AND%20path%3A%22%2Fa%20b%22%26x%3D%C3%A9");
+    }
+
+    #[test]
+    fn rejects_bad_urls() {
+        for u in ["https://x:1", "x:1", "http://", "http://a:1/path"] {
+            assert!(matches!(
+                search_remote(u, &SearchRequest::default(), Duration::from_millis(50)),
+                Err(RemoteSearchError::BadUrl(_))
+            ));
+        }
+    }
+}
