@@ -27,3 +27,5 @@ pub mod pipeline;
 pub mod sinks;
 #[cfg(feature = "pipeline")]
 pub mod sources;
+#[cfg(feature = "pipeline")]
+pub mod transport;

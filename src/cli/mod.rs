@@ -6,6 +6,7 @@
 
 mod cat;
 mod pending;
+mod send;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,7 +37,7 @@ pub enum Command {
     /// Backfill existing log files (plain, .gz, .zst) into the index.
     Index(pending::IndexArgs),
     /// Ship lines (stdin if no FILE) to a forward source, like Scribe's scribe_pipe.
-    Send(pending::SendArgs),
+    Send(send::SendArgs),
     /// Read GELF/JSON line files (plain or .zst) for a human.
     Cat(cat::CatArgs),
 }
@@ -99,7 +100,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Parse(args) => pending::not_yet("parse", "#7", &args),
         Command::Search(args) => pending::not_yet("search", "#9", &args),
         Command::Index(args) => pending::not_yet("index", "#9", &args),
-        Command::Send(args) => pending::not_yet("send", "#6", &args),
+        Command::Send(args) => send::run(args),
         Command::Cat(args) => cat::run(&args),
     }
 }

@@ -50,16 +50,6 @@ pub struct IndexArgs {
     pub files: Vec<PathBuf>,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct SendArgs {
-    /// The forward source, HOST:PORT.
-    #[arg(long, value_name = "HOST:PORT")]
-    pub to: String,
-    #[arg(long, default_value = "default")]
-    pub category: String,
-    pub files: Vec<PathBuf>,
-}
-
 pub fn not_yet(name: &str, issue: &str, _args: &dyn std::fmt::Debug) -> anyhow::Result<u8> {
     eprintln!("quill {name}: not available in this build yet (tracked in issue {issue})");
     Ok(2)

@@ -3,7 +3,9 @@
 //! resume exactly, stored atomically with the cursor position).
 //!
 //! - [`file`]: GELF JSON lines under `<path>/<category>/`, rotated by size, exactly once.
+//! - [`forward`]: ships the journal to aggregators, advancing on their durable acks.
 //!
 //! A sink touches its own output and its journal cursor, nothing else.
 
 pub mod file;
+pub mod forward;
