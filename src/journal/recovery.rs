@@ -1,0 +1,329 @@
+//! Opening a journal directory: lock it, load the checkpoint snapshot and the cursors, scan the
+//! tail segment (truncating a torn tail at the first bad frame) and replay checkpoints from the
+//! segments the snapshot does not cover.
+//!
+//! Touches only the journal directory. Runs once, on the thread that calls `Journal::open`.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use bytes::Bytes;
+
+use super::format::{self, SEGMENT_HEADER_LEN};
+use super::segment::{self, FrameAt, FrameReader};
+use super::writer::ActiveSegment;
+use super::{Counters, CursorMeta, JournalConfig, JournalError, SegmentInfo, State, io_err};
+
+pub(super) struct Recovered {
+    pub state: State,
+    pub active: ActiveSegment,
+    pub lock_file: File,
+}
+
+pub(super) fn recover(dir: &Path, config: &JournalConfig) -> Result<Recovered, JournalError> {
+    let cursors_dir = dir.join("cursors");
+    std::fs::create_dir_all(&cursors_dir).map_err(|e| io_err(&cursors_dir, e))?;
+    let lock_file = lock_dir(dir)?;
+
+    let mut checkpoints: HashMap<String, Bytes> = HashMap::new();
+    let snap_path = dir.join("checkpoints.snap");
+    let mut covers_below = 0;
+    match std::fs::read(&snap_path) {
+        Ok(bytes) => match format::decode_snapshot(&bytes) {
+            Ok((covers, cps)) => {
+                covers_below = covers;
+                for cp in cps {
+                    checkpoints.insert(cp.key, cp.value);
+                }
+            }
+            Err(e) => tracing::warn!(
+                path = %snap_path.display(),
+                error = %e,
+                "corrupt journal checkpoint snapshot; replaying checkpoints from all segments"
+            ),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(&snap_path, e)),
+    }
+
+    let cursors = load_cursors(&cursors_dir)?;
+
+    let files = segment::list_segments(dir).map_err(|e| io_err(dir, e))?;
+    let mut segments: Vec<SegmentInfo> = Vec::with_capacity(files.len() + 1);
+    let n = files.len();
+    for (i, (first_seq, path)) in files.into_iter().enumerate() {
+        let len = std::fs::metadata(&path)
+            .map_err(|e| io_err(&path, e))?
+            .len();
+        let last = i + 1 == n;
+        if !last && first_seq >= covers_below {
+            replay_sealed_checkpoints(&path, len, &mut checkpoints)
+                .map_err(|e| io_err(&path, e))?;
+        }
+        segments.push(SegmentInfo {
+            first_seq,
+            path,
+            len,
+            sealed: !last,
+        });
+    }
+
+    // The tail: keep the longest valid, gap-free prefix of frames.
+    let (active, next_seq) = match segments.last_mut() {
+        Some(tail) => {
+            let replay = tail.first_seq >= covers_below;
+            let (active, next_seq) = recover_tail(tail, replay, &mut checkpoints)?;
+            tail.len = active.len;
+            (active, next_seq)
+        }
+        None => {
+            let active = create_segment(dir, 1)?;
+            segments.push(SegmentInfo {
+                first_seq: 1,
+                path: active.path.clone(),
+                len: active.len,
+                sealed: false,
+            });
+            (active, 1)
+        }
+    };
+
+    // Never reuse a sequence number a cursor already acknowledged (possible only when data
+    // written without fsync was lost): start a new segment past it.
+    let max_acked = cursors.values().map(|c| c.acked).max().unwrap_or(0);
+    let (active, next_seq) = if max_acked >= next_seq {
+        tracing::warn!(
+            next_seq,
+            max_acked,
+            "journal lost records that cursors had acknowledged; continuing after them"
+        );
+        if let Some(tail) = segments.last_mut() {
+            tail.sealed = true;
+        }
+        let active = create_segment(dir, max_acked + 1)?;
+        segments.push(SegmentInfo {
+            first_seq: max_acked + 1,
+            path: active.path.clone(),
+            len: active.len,
+            sealed: false,
+        });
+        (active, max_acked + 1)
+    } else {
+        (active, next_seq)
+    };
+
+    let held_bytes = segments.iter().map(|s| s.len).sum();
+    let state = State {
+        next_seq,
+        append_segment: active.first_seq,
+        append_segment_len: active.len,
+        pending: VecDeque::new(),
+        pending_bytes: 0,
+        durable_seq: next_seq - 1,
+        segments,
+        checkpoints,
+        snapshot_covers_below: covers_below,
+        cursors,
+        held_bytes,
+        closing: false,
+        writer_done: false,
+        crash: false,
+        write_blocked: false,
+        inject_write_failures: 0,
+        counters: Counters::default(),
+    };
+    let _ = config;
+    Ok(Recovered {
+        state,
+        active,
+        lock_file,
+    })
+}
+
+/// Takes an exclusive `flock` on `dir/LOCK`: two processes must never share a journal.
+fn lock_dir(dir: &Path) -> Result<File, JournalError> {
+    let path = dir.join("LOCK");
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| io_err(&path, e))?;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return Err(io_err(
+            &path,
+            io::Error::new(
+                e.kind(),
+                format!("journal is in use by another process ({e})"),
+            ),
+        ));
+    }
+    Ok(file)
+}
+
+fn load_cursors(dir: &Path) -> Result<HashMap<String, CursorMeta>, JournalError> {
+    let mut out = HashMap::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
+        let entry = entry.map_err(|e| io_err(dir, e))?;
+        let file_name = entry.file_name();
+        let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(".cur")) else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let bytes = std::fs::read(&path).map_err(|e| io_err(&path, e))?;
+        let meta = match format::decode_cursor(&bytes) {
+            Ok((acked, sink_state)) => CursorMeta { acked, sink_state },
+            Err(e) => {
+                tracing::warn!(
+                    path = %path.display(),
+                    error = %e,
+                    "corrupt journal cursor file; the cursor restarts at the oldest record"
+                );
+                CursorMeta::default()
+            }
+        };
+        out.insert(name.to_string(), meta);
+    }
+    Ok(out)
+}
+
+/// Applies the checkpoints of a sealed segment the snapshot does not cover (corrupt frames are
+/// reported and skipped).
+fn replay_sealed_checkpoints(
+    path: &Path,
+    len: u64,
+    checkpoints: &mut HashMap<String, Bytes>,
+) -> io::Result<()> {
+    let mut reader = FrameReader::open(path)?;
+    let mut offset = SEGMENT_HEADER_LEN as u64;
+    let mut min_seq = 0;
+    loop {
+        match reader.frame_at(offset, len)? {
+            FrameAt::Frame { header, body, next } => {
+                if let Ok(cps) = format::decode_checkpoints(&body) {
+                    for cp in cps {
+                        checkpoints.insert(cp.key, cp.value);
+                    }
+                }
+                min_seq = header.last_seq() + 1;
+                offset = next;
+            }
+            FrameAt::End => return Ok(()),
+            FrameAt::Invalid => {
+                tracing::warn!(
+                    segment = %path.display(),
+                    offset,
+                    "corrupt frame in sealed journal segment; skipping it"
+                );
+                match reader.resync(offset + 1, len, min_seq)? {
+                    Some(p) => offset = p,
+                    None => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+fn create_segment(dir: &Path, first_seq: u64) -> Result<ActiveSegment, JournalError> {
+    let path = dir.join(segment::segment_file_name(first_seq));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(|e| io_err(&path, e))?;
+    file.write_all_at(&format::encode_segment_header(first_seq), 0)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| segment::fsync_dir(dir))
+        .map_err(|e| io_err(&path, e))?;
+    Ok(ActiveSegment {
+        first_seq,
+        path,
+        file,
+        len: SEGMENT_HEADER_LEN as u64,
+    })
+}
+
+/// Scans the tail segment, truncates it after its last good frame, and opens it for appending.
+fn recover_tail(
+    tail: &SegmentInfo,
+    replay_checkpoints: bool,
+    checkpoints: &mut HashMap<String, Bytes>,
+) -> Result<(ActiveSegment, u64), JournalError> {
+    let path = &tail.path;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut header = [0u8; SEGMENT_HEADER_LEN];
+    let header_ok = tail.len >= SEGMENT_HEADER_LEN as u64
+        && File::open(path)
+            .and_then(|f| f.read_exact_at(&mut header, 0))
+            .is_ok()
+        && format::decode_segment_header(&header) == Ok(tail.first_seq);
+    if !header_ok {
+        tracing::warn!(
+            segment = %path.display(),
+            "journal tail segment has no valid header (torn at creation); recreating it"
+        );
+        let active = create_segment(dir, tail.first_seq)?;
+        return Ok((active, tail.first_seq));
+    }
+    let mut reader = FrameReader::open(path).map_err(|e| io_err(path, e))?;
+    let mut offset = SEGMENT_HEADER_LEN as u64;
+    let mut next_seq = tail.first_seq;
+    loop {
+        match reader
+            .frame_at(offset, tail.len)
+            .map_err(|e| io_err(path, e))?
+        {
+            FrameAt::Frame { header, body, next } if header.first_seq == next_seq => {
+                let Ok(cps) = format::decode_checkpoints(&body) else {
+                    break;
+                };
+                if replay_checkpoints {
+                    for cp in cps {
+                        checkpoints.insert(cp.key, cp.value);
+                    }
+                }
+                next_seq += header.count as u64;
+                offset = next;
+            }
+            _ => break,
+        }
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| io_err(path, e))?;
+    if offset < tail.len {
+        tracing::warn!(
+            segment = %path.display(),
+            offset,
+            dropped_bytes = tail.len - offset,
+            "truncating the torn tail of the journal"
+        );
+        file.set_len(offset).map_err(|e| io_err(path, e))?;
+    }
+    // What a killed process left in the page cache is reported durable from now on: make it so.
+    file.sync_all().map_err(|e| io_err(path, e))?;
+    Ok((
+        ActiveSegment {
+            first_seq: tail.first_seq,
+            path: path.clone(),
+            file,
+            len: offset,
+        },
+        next_seq,
+    ))
+}
