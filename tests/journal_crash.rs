@@ -98,7 +98,10 @@ fn crash_child() {
                 }],
             })
             .unwrap();
-        assert_eq!(receipt.first_seq, next, "sequence numbers follow the numbers");
+        assert_eq!(
+            receipt.first_seq, next,
+            "sequence numbers follow the numbers"
+        );
         tx.send((receipt.first_seq, receipt.last_seq)).unwrap();
         next += k;
         if rng.below(8) == 0 {

@@ -253,7 +253,7 @@ impl BatchSource for LineSource {
         Ok(out)
     }
 
-    fn ack(&mut self, seq: u64) -> Result<(), String> {
+    async fn ack(&mut self, seq: u64) -> Result<(), String> {
         while self.buffer.front().is_some_and(|e| e.seq <= seq) {
             self.buffer.pop_front();
             self.read_idx = self.read_idx.saturating_sub(1);

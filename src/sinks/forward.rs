@@ -157,10 +157,11 @@ impl BatchSource for CursorSource {
             .map_err(|e| e.to_string())
     }
 
-    fn ack(&mut self, seq: u64) -> Result<(), String> {
+    async fn ack(&mut self, seq: u64) -> Result<(), String> {
         let before = self.cursor.acked();
         self.cursor
-            .ack(seq, Some(self.state.clone()))
+            .ack_async(seq, Some(self.state.clone()))
+            .await
             .map_err(|e| e.to_string())?;
         self.stats
             .records

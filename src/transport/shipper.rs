@@ -38,7 +38,7 @@ pub trait BatchSource {
     /// source is finished. Must be cancel safe: dropping the future loses nothing.
     fn next_entries(&mut self, max: usize) -> impl Future<Output = Result<Vec<Entry>, String>>;
     /// Everything up to `seq` is durable on the receiver.
-    fn ack(&mut self, seq: u64) -> Result<(), String>;
+    fn ack(&mut self, seq: u64) -> impl Future<Output = Result<(), String>>;
     /// Read again from the last acknowledgement.
     fn rewind(&mut self);
     /// The last acknowledged sequence.
@@ -358,7 +358,7 @@ async fn session<S: BatchSource>(
                         let Some(seq) = acked else {
                             return Err(SessionError::Protocol(format!("ACK {last_seq} for no batch in flight")));
                         };
-                        source.ack(seq).map_err(SessionError::Source)?;
+                        source.ack(seq).await.map_err(SessionError::Source)?;
                         ack_deadline = Instant::now() + cfg.ack_timeout;
                     }
                     Frame::Error { code, message } => return Err(SessionError::Refused { code, message }),
@@ -374,7 +374,7 @@ async fn session<S: BatchSource>(
                     let seq = entries[held - 1].seq;
                     entries.drain(..held);
                     if inflight.is_empty() {
-                        source.ack(seq).map_err(SessionError::Source)?;
+                        source.ack(seq).await.map_err(SessionError::Source)?;
                         stats.skipped.fetch_add(held as u64, Ordering::Relaxed);
                     }
                 }
