@@ -30,7 +30,7 @@ to = [{to}]
 token = "{TOKEN}"
 backoff_min = "20ms"
 backoff_max = "300ms"
-ack_timeout = "5s"
+ack_timeout = "2s"
 {extra}
 "#,
         to = to.join(", ")
