@@ -54,7 +54,8 @@ pub struct SendArgs {
     /// Name to verify the aggregator's certificate against (default: the host of --to).
     #[arg(long)]
     pub tls_server_name: Option<String>,
-    /// Id presented to the aggregator (default: `send.<hostname>`).
+    /// Id presented to the aggregator (default: `send.<hostname>`); give concurrent senders of
+    /// one host their own ids so each keeps its replay protection.
     #[arg(long)]
     pub agent_id: Option<String>,
     /// Give up after this many failed connections in a row.

@@ -454,7 +454,7 @@ async fn receive_batches(
         let mut st = state.lock().await;
         if st.stream_id != hello.stream_id {
             if !st.stream_id.is_empty() {
-                tracing::warn!(source = %shared.ctx.name, agent = %hello.agent_id, "Agent started a new journal stream {} (its data was reset, or another agent uses the same id); previous stream {} ended at sequence {}.", hello.stream_id, st.stream_id, st.high_water);
+                tracing::info!(source = %shared.ctx.name, agent = %hello.agent_id, "Agent started a new journal stream {} (its data was reset, or another agent uses the same id); previous stream {} ended at sequence {}.", hello.stream_id, st.stream_id, st.high_water);
             }
             st.stream_id = hello.stream_id.clone();
             st.high_water = 0;
