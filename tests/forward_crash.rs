@@ -90,12 +90,7 @@ fn every_line_exactly_once_through_40_sigkills_and_an_outage() {
     let root = dir.path();
     let port = free_port();
     let agg_cfg = aggregator_config(root, "agg", port, "", "");
-    let agent_cfg = agent_config(
-        root,
-        "edge",
-        &[port],
-        "batch_size = \"16KiB\"\nwindow = 4",
-    );
+    let agent_cfg = agent_config(root, "edge", &[port], "batch_size = \"16KiB\"\nwindow = 4");
     let log_path = root.join("edge-logs/app.log");
     std::fs::write(&log_path, "").unwrap();
 

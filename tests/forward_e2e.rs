@@ -399,3 +399,63 @@ fn quill_send_ships_files_and_stdin_and_reports_a_wrong_token() {
     );
     assert!(agg_log.contains("wrong token"), "{agg_log}");
 }
+
+#[test]
+fn load_balance_spreads_agents_over_aggregators() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (pa, pb) = (free_port(), free_port());
+    let a = Daemon::start(root, &aggregator_config(root, "agg-a", pa, "", ""));
+    let b = Daemon::start(root, &aggregator_config(root, "agg-b", pb, "", ""));
+    wait_for_port(pa);
+    wait_for_port(pb);
+    // Two agent ids that start at different aggregators.
+    let ids: Vec<String> = (0..)
+        .map(|i| format!("lb-{i}"))
+        .scan(None, |first: &mut Option<usize>, id| {
+            let idx = quill::transport::shipper::first_address(&id, 2);
+            Some(match first {
+                None => {
+                    *first = Some(idx);
+                    Some(id)
+                }
+                Some(f) if *f != idx => Some(id),
+                _ => None,
+            })
+        })
+        .flatten()
+        .take(2)
+        .collect();
+    let agents: Vec<Daemon> = ids
+        .iter()
+        .map(|id| {
+            let cfg = agent_config(root, id, &[pa, pb], "load_balance = true");
+            append_lines(&root.join(format!("{id}-logs/app.log")), "l", 0..200);
+            Daemon::start(root, &cfg)
+        })
+        .collect();
+    let (out_a, out_b) = (root.join("agg-a-out"), root.join("agg-b-out"));
+    assert!(wait_until(Duration::from_secs(15), || {
+        read_sink(&out_a).len() + read_sink(&out_b).len() >= 400
+    }));
+    for d in agents {
+        assert!(d.stop().success());
+    }
+    assert!(a.stop().success());
+    assert!(b.stop().success());
+    for (out, port_index) in [(&out_a, 0), (&out_b, 1)] {
+        let by = numbered(&read_sink(out));
+        assert_eq!(
+            by.len(),
+            1,
+            "each aggregator serves one agent: {:?}",
+            by.keys()
+        );
+        let ((host, _), got) = by.into_iter().next().unwrap();
+        assert_eq!(
+            quill::transport::shipper::first_address(&host, 2),
+            port_index
+        );
+        assert_exactly_once(&host, &got, 200);
+    }
+}

@@ -275,6 +275,16 @@ mod tests {
         assert!(decompress(&mut d, b"not zstd at all", 10, 1 << 20).is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(data: Vec<u8>, count in 0u32..1000, ty in 0u8..8) {
+            let _ = decode_records(Bytes::from(data.clone()), count);
+            let _ = crate::transport::frame::Frame::decode(ty, Bytes::from(data.clone()));
+            let mut d = zstd::bulk::Decompressor::new().unwrap();
+            let _ = decompress(&mut d, &data, count, 1 << 16);
+        }
+    }
+
     #[test]
     fn malformed_payloads_are_errors() {
         let recs = records();

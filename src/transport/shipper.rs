@@ -163,7 +163,7 @@ pub async fn ship<S: BatchSource>(
     }
     let n = cfg.to.len();
     let mut index = if cfg.load_balance {
-        (fnv1a(cfg.agent_id.as_bytes()) % n as u64) as usize
+        first_address(&cfg.agent_id, n)
     } else {
         0
     };
@@ -473,6 +473,11 @@ fn split_by_bytes(entries: &[Entry], max_bytes: usize) -> Vec<&[Entry]> {
     out
 }
 
+/// With `load_balance`, the index in `to` (of `n` addresses) where `agent_id` starts.
+pub fn first_address(agent_id: &str, n: usize) -> usize {
+    (fnv1a(agent_id.as_bytes()) % n.max(1) as u64) as usize
+}
+
 fn fnv1a(data: &[u8]) -> u64 {
     data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
@@ -483,6 +488,17 @@ fn fnv1a(data: &[u8]) -> u64 {
 mod tests {
     use super::*;
     use crate::record::{Format, Origin, Record};
+
+    #[test]
+    fn load_balance_spreads_agents() {
+        let mut per_address = [0usize; 3];
+        for i in 0..300 {
+            per_address[first_address(&format!("edge-{i}"), 3)] += 1;
+        }
+        assert!(per_address.iter().all(|&c| c > 60), "{per_address:?}");
+        assert_eq!(first_address("x", 1), 0);
+        assert_eq!(first_address("edge-7", 3), first_address("edge-7", 3));
+    }
 
     #[test]
     fn split_respects_the_byte_bound() {
