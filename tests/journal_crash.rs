@@ -8,6 +8,8 @@
 //! The child is this test executable itself, re-run with `QUILL_JOURNAL_CRASH_CHILD` set.
 //! `QUILL_CRASH_ROUNDS` sets the number of rounds (default 60).
 
+#![cfg(feature = "pipeline")]
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};

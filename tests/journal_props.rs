@@ -7,6 +7,8 @@
 //!
 //! `PROPTEST_CASES` raises the number of cases (default 48 per property).
 
+#![cfg(feature = "pipeline")]
+
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -2,6 +2,8 @@
 //! offset), checkpoints surviving segment deletion, backpressure, ENOSPC, cursor persistence and
 //! the directory lock.
 
+#![cfg(feature = "pipeline")]
+
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;

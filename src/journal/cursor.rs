@@ -145,13 +145,13 @@ impl CursorIo {
     /// Opens the segment to read next: the rewind/roll position if there is one, else the
     /// segment holding `read_pos + 1`. False when there is none.
     fn open_next(&mut self, shared: &Shared, read_pos: u64) -> Result<bool, JournalError> {
-        let (first_seq, path, offset) = {
+        let (first_seq, path, offset, sealed) = {
             let st = shared.lock();
             let by_resume = self.resume_at.and_then(|(seg, off)| {
                 st.segments
                     .iter()
                     .find(|s| s.first_seq == seg)
-                    .map(|s| (s.first_seq, s.path.clone(), off))
+                    .map(|s| (s.first_seq, s.path.clone(), off, s.sealed))
             });
             let found = by_resume.or_else(|| {
                 let target = read_pos + 1;
@@ -160,9 +160,14 @@ impl CursorIo {
                     .iter()
                     .rposition(|s| s.first_seq <= target)
                     .unwrap_or(0);
-                st.segments
-                    .get(i)
-                    .map(|s| (s.first_seq, s.path.clone(), SEGMENT_HEADER_LEN as u64))
+                st.segments.get(i).map(|s| {
+                    (
+                        s.first_seq,
+                        s.path.clone(),
+                        SEGMENT_HEADER_LEN as u64,
+                        s.sealed,
+                    )
+                })
             });
             match found {
                 Some(f) => f,
@@ -170,7 +175,12 @@ impl CursorIo {
             }
         };
         self.resume_at = None;
-        let reader = FrameReader::open(&path).map_err(|e| io_err(&path, e))?;
+        let reader = if sealed {
+            FrameReader::open_mapped(&path)
+        } else {
+            FrameReader::open(&path)
+        }
+        .map_err(|e| io_err(&path, e))?;
         self.open = Some(OpenSegment {
             first_seq,
             path,

@@ -135,6 +135,7 @@ pub(super) fn recover(dir: &Path, config: &JournalConfig) -> Result<Recovered, J
         write_blocked: false,
         inject_write_failures: 0,
         counters: Counters::default(),
+        spare_buffers: Vec::new(),
     };
     let _ = config;
     Ok(Recovered {
@@ -251,7 +252,7 @@ fn create_segment(dir: &Path, first_seq: u64) -> Result<ActiveSegment, JournalEr
     Ok(ActiveSegment {
         first_seq,
         path,
-        file,
+        file: std::sync::Arc::new(file),
         len: SEGMENT_HEADER_LEN as u64,
     })
 }
@@ -321,7 +322,7 @@ fn recover_tail(
         ActiveSegment {
             first_seq: tail.first_seq,
             path: path.clone(),
-            file,
+            file: std::sync::Arc::new(file),
             len: offset,
         },
         next_seq,

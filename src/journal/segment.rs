@@ -77,21 +77,46 @@ pub enum FrameAt {
     Invalid,
 }
 
-/// Reads frames from one segment file with positioned reads into shared buffers (record payloads
-/// are slices of them, never copies).
+/// Reads frames from one segment file, either with positioned reads into shared buffers or
+/// through a memory map of the whole (sealed) file. Record payloads are slices of those buffers
+/// or of the map, never copies.
 pub struct FrameReader {
     file: File,
-    /// The buffered bytes and the file offset of their first byte.
+    /// The buffered bytes (or the whole map) and the file offset of their first byte.
     buf: Bytes,
     buf_start: u64,
+    mapped: bool,
 }
 
 impl FrameReader {
+    /// A reader with positioned reads: for the active segment, which grows while it is read.
     pub fn open(path: &Path) -> io::Result<FrameReader> {
         Ok(FrameReader {
             file: File::open(path)?,
             buf: Bytes::new(),
             buf_start: 0,
+            mapped: false,
+        })
+    }
+
+    /// A reader over a memory map: for sealed segments (faster; see `benches/journal.rs`).
+    ///
+    /// Sealed segments are never written or truncated again, only deleted, which leaves an
+    /// existing map valid; so the map cannot fault (SIGBUS) unless someone else truncates a
+    /// journal file. Records read this way keep the map alive.
+    pub fn open_mapped(path: &Path) -> io::Result<FrameReader> {
+        let file = File::open(path)?;
+        if file.metadata()?.len() == 0 {
+            return FrameReader::open(path);
+        }
+        // SAFETY: see above: a sealed segment's bytes do not change while the journal runs.
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Ok(FrameReader {
+            file,
+            buf: Bytes::from_owner(map),
+            buf_start: 0,
+            mapped: true,
         })
     }
 
@@ -103,6 +128,12 @@ impl FrameReader {
     /// comes first.
     fn window(&mut self, offset: u64, want: usize, limit: u64) -> io::Result<Bytes> {
         let want = want.min(limit.saturating_sub(offset) as usize);
+        if self.mapped {
+            let len = self.buf.len() as u64;
+            let start = offset.min(len) as usize;
+            let end = (offset + want as u64).min(len) as usize;
+            return Ok(self.buf.slice(start..end));
+        }
         let buf_end = self.buf_start + self.buf.len() as u64;
         if offset >= self.buf_start && offset + want as u64 <= buf_end {
             let at = (offset - self.buf_start) as usize;

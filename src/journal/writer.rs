@@ -1,12 +1,18 @@
-//! The writer thread: the only code that writes or fsyncs segment files.
+//! The writer thread: the only code that writes segment files, with its helper thread that
+//! fsyncs them.
 //!
-//! It takes the frames appenders encoded, writes them at the end of the active segment with
-//! positioned writes, fsyncs according to the [`FsyncPolicy`](super::FsyncPolicy) (group commit),
-//! then publishes durability: the durable sequence number, the segment's durable length and the
-//! checkpoints of the synced frames. It rolls segments (fsync the old one, create the next, write
-//! the checkpoint snapshot) and survives failed writes (ENOSPC, EIO): the frames go back to the
-//! queue, the partial write is cut off and overwritten by the retry, and appends see a full
-//! journal until a write succeeds again.
+//! The writer takes the frames appenders encoded and writes them at the end of the active segment
+//! with positioned writes. Group commit: when an fsync is due (per
+//! [`FsyncPolicy`](super::FsyncPolicy)) it hands everything written so far to the sync thread and
+//! keeps writing while the `fdatasync` runs; when the fsync returns, the sync thread publishes
+//! durability for exactly the bytes written before it started: the durable sequence number, the
+//! segment's durable length and the checkpoints of those frames. At most one fsync is in flight.
+//!
+//! The writer rolls segments (waits for the fsync in flight, fsyncs the old segment, creates the
+//! next) and survives failed writes (ENOSPC, EIO): the frames go back to the queue, the partial
+//! write is cut off and overwritten by the retry, and appends see a full journal until a write
+//! succeeds again. A failed fsync is retried after rewriting the unsynced bytes, which are kept
+//! until they are durable.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -15,9 +21,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, Sender};
+
 use super::format;
 use super::segment;
-use super::{FSYNC_BYTES, FsyncPolicy, PendingChunk, SegmentInfo, Shared, State};
+use super::{
+    FSYNC_BYTES, FsyncPolicy, PendingChunk, SNAPSHOT_EVERY_SEGMENTS, SegmentInfo, Shared, State,
+};
 
 /// Pause between retries of a failed write or fsync.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
@@ -28,7 +38,7 @@ const CLOSE_RETRIES: u32 = 20;
 pub(super) struct ActiveSegment {
     pub first_seq: u64,
     pub path: PathBuf,
-    pub file: File,
+    pub file: Arc<File>,
     /// Bytes written (durable or not).
     pub len: u64,
 }
@@ -39,30 +49,126 @@ struct Unsynced {
     chunk: PendingChunk,
 }
 
+/// Everything written to `segment` below `synced_len`, for the sync thread.
+struct SyncJob {
+    file: Arc<File>,
+    segment: u64,
+    synced_len: u64,
+    chunks: Vec<Unsynced>,
+}
+
+enum SyncOutcome {
+    Done,
+    Failed(Vec<Unsynced>, io::Error),
+}
+
 struct Writer {
     shared: Arc<Shared>,
     active: ActiveSegment,
     unsynced: Vec<Unsynced>,
     unsynced_bytes: u64,
-    last_sync: Instant,
+    last_sync_request: Instant,
     failures: u32,
+    /// To the sync thread (`None`: fsync on this thread).
+    jobs: Option<Sender<SyncJob>>,
+    outcomes: Receiver<SyncOutcome>,
+    sync_in_flight: bool,
 }
 
 pub(super) fn run(shared: Arc<Shared>, active: ActiveSegment) {
+    let (job_tx, job_rx) = crossbeam_channel::bounded::<SyncJob>(1);
+    let (outcome_tx, outcome_rx) = crossbeam_channel::unbounded::<SyncOutcome>();
+    let syncer = if shared.config.fsync == FsyncPolicy::Never {
+        None
+    } else {
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name("quill-journal-sync".into())
+            .spawn(move || sync_thread(s, job_rx, outcome_tx))
+            .ok()
+    };
     let mut w = Writer {
         shared,
         active,
         unsynced: Vec::new(),
         unsynced_bytes: 0,
-        last_sync: Instant::now(),
+        last_sync_request: Instant::now(),
         failures: 0,
+        jobs: syncer.as_ref().map(|_| job_tx),
+        outcomes: outcome_rx,
+        sync_in_flight: false,
     };
     w.run();
+    drop(w);
+    if let Some(handle) = syncer {
+        let _ = handle.join();
+    }
+}
+
+/// The sync thread: fsyncs what the writer hands it and publishes it as durable.
+fn sync_thread(shared: Arc<Shared>, jobs: Receiver<SyncJob>, outcomes: Sender<SyncOutcome>) {
+    for job in jobs {
+        let outcome = match timed_sync(&shared, &job.file) {
+            Ok(()) => {
+                publish_chunks(&shared, job.segment, job.synced_len, job.chunks);
+                SyncOutcome::Done
+            }
+            Err(e) => SyncOutcome::Failed(job.chunks, e),
+        };
+        let _ = outcomes.send(outcome);
+        // Wake the writer under the lock it waits with, so the wakeup cannot be lost.
+        let _st = shared.lock();
+        shared.work.notify_all();
+    }
+}
+
+fn timed_sync(shared: &Shared, file: &File) -> io::Result<()> {
+    let start = Instant::now();
+    file.sync_data()?;
+    let took = start.elapsed();
+    let mut st = shared.lock();
+    st.counters.fsyncs += 1;
+    st.counters.fsync_time_total += took;
+    st.counters.fsync_time_max = st.counters.fsync_time_max.max(took);
+    Ok(())
+}
+
+/// Makes `chunks` (written to `segment` below `synced_len`) visible as durable.
+fn publish_chunks(shared: &Shared, segment: u64, synced_len: u64, chunks: Vec<Unsynced>) {
+    {
+        let mut st = shared.lock();
+        for u in chunks {
+            let PendingChunk {
+                mut bytes,
+                last_seq,
+                checkpoints,
+                ..
+            } = u.chunk;
+            st.durable_seq = st.durable_seq.max(last_seq);
+            for cp in checkpoints {
+                st.checkpoints.insert(cp.key, cp.value);
+            }
+            if st.spare_buffers.len() < 32 && bytes.capacity() <= 2 * super::CHUNK_BYTES {
+                bytes.clear();
+                st.spare_buffers.push(bytes);
+            }
+        }
+        if let Some(seg) = st
+            .segments
+            .iter_mut()
+            .rev()
+            .find(|s| s.first_seq == segment)
+        {
+            seg.len = seg.len.max(synced_len);
+        }
+    }
+    shared.notify_all();
 }
 
 enum Work {
     Write(Vec<PendingChunk>, bool),
-    Sync,
+    SyncDue,
+    SyncFinished(SyncOutcome),
     Exit { flush: bool },
 }
 
@@ -76,24 +182,30 @@ impl Writer {
             match self.next_work() {
                 Work::Exit { flush } => {
                     if flush {
+                        self.wait_sync_idle();
                         self.sync_until_done(true);
                     }
                     return;
                 }
-                Work::Sync => {
-                    self.sync_until_done(false);
-                }
+                Work::SyncDue => self.request_sync(),
+                Work::SyncFinished(outcome) => self.sync_finished(outcome),
                 Work::Write(chunks, inject) => {
                     if self.write_chunks(chunks, inject) {
                         self.note_success();
                         match self.policy() {
-                            FsyncPolicy::Always => self.sync_until_done(false),
                             FsyncPolicy::Never => self.publish(),
+                            FsyncPolicy::Always => {
+                                if !self.sync_in_flight {
+                                    self.request_sync();
+                                }
+                            }
                             FsyncPolicy::Interval => {
-                                if self.unsynced_bytes >= FSYNC_BYTES
-                                    || self.last_sync.elapsed() >= self.shared.config.fsync_interval
+                                if !self.sync_in_flight
+                                    && (self.unsynced_bytes >= FSYNC_BYTES
+                                        || self.last_sync_request.elapsed()
+                                            >= self.shared.config.fsync_interval)
                                 {
-                                    self.sync_until_done(false);
+                                    self.request_sync();
                                 }
                             }
                         }
@@ -105,6 +217,69 @@ impl Writer {
         }
     }
 
+    /// Hands everything written so far to the sync thread (or fsyncs it here without one).
+    fn request_sync(&mut self) {
+        if self.unsynced.is_empty() {
+            return;
+        }
+        let Some(jobs) = &self.jobs else {
+            self.sync_until_done(false);
+            return;
+        };
+        let job = SyncJob {
+            file: self.active.file.clone(),
+            segment: self.active.first_seq,
+            synced_len: self.active.len,
+            chunks: std::mem::take(&mut self.unsynced),
+        };
+        self.unsynced_bytes = 0;
+        self.last_sync_request = Instant::now();
+        match jobs.send(job) {
+            Ok(()) => self.sync_in_flight = true,
+            Err(e) => {
+                // The sync thread is gone: fsync here from now on.
+                self.jobs = None;
+                self.unsynced = e.into_inner().chunks;
+                self.sync_until_done(false);
+            }
+        }
+    }
+
+    fn sync_finished(&mut self, outcome: SyncOutcome) {
+        self.sync_in_flight = false;
+        match outcome {
+            SyncOutcome::Done => self.note_success(),
+            SyncOutcome::Failed(mut chunks, e) => {
+                {
+                    let shared = self.shared.clone();
+                    let mut st = shared.lock();
+                    self.note_failure(&mut st, "fsync", &e);
+                }
+                // Retry here, rewriting those bytes first (they precede everything unsynced).
+                chunks.append(&mut self.unsynced);
+                self.unsynced = chunks;
+                self.rewrite_unsynced();
+                self.sync_until_done(false);
+            }
+        }
+    }
+
+    /// Waits for the fsync in flight, if any, and handles its outcome.
+    fn wait_sync_idle(&mut self) {
+        while self.sync_in_flight {
+            match self.outcomes.recv() {
+                Ok(outcome) => self.sync_finished(outcome),
+                Err(_) => self.sync_in_flight = false,
+            }
+        }
+    }
+
+    fn rewrite_unsynced(&self) {
+        for u in &self.unsynced {
+            let _ = self.active.file.write_all_at(&u.chunk.bytes, u.offset);
+        }
+    }
+
     /// Waits for something to do.
     fn next_work(&mut self) -> Work {
         let shared = self.shared.clone();
@@ -113,7 +288,17 @@ impl Writer {
             if st.crash {
                 return Work::Exit { flush: false };
             }
-            if !st.pending.is_empty() {
+            if let Ok(outcome) = self.outcomes.try_recv() {
+                return Work::SyncFinished(outcome);
+            }
+            let interval = self.shared.config.fsync_interval;
+            let sync_due =
+                !self.sync_in_flight && Instant::now() >= self.last_sync_request + interval;
+            let ready = st.pending_bytes >= super::CHUNK_BYTES as u64
+                || sync_due
+                || st.closing
+                || self.policy() != FsyncPolicy::Interval;
+            if !st.pending.is_empty() && ready {
                 if st.closing && self.failures > CLOSE_RETRIES {
                     return Work::Exit { flush: false };
                 }
@@ -131,11 +316,16 @@ impl Writer {
                 return Work::Exit { flush: true };
             }
             let mut wait = Duration::from_secs(1);
-            if !self.unsynced.is_empty() {
-                let due = self.last_sync + self.shared.config.fsync_interval;
+            if (!self.unsynced.is_empty() || !st.pending.is_empty()) && !self.sync_in_flight {
+                let due = match self.policy() {
+                    FsyncPolicy::Interval => {
+                        self.last_sync_request + self.shared.config.fsync_interval
+                    }
+                    _ => self.last_sync_request,
+                };
                 let now = Instant::now();
                 if now >= due {
-                    return Work::Sync;
+                    return Work::SyncDue;
                 }
                 wait = due - now;
             }
@@ -240,9 +430,7 @@ impl Writer {
                     }
                     std::thread::sleep(RETRY_PAUSE);
                     // The kernel may have dropped the dirty pages: write them again.
-                    for u in &self.unsynced {
-                        let _ = self.active.file.write_all_at(&u.chunk.bytes, u.offset);
-                    }
+                    self.rewrite_unsynced();
                 }
             }
         }
@@ -252,15 +440,8 @@ impl Writer {
         if self.policy() == FsyncPolicy::Never {
             return Ok(());
         }
-        let start = Instant::now();
-        self.active.file.sync_data()?;
-        let took = start.elapsed();
-        self.last_sync = Instant::now();
-        let mut st = self.shared.lock();
-        st.counters.fsyncs += 1;
-        st.counters.fsync_time_total += took;
-        st.counters.fsync_time_max = st.counters.fsync_time_max.max(took);
-        Ok(())
+        self.last_sync_request = Instant::now();
+        timed_sync(&self.shared, &self.active.file)
     }
 
     /// Makes everything written so far visible as durable.
@@ -268,30 +449,14 @@ impl Writer {
         if self.unsynced.is_empty() {
             return;
         }
-        self.last_sync = Instant::now();
-        {
-            let mut st = self.shared.lock();
-            for u in self.unsynced.drain(..) {
-                st.durable_seq = st.durable_seq.max(u.chunk.last_seq);
-                for cp in u.chunk.checkpoints {
-                    st.checkpoints.insert(cp.key, cp.value);
-                }
-            }
-            if let Some(seg) = st
-                .segments
-                .iter_mut()
-                .rev()
-                .find(|s| s.first_seq == self.active.first_seq)
-            {
-                seg.len = self.active.len;
-            }
-        }
+        let chunks = std::mem::take(&mut self.unsynced);
+        publish_chunks(&self.shared, self.active.first_seq, self.active.len, chunks);
         self.unsynced_bytes = 0;
-        self.shared.notify_all();
     }
 
     /// Seals the active segment and starts the one beginning at `first_seq`.
     fn roll(&mut self, first_seq: u64) -> io::Result<()> {
+        self.wait_sync_idle();
         if !self.unsynced.is_empty() {
             self.sync()?;
             self.publish();
@@ -304,9 +469,11 @@ impl Writer {
             .create(true)
             .truncate(true)
             .open(&path)?;
+        // The header becomes durable with the segment's first fdatasync, before anything in it is
+        // reported durable; a crash before that leaves a torn tail header, which recovery
+        // recreates. The directory entry is made durable now.
         file.write_all_at(&format::encode_segment_header(first_seq), 0)?;
         if self.policy() != FsyncPolicy::Never {
-            file.sync_all()?;
             segment::fsync_dir(&dir)?;
         }
         let old = std::mem::replace(
@@ -314,11 +481,11 @@ impl Writer {
             ActiveSegment {
                 first_seq,
                 path: path.clone(),
-                file,
+                file: Arc::new(file),
                 len: format::SEGMENT_HEADER_LEN as u64,
             },
         );
-        let snapshot = {
+        let uncovered = {
             let mut st = self.shared.lock();
             if let Some(seg) = st
                 .segments
@@ -334,26 +501,21 @@ impl Writer {
                 len: format::SEGMENT_HEADER_LEN as u64,
                 sealed: false,
             });
-            format::encode_snapshot(
-                first_seq,
-                st.checkpoints
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), &v[..]))
-                    .collect::<Vec<_>>()
-                    .into_iter(),
-            )
+            let covers = st.snapshot_covers_below;
+            st.segments
+                .iter()
+                .filter(|s| s.sealed && s.first_seq >= covers)
+                .count()
         };
-        match segment::write_atomic(&dir, "checkpoints.snap", &snapshot) {
-            Ok(()) => {
-                self.shared.lock().snapshot_covers_below = first_seq;
-                self.shared.trim();
-            }
-            Err(e) => tracing::warn!(
-                dir = %dir.display(),
-                error = %e,
-                "cannot write the journal checkpoint snapshot; segments are kept until it succeeds"
-            ),
+        if uncovered >= SNAPSHOT_EVERY_SEGMENTS {
+            let _serial = self
+                .shared
+                .snapshot_lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            self.shared.write_snapshot_locked();
         }
+        self.shared.trim();
         Ok(())
     }
 }
