@@ -339,30 +339,40 @@ async fn session<S: BatchSource>(
         tokio::select! {
             biased;
             msg = rx.recv() => {
-                let frame = match msg {
-                    Some(Ok(f)) => f,
-                    Some(Err(e)) => return Err(SessionError::Lost(e)),
-                    None => return Err(SessionError::Lost("reader ended".into())),
-                };
-                match frame {
-                    Frame::Ack { last_seq } => {
-                        let mut acked = None;
-                        while inflight.front().is_some_and(|b| b.last_seq <= last_seq) {
-                            if let Some(b) = inflight.pop_front() {
-                                stats.batches.fetch_add(1, Ordering::Relaxed);
-                                stats.records.fetch_add(b.records, Ordering::Relaxed);
-                                stats.raw_bytes.fetch_add(b.raw_bytes, Ordering::Relaxed);
-                                acked = Some(b.last_seq);
+                // Take every frame already received, so one cursor ack covers them all.
+                let mut next = Some(msg);
+                let mut acked = None;
+                while let Some(msg) = next.take() {
+                    let frame = match msg {
+                        Some(Ok(f)) => f,
+                        Some(Err(e)) => return Err(SessionError::Lost(e)),
+                        None => return Err(SessionError::Lost("reader ended".into())),
+                    };
+                    match frame {
+                        Frame::Ack { last_seq } => {
+                            let before = acked;
+                            while inflight.front().is_some_and(|b| b.last_seq <= last_seq) {
+                                if let Some(b) = inflight.pop_front() {
+                                    stats.batches.fetch_add(1, Ordering::Relaxed);
+                                    stats.records.fetch_add(b.records, Ordering::Relaxed);
+                                    stats.raw_bytes.fetch_add(b.raw_bytes, Ordering::Relaxed);
+                                    acked = Some(b.last_seq);
+                                }
+                            }
+                            if acked == before {
+                                return Err(SessionError::Protocol(format!("ACK {last_seq} for no batch in flight")));
                             }
                         }
-                        let Some(seq) = acked else {
-                            return Err(SessionError::Protocol(format!("ACK {last_seq} for no batch in flight")));
-                        };
-                        source.ack(seq).await.map_err(SessionError::Source)?;
-                        ack_deadline = Instant::now() + cfg.ack_timeout;
+                        Frame::Error { code, message } => return Err(SessionError::Refused { code, message }),
+                        other => return Err(SessionError::Protocol(format!("unexpected {} frame", other.name()))),
                     }
-                    Frame::Error { code, message } => return Err(SessionError::Refused { code, message }),
-                    other => return Err(SessionError::Protocol(format!("unexpected {} frame", other.name()))),
+                    if let Ok(more) = rx.try_recv() {
+                        next = Some(Some(more));
+                    }
+                }
+                if let Some(seq) = acked {
+                    source.ack(seq).await.map_err(SessionError::Source)?;
+                    ack_deadline = Instant::now() + cfg.ack_timeout;
                 }
             }
             r = source.next_entries(cfg.batch_records), if can_send => {
