@@ -257,3 +257,32 @@ fn bad_peers_get_clear_errors_and_do_not_disturb_a_real_agent() {
     }
     assert!(!agg_log.contains("panicked"));
 }
+
+#[test]
+fn connections_over_the_limit_are_told_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let port = free_port();
+    let agg = Daemon::start(
+        root,
+        &aggregator_config(root, "agg", port, "max_connections = 1", ""),
+    );
+    // Wait until it listens, with a connection that is released at once.
+    assert!(wait_until(Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }));
+    std::thread::sleep(Duration::from_millis(200));
+    let mut first = connect(port);
+    first.write_all(&hello(TOKEN, 1, "first")).unwrap();
+    assert!(matches!(read_one(&mut first), Some(Frame::Welcome { .. })));
+    let (code, message) = expect_error(port, &hello(TOKEN, 1, "second"));
+    assert_eq!(code, ErrorCode::Unavailable);
+    assert_eq!(message, "too many connections");
+    drop(first);
+    let log = agg.stderr();
+    assert!(agg.stop().success());
+    assert!(
+        log.contains("Refused forward connection: too many connections"),
+        "{log}"
+    );
+}

@@ -132,6 +132,9 @@ async fn accept_loop(
                     let Ok(permit) = limit.clone().try_acquire_owned() else {
                         tracing::warn!(source = %shared.ctx.name, %peer, "Refused forward connection: too many connections.");
                         shared.ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        if shared.tls.is_none() {
+                            tokio::spawn(tell_busy(stream));
+                        }
                         continue;
                     };
                     let shared = shared.clone();
@@ -157,6 +160,21 @@ async fn accept_loop(
         connections.abort_all();
     }
     Ok(())
+}
+
+/// Tells a peer over the connection limit so (plain TCP only: no TLS handshake is spent on it).
+async fn tell_busy(mut stream: TcpStream) {
+    let mut out = Vec::new();
+    Frame::Error {
+        code: ErrorCode::Unavailable,
+        message: "too many connections".into(),
+    }
+    .encode(&mut out);
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(&out).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// Why a connection ended badly: what to tell the peer and what to log.
