@@ -81,6 +81,9 @@ pub struct ShipperConfig {
     pub load_balance: bool,
     /// Give up after this many failed connections in a row (`None`: never).
     pub give_up_after: Option<u32>,
+    /// Acks are passed to the source at most this often while batches are in flight (a cursor
+    /// ack is an fsync; what the receiver acked in between is skipped, not resent, after a crash).
+    pub source_ack_interval: Duration,
 }
 
 impl ShipperConfig {
@@ -104,6 +107,7 @@ impl ShipperConfig {
             backoff_max: Duration::from_secs(10),
             load_balance: false,
             give_up_after: None,
+            source_ack_interval: Duration::from_millis(100),
         }
     }
 }
@@ -330,6 +334,8 @@ async fn session<S: BatchSource>(
     let mut raw = Vec::with_capacity(cfg.batch_bytes + 4096);
     let mut inflight: VecDeque<InFlight> = VecDeque::new();
     let mut ack_deadline = Instant::now() + cfg.ack_timeout;
+    let mut unacked_at_source: Option<u64> = None;
+    let mut source_acked_at = Instant::now();
     loop {
         if inflight.is_empty() && source.finished() {
             let _ = wr.shutdown().await;
@@ -370,9 +376,16 @@ async fn session<S: BatchSource>(
                         next = Some(Some(more));
                     }
                 }
-                if let Some(seq) = acked {
-                    source.ack(seq).await.map_err(SessionError::Source)?;
+                if acked.is_some() {
                     ack_deadline = Instant::now() + cfg.ack_timeout;
+                    unacked_at_source = acked;
+                }
+                if let Some(seq) = unacked_at_source
+                    && (inflight.is_empty() || source_acked_at.elapsed() >= cfg.source_ack_interval)
+                {
+                    source.ack(seq).await.map_err(SessionError::Source)?;
+                    unacked_at_source = None;
+                    source_acked_at = Instant::now();
                 }
             }
             r = source.next_entries(cfg.batch_records), if can_send => {
