@@ -402,3 +402,115 @@ async fn async_appends_wait_for_space_and_durability() {
     assert_eq!(writer.await.unwrap(), 400);
     assert!(j.stats().fsyncs > 0);
 }
+
+/// Unmounts the test's tmpfs when the test ends, even on failure.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A real full filesystem (a 3 MiB tmpfs; needs root to mount, skipped otherwise): the writer
+/// blocks on ENOSPC without corrupting anything, the sink can still acknowledge (the reserve file
+/// makes room for its cursor file), acknowledged segments are deleted, and the blocked batches are
+/// written once space returns. Every record is then present exactly once.
+#[test]
+fn a_really_full_disk_blocks_appends_and_recovers_when_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
+        .arg(&mnt)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let _unmount = Unmount(mnt.clone());
+    let dir = mnt.join("j");
+    let cfg = JournalConfig {
+        fsync: FsyncPolicy::Always,
+        fsync_interval: Duration::from_millis(1),
+        segment_bytes: 128 << 10,
+        max_bytes: 64 << 20, // far more than the filesystem holds
+    };
+    let j = Journal::open(&dir, cfg.clone()).unwrap();
+    let a = j.appender();
+    let mut c = j.cursor("sink").unwrap();
+    // Fill the disk.
+    let mut next = 1;
+    let t = Instant::now();
+    while !j.stats().write_blocked {
+        match a.try_append(batch(next, 10)) {
+            Ok(_) => next += 10,
+            Err(TryAppendError::Full(_)) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => panic!("{e}"),
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the disk never filled"
+        );
+    }
+    let appended_last = next - 1;
+    assert!(j.stats().write_errors > 0);
+    // Take whatever space is left, to the last byte.
+    let mut filler = std::fs::File::create(mnt.join("filler")).unwrap();
+    while filler.write_all(&[7u8; 512]).is_ok() {}
+    assert!(matches!(
+        a.try_append(batch(next, 1)),
+        Err(TryAppendError::Full(_))
+    ));
+    // The sink reads and acknowledges what is durable; that frees segments and the writer
+    // finishes the blocked batches.
+    let mut seen = 0u64;
+    let t = Instant::now();
+    let ((), logs) = with_captured_logs(|| {
+        while seen < appended_last {
+            let b = c
+                .next_batch_blocking(500, Duration::from_millis(50))
+                .unwrap();
+            for e in &b {
+                assert_eq!(e.seq, seen + 1);
+                assert_eq!(line_no(&e.record), e.seq, "record {} intact", e.seq);
+                seen = e.seq;
+            }
+            if !b.is_empty() {
+                c.ack(seen, Some(Bytes::from(seen.to_string()))).unwrap();
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "stuck at {seen} of {appended_last}: {:?}",
+                j.stats()
+            );
+        }
+    });
+    assert!(
+        logs.contains("releasing the reserve file"),
+        "the acknowledgement needed the reserve: {logs}"
+    );
+    a.wait_durable_blocking(appended_last).unwrap();
+    assert!(!j.stats().write_blocked);
+    // Appends work again, and the journal survives a restart intact.
+    append_lines(&j, next, next + 9, 5);
+    drop(c);
+    j.close().unwrap();
+    drop(j);
+    let j = Journal::open(&dir, cfg).unwrap();
+    let c = j.cursor("sink").unwrap();
+    assert_eq!(c.acked(), appended_last);
+    let got = read_all(&j, "sink");
+    assert_eq!(
+        got,
+        (appended_last + 1..=next + 9)
+            .map(|n| (n, n))
+            .collect::<Vec<_>>()
+    );
+}

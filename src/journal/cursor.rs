@@ -1,5 +1,7 @@
-//! A cursor's read state: which segment it reads, where the next frame is, decoded entries not
-//! yet handed out, and where recently read frames start (so a rewind does not rescan).
+//! Cursors: named readers with a persisted, acknowledged position. [`Cursor`] is the public
+//! handle; [`CursorIo`] its read state: which segment it reads, where the next frame is, decoded
+//! entries not yet handed out, and where recently read frames start (so a rewind does not
+//! rescan).
 //!
 //! Reads only durable bytes (each segment's published durable length) with positioned reads, so
 //! the active segment is read safely while the writer appends to it. Corrupt frames are reported
@@ -7,10 +9,181 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use super::format::{self, OriginCache, SEGMENT_HEADER_LEN};
 use super::segment::{FrameAt, FrameReader};
-use super::{Entry, JournalError, Shared, io_err};
+use super::shared::{Lifecycle, Shared};
+use super::{Entry, JournalError, io_err};
+
+/// A named reader with a persisted, acknowledged position.
+pub struct Cursor {
+    pub(super) life: Arc<Lifecycle>,
+    pub(super) name: String,
+    /// The last sequence number handed out.
+    pub(super) read_pos: u64,
+    pub(super) acked: u64,
+    pub(super) sink_state: Option<Bytes>,
+    /// Read state; `None` only while a read runs on a blocking thread (or after one was
+    /// cancelled, in which case reading restarts from `read_pos`).
+    pub(super) io: Option<Box<CursorIo>>,
+}
+
+impl Cursor {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The last acknowledged sequence number (0: nothing yet).
+    pub fn acked(&self) -> u64 {
+        self.acked
+    }
+
+    /// The sink state stored with the last acknowledgement.
+    pub fn sink_state(&self) -> Option<&Bytes> {
+        self.sink_state.as_ref()
+    }
+
+    fn writer_done(&self) -> bool {
+        self.life.shared.lock().writer_done
+    }
+
+    /// Reads what is readable now, without waiting.
+    fn fill_now(&mut self, max: usize) -> Result<Vec<Entry>, JournalError> {
+        let mut io = self.io.take().unwrap_or_default();
+        let mut out = Vec::new();
+        let r = io.fill(&self.life.shared, &mut self.read_pos, max, &mut out);
+        self.io = Some(io);
+        r.map(|()| out)
+    }
+
+    /// Returns up to `max` durable entries after the read position, waiting for at least one.
+    /// An empty result means the journal was closed and everything was read.
+    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Entry>, JournalError> {
+        let max = max.max(1);
+        loop {
+            let notified = self.life.shared.progress.notified();
+            let done_before = self.writer_done();
+            let mut io = self.io.take().unwrap_or_default();
+            let out = if io.buffered_len() >= max {
+                let mut out = Vec::new();
+                io.take_buffered(&mut self.read_pos, max, &mut out);
+                self.io = Some(io);
+                out
+            } else {
+                let life = self.life.clone();
+                let mut read_pos = self.read_pos;
+                let (io, read_pos, r) = tokio::task::spawn_blocking(move || {
+                    let mut out = Vec::new();
+                    let r = io.fill(&life.shared, &mut read_pos, max, &mut out);
+                    (io, read_pos, r.map(|()| out))
+                })
+                .await
+                .map_err(|_| JournalError::Closed)?;
+                self.io = Some(io);
+                self.read_pos = read_pos;
+                r?
+            };
+            if !out.is_empty() || done_before {
+                return Ok(out);
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
+        }
+    }
+
+    /// Blocking variant of [`Cursor::next_batch`]; returns an empty batch after `timeout` too.
+    pub fn next_batch_blocking(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Entry>, JournalError> {
+        let max = max.max(1);
+        let deadline = Instant::now() + timeout;
+        let life = self.life.clone();
+        loop {
+            let done_before = self.writer_done();
+            let seen_durable = life.shared.lock().durable_seq;
+            let out = self.fill_now(max)?;
+            let now = Instant::now();
+            if !out.is_empty() || done_before || now >= deadline {
+                return Ok(out);
+            }
+            let st = life.shared.lock();
+            if st.durable_seq == seen_durable && !st.writer_done {
+                let _ = life
+                    .shared
+                    .changed
+                    .wait_timeout(st, (deadline - now).min(Duration::from_millis(100)));
+            }
+        }
+    }
+
+    /// True when the journal is closed and this cursor has read everything.
+    pub fn is_drained(&self) -> bool {
+        let st = self.life.shared.lock();
+        st.writer_done
+            && self.read_pos >= st.durable_seq
+            && self.io.as_ref().is_none_or(|io| io.buffered_len() == 0)
+    }
+
+    /// Acknowledges everything up to `seq`, with an optional sink state stored alongside; durable
+    /// when this returns (it writes and fsyncs the cursor file: call it from a blocking thread, or
+    /// use [`Cursor::ack_async`]).
+    pub fn ack(&mut self, seq: u64, sink_state: Option<Bytes>) -> Result<(), JournalError> {
+        let seq = seq.max(self.acked);
+        self.life
+            .shared
+            .persist_cursor(&self.name, seq, sink_state.as_ref())?;
+        self.after_ack(seq, sink_state);
+        self.life.shared.trim();
+        Ok(())
+    }
+
+    /// [`Cursor::ack`] with the file write and fsync on a blocking thread.
+    pub async fn ack_async(
+        &mut self,
+        seq: u64,
+        sink_state: Option<Bytes>,
+    ) -> Result<(), JournalError> {
+        let seq = seq.max(self.acked);
+        let life = self.life.clone();
+        let name = self.name.clone();
+        let state = sink_state.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), JournalError> {
+            life.shared.persist_cursor(&name, seq, state.as_ref())?;
+            Ok(())
+        })
+        .await
+        .map_err(|_| JournalError::Closed)??;
+        self.after_ack(seq, sink_state);
+        let life = self.life.clone();
+        let _ = tokio::task::spawn_blocking(move || life.shared.trim()).await;
+        Ok(())
+    }
+
+    fn after_ack(&mut self, seq: u64, sink_state: Option<Bytes>) {
+        self.life
+            .shared
+            .record_ack(&self.name, seq, sink_state.clone());
+        self.acked = seq;
+        self.sink_state = sink_state;
+        self.read_pos = self.read_pos.max(seq);
+        if let Some(io) = self.io.as_mut() {
+            io.acked(seq);
+        }
+    }
+
+    /// Moves the read position back to the last acknowledgement (e.g. after a failed send).
+    pub fn rewind(&mut self) {
+        self.read_pos = self.acked;
+        if let Some(io) = self.io.as_mut() {
+            io.rewind(self.acked);
+        }
+    }
+}
 
 /// Most frame starts remembered for rewinds; older ones are found again by scanning.
 const MAX_MARKS: usize = 1 << 16;

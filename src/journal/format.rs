@@ -163,19 +163,10 @@ pub fn encode_frame(
 
     // The origin table: usually one entry per batch.
     let mut origins: Vec<&Arc<Origin>> = Vec::new();
-    let mut origin_index = Vec::with_capacity(records.len());
     for r in records {
-        let idx = match origins
-            .iter()
-            .position(|o| Arc::ptr_eq(o, &r.origin) || ***o == *r.origin)
-        {
-            Some(i) => i,
-            None => {
-                origins.push(&r.origin);
-                origins.len() - 1
-            }
-        };
-        origin_index.push(idx);
+        if origin_index(&origins, &r.origin).is_none() {
+            origins.push(&r.origin);
+        }
     }
     put_varint(out, origins.len() as u64);
     for o in &origins {
@@ -189,8 +180,8 @@ pub fn encode_frame(
         put_bytes(out, cp.key.as_bytes());
         put_bytes(out, &cp.value);
     }
-    for (r, idx) in records.iter().zip(origin_index) {
-        put_varint(out, idx as u64);
+    for r in records {
+        put_varint(out, origin_index(&origins, &r.origin).unwrap_or(0) as u64);
         out.extend_from_slice(&r.received_at.0.to_le_bytes());
         out.push(r.flags.bits());
         match r.position {
@@ -213,6 +204,13 @@ pub fn encode_frame(
         &out[start + 24..],
     );
     out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn origin_index(table: &[&Arc<Origin>], origin: &Arc<Origin>) -> Option<usize> {
+    table
+        .iter()
+        .position(|o| Arc::ptr_eq(o, origin))
+        .or_else(|| table.iter().position(|o| ***o == **origin))
 }
 
 /// Upper bound of the encoded size of one record (for splitting batches).

@@ -15,8 +15,9 @@ use bytes::Bytes;
 
 use super::format::{self, SEGMENT_HEADER_LEN};
 use super::segment::{self, FrameAt, FrameReader};
+use super::shared::{Counters, CursorMeta, SegmentInfo, State};
 use super::writer::ActiveSegment;
-use super::{Counters, CursorMeta, JournalConfig, JournalError, SegmentInfo, State, io_err};
+use super::{JournalConfig, JournalError, io_err};
 
 pub(super) struct Recovered {
     pub state: State,

@@ -48,18 +48,44 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Replaces `dir/name` with `bytes` atomically: temporary file, fsync, rename, directory fsync.
+/// A failed attempt leaves no temporary file behind (it would hold space on a full disk).
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)?;
-    file.write_all_at(bytes, 0)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, dir.join(name))?;
+    let result = (|| {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        file.write_all_at(bytes, 0)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, dir.join(name))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result?;
     fsync_dir(dir)
+}
+
+/// The ballast file: space held back so that cursor acknowledgements and the checkpoint snapshot
+/// can still be written when the disk is full (acknowledging is what frees journal space).
+pub const RESERVE_FILE: &str = "RESERVE";
+pub const RESERVE_BYTES: usize = 1 << 20;
+
+/// Creates the reserve file if it is missing or short.
+pub fn create_reserve(dir: &Path) -> io::Result<()> {
+    let path = dir.join(RESERVE_FILE);
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() >= RESERVE_BYTES as u64) {
+        return Ok(());
+    }
+    write_atomic(dir, RESERVE_FILE, &vec![0u8; RESERVE_BYTES])
+}
+
+/// True for "no space left" errors (ENOSPC, EDQUOT).
+pub fn is_no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
 /// What [`FrameReader::frame_at`] found.
@@ -245,7 +271,7 @@ pub fn scan_slice(data: &[u8]) -> (u64, u64, u64) {
     (frames, records, bytes)
 }
 
-/// The same walk with positioned reads through a [`FrameReader`].
+/// The same walk with positioned reads (the way the active segment is read).
 pub fn scan_file(path: &Path) -> io::Result<(u64, u64, u64)> {
     let mut reader = FrameReader::open(path)?;
     let limit = reader.file_len()?;

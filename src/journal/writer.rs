@@ -23,10 +23,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::FsyncPolicy;
 use super::format;
 use super::segment;
-use super::{
-    FSYNC_BYTES, FsyncPolicy, PendingChunk, SNAPSHOT_EVERY_SEGMENTS, SegmentInfo, Shared, State,
+use super::shared::{
+    CHUNK_BYTES, FSYNC_BYTES, PendingChunk, SNAPSHOT_EVERY_SEGMENTS, SegmentInfo, Shared, State,
 };
 
 /// Pause between retries of a failed write or fsync.
@@ -148,7 +149,7 @@ fn publish_chunks(shared: &Shared, segment: u64, synced_len: u64, chunks: Vec<Un
             for cp in checkpoints {
                 st.checkpoints.insert(cp.key, cp.value);
             }
-            if st.spare_buffers.len() < 32 && bytes.capacity() <= 2 * super::CHUNK_BYTES {
+            if st.spare_buffers.len() < 48 && bytes.capacity() <= 2 * CHUNK_BYTES {
                 bytes.clear();
                 st.spare_buffers.push(bytes);
             }
@@ -190,6 +191,13 @@ impl Writer {
                 Work::SyncDue => self.request_sync(),
                 Work::SyncFinished(outcome) => self.sync_finished(outcome),
                 Work::Write(chunks, inject) => {
+                    if self.blocked_without_reserve() {
+                        // The disk is full: do not take the space acknowledgements need.
+                        self.requeue(chunks);
+                        self.failures += 1;
+                        std::thread::sleep(RETRY_PAUSE);
+                        continue;
+                    }
                     if self.write_chunks(chunks, inject) {
                         self.note_success();
                         match self.policy() {
@@ -294,7 +302,7 @@ impl Writer {
             let interval = self.shared.config.fsync_interval;
             let sync_due =
                 !self.sync_in_flight && Instant::now() >= self.last_sync_request + interval;
-            let ready = st.pending_bytes >= super::CHUNK_BYTES as u64
+            let ready = st.pending_bytes >= CHUNK_BYTES as u64
                 || sync_due
                 || st.closing
                 || self.policy() != FsyncPolicy::Interval;
@@ -366,19 +374,31 @@ impl Writer {
                 Err(e) => {
                     // Cut off what a partial write left; the retry overwrites it anyway.
                     let _ = self.active.file.set_len(self.active.len);
+                    self.requeue(std::iter::once(chunk).chain(iter).collect());
                     let shared = self.shared.clone();
                     let mut st = shared.lock();
-                    let rest: Vec<PendingChunk> = std::iter::once(chunk).chain(iter).collect();
-                    for c in rest.into_iter().rev() {
-                        st.pending_bytes += c.bytes.len() as u64;
-                        st.pending.push_front(c);
-                    }
                     self.note_failure(&mut st, "write", &e);
                     return false;
                 }
             }
         }
         true
+    }
+
+    /// Puts chunks the writer took back at the front of the queue, in order.
+    fn requeue(&self, chunks: Vec<PendingChunk>) {
+        let mut st = self.shared.lock();
+        for c in chunks.into_iter().rev() {
+            st.pending_bytes += c.bytes.len() as u64;
+            st.pending.push_front(c);
+        }
+    }
+
+    /// After a failed write, and while the reserve file had to be released: true until the
+    /// reserve can be put back (then there is space again).
+    fn blocked_without_reserve(&self) -> bool {
+        let blocked = self.shared.lock().write_blocked;
+        blocked && !self.shared.restore_reserve()
     }
 
     fn note_failure(&mut self, st: &mut State, what: &str, e: &io::Error) {
