@@ -31,3 +31,5 @@ pub mod sinks;
 pub mod sources;
 #[cfg(feature = "pipeline")]
 pub mod telemetry;
+#[cfg(feature = "pipeline")]
+pub mod transport;

@@ -157,7 +157,15 @@ pub fn run_until(
         let cursor = journal.cursor(name)?;
         let handle = match sink {
             SinkConfig::File(cfg) => sinks::file::spawn(name, cfg.clone(), cursor, stats.clone()),
-            SinkConfig::Forward(_) | SinkConfig::Index(_) => {
+            SinkConfig::Forward(cfg) => sinks::forward::spawn(
+                name,
+                cfg.clone(),
+                cursor,
+                stats.clone(),
+                shutdown.clone(),
+                &hostname,
+            ),
+            SinkConfig::Index(_) => {
                 return Err(PipelineError::Sink {
                     name: name.clone(),
                     message: format!(

@@ -7,8 +7,8 @@
 mod cat;
 pub mod index_cmd;
 pub mod parse;
-mod pending;
 pub mod search;
+mod send;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,7 +39,7 @@ pub enum Command {
     /// Backfill existing log files (plain, .gz, .zst) into the index.
     Index(index_cmd::IndexArgs),
     /// Ship lines (stdin if no FILE) to a forward source, like Scribe's scribe_pipe.
-    Send(pending::SendArgs),
+    Send(send::SendArgs),
     /// Read GELF/JSON line files (plain or .zst) for a human.
     Cat(cat::CatArgs),
 }
@@ -106,7 +106,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Parse(args) => parse::run(&args).map(exit_code),
         Command::Search(args) => search::run(&args).map(exit_code),
         Command::Index(args) => index_cmd::run(&args).map(exit_code),
-        Command::Send(args) => pending::not_yet("send", "#6", &args),
+        Command::Send(args) => send::run(args),
         Command::Cat(args) => cat::run(&args),
     }
 }

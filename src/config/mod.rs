@@ -289,11 +289,38 @@ pub struct ForwardSourceConfig {
     pub listen: String,
     /// Shared token agents must present.
     pub token: Option<String>,
+    /// A file whose first line is the shared token (instead of `token`).
+    pub token_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM); with `tls_key`, the source speaks TLS only.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// CA (PEM) that agents' client certificates must be signed by (mutual TLS).
+    pub tls_client_ca: Option<PathBuf>,
+    /// Largest frame accepted from an agent.
+    #[serde(default = "default_forward_max_frame")]
+    pub max_frame_size: ByteSize,
+    /// Largest decompressed batch accepted (a zstd bomb is refused).
+    #[serde(default = "default_forward_max_batch")]
+    pub max_batch_size: ByteSize,
+    /// Agent connections served at once at most.
+    #[serde(default = "default_forward_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_forward_max_frame() -> ByteSize {
+    ByteSize::mib(16)
+}
+fn default_forward_max_batch() -> ByteSize {
+    ByteSize::mib(64)
+}
+fn default_forward_max_connections() -> usize {
+    1024
 }
 
 /// `[sinks.NAME]`, selected by `type`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
+#[allow(clippy::large_enum_variant)] // parsed once at startup: size does not matter
 pub enum SinkConfig {
     File(FileSinkConfig),
     Forward(ForwardSinkConfig),
@@ -328,8 +355,72 @@ fn default_file_sink_max() -> ByteSize {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardSinkConfig {
+    /// Aggregators, `HOST:PORT`: the first that works (failover), or spread with `load_balance`.
     pub to: Vec<String>,
     pub token: Option<String>,
+    /// A file whose first line is the shared token (instead of `token`).
+    pub token_file: Option<PathBuf>,
+    /// This agent's id at the aggregators (default: the hostname).
+    pub agent_id: Option<String>,
+    /// CA (PEM) to verify aggregators with; setting it turns TLS on.
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate and key (PEM) for mutual TLS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Name to verify the aggregators' certificates against (default: the host of each address).
+    pub tls_server_name: Option<String>,
+    /// A batch is sent when its records reach this many bytes...
+    #[serde(default = "default_forward_batch_size")]
+    pub batch_size: ByteSize,
+    /// ...or when its first record has waited this long.
+    #[serde(default = "default_forward_batch_delay")]
+    pub batch_delay: HumanDuration,
+    /// Batches in flight (sent, not yet acknowledged) at most.
+    #[serde(default = "default_forward_window")]
+    pub window: usize,
+    /// Start each agent at an aggregator chosen by its id instead of the first one.
+    #[serde(default)]
+    pub load_balance: bool,
+    /// zstd level (1 fastest ... 19).
+    #[serde(default = "default_forward_compression")]
+    pub compression_level: i32,
+    /// Reconnect backoff: starts here, doubles per failed round, jittered...
+    #[serde(default = "default_forward_backoff_min")]
+    pub backoff_min: HumanDuration,
+    /// ...up to this.
+    #[serde(default = "default_forward_backoff_max")]
+    pub backoff_max: HumanDuration,
+    /// A connection with batches in flight and no ack for this long is replaced.
+    #[serde(default = "default_forward_ack_timeout")]
+    pub ack_timeout: HumanDuration,
+    /// On shutdown, how long to keep forwarding what is journaled before leaving it for next time.
+    #[serde(default = "default_forward_drain_timeout")]
+    pub drain_timeout: HumanDuration,
+}
+
+fn default_forward_batch_size() -> ByteSize {
+    ByteSize::mib(1)
+}
+fn default_forward_batch_delay() -> HumanDuration {
+    HumanDuration::millis(5)
+}
+fn default_forward_window() -> usize {
+    8
+}
+fn default_forward_compression() -> i32 {
+    1
+}
+fn default_forward_backoff_min() -> HumanDuration {
+    HumanDuration::millis(100)
+}
+fn default_forward_backoff_max() -> HumanDuration {
+    HumanDuration::secs(10)
+}
+fn default_forward_ack_timeout() -> HumanDuration {
+    HumanDuration::secs(30)
+}
+fn default_forward_drain_timeout() -> HumanDuration {
+    HumanDuration::secs(5)
 }
 
 /// `type = "index"`: index by transaction id under `<data_dir>/index`.
@@ -343,6 +434,93 @@ pub struct IndexSinkConfig {
 
 fn default_commit_interval() -> HumanDuration {
     HumanDuration::secs(1)
+}
+
+impl ForwardSourceConfig {
+    /// The first problem with these settings: (key, message).
+    pub fn check(&self) -> Option<(&'static str, String)> {
+        if self.token.is_some() && self.token_file.is_some() {
+            return Some((
+                "token_file",
+                "set either `token` or `token_file`, not both".into(),
+            ));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Some(("tls_cert", "`tls_cert` and `tls_key` go together".into()));
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return Some((
+                "tls_client_ca",
+                "mutual TLS needs `tls_cert` and `tls_key` too".into(),
+            ));
+        }
+        if self.max_frame_size.0 < 64 * 1024 || self.max_frame_size.0 > u32::MAX as u64 {
+            return Some(("max_frame_size", "must be between 64KiB and 4GiB".into()));
+        }
+        if self.max_batch_size.0 < 64 * 1024 || self.max_batch_size.0 > u32::MAX as u64 {
+            return Some(("max_batch_size", "must be between 64KiB and 4GiB".into()));
+        }
+        if self.max_connections == 0 {
+            return Some(("max_connections", "must be at least 1".into()));
+        }
+        None
+    }
+}
+
+impl ForwardSinkConfig {
+    /// The first problem with these settings: (key, message).
+    pub fn check(&self) -> Option<(&'static str, String)> {
+        if let Some(bad) = self.to.iter().find(|a| {
+            a.rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+        }) {
+            return Some((
+                "to",
+                format!("invalid address `{bad}` (expected HOST:PORT)"),
+            ));
+        }
+        if self.token.is_some() && self.token_file.is_some() {
+            return Some((
+                "token_file",
+                "set either `token` or `token_file`, not both".into(),
+            ));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Some(("tls_cert", "`tls_cert` and `tls_key` go together".into()));
+        }
+        if self.tls_cert.is_some() && self.tls_ca.is_none() {
+            return Some((
+                "tls_cert",
+                "a client certificate needs `tls_ca` (TLS) too".into(),
+            ));
+        }
+        if let Some(id) = &self.agent_id
+            && !is_safe_category(id)
+        {
+            return Some((
+                "agent_id",
+                format!(
+                    "invalid agent id `{id}`: 1-128 characters of letters, digits, `-`, `_` or `.`"
+                ),
+            ));
+        }
+        if self.batch_size.0 < 1024 || self.batch_size.0 > 8 << 20 {
+            return Some(("batch_size", "must be between 1KiB and 8MiB".into()));
+        }
+        if self.window == 0 || self.window > 1024 {
+            return Some(("window", "must be between 1 and 1024".into()));
+        }
+        if !(1..=19).contains(&self.compression_level) {
+            return Some(("compression_level", "must be between 1 and 19".into()));
+        }
+        if self.backoff_min.0 > self.backoff_max.0 || self.backoff_min.0.is_zero() {
+            return Some((
+                "backoff_min",
+                "must be above zero and at most `backoff_max`".into(),
+            ));
+        }
+        None
+    }
 }
 
 /// True for a category that is safe as a directory and file name: 1 to 128 characters of
@@ -499,6 +677,9 @@ impl Config {
                             format!("invalid socket address `{}`", f.listen),
                         ));
                     }
+                    if let Some((key, message)) = f.check() {
+                        return Err(err(&table, key, message));
+                    }
                     &None
                 }
             };
@@ -534,6 +715,9 @@ impl Config {
                             "to",
                             "needs at least one aggregator address".into(),
                         ));
+                    }
+                    if let Some((key, message)) = f.check() {
+                        return Err(err(&table, key, message));
                     }
                 }
                 SinkConfig::Index(_) => {}

@@ -4,8 +4,10 @@
 //!
 //! - [`file`]: GELF JSON lines under `<path>/<category>/`, rotated by size, exactly once.
 //! - [`index`]: the transaction-id index under `<data_dir>/index`, exactly once via commit payloads.
+//! - [`forward`]: ships the journal to aggregators, advancing on their durable acks.
 //!
 //! A sink touches its own output and its journal cursor, nothing else.
 
 pub mod file;
 pub mod index;
+pub mod forward;

@@ -3,10 +3,12 @@
 //!
 //! - [`file`]: tails files matched by globs (a dedicated thread; file I/O never on the reactor).
 //! - [`syslog`]: syslog over UDP, TCP and unix datagram sockets (async tasks).
+//! - [`forward`]: batches from agents over the forward protocol (async tasks; aggregators).
 //!
 //! A source may touch only its own input and the journal's append side.
 
 pub mod file;
+pub mod forward;
 pub mod syslog;
 
 use crate::config::SourceConfig;
@@ -44,8 +46,8 @@ pub fn start(
             let _guard = runtime.enter();
             syslog::start(cfg.clone(), ctx, runtime).map(SourceTask::Async)
         }
-        SourceConfig::Forward(_) => {
-            Err("source type `forward` is not available in this build yet".to_string())
+        SourceConfig::Forward(cfg) => {
+            forward::start(cfg.clone(), ctx, runtime).map(SourceTask::Async)
         }
     }
 }

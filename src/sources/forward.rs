@@ -1,0 +1,562 @@
+//! The `forward` source: the aggregator's input. Accepts agents (plain TCP or TLS, optionally
+//! mutual), checks their HELLO (protocol version, agent id, shared token), and appends each batch
+//! to this journal, acking it only once it is durable.
+//!
+//! Exactly once: per agent id the source keeps a high-water mark, the last sequence of the agent's
+//! journal stream it holds. It is stored as the checkpoint `forward/<agent-id>` =
+//! `<stream-id> <seq>` in the same journal append as the records, so it is durable exactly when
+//! they are. Records at or below the mark are replays (an agent resending after a lost ack or a
+//! restart of either side) and are dropped; a batch that is only a replay is acked once the append
+//! that first held it is durable. Appends of one agent are serialized, across its connections too.
+//!
+//! Bad peers: a wrong token, garbage, an unknown version, an oversized frame, a truncated frame, a
+//! batch that decompresses past its declared size (a zstd bomb) or an unsafe category gets an
+//! ERROR frame (where the stream still allows one), one warning line naming the peer, and a
+//! disconnect. Memory per connection is bounded by `max_frame_size + max_batch_size`; other
+//! connections are unaffected.
+//!
+//! This module touches its listening socket, its connections and the journal's append side.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+use crate::config::ForwardSourceConfig;
+use crate::journal::{AppendBatch, Appender, Checkpoint};
+use crate::pipeline::SourceContext;
+use crate::transport::batch::{self, BatchError};
+use crate::transport::frame::{
+    BatchFrame, ErrorCode, Frame, FrameError, Hello, PROTOCOL_VERSION, read_frame,
+};
+use crate::transport::{self, Io, constant_time_eq, tls};
+
+/// How long a new connection may take to complete TLS and its HELLO.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Acks queued per connection at most (the agent's window is far smaller).
+const ACK_QUEUE: usize = 256;
+
+/// One agent stream's state: the last sequence held, and the journal sequence of the append that
+/// made it so (a replay is acked once that is durable).
+#[derive(Debug, Default)]
+struct StreamState {
+    stream_id: String,
+    high_water: u64,
+    journal_seq: u64,
+}
+
+struct Shared {
+    ctx: SourceContext,
+    appender: Appender,
+    token: Option<Bytes>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    max_frame: usize,
+    max_batch: usize,
+    agents: Mutex<HashMap<String, Arc<tokio::sync::Mutex<StreamState>>>>,
+}
+
+/// The checkpoint key of an agent's high-water mark.
+pub fn checkpoint_key(agent_id: &str) -> String {
+    format!("forward/{agent_id}")
+}
+
+fn parse_checkpoint(value: &[u8]) -> Option<(String, u64)> {
+    let text = std::str::from_utf8(value).ok()?;
+    let (stream, seq) = text.split_once(' ')?;
+    Some((stream.to_string(), seq.parse().ok()?))
+}
+
+/// Binds the listener and starts the source task.
+pub fn start(
+    config: ForwardSourceConfig,
+    ctx: SourceContext,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<tokio::task::JoinHandle<Result<(), String>>, String> {
+    if let Some((key, message)) = config.check() {
+        return Err(format!("{key}: {message}"));
+    }
+    let token = transport::load_token(config.token.as_deref(), config.token_file.as_deref())?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let server = tls::server_config(cert, key, config.tls_client_ca.as_deref())
+                .map_err(|e| e.to_string())?;
+            Some(tokio_rustls::TlsAcceptor::from(server))
+        }
+        _ => None,
+    };
+    if token.is_none() && config.tls_client_ca.is_none() {
+        tracing::warn!(source = %ctx.name, "Forward source on {} accepts any agent: set `token`, `token_file` or `tls_client_ca`.", config.listen);
+    }
+    let std_listener = std::net::TcpListener::bind(&config.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("{}: {e}", config.listen))?;
+    tracing::info!(source = %ctx.name, listen = %config.listen, tls = tls.is_some(), mutual_tls = config.tls_client_ca.is_some(), "Forward source listening.");
+    let shared = Arc::new(Shared {
+        appender: ctx.journal.appender(),
+        ctx,
+        token,
+        tls,
+        max_frame: config.max_frame_size.as_usize(),
+        max_batch: config.max_batch_size.as_usize(),
+        agents: Mutex::new(HashMap::new()),
+    });
+    let limit = Arc::new(Semaphore::new(config.max_connections));
+    let _guard = runtime.enter();
+    Ok(runtime.spawn(async move {
+        let listener = TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
+        accept_loop(listener, shared, limit).await
+    }))
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    limit: Arc<Semaphore>,
+) -> Result<(), String> {
+    let mut shutdown = shared.ctx.shutdown.clone();
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.triggered() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let Ok(permit) = limit.clone().try_acquire_owned() else {
+                        tracing::warn!(source = %shared.ctx.name, %peer, "Refused forward connection: too many connections.");
+                        shared.ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        if shared.tls.is_none() {
+                            tokio::spawn(tell_busy(stream));
+                        }
+                        continue;
+                    };
+                    let shared = shared.clone();
+                    connections.spawn(async move {
+                        serve(stream, peer, shared).await;
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(source = %shared.ctx.name, "Accept failed: {e}.");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    // Let connections finish the batch they are appending and send its ack, then stop.
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(3), drain)
+        .await
+        .is_err()
+    {
+        connections.abort_all();
+    }
+    Ok(())
+}
+
+/// Tells a peer over the connection limit so (plain TCP only: no TLS handshake is spent on it).
+async fn tell_busy(mut stream: TcpStream) {
+    let mut out = Vec::new();
+    Frame::Error {
+        code: ErrorCode::Unavailable,
+        message: "too many connections".into(),
+    }
+    .encode(&mut out);
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(&out).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// Why a connection ended badly: what to tell the peer and what to log.
+struct Refusal {
+    code: ErrorCode,
+    message: String,
+    /// False when the stream is unusable (I/O error, truncated frame): no ERROR frame is sent.
+    tell_peer: bool,
+}
+
+impl Refusal {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+            tell_peer: true,
+        }
+    }
+}
+
+impl From<FrameError> for Refusal {
+    fn from(e: FrameError) -> Refusal {
+        let tell_peer = !matches!(e, FrameError::Io(_) | FrameError::Truncated { .. });
+        Refusal {
+            code: e.error_code(),
+            message: e.to_string(),
+            tell_peer,
+        }
+    }
+}
+
+async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let name = shared.ctx.name.clone();
+    let io: Box<dyn Io> = match &shared.tls {
+        None => Box::new(stream),
+        Some(acceptor) => {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => Box::new(s),
+                Ok(Err(e)) => {
+                    shared.ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(source = %name, %peer, "Refused forward connection: TLS handshake failed: {e}.");
+                    return;
+                }
+                Err(_) => {
+                    shared.ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(source = %name, %peer, "Refused forward connection: TLS handshake timed out.");
+                    return;
+                }
+            }
+        }
+    };
+    let (mut rd, mut wr) = tokio::io::split(io);
+    let mut buf = BytesMut::new();
+    let hello = match tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        read_frame(&mut rd, &mut buf, shared.max_frame.min(64 * 1024)),
+    )
+    .await
+    {
+        Err(_) => Err(Refusal::new(ErrorCode::Malformed, "no HELLO in time")),
+        Ok(Ok(Some(Frame::Hello(h)))) => Ok(h),
+        Ok(Ok(Some(other))) => Err(Refusal::new(
+            ErrorCode::Malformed,
+            format!("expected HELLO, got {}", other.name()),
+        )),
+        Ok(Ok(None)) => return, // connected and left: a port probe
+        Ok(Err(e)) => Err(Refusal::from(e)),
+    };
+    let (hello, state) = match hello.and_then(|h| check_hello(&shared, h)) {
+        Ok(v) => v,
+        Err(r) => {
+            refuse(&shared, &mut wr, peer, None, r).await;
+            return;
+        }
+    };
+    let agent = hello.agent_id.clone();
+    // Report only what is durable: the agent acks its own journal up to this mark.
+    let high_water = {
+        let st = state.lock().await;
+        if let Err(e) = shared.appender.wait_durable(st.journal_seq).await {
+            drop(st);
+            let r = Refusal::new(ErrorCode::Unavailable, format!("journal: {e}"));
+            refuse(&shared, &mut wr, peer, Some(&agent), r).await;
+            return;
+        }
+        if st.stream_id == hello.stream_id {
+            st.high_water
+        } else {
+            0
+        }
+    };
+    let mut out = Vec::with_capacity(64);
+    Frame::Welcome {
+        version: PROTOCOL_VERSION,
+        high_water,
+    }
+    .encode(&mut out);
+    if wr.write_all(&out).await.is_err() || wr.flush().await.is_err() {
+        return;
+    }
+    tracing::info!(source = %name, %peer, agent = %agent, high_water, "Agent connected.");
+
+    let (ack_tx, ack_rx) = mpsc::channel::<AckJob>(ACK_QUEUE);
+    let writer = tokio::spawn(write_acks(wr, ack_rx, shared.appender.clone()));
+    let result = receive_batches(&shared, &mut rd, &mut buf, &hello, &state, &ack_tx).await;
+    match result {
+        Ok(()) => {
+            drop(ack_tx);
+            let _ = writer.await;
+            tracing::info!(source = %name, %peer, agent = %agent, "Agent disconnected.");
+        }
+        Err(r) => {
+            shared.ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(source = %name, %peer, agent = %agent, "Closed forward connection: {}.", r.message);
+            if r.tell_peer {
+                let _ = ack_tx.send(AckJob::Error(r.code, r.message)).await;
+            }
+            drop(ack_tx);
+            let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        }
+    }
+}
+
+/// Validates a HELLO and finds the agent's state.
+fn check_hello(
+    shared: &Shared,
+    hello: Hello,
+) -> Result<(Hello, Arc<tokio::sync::Mutex<StreamState>>), Refusal> {
+    if hello.version != PROTOCOL_VERSION {
+        return Err(Refusal::new(
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "protocol version {} is not supported (this aggregator speaks {PROTOCOL_VERSION})",
+                hello.version
+            ),
+        ));
+    }
+    if let Some(token) = &shared.token
+        && !constant_time_eq(token, &hello.token)
+    {
+        return Err(Refusal::new(
+            ErrorCode::AuthFailed,
+            format!("wrong token from agent {:?}", hello.agent_id),
+        ));
+    }
+    if !transport::is_valid_agent_id(&hello.agent_id) {
+        return Err(Refusal::new(
+            ErrorCode::InvalidAgentId,
+            format!("invalid agent id {:?}", hello.agent_id),
+        ));
+    }
+    if !transport::is_valid_stream_id(&hello.stream_id) {
+        return Err(Refusal::new(
+            ErrorCode::Malformed,
+            format!("invalid stream id {:?}", hello.stream_id),
+        ));
+    }
+    let mut agents = shared.agents.lock().unwrap_or_else(|p| p.into_inner());
+    let state = agents
+        .entry(hello.agent_id.clone())
+        .or_insert_with(|| {
+            let (stream_id, high_water) = shared
+                .ctx
+                .journal
+                .checkpoint(&checkpoint_key(&hello.agent_id))
+                .and_then(|v| parse_checkpoint(&v))
+                .unwrap_or_default();
+            Arc::new(tokio::sync::Mutex::new(StreamState {
+                stream_id,
+                high_water,
+                journal_seq: 0,
+            }))
+        })
+        .clone();
+    Ok((hello, state))
+}
+
+async fn refuse(
+    shared: &Shared,
+    wr: &mut WriteHalf<Box<dyn Io>>,
+    peer: SocketAddr,
+    agent: Option<&str>,
+    r: Refusal,
+) {
+    shared.ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(source = %shared.ctx.name, %peer, agent = agent.unwrap_or("?"), "Refused forward connection: {}.", r.message);
+    if r.tell_peer {
+        let mut out = Vec::new();
+        Frame::Error {
+            code: r.code,
+            message: r.message,
+        }
+        .encode(&mut out);
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = wr.write_all(&out).await;
+            let _ = wr.shutdown().await;
+        })
+        .await;
+    }
+}
+
+enum AckJob {
+    /// Ack `ack_seq` once journal sequence `journal_seq` is durable.
+    Ack {
+        journal_seq: u64,
+        ack_seq: u64,
+    },
+    Error(ErrorCode, String),
+}
+
+/// Sends acks in order, each once what it covers is durable; then an ERROR, if any.
+async fn write_acks(
+    mut wr: WriteHalf<Box<dyn Io>>,
+    mut jobs: mpsc::Receiver<AckJob>,
+    appender: Appender,
+) {
+    let mut out = Vec::with_capacity(64);
+    while let Some(job) = jobs.recv().await {
+        out.clear();
+        match job {
+            AckJob::Ack {
+                journal_seq,
+                ack_seq,
+            } => {
+                if appender.wait_durable(journal_seq).await.is_err() {
+                    return;
+                }
+                Frame::Ack { last_seq: ack_seq }.encode(&mut out);
+            }
+            AckJob::Error(code, message) => Frame::Error { code, message }.encode(&mut out),
+        }
+        // Batch acks that are ready together into one write.
+        if wr.write_all(&out).await.is_err() || wr.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+async fn receive_batches(
+    shared: &Shared,
+    rd: &mut ReadHalf<Box<dyn Io>>,
+    buf: &mut BytesMut,
+    hello: &Hello,
+    state: &tokio::sync::Mutex<StreamState>,
+    acks: &mpsc::Sender<AckJob>,
+) -> Result<(), Refusal> {
+    let mut shutdown = shared.ctx.shutdown.clone();
+    let mut decompressor = Some(
+        zstd::bulk::Decompressor::new()
+            .map_err(|e| Refusal::new(ErrorCode::Unavailable, format!("zstd: {e}")))?,
+    );
+    let key = checkpoint_key(&hello.agent_id);
+    loop {
+        let frame = tokio::select! {
+            _ = shutdown.triggered() => return Ok(()),
+            f = read_frame(rd, buf, shared.max_frame) => f?,
+        };
+        let batch = match frame {
+            None => return Ok(()),
+            Some(Frame::Batch(b)) => b,
+            Some(other) => {
+                return Err(Refusal::new(
+                    ErrorCode::Malformed,
+                    format!("unexpected {} frame", other.name()),
+                ));
+            }
+        };
+        check_batch_header(&batch, shared.max_batch)?;
+        // Decompression and decoding are CPU work: off the reactor.
+        let mut dec = decompressor
+            .take()
+            .ok_or_else(|| Refusal::new(ErrorCode::Unavailable, "decompressor lost"))?;
+        let max_batch = shared.max_batch;
+        let (dec, decoded) = tokio::task::spawn_blocking(move || {
+            let r = batch::decompress(&mut dec, &batch.compressed, batch.raw_len, max_batch)
+                .and_then(|raw| batch::decode_records(raw, batch.count));
+            (
+                dec,
+                r.map(|records| (batch.first_seq, batch.last_seq, records)),
+            )
+        })
+        .await
+        .map_err(|e| Refusal::new(ErrorCode::Unavailable, format!("decoder failed: {e}")))?;
+        decompressor = Some(dec);
+        let (first_seq, last_seq, mut records) = decoded.map_err(|e| match e {
+            BatchError::InvalidCategory(_) => {
+                Refusal::new(ErrorCode::InvalidCategory, e.to_string())
+            }
+            BatchError::TooLarge { .. } => Refusal::new(ErrorCode::BatchTooLarge, e.to_string()),
+            _ => Refusal::new(ErrorCode::Malformed, e.to_string()),
+        })?;
+
+        let mut st = state.lock().await;
+        if st.stream_id != hello.stream_id {
+            if !st.stream_id.is_empty() {
+                tracing::info!(source = %shared.ctx.name, agent = %hello.agent_id, "Agent started a new journal stream {} (its data was reset, or another agent uses the same id); previous stream {} ended at sequence {}.", hello.stream_id, st.stream_id, st.high_water);
+            }
+            st.stream_id = hello.stream_id.clone();
+            st.high_water = 0;
+        }
+        let job = if last_seq <= st.high_water {
+            // A replay: ack once the append that first held it is durable.
+            AckJob::Ack {
+                journal_seq: st.journal_seq,
+                ack_seq: last_seq,
+            }
+        } else {
+            let held = st.high_water.saturating_sub(first_seq - 1) as usize;
+            if first_seq > st.high_water + 1 && st.high_water > 0 {
+                tracing::info!(source = %shared.ctx.name, agent = %hello.agent_id, "Agent resumes at sequence {first_seq} after {}: the records between went elsewhere.", st.high_water);
+            }
+            records.drain(..held.min(records.len()));
+            let count = records.len() as u64;
+            let bytes: u64 = records.iter().map(|r| r.raw.len() as u64).sum();
+            let receipt = shared
+                .appender
+                .append(AppendBatch {
+                    records,
+                    checkpoints: vec![Checkpoint {
+                        key: key.clone(),
+                        value: Bytes::from(format!("{} {last_seq}", hello.stream_id)),
+                    }],
+                })
+                .await
+                .map_err(|e| Refusal::new(ErrorCode::Unavailable, format!("journal: {e}")))?;
+            st.high_water = last_seq;
+            st.journal_seq = receipt.last_seq;
+            shared.ctx.stats.add(count, bytes);
+            AckJob::Ack {
+                journal_seq: receipt.last_seq,
+                ack_seq: last_seq,
+            }
+        };
+        drop(st);
+        if acks.send(job).await.is_err() {
+            return Err(Refusal {
+                code: ErrorCode::Unavailable,
+                message: "connection lost while acking".into(),
+                tell_peer: false,
+            });
+        }
+    }
+}
+
+fn check_batch_header(b: &BatchFrame, max_batch: usize) -> Result<(), Refusal> {
+    if b.first_seq == 0 || b.last_seq < b.first_seq {
+        return Err(Refusal::new(
+            ErrorCode::Malformed,
+            format!("bad sequence range {}..={}", b.first_seq, b.last_seq),
+        ));
+    }
+    if b.last_seq - b.first_seq + 1 != u64::from(b.count) {
+        return Err(Refusal::new(
+            ErrorCode::Malformed,
+            format!(
+                "sequence range {}..={} does not match {} records",
+                b.first_seq, b.last_seq, b.count
+            ),
+        ));
+    }
+    if b.raw_len as usize > max_batch {
+        return Err(Refusal::new(
+            ErrorCode::BatchTooLarge,
+            format!(
+                "batch declares {} decompressed bytes, more than the maximum of {max_batch}",
+                b.raw_len
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_values() {
+        assert_eq!(parse_checkpoint(b"00ff 42"), Some(("00ff".to_string(), 42)));
+        assert_eq!(parse_checkpoint(b"00ff"), None);
+        assert_eq!(parse_checkpoint(b"00ff x"), None);
+    }
+}
