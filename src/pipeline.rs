@@ -149,6 +149,24 @@ pub fn run_until(
         config.journal.to_journal_config(),
     )?;
 
+    // Every sink that writes GELF parses a record with the parser of its source.
+    let mut parsers = Vec::new();
+    for (name, source) in &config.sources {
+        if let Some(options) = source.parse_options() {
+            let parser = options
+                .to_parser_config()
+                .and_then(|c| c.compile().map_err(|e| e.to_string()))
+                .map_err(|message| PipelineError::Source {
+                    name: name.clone(),
+                    message,
+                })?;
+            parsers.push((name.clone(), parser));
+        }
+    }
+    if !crate::parse::registry::install(crate::parse::registry::ParserRegistry::new(parsers)) {
+        tracing::warn!("Parsers were already installed in this process; keeping the first set.");
+    }
+
     // Sinks first, so their cursors exist before anything is appended.
     let mut sink_threads = Vec::new();
     let mut sink_stats = Vec::new();
@@ -165,14 +183,16 @@ pub fn run_until(
                 shutdown.clone(),
                 &hostname,
             ),
-            SinkConfig::Index(_) => {
-                return Err(PipelineError::Sink {
-                    name: name.clone(),
-                    message: format!(
-                        "sink type `{}` is not available in this build yet",
-                        sink.type_name()
-                    ),
-                });
+            SinkConfig::Index(cfg) => {
+                if !cfg.listen.is_empty() {
+                    start_search_api(&cfg.listen, &config.data_dir, runtime, &shutdown).map_err(
+                        |message| PipelineError::Sink {
+                            name: name.clone(),
+                            message,
+                        },
+                    )?;
+                }
+                sinks::index::spawn(name, cfg, cursor, &config.data_dir, stats.clone())
             }
         }
         .map_err(|message| PipelineError::Sink {
@@ -278,6 +298,39 @@ pub fn run_until(
     }
 }
 
+/// Serves the search API for `quill search --server` until shutdown.
+fn start_search_api(
+    addr: &str,
+    data_dir: &std::path::Path,
+    runtime: &tokio::runtime::Runtime,
+    shutdown: &Shutdown,
+) -> Result<(), String> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| format!("cannot serve the search API on {addr}: {e}"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("search API {addr}: {e}"))?;
+    let _guard = runtime.enter();
+    let listener = tokio::net::TcpListener::from_std(listener)
+        .map_err(|e| format!("search API {addr}: {e}"))?;
+    let root = crate::index::index_root(data_dir);
+    let mut sd = shutdown.clone();
+    runtime.spawn(async move {
+        if let Err(e) =
+            crate::index::http::serve_search_api(
+                listener,
+                root,
+                async move { sd.triggered().await },
+            )
+            .await
+        {
+            tracing::error!("Search API stopped: {e}.");
+        }
+    });
+    tracing::info!(%addr, "Serving the search API.");
+    Ok(())
+}
+
 fn status_line(
     sources: &[(String, Arc<SourceStats>)],
     sinks: &[(String, Arc<SinkStats>)],
@@ -299,6 +352,9 @@ fn status_line(
             s.records.load(Ordering::Relaxed),
             s.bytes.load(Ordering::Relaxed)
         );
+        if let Some(files) = crate::sources::file::metrics(name) {
+            let _ = write!(line, ", {}", files.summary());
+        }
         let dropped = s.dropped.load(Ordering::Relaxed);
         if dropped > 0 {
             let _ = write!(line, ", {dropped} dropped (journal full)");
@@ -318,6 +374,15 @@ fn status_line(
             " | sink {name}: {} records",
             s.records.load(Ordering::Relaxed)
         );
+    }
+    let parse_errors: Vec<String> = crate::parse::registry::registry()
+        .parse_errors()
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(source, n)| format!("{source}={n}"))
+        .collect();
+    if !parse_errors.is_empty() {
+        let _ = write!(line, " | parse errors: {}", parse_errors.join(" "));
     }
     let js = journal.stats();
     let _ = write!(line, " | journal: last_seq={}", js.last_seq);

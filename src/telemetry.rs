@@ -69,6 +69,9 @@ pub fn publish(
         metrics::counter!("quill_sink_bytes_total", &label)
             .absolute(s.bytes.load(Ordering::Relaxed));
     }
+    for (source, n) in crate::parse::registry::registry().parse_errors() {
+        metrics::counter!("quill_parse_errors_total", "source" => source).absolute(n);
+    }
     let js = journal.stats();
     metrics::counter!("quill_journal_records_total").absolute(js.records_appended);
     metrics::counter!("quill_journal_bytes_total").absolute(js.bytes_appended);

@@ -50,22 +50,9 @@ pub struct ParseArgs {
 
 /// Parses `+hh:mm`, `-hhmm`, `+hh`, `UTC`, `Z` into seconds east of UTC.
 pub fn parse_tz_offset(s: &str) -> anyhow::Result<i32> {
-    if matches!(s, "UTC" | "utc" | "Z" | "GMT") {
-        return Ok(0);
-    }
-    let (sign, rest) = match s.as_bytes().first() {
-        Some(b'+') => (1, &s[1..]),
-        Some(b'-') => (-1, &s[1..]),
-        _ => anyhow::bail!("time zone `{s}`: expected an offset like +01:00, -0500 or UTC"),
-    };
-    let digits: String = rest.chars().filter(|c| *c != ':').collect();
-    let (h, m) = match digits.len() {
-        2 => (digits.parse::<i32>()?, 0),
-        4 => (digits[..2].parse::<i32>()?, digits[2..].parse::<i32>()?),
-        _ => anyhow::bail!("time zone `{s}`: expected an offset like +01:00, -0500 or UTC"),
-    };
-    anyhow::ensure!(h <= 23 && m <= 59, "time zone `{s}` out of range");
-    Ok(sign * (h * 3600 + m * 60))
+    crate::parse::text::parse_tz_offset(s).ok_or_else(|| {
+        anyhow::anyhow!("time zone `{s}`: expected an offset like +01:00, -0500 or UTC")
+    })
 }
 
 /// Builds the parser configuration the arguments describe (for one input file, if given).

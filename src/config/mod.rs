@@ -192,6 +192,22 @@ pub struct FileSourceConfig {
     /// character, everything else is literal. E.g. `"\d\d\d\d-\d\d-\d\d "`. A joined
     /// record is flushed when the next start line arrives or after `partial_line_timeout`.
     pub multiline_start: Option<String>,
+    /// haproxy.cfg to read custom `log-format`s and `capture` declarations from.
+    pub haproxy_config: Option<PathBuf>,
+    /// Custom HAProxy `log-format` strings, tried before the built-in formats.
+    #[serde(default)]
+    pub haproxy_format: Vec<String>,
+    /// Apache `LogFormat` strings or nicknames (`combined`, ...), tried in order.
+    #[serde(default)]
+    pub apache_format: Vec<String>,
+    /// Apache config to read `LogFormat` lines from.
+    pub apache_config: Option<PathBuf>,
+    /// Time zone of log times that carry none, as an offset (`"+01:00"`, `"UTC"`).
+    pub timezone: Option<String>,
+    /// Field and header names `_txn_id` is taken from, in priority order (default: unique-id,
+    /// X-Request-ID, X-Response-Id, X-Unique-ID, UNIQUE_ID, txnId, txn_id, request_id).
+    #[serde(default)]
+    pub txn_id_fields: Vec<String>,
 }
 
 /// How a file source learns that files changed.
@@ -248,6 +264,22 @@ pub struct SyslogSourceConfig {
     /// Stream connections (TCP, TLS, unix) open at once at most; more are refused and counted.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// haproxy.cfg to read custom `log-format`s and `capture` declarations from.
+    pub haproxy_config: Option<PathBuf>,
+    /// Custom HAProxy `log-format` strings, tried before the built-in formats.
+    #[serde(default)]
+    pub haproxy_format: Vec<String>,
+    /// Apache `LogFormat` strings or nicknames (`combined`, ...), tried in order.
+    #[serde(default)]
+    pub apache_format: Vec<String>,
+    /// Apache config to read `LogFormat` lines from.
+    pub apache_config: Option<PathBuf>,
+    /// Time zone of log times that carry none, as an offset (`"+01:00"`, `"UTC"`).
+    pub timezone: Option<String>,
+    /// Field and header names `_txn_id` is taken from, in priority order (default: unique-id,
+    /// X-Request-ID, X-Response-Id, X-Unique-ID, UNIQUE_ID, txnId, txn_id, request_id).
+    #[serde(default)]
+    pub txn_id_fields: Vec<String>,
     /// Category of every record (default: the source's name).
     pub category: Option<String>,
     #[serde(default = "default_syslog_format")]
@@ -315,6 +347,79 @@ fn default_forward_max_batch() -> ByteSize {
 }
 fn default_forward_max_connections() -> usize {
     1024
+}
+
+/// How a source's lines are parsed at the sinks (the parse keys shared by file and syslog sources).
+#[derive(Debug, Clone, Copy)]
+pub struct ParseOptions<'a> {
+    pub format: Format,
+    pub haproxy_config: Option<&'a Path>,
+    pub haproxy_format: &'a [String],
+    pub apache_format: &'a [String],
+    pub apache_config: Option<&'a Path>,
+    pub timezone: Option<&'a str>,
+    pub txn_id_fields: &'a [String],
+}
+
+impl SourceConfig {
+    /// The source's parse options (`None` for forward sources: records keep their agent's hint).
+    pub fn parse_options(&self) -> Option<ParseOptions<'_>> {
+        macro_rules! opts {
+            ($c:expr) => {
+                ParseOptions {
+                    format: $c.format,
+                    haproxy_config: $c.haproxy_config.as_deref(),
+                    haproxy_format: &$c.haproxy_format,
+                    apache_format: &$c.apache_format,
+                    apache_config: $c.apache_config.as_deref(),
+                    timezone: $c.timezone.as_deref(),
+                    txn_id_fields: &$c.txn_id_fields,
+                }
+            };
+        }
+        match self {
+            SourceConfig::File(c) => Some(opts!(c)),
+            SourceConfig::Syslog(c) => Some(opts!(c)),
+            SourceConfig::Forward(_) => None,
+        }
+    }
+}
+
+impl ParseOptions<'_> {
+    /// Reads the named config files and builds the parser configuration.
+    pub fn to_parser_config(&self) -> Result<crate::parse::ParserConfig, String> {
+        use crate::parse::{ParserConfig, TxnIdSources};
+        let mut cfg = ParserConfig {
+            format: self.format,
+            haproxy_log_formats: self.haproxy_format.to_vec(),
+            apache_log_formats: self.apache_format.to_vec(),
+            ..ParserConfig::default()
+        };
+        if let Some(tz) = self.timezone {
+            cfg.tz_offset_secs = crate::parse::text::parse_tz_offset(tz).ok_or_else(|| {
+                format!("invalid timezone `{tz}` (expected e.g. \"+01:00\", \"-0500\", \"UTC\")")
+            })?;
+        }
+        if !self.txn_id_fields.is_empty() {
+            cfg.txn_id_sources = TxnIdSources::new(self.txn_id_fields);
+        }
+        if let Some(path) = self.haproxy_config {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            cfg.haproxy_config = Some(
+                crate::parse::haproxy::config::HaproxyConfig::parse(&text)
+                    .map_err(|e| format!("{}: {e}", path.display()))?,
+            );
+        }
+        if let Some(path) = self.apache_config {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let ac = crate::parse::apache::config::ApacheConfig::parse(&text)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            cfg.apache_log_formats.extend(ac.formats());
+        }
+        Ok(cfg)
+    }
 }
 
 /// `[sinks.NAME]`, selected by `type`.
@@ -430,6 +535,23 @@ pub struct IndexSinkConfig {
     /// How often new entries are made searchable.
     #[serde(default = "default_commit_interval")]
     pub commit_interval: HumanDuration,
+    /// Day partitions older than this many days are deleted (0 keeps everything).
+    #[serde(default = "default_max_age_days")]
+    pub max_age_days: u32,
+    /// Oldest day partitions are deleted while the index is larger than this (0: no limit).
+    #[serde(default)]
+    pub max_size: Option<ByteSize>,
+    /// Serve the search API (`quill search --server`) here; `""` turns it off. Default
+    /// `127.0.0.1:7379` (loopback only).
+    #[serde(default = "default_search_listen")]
+    pub listen: String,
+}
+
+fn default_max_age_days() -> u32 {
+    30
+}
+fn default_search_listen() -> String {
+    "127.0.0.1:7379".to_string()
 }
 
 fn default_commit_interval() -> HumanDuration {
@@ -720,7 +842,18 @@ impl Config {
                         return Err(err(&table, key, message));
                     }
                 }
-                SinkConfig::Index(_) => {}
+                SinkConfig::Index(i) => {
+                    if !i.listen.is_empty() && i.listen.parse::<std::net::SocketAddr>().is_err() {
+                        return Err(err(
+                            &table,
+                            "listen",
+                            format!(
+                                "invalid socket address `{}` (expected IP:PORT or \"\")",
+                                i.listen
+                            ),
+                        ));
+                    }
+                }
             }
         }
         Ok(())

@@ -16,7 +16,6 @@ use serde::de::{self, Deserializer, IgnoredAny, Visitor};
 use tantivy::{DateTime, TantivyDocument};
 
 use super::schema::IndexFields;
-use crate::gelf;
 use crate::record::Record;
 
 /// Longest transaction id kept (longer values are not ids).
@@ -295,8 +294,8 @@ impl DocumentBuilder {
     /// Encodes `record` as GELF and builds its document.
     pub fn build(&mut self, record: &Record, seq: u64) -> BuiltDocument {
         self.gelf.clear();
-        gelf::encode_record(record, &mut self.gelf);
-        // encode_record escapes every byte sequence into valid UTF-8 JSON; the lossy path is a
+        crate::parse::registry::encode(record, &mut self.gelf);
+        // The GELF writer escapes every byte sequence into valid UTF-8 JSON; the lossy path is a
         // guard that never runs.
         let text = match std::str::from_utf8(&self.gelf) {
             Ok(s) => std::borrow::Cow::Borrowed(s),

@@ -14,6 +14,7 @@ pub mod detect;
 pub mod fuzzing;
 pub mod haproxy;
 pub mod json;
+pub mod registry;
 pub mod syslog;
 pub mod text;
 

@@ -376,6 +376,30 @@ fn json_unicode(after: &[u8]) -> Option<(char, usize)> {
     Some((char::from_u32(hi).unwrap_or('\u{fffd}'), 5))
 }
 
+/// Parses a time zone offset (`+hh:mm`, `-hhmm`, `+hh`, `UTC`, `Z`, `GMT`) into seconds east of
+/// UTC; `None` if it is not one.
+pub fn parse_tz_offset(s: &str) -> Option<i32> {
+    if matches!(s, "UTC" | "utc" | "Z" | "GMT") {
+        return Some(0);
+    }
+    let (sign, rest) = match s.as_bytes().first() {
+        Some(b'+') => (1, &s[1..]),
+        Some(b'-') => (-1, &s[1..]),
+        _ => return None,
+    };
+    let digits: Vec<u8> = rest.bytes().filter(|c| *c != b':').collect();
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let num = |d: &[u8]| d.iter().fold(0i32, |acc, c| acc * 10 + i32::from(c - b'0'));
+    let (h, m) = match digits.len() {
+        2 => (num(&digits), 0),
+        4 => (num(&digits[..2]), num(&digits[2..])),
+        _ => return None,
+    };
+    (h <= 23 && m <= 59).then_some(sign * (h * 3600 + m * 60))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

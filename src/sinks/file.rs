@@ -182,7 +182,7 @@ impl FileSink {
                 INVALID_CATEGORY
             };
             self.line.clear();
-            crate::gelf::encode_record(record, &mut self.line);
+            crate::parse::registry::encode(record, &mut self.line);
             self.line.push(b'\n');
             bytes += self.line.len() as u64;
             let line_len = self.line.len() as u64;

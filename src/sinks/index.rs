@@ -9,11 +9,15 @@
 //! Touches `<data_dir>/index/` (through [`IndexWriterSet`]) and its journal cursor.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::config::IndexSinkConfig;
 use crate::index::{IndexError, IndexSettings, IndexWriterSet};
 use crate::journal::Cursor;
+use crate::telemetry::SinkStats;
 
 /// The name the pipeline should give the index sink's journal cursor.
 pub const DEFAULT_CURSOR_NAME: &str = "index";
@@ -29,10 +33,47 @@ pub fn stream_name(cursor: &Cursor) -> String {
 /// Blocking: run it on its own thread (`std::thread::spawn` or `spawn_blocking`). Errors are
 /// returned, not retried: the caller decides whether to restart the sink.
 pub fn run_index_sink(
+    cursor: Cursor,
+    index_dir: &Path,
+    settings: &IndexSettings,
+    stop: &AtomicBool,
+) -> Result<crate::index::writer::WriterStats, IndexError> {
+    run_counted(cursor, index_dir, settings, stop, &SinkStats::default())
+}
+
+/// Starts the index sink of a running pipeline on its own thread; it drains the journal when it
+/// closes.
+pub fn spawn(
+    name: &str,
+    config: &IndexSinkConfig,
+    cursor: Cursor,
+    data_dir: &Path,
+    stats: Arc<SinkStats>,
+) -> Result<JoinHandle<Result<(), String>>, String> {
+    let settings = IndexSettings {
+        commit_interval: config.commit_interval.0,
+        max_age_days: config.max_age_days,
+        max_total_bytes: config.max_size.map_or(0, |s| s.as_u64()),
+        ..IndexSettings::default()
+    };
+    let index_dir = crate::index::index_root(data_dir);
+    std::thread::Builder::new()
+        .name(format!("sink-{name}"))
+        .spawn(move || {
+            let never = AtomicBool::new(false);
+            run_counted(cursor, &index_dir, &settings, &never, &stats)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| format!("cannot start thread: {e}"))
+}
+
+fn run_counted(
     mut cursor: Cursor,
     index_dir: &Path,
     settings: &IndexSettings,
     stop: &AtomicBool,
+    stats: &SinkStats,
 ) -> Result<crate::index::writer::WriterStats, IndexError> {
     let mut writer = IndexWriterSet::open(index_dir, settings)?;
     writer.apply_retention()?;
@@ -51,6 +92,13 @@ pub fn run_index_sink(
             writer.add(&stream, entry.seq, &entry.record)?;
             pending = Some(entry.seq);
         }
+        stats
+            .records
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats.bytes.fetch_add(
+            batch.iter().map(|e| e.record.raw.len() as u64).sum(),
+            Ordering::Relaxed,
+        );
         let stopping = stop.load(Ordering::Relaxed) || (batch.is_empty() && cursor.is_drained());
         if stopping || (pending.is_some() && last_commit.elapsed() >= commit_interval) {
             writer.commit()?;

@@ -9,5 +9,5 @@
 //! A sink touches its own output and its journal cursor, nothing else.
 
 pub mod file;
-pub mod index;
 pub mod forward;
+pub mod index;

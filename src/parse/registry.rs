@@ -1,0 +1,101 @@
+//! The process-wide choice of parser per source, used by every sink that turns records into GELF.
+//!
+//! A daemon compiles one [`Parser`] per configured source (its format, log-formats, time zone and
+//! txn-id names) and [`install`]s them once at start-up; [`encode`] then picks the parser by the
+//! record's source name and counts lines that failed to parse, per source. Records from sources
+//! the registry does not know (forwarded from agents, backfilled files, a process that installed
+//! nothing) use the default parser, which follows each record's own format hint. No I/O here.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::parse::{Outcome, Parser, ParserConfig};
+use crate::record::Record;
+
+struct Entry {
+    parser: Parser,
+    parse_errors: AtomicU64,
+}
+
+/// Parsers by source name, plus the default.
+pub struct ParserRegistry {
+    by_source: HashMap<String, Entry>,
+    default: Entry,
+}
+
+impl ParserRegistry {
+    /// A registry with `sources` and a default parser that follows each record's format hint.
+    pub fn new(sources: Vec<(String, Parser)>) -> ParserRegistry {
+        ParserRegistry {
+            by_source: sources
+                .into_iter()
+                .map(|(name, parser)| {
+                    (
+                        name,
+                        Entry {
+                            parser,
+                            parse_errors: AtomicU64::new(0),
+                        },
+                    )
+                })
+                .collect(),
+            default: Entry {
+                parser: default_parser(),
+                parse_errors: AtomicU64::new(0),
+            },
+        }
+    }
+
+    /// Writes `record` as GELF into `out` with its source's parser.
+    pub fn encode(&self, record: &Record, out: &mut Vec<u8>) -> Outcome {
+        let entry = self
+            .by_source
+            .get(&*record.origin.source)
+            .unwrap_or(&self.default);
+        let outcome = entry.parser.encode(record, out);
+        if outcome.is_error() {
+            entry.parse_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        outcome
+    }
+
+    /// Lines that failed to parse, per configured source (and `"*"` for all others).
+    pub fn parse_errors(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = self
+            .by_source
+            .iter()
+            .map(|(n, e)| (n.clone(), e.parse_errors.load(Ordering::Relaxed)))
+            .collect();
+        v.sort();
+        v.push((
+            "*".into(),
+            self.default.parse_errors.load(Ordering::Relaxed),
+        ));
+        v
+    }
+}
+
+fn default_parser() -> Parser {
+    // The default configuration has no user input to reject.
+    ParserConfig::default()
+        .compile()
+        .unwrap_or_else(|e| unreachable!("the default parser configuration compiles: {e}"))
+}
+
+static REGISTRY: OnceLock<ParserRegistry> = OnceLock::new();
+
+/// Installs the process's registry; a second call is refused (and returns false).
+pub fn install(registry: ParserRegistry) -> bool {
+    REGISTRY.set(registry).is_ok()
+}
+
+/// The installed registry, or one with only the default parser.
+pub fn registry() -> &'static ParserRegistry {
+    REGISTRY.get_or_init(|| ParserRegistry::new(Vec::new()))
+}
+
+/// Writes `record` as GELF with the parser of its source (see [`ParserRegistry::encode`]).
+pub fn encode(record: &Record, out: &mut Vec<u8>) -> Outcome {
+    registry().encode(record, out)
+}
