@@ -104,7 +104,18 @@ impl FieldSink for GelfWriter<'_> {
         }
         if prefix.is_empty() {
             match &self.out[start..] {
-                b"id" => self.out.push(b'_'),
+                // `_id` is forbidden by GELF; the others are written by the envelope, and a JSON
+                // key must not duplicate them.
+                b"id"
+                | b"txn_id"
+                | b"category"
+                | b"source"
+                | b"log_format"
+                | b"truncated"
+                | b"record_truncated"
+                | b"parse_error"
+                | b"parse_error_column"
+                | b"format_tried" => self.out.push(b'_'),
                 b"" => self.out.extend_from_slice(b"empty"),
                 _ => {}
             }

@@ -7,7 +7,7 @@
 //! in other processes while a writer commits ([`reader`]). [`http`] serves searches as JSON for
 //! `quill search --server`; [`backfill`] indexes existing log files.
 //!
-//! This module owns `<data_dir>/index/` and nothing else. See `docs/index-schema.md` for why the
+//! This module owns `<data_dir>/index/` and nothing else. See ARCHITECTURE.md, "Index schema" for why the
 //! schema looks the way it does.
 
 pub mod backfill;

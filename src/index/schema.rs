@@ -1,7 +1,7 @@
 //! The tantivy schema of a partition, and the field handles every other index module uses.
 //!
 //! Field names are what `quill search --query` users type (`status:503 AND host:web1`), so they
-//! are short and stable. Why each field is indexed the way it is: `docs/index-schema.md`.
+//! are short and stable. Why each field is indexed the way it is: ARCHITECTURE.md, "Index schema".
 
 use tantivy::schema::{
     DateOptions, DateTimePrecision, FAST, Field, INDEXED, IndexRecordOption, STORED, STRING,

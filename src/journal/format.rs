@@ -1,5 +1,5 @@
 //! The journal's on-disk encodings, version 1: segment headers, record frames, cursor files and
-//! the checkpoint snapshot (described in `docs/journal-format.md`).
+//! the checkpoint snapshot (described in ARCHITECTURE.md, "Journal on-disk format").
 //!
 //! Pure byte functions: this module does no I/O. Every decoder is bounds-checked and returns a
 //! [`FormatError`] on malformed input; nothing here panics or allocates more than its input holds.

@@ -8,7 +8,7 @@
 //! (backpressure); datagram sources use [`Appender::try_append`] (or
 //! [`Appender::try_append_or_count`]) and count what they could not journal.
 //!
-//! On disk (`docs/journal-format.md`): segment files `<first_seq>.qjs` of checksummed frames, one
+//! On disk (ARCHITECTURE.md, "Journal on-disk format"): segment files `<first_seq>.qjs` of checksummed frames, one
 //! writer thread doing group commit ([`FsyncPolicy`]), `cursors/<name>.cur` and
 //! `checkpoints.snap` written atomically. Readers only ever see durable records.
 //!

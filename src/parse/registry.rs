@@ -99,3 +99,54 @@ pub fn registry() -> &'static ParserRegistry {
 pub fn encode(record: &Record, out: &mut Vec<u8>) -> Outcome {
     registry().encode(record, out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Format, Origin};
+    use bytes::Bytes;
+
+    #[test]
+    fn json_keys_never_duplicate_envelope_keys() {
+        let reg = ParserRegistry::new(Vec::new());
+        let record = Record::new(
+            Origin::new("app", "web", Format::Json, "h1"),
+            Bytes::from_static(
+                br#"{"msg":"hi","txn_id":"t-1","_category":"x","source":"y","id":7}"#,
+            ),
+        );
+        let mut out = Vec::new();
+        assert!(!reg.encode(&record, &mut out).is_error());
+        let text = String::from_utf8(out).unwrap();
+        for key in ["\"_txn_id\":", "\"_category\":", "\"_source\":"] {
+            assert_eq!(text.matches(key).count(), 1, "{key} in {text}");
+        }
+        assert!(!text.contains("\"_id\":"), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["_txn_id"], "t-1");
+        assert_eq!(v["_category"], "web");
+        assert_eq!(v["_category_"], "x");
+        assert_eq!(v["_id_"], 7);
+    }
+
+    #[test]
+    fn parse_errors_are_counted_per_source() {
+        let strict = ParserConfig {
+            format: Format::Json,
+            ..ParserConfig::default()
+        }
+        .compile()
+        .unwrap();
+        let reg = ParserRegistry::new(vec![("lb".to_string(), strict)]);
+        let bad = Record::new(
+            Origin::new("lb", "lb", Format::Json, "h"),
+            Bytes::from_static(b"{\"msg\": \"cut"),
+        );
+        let mut out = Vec::new();
+        assert!(reg.encode(&bad, &mut out).is_error());
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["short_message"], "{\"msg\": \"cut");
+        assert!(v["_parse_error"].is_string());
+        assert_eq!(reg.parse_errors()[0], ("lb".to_string(), 1));
+    }
+}
