@@ -208,27 +208,30 @@ max_size = "4KiB"
         let want = format!("bulk {i:04} {}", "x".repeat(40));
         assert_eq!(msgs.iter().filter(|m| **m == want).count(), 1, "{want}");
     }
-    for want in ["hello over udp", "hello over tcp", "hello octet counted"] {
+    for (want, format) in [
+        ("hello over udp", "syslog-rfc3164"),
+        ("hello over tcp", "syslog-rfc5424"),
+        ("hello octet counted", "syslog-rfc5424"),
+    ] {
+        // Parsed at the sink: the syslog MSG is the short message, the header becomes fields.
         let hits: Vec<_> = entries
             .iter()
-            .filter(|e| {
-                e["short_message"]
-                    .as_str()
-                    .is_some_and(|m| m.ends_with(want))
-            })
+            .filter(|e| e["short_message"] == want)
             .collect();
         assert_eq!(hits.len(), 1, "{want}: {msgs:?}");
         assert_eq!(hits[0]["_category"], "sys");
-        assert!(
-            hits[0]["short_message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with('<')),
-            "syslog kept byte-exact with its PRI"
+        assert_eq!(hits[0]["_log_format"], format, "{:?}", hits[0]);
+        assert_eq!(
+            hits[0]["level"], 5,
+            "logger's default priority is user.notice"
         );
     }
     for e in &entries {
         assert_eq!(e["version"], "1.1");
-        assert_eq!(e["host"], "testhost");
+        if e["_category"] == "app" {
+            // File lines carry no host of their own: the receiving host's name.
+            assert_eq!(e["host"], "testhost");
+        }
         assert!(e["timestamp"].as_f64().is_some_and(|t| t > 1.7e9));
         assert!(e["level"].is_u64());
     }
@@ -269,6 +272,7 @@ fn quickstart_runs_from_a_fresh_checkout() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     for rel in [
         "config/quickstart.toml",
+        "examples/haproxy.cfg",
         "examples/logs/haproxy.log",
         "examples/logs/apache_access.log",
     ] {
@@ -307,6 +311,35 @@ fn quickstart_runs_from_a_fresh_checkout() {
             .any(|m| m.ends_with("hello"))),
         "logger's hello arrived\n{}",
         daemon.stderr()
+    );
+    // The request id from the sample logs finds the HAProxy line and the Apache line of that request.
+    let txn = "f2a74de4-269e-4651-aa6a-128b0c5c7fd0";
+    let mut found = Vec::new();
+    let searched = wait_until(Duration::from_secs(10), || {
+        let out = Command::new(quill_bin())
+            .args(["search", txn, "--json", "--data"])
+            .arg(root.join("data"))
+            .output()
+            .unwrap();
+        found = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        found.len() >= 2
+    });
+    assert!(searched, "search found {found:?}\n{}", daemon.stderr());
+    let cats: Vec<serde_json::Value> = found
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(cats.iter().all(|e| e["_txn_id"] == txn));
+    assert!(
+        cats.iter()
+            .any(|e| e["_category"] == "lb" && e["_status"] == 200)
+    );
+    assert!(
+        cats.iter()
+            .any(|e| e["_category"] == "web" && e["_http_path"] == "/api/v1/cart")
     );
     assert!(daemon.stop().success());
     assert!(read_sink(&out).iter().any(|e| e["_category"] == "lb"));

@@ -48,6 +48,8 @@ unix = "./dgram.sock"
 unix_stream = "./stream.sock"
 unix_mode = "0660"
 category = "sys"
+# Raw: the sink shows each record exactly as journaled, so the tests can compare bytes.
+format = "raw"
 tcp_idle_timeout = "30s"
 {extra_source_keys}
 
