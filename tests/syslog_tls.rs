@@ -126,7 +126,7 @@ fn start(dir: &Path, mutual: bool) -> (Daemon, u16) {
     write_file(
         &dir.join("q.toml"),
         &format!(
-            "[sources.sec]\ntype = \"syslog\"\ntls = \"127.0.0.1:{port}\"\ntls_cert = \"./server.pem\"\ntls_key = \"./server.key\"\n{ca}\n[sinks.out]\ntype = \"file\"\npath = \"./out\"\n"
+            "[sources.sec]\ntype = \"syslog\"\nformat = \"raw\"\ntls = \"127.0.0.1:{port}\"\ntls_cert = \"./server.pem\"\ntls_key = \"./server.key\"\n{ca}\n[sinks.out]\ntype = \"file\"\npath = \"./out\"\n"
         ),
     );
     let d = Daemon::start(dir, &dir.join("q.toml"));
