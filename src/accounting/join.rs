@@ -254,7 +254,10 @@ mod tests {
         let out = j.push(Some("a"), back, 2, 10);
         assert_eq!(out.len(), 2);
         let c = out[0].correction.unwrap();
-        assert_eq!((c.bytes_sent, c.basis), (Some(310), super::super::Basis::Exact));
+        assert_eq!(
+            (c.bytes_sent, c.basis),
+            (Some(310), super::super::Basis::Exact)
+        );
         // learned N = 7 → estimate for an unjoined entry
         assert!(j.push(Some("b"), hap(297), 3, 20).is_empty());
         assert!(j.poll_expired(500).is_empty());

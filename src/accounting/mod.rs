@@ -260,7 +260,10 @@ impl HeaderModel {
         let tcp = fe.is_some_and(|f| f.mode_tcp) || (ts.len() == 2 && e.http_method.is_empty());
         if tcp {
             return if aborted {
-                raw(Basis::Unknown, "tcp abort: %B counts bytes read from the server")
+                raw(
+                    Basis::Unknown,
+                    "tcp abort: %B counts bytes read from the server",
+                )
             } else {
                 raw(Basis::Exact, "tcp mode: %B is the relayed byte count")
             };
@@ -281,9 +284,14 @@ impl HeaderModel {
         // the configured algorithms, and never a response the server already encoded (the
         // response capture shows the server's header, before compression).
         for p in [fe, be].into_iter().flatten().filter(|p| p.compression) {
-            let server_encoded = matches!(captured(e, fe, "content-encoding"), Some(Some(v)) if !v.is_empty());
+            let server_encoded =
+                matches!(captured(e, fe, "content-encoding"), Some(Some(v)) if !v.is_empty());
             let accepts = match fe {
-                Some(f) if f.captured_request.iter().any(|c| c.eq_ignore_ascii_case("accept-encoding")) => {
+                Some(f)
+                    if f.captured_request
+                        .iter()
+                        .any(|c| c.eq_ignore_ascii_case("accept-encoding")) =>
+                {
                     let ae = e
                         .captured_request
                         .iter()
@@ -291,7 +299,11 @@ impl HeaderModel {
                         .map(|(_, v)| v.to_ascii_lowercase())
                         .unwrap_or_default();
                     p.compression_algos.iter().any(|a| {
-                        let token = if a == "raw-deflate" { "deflate" } else { a.as_str() };
+                        let token = if a == "raw-deflate" {
+                            "deflate"
+                        } else {
+                            a.as_str()
+                        };
                         ae.contains(token) || ae.contains('*')
                     })
                 }
@@ -302,12 +314,17 @@ impl HeaderModel {
             let type_ok = match captured(e, fe, "content-type") {
                 Some(Some(ct)) if !p.compression_types.is_empty() => {
                     let ct = ct.split(';').next().unwrap_or("").trim();
-                    p.compression_types.iter().any(|t| t.eq_ignore_ascii_case(ct))
+                    p.compression_types
+                        .iter()
+                        .any(|t| t.eq_ignore_ascii_case(ct))
                 }
                 _ => true,
             };
             if accepts && !server_encoded && status_ok && type_ok {
-                return raw(Basis::Unknown, "compression possible: %B is the uncompressed size");
+                return raw(
+                    Basis::Unknown,
+                    "compression possible: %B is the uncompressed size",
+                );
             }
         }
         let generated = e.server == "<NOSRV>"
@@ -430,8 +447,7 @@ impl HeaderModel {
                             len + "; path=/".len()
                         }
                         None => {
-                            ck.name.len()
-                                + "=; Expires=Thu, 01-Jan-1970 00:00:01 GMT; path=/".len()
+                            ck.name.len() + "=; Expires=Thu, 01-Jan-1970 00:00:01 GMT; path=/".len()
                         }
                     };
                     let mut len = value;
@@ -488,17 +504,17 @@ impl HeaderModel {
                     inj.inexact("conditional http-response rule");
                 }
                 let key = r.name.to_ascii_lowercase();
-                let present = seen.entry(key.clone()).or_insert_with(|| {
-                    match captured(e, Some(fe), &key) {
-                        Some(Some(v)) if v.is_empty() => Vec::new(),
-                        Some(Some(v)) => vec![header_line_len(&r.name, v.len())],
-                        Some(None) => {
-                            inj.exact = false;
-                            Vec::new()
-                        }
-                        None => Vec::new(),
-                    }
-                });
+                let present =
+                    seen.entry(key.clone())
+                        .or_insert_with(|| match captured(e, Some(fe), &key) {
+                            Some(Some(v)) if v.is_empty() => Vec::new(),
+                            Some(Some(v)) => vec![header_line_len(&r.name, v.len())],
+                            Some(None) => {
+                                inj.exact = false;
+                                Vec::new()
+                            }
+                            None => Vec::new(),
+                        });
                 let capture_known = captured(e, Some(fe), &key).is_some();
                 let new_len = match &r.value {
                     Some(HeaderValue::Literal(v)) => Some(header_line_len(&r.name, v.len())),
@@ -647,9 +663,10 @@ fn frontend_name(s: &Section) -> &str {
 
 fn find_defaults<'c>(cfg: &'c HaproxyConfig, i: usize, s: &Section) -> Option<&'c Section> {
     match &s.from {
-        Some(from) => cfg.sections[..i].iter().rev().find(|d| {
-            d.kind == SectionKind::Defaults && d.name.as_deref() == Some(from.as_str())
-        }),
+        Some(from) => cfg.sections[..i]
+            .iter()
+            .rev()
+            .find(|d| d.kind == SectionKind::Defaults && d.name.as_deref() == Some(from.as_str())),
         None => cfg.sections[..i]
             .iter()
             .rev()
@@ -688,7 +705,9 @@ fn proxy_model(name: &str, s: &Section, defaults: Option<&Section>) -> ProxyMode
         is_frontend: matches!(s.kind, SectionKind::Frontend | SectionKind::Listen),
         ..ProxyModel::default()
     };
-    pm.mode_tcp = last(s, defaults, "mode").and_then(|d| d.words.get(1)).map(String::as_str)
+    pm.mode_tcp = last(s, defaults, "mode")
+        .and_then(|d| d.words.get(1))
+        .map(String::as_str)
         == Some("tcp");
     pm.httpclose = option(s, defaults, &["httpclose", "forceclose"]);
     if let Some(d) = s
@@ -770,9 +789,9 @@ fn proxy_model(name: &str, s: &Section, defaults: Option<&Section>) -> ProxyMode
             }
         }
     }
-    pm.unique_id_header = last(s, defaults, "unique-id-header").and_then(|d| d.words.get(1).cloned());
-    pm.unique_id_format =
-        last(s, defaults, "unique-id-format").map(|d| d.words[1..].join(" "));
+    pm.unique_id_header =
+        last(s, defaults, "unique-id-header").and_then(|d| d.words.get(1).cloned());
+    pm.unique_id_format = last(s, defaults, "unique-id-format").map(|d| d.words[1..].join(" "));
     for d in &s.directives {
         if d.starts_with(&["capture", "request", "header"]) {
             pm.captured_request.extend(d.words.get(3).cloned());
@@ -815,7 +834,11 @@ fn header_rule(d: &Directive) -> Option<HeaderRule> {
         .unwrap_or(d.words.len());
     let value = match action {
         HeaderAction::Add | HeaderAction::Set => {
-            let v = d.words.get(3..cond_at).map(|w| w.join(" ")).unwrap_or_default();
+            let v = d
+                .words
+                .get(3..cond_at)
+                .map(|w| w.join(" "))
+                .unwrap_or_default();
             Some(if v.contains('%') {
                 HeaderValue::Dynamic(v)
             } else {

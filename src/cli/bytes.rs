@@ -20,7 +20,7 @@ use crate::parse::haproxy::config::HaproxyConfig;
 use crate::parse::{FieldList, FieldValue, Parser, Value};
 use crate::record::{Origin, Record, Timestamp};
 
-use super::parse::{parser_config, ParseArgs};
+use super::parse::{ParseArgs, parser_config};
 
 /// Arguments of `quill bytes`.
 #[derive(clap::Args, Debug, Clone)]
@@ -53,8 +53,8 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
         BytesCommand::Check(c) => {
             let text = std::fs::read_to_string(&c.config)
                 .with_context(|| format!("reading {}", c.config.display()))?;
-            let cfg =
-                HaproxyConfig::parse(&text).with_context(|| format!("in {}", c.config.display()))?;
+            let cfg = HaproxyConfig::parse(&text)
+                .with_context(|| format!("in {}", c.config.display()))?;
             let (report, all_exact) = check_report(&cfg, c.backend_log_format.as_deref());
             print!("{report}");
             Ok(if all_exact { 0 } else { 1 })
@@ -96,21 +96,20 @@ pub fn check_report(cfg: &HaproxyConfig, backend_log_format: Option<&str>) -> (S
             .into_iter()
             .map(str::to_owned)
             .collect();
-        let id_header = fe
-            .unique_id_header
-            .clone()
-            .or_else(|| {
-                backends
-                    .iter()
-                    .find_map(|b| model.proxies.get(b).and_then(|p| p.unique_id_header.clone()))
-            });
+        let id_header = fe.unique_id_header.clone().or_else(|| {
+            backends.iter().find_map(|b| {
+                model
+                    .proxies
+                    .get(b)
+                    .and_then(|p| p.unique_id_header.clone())
+            })
+        });
         // 1. the join id
         let logs_id = lf.contains("%ID") || lf.contains("unique-id");
         if fe.unique_id_format.is_none() {
-            exact_blockers.push("no unique-id-format: no id to join HAProxy and Apache lines".into());
-            add_cfg.push(
-                "unique-id-format %{+X}o\\ %ci:%cp_%fi:%fp_%Ts_%rt:%pid".to_owned(),
-            );
+            exact_blockers
+                .push("no unique-id-format: no id to join HAProxy and Apache lines".into());
+            add_cfg.push("unique-id-format %{+X}o\\ %ci:%cp_%fi:%fp_%Ts_%rt:%pid".to_owned());
         }
         if id_header.is_none() {
             exact_blockers.push("no unique-id-header: the backend never sees the id".into());
@@ -122,7 +121,9 @@ pub fn check_report(cfg: &HaproxyConfig, backend_log_format: Option<&str>) -> (S
         }
         let idh = id_header.clone().unwrap_or_else(|| ID_HEADER.to_owned());
         let apache_ok = backend_log_format.is_some_and(|f| {
-            f.contains("%O") && f.to_ascii_lowercase().contains(&format!("%{{{}}}i", idh.to_ascii_lowercase()))
+            f.contains("%O")
+                && f.to_ascii_lowercase()
+                    .contains(&format!("%{{{}}}i", idh.to_ascii_lowercase()))
         });
         if !apache_ok {
             exact_blockers.push(match backend_log_format {
@@ -144,46 +145,86 @@ pub fn check_report(cfg: &HaproxyConfig, backend_log_format: Option<&str>) -> (S
                     ck.name,
                     if ck.nocache { " nocache" } else { "" },
                     if ck.httponly { " httponly" } else { "" },
-                    if ck.nocache { " + Cache-control: private" } else { "" }
+                    if ck.nocache {
+                        " + Cache-control: private"
+                    } else {
+                        ""
+                    }
                 );
                 if !has_tsc {
-                    exact_blockers.push(format!("{}: cookie insert but the log-format has no %tsc", p.name));
+                    exact_blockers.push(format!(
+                        "{}: cookie insert but the log-format has no %tsc",
+                        p.name
+                    ));
                 }
             }
             if p.cookie_other {
-                estimates.push(format!("{}: cookie rewrite/prefix changes server cookies by unknown sizes", p.name));
+                estimates.push(format!(
+                    "{}: cookie rewrite/prefix changes server cookies by unknown sizes",
+                    p.name
+                ));
             }
             for r in &p.rules {
                 let v = match &r.value {
-                    Some(HeaderValue::Literal(v)) => format!("{v:?} ({} bytes on the wire)", crate::accounting::header_line_len(&r.name, v.len())),
+                    Some(HeaderValue::Literal(v)) => format!(
+                        "{v:?} ({} bytes on the wire)",
+                        crate::accounting::header_line_len(&r.name, v.len())
+                    ),
                     Some(HeaderValue::Dynamic(v)) => format!("{v} (dynamic)"),
                     None => String::new(),
                 };
-                let _ = writeln!(out, "  {} line {}: http-response {:?} {} {}", p.name, r.line, r.action, r.name, v);
+                let _ = writeln!(
+                    out,
+                    "  {} line {}: http-response {:?} {} {}",
+                    p.name, r.line, r.action, r.name, v
+                );
                 if r.conditional {
-                    estimates.push(format!("{} line {}: conditional rule: applied or not is not logged", p.name, r.line));
+                    estimates.push(format!(
+                        "{} line {}: conditional rule: applied or not is not logged",
+                        p.name, r.line
+                    ));
                 }
                 if let Some(HeaderValue::Dynamic(v)) = &r.value {
                     if v != "%[unique-id]" && v != "%ID" {
-                        estimates.push(format!("{} line {}: dynamic value {v}: its length is not logged", p.name, r.line));
+                        estimates.push(format!(
+                            "{} line {}: dynamic value {v}: its length is not logged",
+                            p.name, r.line
+                        ));
                     }
                 }
                 if matches!(r.action, HeaderAction::Set | HeaderAction::Del)
-                    && !fe.captured_response.iter().any(|c| c.name.eq_ignore_ascii_case(&r.name))
+                    && !fe
+                        .captured_response
+                        .iter()
+                        .any(|c| c.name.eq_ignore_ascii_case(&r.name))
                 {
-                    estimates.push(format!("{} line {}: {:?} {} replaces a server header Quill cannot see", p.name, r.line, r.action, r.name));
+                    estimates.push(format!(
+                        "{} line {}: {:?} {} replaces a server header Quill cannot see",
+                        p.name, r.line, r.action, r.name
+                    ));
                     add_cfg.push(format!("capture response header {} len 256", r.name));
                 }
                 if r.action == HeaderAction::Replace {
-                    estimates.push(format!("{} line {}: replace-header: the size change is not logged", p.name, r.line));
+                    estimates.push(format!(
+                        "{} line {}: replace-header: the size change is not logged",
+                        p.name, r.line
+                    ));
                 }
             }
             if p.httpclose {
-                let _ = writeln!(out, "  {}: option httpclose: `connection: close` added", p.name);
+                let _ = writeln!(
+                    out,
+                    "  {}: option httpclose: `connection: close` added",
+                    p.name
+                );
             }
             if p.compression {
                 estimates.push(format!("{}: compression: %B is the uncompressed size; compressed responses stay unknown on 2.6 (HAProxy >= 3.4: log %[res.bytes_out])", p.name));
-                if !fe.captured_response.iter().any(|c| c.name.eq_ignore_ascii_case("Content-Encoding")) {
+                if !fe
+                    .captured_response
+                    .iter()
+                    .any(|c| c.name.eq_ignore_ascii_case("Content-Encoding"))
+                {
                     add_cfg.push("capture response header Content-Encoding len 16".into());
                 }
             }
@@ -201,16 +242,28 @@ pub fn check_report(cfg: &HaproxyConfig, backend_log_format: Option<&str>) -> (S
         add_cfg.sort();
         add_cfg.dedup();
         if exact_blockers.is_empty() && estimates.is_empty() {
-            let _ = writeln!(out, "  exact: completed responses proxied to the backend (%O joined by {idh})");
+            let _ = writeln!(
+                out,
+                "  exact: completed responses proxied to the backend (%O joined by {idh})"
+            );
         } else {
             all_exact = false;
-            let _ = writeln!(out, "  estimate: %B + 4N - 15 + HAProxy's header changes, N learned per backend and status");
+            let _ = writeln!(
+                out,
+                "  estimate: %B + 4N - 15 + HAProxy's header changes, N learned per backend and status"
+            );
             for r in exact_blockers.iter().chain(&estimates) {
                 let _ = writeln!(out, "    because {r}");
             }
         }
-        let _ = writeln!(out, "  estimate: HTTP/1.0 clients (the connection header HAProxy answers with is not logged)");
-        let _ = writeln!(out, "  estimate: responses HAProxy generates (deny, redirect, 503, 504)");
+        let _ = writeln!(
+            out,
+            "  estimate: HTTP/1.0 clients (the connection header HAProxy answers with is not logged)"
+        );
+        let _ = writeln!(
+            out,
+            "  estimate: responses HAProxy generates (deny, redirect, 503, 504)"
+        );
         let _ = writeln!(out, "  lower_bound: <BADREQ>/408 lines (HAProxy logs 0)");
         let _ = writeln!(out, "  unknown: aborts (C/c/S/s with D/L)");
         if !add_cfg.is_empty() {
@@ -220,7 +273,10 @@ pub fn check_report(cfg: &HaproxyConfig, backend_log_format: Option<&str>) -> (S
             }
         }
         if !add_apache.is_empty() {
-            let _ = writeln!(out, "  add to Apache (and use it in the backend's CustomLog):");
+            let _ = writeln!(
+                out,
+                "  add to Apache (and use it in the backend's CustomLog):"
+            );
             for l in &add_apache {
                 let _ = writeln!(out, "    {l}");
             }
@@ -342,18 +398,19 @@ impl Input {
             self.parser.format()
         };
         let mut fields = FieldList::default();
-        let (item, key, ts) =
-            match self
-                .parser
-                .parse_line(format, &record.raw, record.received_at.0 / 1_000_000, &mut fields)
-            {
-                Ok(info) => (
-                    join_item(info.format, &fields),
-                    info.txn_id.map(|(_, v)| value_string(v)),
-                    info.timestamp_ms,
-                ),
-                Err(_) => (JoinItem::Other, None, None),
-            };
+        let (item, key, ts) = match self.parser.parse_line(
+            format,
+            &record.raw,
+            record.received_at.0 / 1_000_000,
+            &mut fields,
+        ) {
+            Ok(info) => (
+                join_item(info.format, &fields),
+                info.txn_id.map(|(_, v)| value_string(v)),
+                info.timestamp_ms,
+            ),
+            Err(_) => (JoinItem::Other, None, None),
+        };
         let ts = ts.unwrap_or(self.last_ts);
         self.last_ts = ts;
         self.head = Some(Head {
@@ -436,18 +493,19 @@ pub fn run_joined(args: &ParseArgs) -> anyhow::Result<i32> {
     let mut out = BufWriter::new(stdout.lock());
     let (mut total, mut errors) = (0u64, 0u64);
     let mut counts = [0u64; 4];
-    let mut emit = |released: Vec<Released<Vec<u8>>>, out: &mut BufWriter<_>| -> anyhow::Result<()> {
-        for mut r in released {
-            let mut gelf = std::mem::take(&mut r.payload);
-            if let Some(c) = r.correction {
-                counts[c.basis as usize] += 1;
+    let mut emit =
+        |released: Vec<Released<Vec<u8>>>, out: &mut BufWriter<_>| -> anyhow::Result<()> {
+            for mut r in released {
+                let mut gelf = std::mem::take(&mut r.payload);
+                if let Some(c) = r.correction {
+                    counts[c.basis as usize] += 1;
+                }
+                write_corrected(&mut gelf, &r);
+                gelf.push(b'\n');
+                out.write_all(&gelf)?;
             }
-            write_corrected(&mut gelf, &r);
-            gelf.push(b'\n');
-            out.write_all(&gelf)?;
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     loop {
         let next = inputs
             .iter()
@@ -455,7 +513,9 @@ pub fn run_joined(args: &ParseArgs) -> anyhow::Result<i32> {
             .filter_map(|(i, inp)| inp.head.as_ref().map(|h| (h.ts, i)))
             .min();
         let Some((ts, i)) = next else { break };
-        let Some(head) = inputs[i].head.take() else { break };
+        let Some(head) = inputs[i].head.take() else {
+            break;
+        };
         total += 1;
         errors += u64::from(head.error);
         let released = join.push(head.key.as_deref(), head.item, head.gelf, ts);
