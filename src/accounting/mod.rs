@@ -349,7 +349,15 @@ impl HeaderModel {
             let d = o - b;
             // d = 4·N − 15 + S, S = the server's `Connection: close` line HAProxy strips.
             let strip = header_line_len(SERVER_CLOSE_NAME, CLOSE_VALUE.len());
-            let s = if d.rem_euclid(4) == 1 {
+            // A server answering an HTTP/1.0 request on a kept-alive server connection says
+            // `Connection: Keep-Alive`, which HAProxy strips too (its length is ≡ 0 mod 4, so
+            // it cannot be told from "no header" by the count: HTTP/1.0 is an estimate anyway).
+            let keepalive_strip = header_line_len(SERVER_CLOSE_NAME, "Keep-Alive".len());
+            let http10_ka = e.http_version == "HTTP/1.0"
+                && !(fe.is_some_and(|f| f.httpclose) || be.is_some_and(|p| p.httpclose));
+            let s = if d.rem_euclid(4) == 1 && http10_ka {
+                Some(keepalive_strip)
+            } else if d.rem_euclid(4) == 1 {
                 Some(0)
             } else if (d - strip).rem_euclid(4) == 1 {
                 Some(strip)
@@ -553,12 +561,18 @@ impl HeaderModel {
             }
         }
         // Connection handling toward the client.
+        // HAProxy's H1 mux answers with `connection: close` when the client side closes:
+        // always under httpclose; for an HTTP/1.0 client that did not ask for keep-alive
+        // (one that did gets `connection: keep-alive`). HAProxy strips the request's
+        // Connection header before any capture or rule, so the client's wish is not in the log:
+        // HTTP/1.0 entries are estimates. (An HTTP/1.1 client sending `Connection: close` also
+        // gets `connection: close`, 19 bytes the log cannot show; measured, see docs/bytes.md.)
         let httpclose = fe.httpclose || be.httpclose;
-        if httpclose {
+        if httpclose || e.http_version == "HTTP/1.0" {
             inj.bytes += header_line_len("connection", CLOSE_VALUE.len());
-        } else if e.http_version == "HTTP/1.0" {
-            inj.bytes += header_line_len("connection", CLOSE_VALUE.len());
-            inj.inexact("HTTP/1.0 client: connection header assumed close");
+        }
+        if !httpclose && e.http_version == "HTTP/1.0" {
+            inj.inexact("HTTP/1.0 client: keep-alive or close is not logged");
         }
         inj
     }
