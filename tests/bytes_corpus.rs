@@ -146,10 +146,13 @@ fn corpus_byte_table() {
             .get("_termination_state")
             .and_then(|v| v.as_str())
             .is_some_and(|t| t.len() == 2);
+        // TCP lines and requests without a usable id (bad requests) join on the client port.
         let truth = if is_tcp {
             by_conn.get(&(fe.to_owned(), cp))
         } else {
-            by_tid.get(tid)
+            by_tid
+                .get(tid)
+                .or_else(|| by_conn.get(&(fe.to_owned(), cp)))
         };
         let Some(t) = truth else { continue };
         matched += 1;

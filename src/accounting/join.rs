@@ -15,7 +15,7 @@ use super::{BackendLine, Correction, HaproxyEntry, HeaderModel, LearnedCounts};
 /// What an entry is, for the join.
 #[derive(Debug, Clone)]
 pub enum JoinItem {
-    Haproxy(HaproxyEntry),
+    Haproxy(Box<HaproxyEntry>),
     Backend(BackendLine),
     /// Anything else: passes straight through.
     Other,
@@ -35,6 +35,9 @@ struct Waiting<P> {
     seq: u64,
 }
 
+/// The HAProxy side and the backend side waiting under one key.
+type Slot<P> = (Option<Waiting<P>>, Option<Waiting<P>>);
+
 /// Bounded join table keyed by transaction id.
 pub struct ByteJoin<P> {
     model: HeaderModel,
@@ -42,7 +45,7 @@ pub struct ByteJoin<P> {
     window_ms: i64,
     capacity: usize,
     /// key → (haproxy side, backend side)
-    table: HashMap<String, (Option<Waiting<P>>, Option<Waiting<P>>)>,
+    table: HashMap<String, Slot<P>>,
     /// (deadline, key, seq) in push order; stale records are skipped.
     order: VecDeque<(i64, String, u64)>,
     next_seq: u64,
@@ -221,7 +224,7 @@ mod tests {
     use super::*;
 
     fn hap(b: i64) -> JoinItem {
-        JoinItem::Haproxy(HaproxyEntry {
+        JoinItem::Haproxy(Box::new(HaproxyEntry {
             frontend: "f".into(),
             backend: "b".into(),
             server: "s".into(),
@@ -231,7 +234,7 @@ mod tests {
             http_version: "HTTP/1.1".into(),
             http_method: "GET".into(),
             ..HaproxyEntry::default()
-        })
+        }))
     }
 
     fn model() -> HeaderModel {

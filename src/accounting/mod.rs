@@ -157,6 +157,8 @@ pub struct ProxyModel {
     pub unique_id_format: Option<String>,
     pub captured_response: Vec<Capture>,
     pub log_format: Option<String>,
+    /// `errorfile`/`errorfiles`/`http-error`/`errorloc*` present: error messages are custom.
+    pub errorfile_override: bool,
 }
 
 /// Per frontend and backend, the header changes HAProxy makes; built once from a haproxy.cfg.
@@ -182,6 +184,19 @@ fn cacheable_status(status: i64) -> bool {
         status,
         200 | 203 | 204 | 206 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
     )
+}
+
+/// HAProxy's built-in messages for the errors its HTTP parser answers itself (`http_err_msgs`
+/// in HAProxy's `src/http.c`); they are sent whole but logged as `%B=0`.
+const BUILTIN_400: &str = "HTTP/1.1 400 Bad request\r\ncontent-length: 90\r\ncache-control: no-cache\r\nconnection: close\r\ncontent-type: text/html\r\n\r\n<html><body><h1>400 Bad request</h1>\nYour browser sent an invalid request.\n</body></html>\n";
+const BUILTIN_408: &str = "HTTP/1.1 408 Request Time-out\r\ncontent-length: 110\r\ncache-control: no-cache\r\nconnection: close\r\ncontent-type: text/html\r\n\r\n<html><body><h1>408 Request Time-out</h1>\nYour browser didn't send a complete request in time.\n</body></html>\n";
+
+fn builtin_error_len(status: i64) -> Option<i64> {
+    match status {
+        400 => Some(BUILTIN_400.len() as i64),
+        408 => Some(BUILTIN_408.len() as i64),
+        _ => None,
+    }
 }
 
 /// Number of header lines in HAProxy's built-in error/generated responses
@@ -269,10 +284,21 @@ impl HeaderModel {
             };
         }
         if e.http_method == "<BADREQ>" || (b == 0 && e.server == "<NOSRV>") {
-            return raw(
-                Basis::LowerBound,
-                "parser-level error: HAProxy logs 0 for the error it sent",
-            );
+            // Parser-level errors log 0 although HAProxy sent its built-in error message
+            // (unless the client had already gone: `C` first).
+            let builtin = e.status.and_then(builtin_error_len);
+            let overridden = fe.is_some_and(|f| f.errorfile_override);
+            return match builtin {
+                Some(len) if b == 0 && !overridden && ts.first() != Some(&b'C') => Correction {
+                    bytes_sent: Some(len),
+                    basis: Basis::Estimate,
+                    reason: "parser-level error: HAProxy's built-in error message, not logged",
+                },
+                _ => raw(
+                    Basis::LowerBound,
+                    "parser-level error: HAProxy logs 0 for the error it sent",
+                ),
+            };
         }
         if aborted {
             return raw(
@@ -515,7 +541,7 @@ impl HeaderModel {
                 let present =
                     seen.entry(key.clone())
                         .or_insert_with(|| match captured(e, Some(fe), &key) {
-                            Some(Some(v)) if v.is_empty() => Vec::new(),
+                            Some(Some("")) => Vec::new(),
                             Some(Some(v)) => vec![header_line_len(&r.name, v.len())],
                             Some(None) => {
                                 inj.exact = false;
@@ -825,6 +851,23 @@ fn proxy_model(name: &str, s: &Section, defaults: Option<&Section>) -> ProxyMode
             }
         }
     }
+    pm.errorfile_override = s
+        .directives
+        .iter()
+        .chain(defaults.into_iter().flat_map(|d| d.directives.iter()))
+        .any(|d| {
+            matches!(
+                d.words.first().map(String::as_str),
+                Some(
+                    "errorfile"
+                        | "errorfiles"
+                        | "http-error"
+                        | "errorloc"
+                        | "errorloc302"
+                        | "errorloc303"
+                )
+            )
+        });
     pm.log_format = last(s, defaults, "log-format").map(|d| d.words[1..].join(" "));
     pm
 }

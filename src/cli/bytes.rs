@@ -90,8 +90,11 @@ pub fn check_report(cfg: &HaproxyConfig, backend_log_format: Option<&str>) -> (S
         let mut estimates: Vec<String> = Vec::new();
         let mut add_cfg: Vec<String> = Vec::new();
         let mut add_apache: Vec<String> = Vec::new();
-        let lf = fe.log_format.clone().unwrap_or_default();
-        let has_tsc = lf.contains("%tsc") || lf.is_empty() && false;
+        let lf = cfg
+            .proxy(fe_name)
+            .and_then(|p| p.log_format())
+            .unwrap_or_default();
+        let has_tsc = lf.contains("%tsc");
         let backends: Vec<String> = HeaderModel::default_backend(cfg, fe_name)
             .into_iter()
             .map(str::to_owned)
@@ -347,7 +350,7 @@ pub fn join_item(format: &str, f: &FieldList) -> JoinItem {
             })
             .collect();
         let uid = str_of(f, "unique_id");
-        JoinItem::Haproxy(HaproxyEntry {
+        JoinItem::Haproxy(Box::new(HaproxyEntry {
             frontend: str_of(f, "frontend").trim_end_matches('~').to_owned(),
             backend: str_of(f, "backend"),
             server: str_of(f, "server"),
@@ -360,7 +363,7 @@ pub fn join_item(format: &str, f: &FieldList) -> JoinItem {
             captured_request,
             unique_id: (!uid.is_empty() && uid != "-").then_some(uid),
             res_bytes_out: f.get_int("res.bytes_out"),
-        })
+        }))
     } else if format.starts_with("apache") && f.get_int("bytes_sent").is_some() {
         let rid = str_of(f, "request_header_x-request-id");
         JoinItem::Backend(BackendLine {
