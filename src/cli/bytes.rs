@@ -88,6 +88,7 @@ pub fn check_report(cfg: &HaproxyConfig, backend_log_format: Option<&str>) -> (S
         }
         let mut exact_blockers: Vec<String> = Vec::new();
         let mut estimates: Vec<String> = Vec::new();
+        let mut partial: Vec<String> = Vec::new();
         let mut add_cfg: Vec<String> = Vec::new();
         let mut add_apache: Vec<String> = Vec::new();
         let lf = cfg
@@ -107,28 +108,62 @@ pub fn check_report(cfg: &HaproxyConfig, backend_log_format: Option<&str>) -> (S
                     .and_then(|p| p.unique_id_header.clone())
             })
         });
-        // 1. the join id
-        let logs_id = lf.contains("%ID") || lf.contains("unique-id");
-        if fe.unique_id_format.is_none() {
-            exact_blockers
-                .push("no unique-id-format: no id to join HAProxy and Apache lines".into());
-            add_cfg.push("unique-id-format %{+X}o\\ %ci:%cp_%fi:%fp_%Ts_%rt:%pid".to_owned());
+        // 1. the join id: a request header both HAProxy and the backend log.
+        let lf_sd = cfg
+            .proxy(fe_name)
+            .map(|p| {
+                p.directives()
+                    .filter(|d| d.starts_with(&["log-format-sd"]))
+                    .map(|d| d.words[1..].join(" "))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        let logs_id = lf.contains("%ID") || lf_sd.contains("%ID") || lf.contains("unique-id");
+        let mut hap_ids: Vec<String> = Vec::new();
+        if logs_id {
+            hap_ids.extend(id_header.clone());
         }
-        if id_header.is_none() {
-            exact_blockers.push("no unique-id-header: the backend never sees the id".into());
-            add_cfg.push(format!("unique-id-header {ID_HEADER}"));
+        hap_ids.extend(fe.captured_request.iter().cloned());
+        if let Some(p) = cfg.proxy(fe_name) {
+            for d in p.directives() {
+                for w in &d.words {
+                    let mut rest = w.as_str();
+                    while let Some(i) = rest.find("req.hdr(") {
+                        rest = &rest[i + 8..];
+                        if let Some(j) = rest.find([')', ',']) {
+                            hap_ids.push(rest[..j].to_owned());
+                        }
+                    }
+                }
+            }
         }
-        if !logs_id {
-            exact_blockers.push("the log-format does not log %ID".into());
-            add_cfg.push("log-format \"%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r %ID\"".to_owned());
-        }
-        let idh = id_header.clone().unwrap_or_else(|| ID_HEADER.to_owned());
-        let apache_ok = backend_log_format.is_some_and(|f| {
-            f.contains("%O")
-                && f.to_ascii_lowercase()
-                    .contains(&format!("%{{{}}}i", idh.to_ascii_lowercase()))
-        });
-        if !apache_ok {
+        let backend_logs = |name: &str| {
+            backend_log_format.is_some_and(|f| {
+                f.to_ascii_lowercase()
+                    .contains(&format!("%{{{}}}i", name.to_ascii_lowercase()))
+            })
+        };
+        let joined_by = hap_ids.iter().find(|n| backend_logs(n)).cloned();
+        let has_o = backend_log_format.is_some_and(|f| f.contains("%O"));
+        let idh = joined_by
+            .clone()
+            .or_else(|| id_header.clone())
+            .unwrap_or_else(|| ID_HEADER.to_owned());
+        if joined_by.is_none() || !has_o {
+            if fe.unique_id_format.is_none() {
+                exact_blockers
+                    .push("no unique-id-format: no id to join HAProxy and backend lines".into());
+                add_cfg.push("unique-id-format %{+X}o\\ %ci:%cp_%fi:%fp_%Ts_%rt:%pid".to_owned());
+            }
+            if id_header.is_none() {
+                exact_blockers.push("no unique-id-header: the backend never sees the id".into());
+                add_cfg.push(format!("unique-id-header {ID_HEADER}"));
+            }
+            if !logs_id {
+                exact_blockers.push("the log-format does not log %ID".into());
+                add_cfg.push("log-format \"%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r %ID\"".to_owned());
+            }
             exact_blockers.push(match backend_log_format {
                 None => "backend LogFormat not given (--backend-log-format): assuming it lacks %O and the id".into(),
                 Some(_) => format!("the backend LogFormat lacks %O or %{{{idh}}}i"),
@@ -161,6 +196,12 @@ pub fn check_report(cfg: &HaproxyConfig, backend_log_format: Option<&str>) -> (S
                     ));
                 }
             }
+            if p.cookie_insert.as_ref().is_some_and(|c| c.nocache) {
+                partial.push(format!(
+                    "{}: cookie nocache: on non-200 cacheable statuses, whether Cache-control: private is added depends on the server's headers",
+                    p.name
+                ));
+            }
             if p.cookie_other {
                 estimates.push(format!(
                     "{}: cookie rewrite/prefix changes server cookies by unknown sizes",
@@ -178,8 +219,12 @@ pub fn check_report(cfg: &HaproxyConfig, backend_log_format: Option<&str>) -> (S
                 };
                 let _ = writeln!(
                     out,
-                    "  {} line {}: http-response {:?} {} {}",
-                    p.name, r.line, r.action, r.name, v
+                    "  {} line {}: http-response {} {} {}",
+                    p.name,
+                    r.line,
+                    action_name(r.action),
+                    r.name,
+                    v
                 );
                 if r.conditional {
                     estimates.push(format!(
@@ -202,8 +247,11 @@ pub fn check_report(cfg: &HaproxyConfig, backend_log_format: Option<&str>) -> (S
                         .any(|c| c.name.eq_ignore_ascii_case(&r.name))
                 {
                     estimates.push(format!(
-                        "{} line {}: {:?} {} replaces a server header Quill cannot see",
-                        p.name, r.line, r.action, r.name
+                        "{} line {}: {} {} changes a server header the logs do not show",
+                        p.name,
+                        r.line,
+                        action_name(r.action),
+                        r.name
                     ));
                     add_cfg.push(format!("capture response header {} len 256", r.name));
                 }
@@ -223,6 +271,21 @@ pub fn check_report(cfg: &HaproxyConfig, backend_log_format: Option<&str>) -> (S
             }
             if p.compression {
                 estimates.push(format!("{}: compression: %B is the uncompressed size; compressed responses stay unknown on 2.6 (HAProxy >= 3.4: log %[res.bytes_out])", p.name));
+                // With these, Quill can tell the responses HAProxy did not compress.
+                if !fe
+                    .captured_request
+                    .iter()
+                    .any(|c| c.eq_ignore_ascii_case("Accept-Encoding"))
+                {
+                    add_cfg.push("capture request header Accept-Encoding len 64".into());
+                }
+                if !fe
+                    .captured_response
+                    .iter()
+                    .any(|c| c.name.eq_ignore_ascii_case("Content-Type"))
+                {
+                    add_cfg.push("capture response header Content-Type len 64".into());
+                }
                 if !fe
                     .captured_response
                     .iter()
@@ -259,6 +322,13 @@ pub fn check_report(cfg: &HaproxyConfig, backend_log_format: Option<&str>) -> (S
                 let _ = writeln!(out, "    because {r}");
             }
         }
+        for p in &partial {
+            let _ = writeln!(out, "  estimate: {p}");
+        }
+        let _ = writeln!(
+            out,
+            "  note: an HTTP/1.1 client sending `Connection: close` to a keep-alive frontend gets `connection: close` (19 bytes) that HAProxy 2.6 cannot log"
+        );
         let _ = writeln!(
             out,
             "  estimate: HTTP/1.0 clients (the connection header HAProxy answers with is not logged)"
@@ -267,7 +337,10 @@ pub fn check_report(cfg: &HaproxyConfig, backend_log_format: Option<&str>) -> (S
             out,
             "  estimate: responses HAProxy generates (deny, redirect, 503, 504)"
         );
-        let _ = writeln!(out, "  lower_bound: <BADREQ>/408 lines (HAProxy logs 0)");
+        let _ = writeln!(
+            out,
+            "  estimate: <BADREQ>/408 lines (HAProxy logs 0; Quill uses the size of HAProxy's built-in message)"
+        );
         let _ = writeln!(out, "  unknown: aborts (C/c/S/s with D/L)");
         if !add_cfg.is_empty() {
             let _ = writeln!(out, "  add to frontend {fe_name} in haproxy.cfg:");
@@ -287,6 +360,15 @@ pub fn check_report(cfg: &HaproxyConfig, backend_log_format: Option<&str>) -> (S
         out.push('\n');
     }
     (out, all_exact)
+}
+
+fn action_name(a: HeaderAction) -> &'static str {
+    match a {
+        HeaderAction::Add => "add-header",
+        HeaderAction::Set => "set-header",
+        HeaderAction::Del => "del-header",
+        HeaderAction::Replace => "replace-header",
+    }
 }
 
 /// One input of the offline join, with its next line already parsed.
