@@ -325,14 +325,21 @@ pub fn check_report(cfg: &HaproxyConfig, backend_log_format: Option<&str>) -> (S
         for p in &partial {
             let _ = writeln!(out, "  estimate: {p}");
         }
-        let _ = writeln!(
-            out,
-            "  note: an HTTP/1.1 client sending `Connection: close` to a keep-alive frontend gets `connection: close` (19 bytes) that HAProxy 2.6 cannot log"
-        );
-        let _ = writeln!(
-            out,
-            "  estimate: HTTP/1.0 clients (the connection header HAProxy answers with is not logged)"
-        );
+        let httpclose = fe.httpclose
+            || backends
+                .iter()
+                .any(|b| model.proxies.get(b).is_some_and(|p| p.httpclose));
+        if !httpclose {
+            let _ = writeln!(
+                out,
+                "  note: an HTTP/1.1 client sending `Connection: close` to a keep-alive frontend gets `connection: close` (19 bytes) that HAProxy 2.6 cannot log"
+            );
+            let _ = writeln!(
+                out,
+                "  estimate: HTTP/1.0 clients (the connection header HAProxy answers with is not logged)"
+            );
+        }
+
         let _ = writeln!(
             out,
             "  estimate: responses HAProxy generates (deny, redirect, 503, 504)"
