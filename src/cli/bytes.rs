@@ -14,7 +14,8 @@ use bytes::Bytes;
 
 use crate::accounting::join::{ByteJoin, JoinItem, Released};
 use crate::accounting::{
-    BackendLine, Basis, HaproxyEntry, HeaderAction, HeaderModel, HeaderValue, ProxyModel,
+    BackendLine, Basis, Correction, HaproxyEntry, HeaderAction, HeaderModel, HeaderValue,
+    ProxyModel,
 };
 use crate::parse::haproxy::config::HaproxyConfig;
 use crate::parse::{FieldList, FieldValue, Parser, Value};
@@ -517,8 +518,8 @@ impl Input {
 }
 
 /// Appends the correction fields to a GELF object.
-pub fn write_corrected(gelf: &mut Vec<u8>, r: &Released<Vec<u8>>) {
-    let Some(c) = r.correction else { return };
+pub fn write_corrected(gelf: &mut Vec<u8>, correction: Option<Correction>) {
+    let Some(c) = correction else { return };
     if gelf.last() != Some(&b'}') {
         return;
     }
@@ -547,7 +548,7 @@ pub fn run_joined(args: &ParseArgs) -> anyhow::Result<i32> {
     let text = std::fs::read_to_string(cfg_path)
         .with_context(|| format!("reading {}", cfg_path.display()))?;
     let hcfg = HaproxyConfig::parse(&text).with_context(|| format!("in {}", cfg_path.display()))?;
-    let mut join: ByteJoin<Vec<u8>> = ByteJoin::new(
+    let mut join: ByteJoin<(u64, Vec<u8>)> = ByteJoin::new(
         HeaderModel::from_config(&hcfg),
         i64::from(args.join_window) * 1000,
         args.join_capacity,
@@ -585,19 +586,32 @@ pub fn run_joined(args: &ParseArgs) -> anyhow::Result<i32> {
     let mut out = BufWriter::new(stdout.lock());
     let (mut total, mut errors) = (0u64, 0u64);
     let mut counts = [0u64; 4];
-    let mut emit =
-        |released: Vec<Released<Vec<u8>>>, out: &mut BufWriter<_>| -> anyhow::Result<()> {
-            for mut r in released {
-                let mut gelf = std::mem::take(&mut r.payload);
-                if let Some(c) = r.correction {
-                    counts[c.basis as usize] += 1;
-                }
-                write_corrected(&mut gelf, &r);
-                gelf.push(b'\n');
-                out.write_all(&gelf)?;
+    // Lines go out in input order: released entries wait in `reorder` until every earlier
+    // line is out. If that buffer outgrows the join's capacity, the join is drained (the
+    // waiting entries go out with their best estimate) so memory stays bounded.
+    let mut reorder: std::collections::BTreeMap<u64, Vec<u8>> = std::collections::BTreeMap::new();
+    let mut next_out = 0u64;
+    let mut emit = |released: Vec<Released<(u64, Vec<u8>)>>,
+                    reorder: &mut std::collections::BTreeMap<u64, Vec<u8>>,
+                    next_out: &mut u64,
+                    out: &mut BufWriter<_>|
+     -> anyhow::Result<()> {
+        for r in released {
+            let (seq, mut gelf) = r.payload;
+            if let Some(c) = r.correction {
+                counts[c.basis as usize] += 1;
             }
-            Ok(())
-        };
+            write_corrected(&mut gelf, r.correction);
+            gelf.push(b'\n');
+            reorder.insert(seq, gelf);
+        }
+        while let Some(g) = reorder.remove(next_out) {
+            out.write_all(&g)?;
+            *next_out += 1;
+        }
+        Ok(())
+    };
+    let mut seq = 0u64;
     loop {
         let next = inputs
             .iter()
@@ -610,12 +624,16 @@ pub fn run_joined(args: &ParseArgs) -> anyhow::Result<i32> {
         };
         total += 1;
         errors += u64::from(head.error);
-        let released = join.push(head.key.as_deref(), head.item, head.gelf, ts);
-        emit(released, &mut out)?;
-        emit(join.poll_expired(ts), &mut out)?;
+        let released = join.push(head.key.as_deref(), head.item, (seq, head.gelf), ts);
+        seq += 1;
+        emit(released, &mut reorder, &mut next_out, &mut out)?;
+        emit(join.poll_expired(ts), &mut reorder, &mut next_out, &mut out)?;
+        if reorder.len() > args.join_capacity {
+            emit(join.drain(), &mut reorder, &mut next_out, &mut out)?;
+        }
         inputs[i].advance()?;
     }
-    emit(join.drain(), &mut out)?;
+    emit(join.drain(), &mut reorder, &mut next_out, &mut out)?;
     out.flush()?;
     eprintln!(
         "quill parse: {total} lines, {errors} parse errors; bytes_sent basis: {} exact, {} estimate, {} lower_bound, {} unknown",
