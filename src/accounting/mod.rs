@@ -353,6 +353,16 @@ impl HeaderModel {
                 );
             }
         }
+        // A client that went away before the response started got no response at all.
+        if matches!(ts.first(), Some(b'C' | b'c'))
+            && ts.len() >= 2
+            && matches!(ts[1], b'R' | b'Q' | b'C' | b'H' | b'T')
+        {
+            return raw(
+                Basis::Unknown,
+                "client left before the response: nothing or part of an error was sent",
+            );
+        }
         let generated = e.server == "<NOSRV>"
             || matches!(ts.first(), Some(b'P' | b'L' | b'R' | b'I'))
             || (ts.len() >= 2 && matches!(ts[1], b'R' | b'Q' | b'C' | b'H' | b'T'));
