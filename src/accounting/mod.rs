@@ -347,6 +347,17 @@ impl HeaderModel {
                 _ => true,
             };
             if accepts && !server_encoded && status_ok && type_ok {
+                // res.bytes_out (HAProxy >= 3.3) follows compression; it keeps the HTX offset.
+                if let (Some(out), Some(n)) = (
+                    e.res_bytes_out,
+                    learned.get(&e.backend, e.status.unwrap_or(0)),
+                ) {
+                    return Correction {
+                        bytes_sent: Some(out + 4 * n - 15),
+                        basis: Basis::Estimate,
+                        reason: "compression: res.bytes_out + 4N - 15, N learned",
+                    };
+                }
                 return raw(
                     Basis::Unknown,
                     "compression possible: %B is the uncompressed size",
