@@ -8,6 +8,7 @@
 //!
 //! See `ARCHITECTURE.md` for the modules and the path of a record.
 
+pub mod accounting;
 pub mod gelf;
 pub mod parse;
 pub mod record;

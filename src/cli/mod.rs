@@ -4,6 +4,7 @@
 //! 0 success, 1 "nothing found" (search, cat), 2 usage or configuration errors and features not in
 //! this build yet.
 
+pub mod bytes;
 mod cat;
 pub mod index_cmd;
 pub mod parse;
@@ -42,6 +43,8 @@ pub enum Command {
     Send(send::SendArgs),
     /// Read GELF/JSON line files (plain or .zst) for a human.
     Cat(cat::CatArgs),
+    /// Byte accounting: `quill bytes check haproxy.cfg` says which byte counts can be exact.
+    Bytes(bytes::Args),
 }
 
 #[derive(Debug, clap::Args)]
@@ -116,5 +119,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Index(args) => index_cmd::run(&args).map(exit_code),
         Command::Send(args) => send::run(args),
         Command::Cat(args) => cat::run(&args),
+        Command::Bytes(args) => bytes::run(&args).map(exit_code),
     }
 }

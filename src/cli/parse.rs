@@ -44,6 +44,14 @@ pub struct ParseArgs {
     /// GELF host for lines that name none (default: this machine's hostname).
     #[arg(long)]
     pub host: Option<String>,
+    /// With --haproxy-config: how long (log time, seconds) an entry waits for its partner line
+    /// (the backend's access-log line with the same transaction id) before it goes out with the
+    /// best estimate of `_bytes_sent`.
+    #[arg(long, default_value_t = 10)]
+    pub join_window: u32,
+    /// With --haproxy-config: the most entries waiting for a partner at once.
+    #[arg(long, default_value_t = 100_000)]
+    pub join_capacity: usize,
     /// Files to read; stdin if none.
     pub files: Vec<PathBuf>,
 }
@@ -87,6 +95,9 @@ pub fn parser_config(args: &ParseArgs, file: Option<&Path>) -> anyhow::Result<Pa
 
 /// Runs `quill parse`; returns the exit status.
 pub fn run(args: &ParseArgs) -> anyhow::Result<i32> {
+    if args.haproxy_config.is_some() {
+        return super::bytes::run_joined(args);
+    }
     let host = args
         .host
         .clone()

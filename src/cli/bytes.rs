@@ -1,0 +1,646 @@
+//! `quill bytes check` (what a haproxy.cfg lets Quill bill exactly, and what to add) and the
+//! offline byte join behind `quill parse --haproxy-config` (every file on the command line
+//! merged in log-time order through one [`ByteJoin`]).
+//!
+//! Reads the files named on the command line; writes to stdout (report, GELF lines) and a
+//! summary to stderr.
+
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+
+use crate::accounting::join::{ByteJoin, JoinItem, Released};
+use crate::accounting::{
+    BackendLine, Basis, Correction, HaproxyEntry, HeaderAction, HeaderModel, HeaderValue,
+    ProxyModel,
+};
+use crate::parse::haproxy::config::HaproxyConfig;
+use crate::parse::{FieldList, FieldValue, Parser, Value};
+use crate::record::{Origin, Record, Timestamp};
+
+use super::parse::{ParseArgs, parser_config};
+
+/// Arguments of `quill bytes`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: BytesCommand,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum BytesCommand {
+    /// Say, frontend by frontend, which byte counts will be exact, which estimated and why, and
+    /// the lines to add to haproxy.cfg and Apache's LogFormat to make them exact.
+    Check(CheckArgs),
+}
+
+/// Arguments of `quill bytes check`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// The haproxy.cfg to check.
+    pub config: PathBuf,
+    /// The backend's (Apache) LogFormat string, to check that it carries `%O` and the id.
+    #[arg(long, value_name = "STR")]
+    pub backend_log_format: Option<String>,
+}
+
+/// Runs `quill bytes`; returns the exit status (0: every HTTP count can be exact for completed
+/// responses; 1: some will be estimates).
+pub fn run(args: &Args) -> anyhow::Result<i32> {
+    match &args.command {
+        BytesCommand::Check(c) => {
+            let text = std::fs::read_to_string(&c.config)
+                .with_context(|| format!("reading {}", c.config.display()))?;
+            let cfg = HaproxyConfig::parse(&text)
+                .with_context(|| format!("in {}", c.config.display()))?;
+            let (report, all_exact) = check_report(&cfg, c.backend_log_format.as_deref());
+            print!("{report}");
+            Ok(if all_exact { 0 } else { 1 })
+        }
+    }
+}
+
+const ID_HEADER: &str = "X-Request-ID";
+
+/// The `quill bytes check` report for a configuration, and whether every HTTP frontend can be
+/// exact for completed, uncompressed responses.
+pub fn check_report(cfg: &HaproxyConfig, backend_log_format: Option<&str>) -> (String, bool) {
+    use std::fmt::Write as _;
+    let model = HeaderModel::from_config(cfg);
+    let mut out = String::new();
+    let mut all_exact = true;
+    if model.frontend_order.is_empty() {
+        out.push_str("no frontend or listen section: nothing is logged per request\n");
+    }
+    for fe_name in &model.frontend_order {
+        let Some(fe) = model.proxies.get(fe_name) else {
+            continue;
+        };
+        let _ = writeln!(out, "frontend {fe_name}");
+        if fe.mode_tcp {
+            let _ = writeln!(
+                out,
+                "  exact: mode tcp, %B is the relayed byte count\n  unknown: aborts (C/c/S/s with D/L): %B is what was read from the server\n"
+            );
+            continue;
+        }
+        let mut exact_blockers: Vec<String> = Vec::new();
+        let mut estimates: Vec<String> = Vec::new();
+        let mut partial: Vec<String> = Vec::new();
+        let mut add_cfg: Vec<String> = Vec::new();
+        let mut add_apache: Vec<String> = Vec::new();
+        let lf = cfg
+            .proxy(fe_name)
+            .and_then(|p| p.log_format())
+            .unwrap_or_default();
+        let has_tsc = lf.contains("%tsc");
+        let backends: Vec<String> = HeaderModel::default_backend(cfg, fe_name)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let id_header = fe.unique_id_header.clone().or_else(|| {
+            backends.iter().find_map(|b| {
+                model
+                    .proxies
+                    .get(b)
+                    .and_then(|p| p.unique_id_header.clone())
+            })
+        });
+        // 1. the join id: a request header both HAProxy and the backend log.
+        let lf_sd = cfg
+            .proxy(fe_name)
+            .map(|p| {
+                p.directives()
+                    .filter(|d| d.starts_with(&["log-format-sd"]))
+                    .map(|d| d.words[1..].join(" "))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        let logs_id = lf.contains("%ID") || lf_sd.contains("%ID") || lf.contains("unique-id");
+        let mut hap_ids: Vec<String> = Vec::new();
+        if logs_id {
+            hap_ids.extend(id_header.clone());
+        }
+        hap_ids.extend(fe.captured_request.iter().cloned());
+        if let Some(p) = cfg.proxy(fe_name) {
+            for d in p.directives() {
+                for w in &d.words {
+                    let mut rest = w.as_str();
+                    while let Some(i) = rest.find("req.hdr(") {
+                        rest = &rest[i + 8..];
+                        if let Some(j) = rest.find([')', ',']) {
+                            hap_ids.push(rest[..j].to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        let backend_logs = |name: &str| {
+            backend_log_format.is_some_and(|f| {
+                f.to_ascii_lowercase()
+                    .contains(&format!("%{{{}}}i", name.to_ascii_lowercase()))
+            })
+        };
+        let joined_by = hap_ids.iter().find(|n| backend_logs(n)).cloned();
+        let has_o = backend_log_format.is_some_and(|f| f.contains("%O"));
+        let idh = joined_by
+            .clone()
+            .or_else(|| id_header.clone())
+            .unwrap_or_else(|| ID_HEADER.to_owned());
+        if joined_by.is_none() || !has_o {
+            if fe.unique_id_format.is_none() {
+                exact_blockers
+                    .push("no unique-id-format: no id to join HAProxy and backend lines".into());
+                add_cfg.push("unique-id-format %{+X}o\\ %ci:%cp_%fi:%fp_%Ts_%rt:%pid".to_owned());
+            }
+            if id_header.is_none() {
+                exact_blockers.push("no unique-id-header: the backend never sees the id".into());
+                add_cfg.push(format!("unique-id-header {ID_HEADER}"));
+            }
+            if !logs_id {
+                exact_blockers.push("the log-format does not log %ID".into());
+                add_cfg.push("log-format \"%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r %ID\"".to_owned());
+            }
+            exact_blockers.push(match backend_log_format {
+                None => "backend LogFormat not given (--backend-log-format): assuming it lacks %O and the id".into(),
+                Some(_) => format!("the backend LogFormat lacks %O or %{{{idh}}}i"),
+            });
+            add_apache.push(format!(
+                "LogFormat \"%h %l %u %t \\\"%r\\\" %>s %O \\\"%{{Referer}}i\\\" \\\"%{{User-Agent}}i\\\" %{{{idh}}}i\" haproxied"
+            ));
+        }
+        // 2. header changes
+        let mut describe = |p: &ProxyModel, out: &mut String| {
+            if let Some(ck) = &p.cookie_insert {
+                let _ = writeln!(
+                    out,
+                    "  {} line {}: cookie {} insert{}{}: Set-Cookie{} added when %tsc says I/U",
+                    p.name,
+                    ck.line,
+                    ck.name,
+                    if ck.nocache { " nocache" } else { "" },
+                    if ck.httponly { " httponly" } else { "" },
+                    if ck.nocache {
+                        " + Cache-control: private"
+                    } else {
+                        ""
+                    }
+                );
+                if !has_tsc {
+                    exact_blockers.push(format!(
+                        "{}: cookie insert but the log-format has no %tsc",
+                        p.name
+                    ));
+                }
+            }
+            if p.cookie_insert.as_ref().is_some_and(|c| c.nocache) {
+                partial.push(format!(
+                    "{}: cookie nocache: on non-200 cacheable statuses, whether Cache-control: private is added depends on the server's headers",
+                    p.name
+                ));
+            }
+            if p.cookie_other {
+                estimates.push(format!(
+                    "{}: cookie rewrite/prefix changes server cookies by unknown sizes",
+                    p.name
+                ));
+            }
+            for r in &p.rules {
+                let v = match &r.value {
+                    Some(HeaderValue::Literal(v)) => format!(
+                        "{v:?} ({} bytes on the wire)",
+                        crate::accounting::header_line_len(&r.name, v.len())
+                    ),
+                    Some(HeaderValue::Dynamic(v)) => format!("{v} (dynamic)"),
+                    None => String::new(),
+                };
+                let _ = writeln!(
+                    out,
+                    "  {} line {}: http-response {} {} {}",
+                    p.name,
+                    r.line,
+                    action_name(r.action),
+                    r.name,
+                    v
+                );
+                if r.conditional {
+                    estimates.push(format!(
+                        "{} line {}: conditional rule: applied or not is not logged",
+                        p.name, r.line
+                    ));
+                }
+                if let Some(HeaderValue::Dynamic(v)) = &r.value {
+                    if v != "%[unique-id]" && v != "%ID" {
+                        estimates.push(format!(
+                            "{} line {}: dynamic value {v}: its length is not logged",
+                            p.name, r.line
+                        ));
+                    }
+                }
+                if matches!(r.action, HeaderAction::Set | HeaderAction::Del)
+                    && !fe
+                        .captured_response
+                        .iter()
+                        .any(|c| c.name.eq_ignore_ascii_case(&r.name))
+                {
+                    estimates.push(format!(
+                        "{} line {}: {} {} changes a server header the logs do not show",
+                        p.name,
+                        r.line,
+                        action_name(r.action),
+                        r.name
+                    ));
+                    add_cfg.push(format!("capture response header {} len 256", r.name));
+                }
+                if r.action == HeaderAction::Replace {
+                    estimates.push(format!(
+                        "{} line {}: replace-header: the size change is not logged",
+                        p.name, r.line
+                    ));
+                }
+            }
+            if p.httpclose {
+                let _ = writeln!(
+                    out,
+                    "  {}: option httpclose: `connection: close` added",
+                    p.name
+                );
+            }
+            if p.compression {
+                estimates.push(format!("{}: compression: %B is the uncompressed size; compressed responses stay unknown on 2.6 (HAProxy >= 3.4: log %[res.bytes_out])", p.name));
+                // With these, Quill can tell the responses HAProxy did not compress.
+                if !fe
+                    .captured_request
+                    .iter()
+                    .any(|c| c.eq_ignore_ascii_case("Accept-Encoding"))
+                {
+                    add_cfg.push("capture request header Accept-Encoding len 64".into());
+                }
+                if !fe
+                    .captured_response
+                    .iter()
+                    .any(|c| c.name.eq_ignore_ascii_case("Content-Type"))
+                {
+                    add_cfg.push("capture response header Content-Type len 64".into());
+                }
+                if !fe
+                    .captured_response
+                    .iter()
+                    .any(|c| c.name.eq_ignore_ascii_case("Content-Encoding"))
+                {
+                    add_cfg.push("capture response header Content-Encoding len 16".into());
+                }
+            }
+        };
+        describe(fe, &mut out);
+        for b in &backends {
+            if b == fe_name {
+                continue;
+            }
+            let _ = writeln!(out, "  backend {b}");
+            if let Some(p) = model.proxies.get(b) {
+                describe(p, &mut out);
+            }
+        }
+        add_cfg.sort();
+        add_cfg.dedup();
+        if exact_blockers.is_empty() && estimates.is_empty() {
+            let _ = writeln!(
+                out,
+                "  exact: completed responses proxied to the backend (%O joined by {idh})"
+            );
+        } else {
+            all_exact = false;
+            let _ = writeln!(
+                out,
+                "  estimate: %B + 4N - 15 + HAProxy's header changes, N learned per backend and status"
+            );
+            for r in exact_blockers.iter().chain(&estimates) {
+                let _ = writeln!(out, "    because {r}");
+            }
+        }
+        for p in &partial {
+            let _ = writeln!(out, "  estimate: {p}");
+        }
+        let httpclose = fe.httpclose
+            || backends
+                .iter()
+                .any(|b| model.proxies.get(b).is_some_and(|p| p.httpclose));
+        if !httpclose {
+            let _ = writeln!(
+                out,
+                "  note: an HTTP/1.1 client sending `Connection: close` to a keep-alive frontend gets `connection: close` (19 bytes) that HAProxy 2.6 cannot log"
+            );
+            let _ = writeln!(
+                out,
+                "  estimate: HTTP/1.0 clients (the connection header HAProxy answers with is not logged)"
+            );
+        }
+
+        let _ = writeln!(
+            out,
+            "  estimate: responses HAProxy generates (deny, redirect, 503, 504)"
+        );
+        let _ = writeln!(
+            out,
+            "  estimate: <BADREQ>/408 lines (HAProxy logs 0; Quill uses the size of HAProxy's built-in message)"
+        );
+        let _ = writeln!(out, "  unknown: aborts (C/c/S/s with D/L)");
+        if !add_cfg.is_empty() {
+            let _ = writeln!(out, "  add to frontend {fe_name} in haproxy.cfg:");
+            for l in &add_cfg {
+                let _ = writeln!(out, "    {l}");
+            }
+        }
+        if !add_apache.is_empty() {
+            let _ = writeln!(
+                out,
+                "  add to Apache (and use it in the backend's CustomLog):"
+            );
+            for l in &add_apache {
+                let _ = writeln!(out, "    {l}");
+            }
+        }
+        out.push('\n');
+    }
+    (out, all_exact)
+}
+
+fn action_name(a: HeaderAction) -> &'static str {
+    match a {
+        HeaderAction::Add => "add-header",
+        HeaderAction::Set => "set-header",
+        HeaderAction::Del => "del-header",
+        HeaderAction::Replace => "replace-header",
+    }
+}
+
+/// One input of the offline join, with its next line already parsed.
+struct Input {
+    parser: Parser,
+    origin: Arc<Origin>,
+    reader: Box<dyn BufRead>,
+    head: Option<Head>,
+    last_ts: i64,
+}
+
+struct Head {
+    gelf: Vec<u8>,
+    item: JoinItem,
+    key: Option<String>,
+    ts: i64,
+    error: bool,
+}
+
+fn value_string(v: Value<'_>) -> String {
+    match v {
+        Value::Str(s) => String::from_utf8_lossy(s).into_owned(),
+        Value::Escaped(s, e) => {
+            let mut out = Vec::new();
+            crate::parse::text::unescape(s, e, &mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        }
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+    }
+}
+
+fn str_of(f: &FieldList, name: &str) -> String {
+    match f.get(name) {
+        Some(FieldValue::Str(s)) => s.clone(),
+        Some(FieldValue::Int(i)) => i.to_string(),
+        Some(FieldValue::Float(x)) => x.to_string(),
+        None => String::new(),
+    }
+}
+
+/// The join view of a parsed line.
+pub fn join_item(format: &str, f: &FieldList) -> JoinItem {
+    if format.starts_with("haproxy") {
+        let captured_response = f
+            .fields
+            .iter()
+            .filter_map(|(n, v)| {
+                let name = n.strip_prefix("response_header_")?;
+                let FieldValue::Str(s) = v else { return None };
+                Some((name.to_owned(), s.clone()))
+            })
+            .collect();
+        let captured_request = f
+            .fields
+            .iter()
+            .filter_map(|(n, v)| {
+                let name = n.strip_prefix("request_header_")?;
+                let FieldValue::Str(s) = v else { return None };
+                Some((name.to_owned(), s.clone()))
+            })
+            .collect();
+        let uid = str_of(f, "unique_id");
+        JoinItem::Haproxy(Box::new(HaproxyEntry {
+            frontend: str_of(f, "frontend").trim_end_matches('~').to_owned(),
+            backend: str_of(f, "backend"),
+            server: str_of(f, "server"),
+            status: f.get_int("status"),
+            bytes_read: f.get_int("bytes_read"),
+            termination_state: str_of(f, "termination_state"),
+            http_version: str_of(f, "http_version"),
+            http_method: str_of(f, "http_method"),
+            captured_response,
+            captured_request,
+            unique_id: (!uid.is_empty() && uid != "-").then_some(uid),
+            res_bytes_out: f.get_int("res.bytes_out"),
+        }))
+    } else if format.starts_with("apache") && f.get_int("bytes_sent").is_some() {
+        let rid = str_of(f, "request_header_x-request-id");
+        JoinItem::Backend(BackendLine {
+            bytes_out: f.get_int("bytes_sent"),
+            aborted: str_of(f, "connection_status") == "X",
+            request_id: (!rid.is_empty() && rid != "-").then_some(rid),
+        })
+    } else {
+        JoinItem::Other
+    }
+}
+
+impl Input {
+    fn advance(&mut self) -> anyhow::Result<()> {
+        self.head = None;
+        let mut line = Vec::new();
+        if self.reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        while matches!(line.last(), Some(b'\n' | b'\r')) {
+            line.pop();
+        }
+        let record = Record {
+            origin: Arc::clone(&self.origin),
+            received_at: Timestamp::now(),
+            position: crate::record::Position::None,
+            flags: crate::record::RecordFlags::empty(),
+            raw: Bytes::from(line),
+        };
+        let mut gelf = Vec::with_capacity(512);
+        let error = self.parser.encode(&record, &mut gelf).is_error();
+        let format = if self.parser.format() == crate::parse::Format::Auto {
+            record.origin.format
+        } else {
+            self.parser.format()
+        };
+        let mut fields = FieldList::default();
+        let (item, key, ts) = match self.parser.parse_line(
+            format,
+            &record.raw,
+            record.received_at.0 / 1_000_000,
+            &mut fields,
+        ) {
+            Ok(info) => (
+                join_item(info.format, &fields),
+                info.txn_id.map(|(_, v)| value_string(v)),
+                info.timestamp_ms,
+            ),
+            Err(_) => (JoinItem::Other, None, None),
+        };
+        let ts = ts.unwrap_or(self.last_ts);
+        self.last_ts = ts;
+        self.head = Some(Head {
+            gelf,
+            item,
+            key,
+            ts,
+            error,
+        });
+        Ok(())
+    }
+}
+
+/// Appends the correction fields to a GELF object.
+pub fn write_corrected(gelf: &mut Vec<u8>, correction: Option<Correction>) {
+    let Some(c) = correction else { return };
+    if gelf.last() != Some(&b'}') {
+        return;
+    }
+    gelf.pop();
+    if let Some(b) = c.bytes_sent {
+        gelf.extend_from_slice(format!(",\"_bytes_sent\":{b}").as_bytes());
+    }
+    gelf.extend_from_slice(
+        format!(
+            ",\"_bytes_sent_basis\":\"{}\",\"_bytes_sent_reason\":",
+            c.basis.as_str()
+        )
+        .as_bytes(),
+    );
+    crate::gelf::json::write_str(gelf, c.reason.as_bytes());
+    gelf.push(b'}');
+}
+
+/// `quill parse --haproxy-config …`: every input merged by log time through one byte join;
+/// prints every entry, HAProxy entries with `_bytes_sent` and `_bytes_sent_basis`.
+pub fn run_joined(args: &ParseArgs) -> anyhow::Result<i32> {
+    let cfg_path = args
+        .haproxy_config
+        .as_ref()
+        .context("--haproxy-config is required for the byte join")?;
+    let text = std::fs::read_to_string(cfg_path)
+        .with_context(|| format!("reading {}", cfg_path.display()))?;
+    let hcfg = HaproxyConfig::parse(&text).with_context(|| format!("in {}", cfg_path.display()))?;
+    let mut join: ByteJoin<(u64, Vec<u8>)> = ByteJoin::new(
+        HeaderModel::from_config(&hcfg),
+        i64::from(args.join_window) * 1000,
+        args.join_capacity,
+    );
+    let host = args
+        .host
+        .clone()
+        .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
+    let mut inputs = Vec::new();
+    let paths: Vec<Option<&PathBuf>> = if args.files.is_empty() {
+        vec![None]
+    } else {
+        args.files.iter().map(Some).collect()
+    };
+    for p in paths {
+        let parser = parser_config(args, p.map(PathBuf::as_path))?.compile()?;
+        let source = p.map_or_else(|| "stdin".to_owned(), |p| p.display().to_string());
+        let reader: Box<dyn Read> = match p {
+            Some(p) => Box::new(
+                std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
+            ),
+            None => Box::new(std::io::stdin()),
+        };
+        let mut input = Input {
+            parser,
+            origin: Origin::new(&source, "parse", args.format, &host),
+            reader: Box::new(BufReader::with_capacity(1 << 16, reader)),
+            head: None,
+            last_ts: 0,
+        };
+        input.advance()?;
+        inputs.push(input);
+    }
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let (mut total, mut errors) = (0u64, 0u64);
+    let mut counts = [0u64; 4];
+    // Lines go out in input order: released entries wait in `reorder` until every earlier
+    // line is out. If that buffer outgrows the join's capacity, the join is drained (the
+    // waiting entries go out with their best estimate) so memory stays bounded.
+    let mut reorder: std::collections::BTreeMap<u64, Vec<u8>> = std::collections::BTreeMap::new();
+    let mut next_out = 0u64;
+    let mut emit = |released: Vec<Released<(u64, Vec<u8>)>>,
+                    reorder: &mut std::collections::BTreeMap<u64, Vec<u8>>,
+                    next_out: &mut u64,
+                    out: &mut BufWriter<_>|
+     -> anyhow::Result<()> {
+        for r in released {
+            let (seq, mut gelf) = r.payload;
+            if let Some(c) = r.correction {
+                counts[c.basis as usize] += 1;
+            }
+            write_corrected(&mut gelf, r.correction);
+            gelf.push(b'\n');
+            reorder.insert(seq, gelf);
+        }
+        while let Some(g) = reorder.remove(next_out) {
+            out.write_all(&g)?;
+            *next_out += 1;
+        }
+        Ok(())
+    };
+    let mut seq = 0u64;
+    loop {
+        let next = inputs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, inp)| inp.head.as_ref().map(|h| (h.ts, i)))
+            .min();
+        let Some((ts, i)) = next else { break };
+        let Some(head) = inputs[i].head.take() else {
+            break;
+        };
+        total += 1;
+        errors += u64::from(head.error);
+        let released = join.push(head.key.as_deref(), head.item, (seq, head.gelf), ts);
+        seq += 1;
+        emit(released, &mut reorder, &mut next_out, &mut out)?;
+        emit(join.poll_expired(ts), &mut reorder, &mut next_out, &mut out)?;
+        if reorder.len() > args.join_capacity {
+            emit(join.drain(), &mut reorder, &mut next_out, &mut out)?;
+        }
+        inputs[i].advance()?;
+    }
+    emit(join.drain(), &mut reorder, &mut next_out, &mut out)?;
+    out.flush()?;
+    eprintln!(
+        "quill parse: {total} lines, {errors} parse errors; bytes_sent basis: {} exact, {} estimate, {} lower_bound, {} unknown",
+        counts[Basis::Exact as usize],
+        counts[Basis::Estimate as usize],
+        counts[Basis::LowerBound as usize],
+        counts[Basis::Unknown as usize]
+    );
+    Ok(if errors > 0 { 1 } else { 0 })
+}
