@@ -109,6 +109,11 @@ fn live_haproxy_apache_bytes() {
     };
     let apache_bin = "/usr/sbin/apache2";
     if !have("haproxy") || !Path::new(apache_bin).exists() {
+        // scripts/test installs both; under CI a missing package is a failure, not a skip.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy and apache2 must be installed (scripts/test installs them)"
+        );
         eprintln!("SKIPPED: haproxy or apache2 not installed (apt-get install haproxy apache2)");
         return;
     }

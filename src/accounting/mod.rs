@@ -613,7 +613,7 @@ impl HeaderModel {
         // (one that did gets `connection: keep-alive`). HAProxy strips the request's
         // Connection header before any capture or rule, so the client's wish is not in the log:
         // HTTP/1.0 entries are estimates. (An HTTP/1.1 client sending `Connection: close` also
-        // gets `connection: close`, 19 bytes the log cannot show; measured, see docs/bytes.md.)
+        // gets `connection: close`, 19 bytes the log cannot show; measured, see README.md "Byte counts you can bill on".)
         let httpclose = fe.httpclose || be.httpclose;
         if httpclose || e.http_version == "HTTP/1.0" {
             inj.bytes += header_line_len("connection", CLOSE_VALUE.len());
