@@ -16,7 +16,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use quill::index::backfill::{BackfillOptions, backfill_files};
 use quill::index::schema::IndexFields;
-use quill::index::{DocumentBuilder, EntryFields, IndexReaderSet, IndexSettings, SearchRequest};
+use quill::index::{DocumentBuilder, IndexReaderSet, IndexSettings, SearchRequest};
+use quill::parse::ParserConfig;
+use quill::parse::haproxy::logformat::HTTPLOG;
+use quill::parse::registry::ParserRegistry;
 use quill::record::{Format, Origin, Record};
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -59,6 +62,8 @@ const MONTHS: [&str; 12] = [
 struct Out {
     path: PathBuf,
     host: &'static str,
+    /// The source name, which picks the parser (see [`install_parsers`]).
+    source: &'static str,
     format: Format,
     w: BufWriter<File>,
 }
@@ -96,6 +101,11 @@ fn generate(dir: &Path, n: usize) -> (Vec<Out>, Vec<String>, Vec<String>) {
     let mk = |name: &str, host: &'static str, format: Format| Out {
         path: dir.join(name),
         host,
+        source: match format {
+            Format::Haproxy => HAPROXY_SOURCE,
+            Format::Apache => APACHE_SOURCE,
+            _ => "app",
+        },
         format,
         w: BufWriter::with_capacity(1 << 20, File::create(dir.join(name)).unwrap()),
     };
@@ -143,7 +153,7 @@ fn generate(dir: &Path, n: usize) -> (Vec<Out>, Vec<String>, Vec<String>) {
             match o.format {
                 Format::Haproxy => writeln!(
                     o.w,
-                    "<134>Nov 23 01:08:50 haproxy[8425]: {client}:{port} [{clf}.{millis:03}] fe_https be_app/web{srv} 0/0/1/{tr}/{ta} {status} {bytes} - - ---- 12/12/3/1/0 0/0 \"{method} {path} HTTP/1.1\" request_id={id}",
+                    "<134>Nov 23 01:08:50 haproxy[8425]: {client}:{port} [{clf}.{millis:03}] fe_https be_app/web{srv} 0/0/1/{tr}/{ta} {status} {bytes} - - ---- 12/12/3/1/0 0/0 \"{method} {path} HTTP/1.1\" {id}",
                     port = 1024 + rng.below(60_000),
                     srv = 1 + rng.below(2),
                     tr = rng.below(200),
@@ -151,7 +161,7 @@ fn generate(dir: &Path, n: usize) -> (Vec<Out>, Vec<String>, Vec<String>) {
                 ),
                 Format::Apache => writeln!(
                     o.w,
-                    "{client} - - [{clf} +0000] \"{method} {path} HTTP/1.1\" {status} {bytes} \"https://shop.example.com/\" \"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36\" request_id={id}"
+                    "{client} - - [{clf} +0000] \"{method} {path} HTTP/1.1\" {status} {bytes} \"https://shop.example.com/\" \"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36\" {id}"
                 ),
                 _ => writeln!(
                     o.w,
@@ -180,6 +190,34 @@ fn generate(dir: &Path, n: usize) -> (Vec<Out>, Vec<String>, Vec<String>) {
         o.w.flush().unwrap();
     }
     (outs, shared, single)
+}
+
+const HAPROXY_SOURCE: &str = "lb";
+const APACHE_SOURCE: &str = "web";
+
+/// Parsers as a daemon configures them: HAProxy's httplog with the unique id (`%ID`) appended,
+/// Apache's combined format with the `X-Request-ID` header appended; so every access line parses
+/// into typed fields with its `_txn_id` (the bench checks that none fails).
+fn install_parsers() {
+    let haproxy = ParserConfig {
+        format: Format::Haproxy,
+        haproxy_log_formats: vec![format!("{HTTPLOG} %ID")],
+        ..ParserConfig::default()
+    };
+    let apache = ParserConfig {
+        format: Format::Apache,
+        apache_log_formats: vec![
+            r#"%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %{X-Request-ID}i"#.into(),
+        ],
+        ..ParserConfig::default()
+    };
+    let sources = vec![
+        (HAPROXY_SOURCE.to_string(), haproxy.compile().unwrap()),
+        (APACHE_SOURCE.to_string(), apache.compile().unwrap()),
+    ];
+    assert!(quill::parse::registry::install(ParserRegistry::new(
+        sources
+    )));
 }
 
 fn cpu_time() -> Duration {
@@ -218,7 +256,7 @@ fn ms(d: Duration) -> f64 {
 fn pre_index_cpu(outs: &[Out], word_positions: bool) -> (Duration, Duration) {
     let mut records = Vec::new();
     for o in outs {
-        let origin = Origin::new("bench", "bench", o.format, o.host);
+        let origin = Origin::new(o.source, "bench", o.format, o.host);
         let data = Bytes::from(std::fs::read(&o.path).unwrap());
         let mut start = 0;
         while let Some(len) = memchr::memchr(b'\n', &data[start..]) {
@@ -237,27 +275,6 @@ fn pre_index_cpu(outs: &[Out], word_positions: bool) -> (Duration, Duration) {
         sum += gelf.len();
     }
     let parse = cpu_time() - c0;
-    // Reading the index fields back from the GELF: the fast flat scan vs the general JSON reader.
-    for general in [false, true] {
-        let c0 = cpu_time();
-        for r in records.iter() {
-            gelf.clear();
-            quill::parse::registry::encode(r, &mut gelf);
-            let text = std::str::from_utf8(&gelf).unwrap();
-            let fields = if general {
-                EntryFields::from_gelf_general(text.as_bytes(), 0)
-            } else {
-                EntryFields::from_gelf_text(text, 0)
-            };
-            sum += fields.timestamp_ms as usize & 1;
-        }
-        let read = (cpu_time() - c0).saturating_sub(parse);
-        println!(
-            "  reading index fields from GELF ({}): {:.2} s per million entries",
-            if general { "general JSON reader" } else { "flat scan" },
-            read.as_secs_f64() * 1e6 / records.len() as f64
-        );
-    }
     let mut builder = DocumentBuilder::new(IndexFields::build(word_positions));
     let c0 = cpu_time();
     for (i, r) in records.iter().enumerate() {
@@ -273,6 +290,7 @@ fn main() {
     let n = env_usize("QUILL_BENCH_ENTRIES", 1_000_000);
     let lookups = env_usize("QUILL_BENCH_LOOKUPS", 1000);
     let grep_ids = env_usize("QUILL_BENCH_GREP_IDS", 20);
+    install_parsers();
     let tmp = tempfile::tempdir().unwrap();
     let logs = tmp.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
@@ -311,7 +329,7 @@ fn main() {
             let opts = BackfillOptions {
                 format: o.format,
                 category: "bench".into(),
-                source: "bench".into(),
+                source: o.source.into(),
                 host: o.host.into(),
                 ..BackfillOptions::default()
             };
@@ -324,6 +342,12 @@ fn main() {
     let wall = wall0.elapsed();
     let cpu = cpu_time() - cpu0;
     assert_eq!(added as usize, n, "every entry indexed");
+    let parse_errors: u64 = quill::parse::registry::registry()
+        .parse_errors()
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(parse_errors, 0, "every line parses into typed fields");
     let index_bytes = dir_bytes(&root);
     println!(
         "indexing: {n} entries in {:.1} s wall, {:.1} s CPU ({threads} cores): {:.0} entries/s wall, {:.0} entries/s per core",

@@ -55,10 +55,16 @@ fn txn_counts(index: &Path, expected_total: usize) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for h in hits {
         let v: serde_json::Value = serde_json::from_str(&h.gelf).unwrap();
-        let msg = v["short_message"].as_str().unwrap();
-        let id = quill::index::document::txn_id_in_line(msg)
-            .unwrap()
-            .into_owned();
+        // Parsed lines carry `_txn_id`; the message of a parsed JSON line is its `msg` only.
+        let id = match v["_txn_id"].as_str() {
+            Some(id) => id.to_string(),
+            None => {
+                let msg = v["short_message"].as_str().unwrap();
+                quill::index::document::txn_id_in_line(msg)
+                    .unwrap()
+                    .into_owned()
+            }
+        };
         *counts.entry(id).or_insert(0) += 1;
     }
     counts

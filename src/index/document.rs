@@ -187,7 +187,10 @@ impl<'a> EntryFields<'a> {
     /// [`from_gelf`](Self::from_gelf) with the general JSON reader only (the reference the fast
     /// scan is tested against).
     pub fn from_gelf_general(gelf: &'a [u8], fallback_ms: i64) -> EntryFields<'a> {
-        EntryFields::from_view(serde_json::from_slice(gelf).unwrap_or_default(), fallback_ms)
+        EntryFields::from_view(
+            serde_json::from_slice(gelf).unwrap_or_default(),
+            fallback_ms,
+        )
     }
 
     fn from_view(view: GelfView<'a>, fallback_ms: i64) -> EntryFields<'a> {
@@ -355,7 +358,9 @@ fn scan_flat_gelf(text: &str) -> Option<GelfView<'_>> {
                 let value = if key.is_none() {
                     None
                 } else if escaped {
-                    Some(Cow::Owned(serde_json::from_str::<String>(&text[start..end]).ok()?))
+                    Some(Cow::Owned(
+                        serde_json::from_str::<String>(&text[start..end]).ok()?,
+                    ))
                 } else {
                     Some(Cow::Borrowed(&text[start + 1..end - 1]))
                 };
@@ -415,9 +420,8 @@ fn valid_scalar(token: &str) -> bool {
         None => (digits, None),
     };
     let all_digits = |d: &[u8]| !d.is_empty() && d.iter().all(u8::is_ascii_digit);
-    let plain = all_digits(int)
-        && (int.len() == 1 || int[0] != b'0')
-        && frac.is_none_or(|f| all_digits(f));
+    let plain =
+        all_digits(int) && (int.len() == 1 || int[0] != b'0') && frac.is_none_or(|f| all_digits(f));
     plain || (!t.is_empty() && serde_json::from_str::<IgnoredAny>(token).is_ok())
 }
 

@@ -4,8 +4,8 @@
 //! are short and stable. Why each field is indexed the way it is: ARCHITECTURE.md, "Index schema".
 
 use tantivy::schema::{
-    DateOptions, DateTimePrecision, FAST, Field, IndexRecordOption, NumericOptions, STORED,
-    Schema, TextFieldIndexing, TextOptions,
+    DateOptions, DateTimePrecision, FAST, Field, IndexRecordOption, NumericOptions, STORED, Schema,
+    TextFieldIndexing, TextOptions,
 };
 
 pub const TXN_ID: &str = "txn_id";
