@@ -421,7 +421,7 @@ fn valid_scalar(token: &str) -> bool {
     };
     let all_digits = |d: &[u8]| !d.is_empty() && d.iter().all(u8::is_ascii_digit);
     let plain =
-        all_digits(int) && (int.len() == 1 || int[0] != b'0') && frac.is_none_or(|f| all_digits(f));
+        all_digits(int) && (int.len() == 1 || int[0] != b'0') && frac.is_none_or(all_digits);
     plain || (!t.is_empty() && serde_json::from_str::<IgnoredAny>(token).is_ok())
 }
 
