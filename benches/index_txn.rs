@@ -4,7 +4,9 @@
 //! `QUILL_BENCH_ENTRIES` (default 1,000,000; the full size is 10,000,000) sets the number of
 //! entries, `QUILL_BENCH_LOOKUPS` (default 1000) the txn-id lookups, `QUILL_BENCH_GREP_IDS`
 //! (default 20) how many of the same ids grep looks for (each grep reads every raw log);
-//! `QUILL_BENCH_NO_POSITIONS=1` indexes full-text words without positions.
+//! `QUILL_BENCH_NO_POSITIONS=1` indexes full-text words without positions;
+//! `QUILL_BENCH_WRITER_THREADS` sets tantivy's indexing threads (default: the number of cores).
+//! The per-core indexing number includes parsing (see ARCHITECTURE.md, "Index schema").
 //! Run: `cargo bench --bench index_txn`.
 
 use std::fs::File;
@@ -310,7 +312,10 @@ fn main() {
 
     // Indexing, through the same path as `quill index`.
     let root = tmp.path().join("data/index");
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = env_usize(
+        "QUILL_BENCH_WRITER_THREADS",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
     let settings = IndexSettings {
         commit_interval: Duration::from_secs(30),
         max_age_days: 0,
@@ -350,7 +355,7 @@ fn main() {
     assert_eq!(parse_errors, 0, "every line parses into typed fields");
     let index_bytes = dir_bytes(&root);
     println!(
-        "indexing: {n} entries in {:.1} s wall, {:.1} s CPU ({threads} cores): {:.0} entries/s wall, {:.0} entries/s per core",
+        "indexing: {n} entries in {:.1} s wall, {:.1} s CPU ({threads} writer threads): {:.0} entries/s wall, {:.0} entries/s per core",
         wall.as_secs_f64(),
         cpu.as_secs_f64(),
         n as f64 / wall.as_secs_f64(),
