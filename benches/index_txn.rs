@@ -4,7 +4,9 @@
 //! `QUILL_BENCH_ENTRIES` (default 1,000,000; the full size is 10,000,000) sets the number of
 //! entries, `QUILL_BENCH_LOOKUPS` (default 1000) the txn-id lookups, `QUILL_BENCH_GREP_IDS`
 //! (default 20) how many of the same ids grep looks for (each grep reads every raw log);
-//! `QUILL_BENCH_NO_POSITIONS=1` indexes full-text words without positions.
+//! `QUILL_BENCH_NO_POSITIONS=1` indexes full-text words without positions;
+//! `QUILL_BENCH_WRITER_THREADS` sets tantivy's indexing threads (default: the number of cores).
+//! The per-core indexing number includes parsing (see ARCHITECTURE.md, "Index schema").
 //! Run: `cargo bench --bench index_txn`.
 
 use std::fs::File;
@@ -13,9 +15,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use quill::index::backfill::{BackfillOptions, backfill_files};
-use quill::index::{IndexReaderSet, IndexSettings, SearchRequest};
-use quill::record::Format;
+use quill::index::schema::IndexFields;
+use quill::index::{DocumentBuilder, IndexReaderSet, IndexSettings, SearchRequest};
+use quill::parse::ParserConfig;
+use quill::parse::haproxy::logformat::HTTPLOG;
+use quill::parse::registry::ParserRegistry;
+use quill::record::{Format, Origin, Record};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -57,6 +64,8 @@ const MONTHS: [&str; 12] = [
 struct Out {
     path: PathBuf,
     host: &'static str,
+    /// The source name, which picks the parser (see [`install_parsers`]).
+    source: &'static str,
     format: Format,
     w: BufWriter<File>,
 }
@@ -94,6 +103,11 @@ fn generate(dir: &Path, n: usize) -> (Vec<Out>, Vec<String>, Vec<String>) {
     let mk = |name: &str, host: &'static str, format: Format| Out {
         path: dir.join(name),
         host,
+        source: match format {
+            Format::Haproxy => HAPROXY_SOURCE,
+            Format::Apache => APACHE_SOURCE,
+            _ => "app",
+        },
         format,
         w: BufWriter::with_capacity(1 << 20, File::create(dir.join(name)).unwrap()),
     };
@@ -141,7 +155,7 @@ fn generate(dir: &Path, n: usize) -> (Vec<Out>, Vec<String>, Vec<String>) {
             match o.format {
                 Format::Haproxy => writeln!(
                     o.w,
-                    "<134>Nov 23 01:08:50 haproxy[8425]: {client}:{port} [{clf}.{millis:03}] fe_https be_app/web{srv} 0/0/1/{tr}/{ta} {status} {bytes} - - ---- 12/12/3/1/0 0/0 \"{method} {path} HTTP/1.1\" request_id={id}",
+                    "<134>Nov 23 01:08:50 haproxy[8425]: {client}:{port} [{clf}.{millis:03}] fe_https be_app/web{srv} 0/0/1/{tr}/{ta} {status} {bytes} - - ---- 12/12/3/1/0 0/0 \"{method} {path} HTTP/1.1\" {id}",
                     port = 1024 + rng.below(60_000),
                     srv = 1 + rng.below(2),
                     tr = rng.below(200),
@@ -149,7 +163,7 @@ fn generate(dir: &Path, n: usize) -> (Vec<Out>, Vec<String>, Vec<String>) {
                 ),
                 Format::Apache => writeln!(
                     o.w,
-                    "{client} - - [{clf} +0000] \"{method} {path} HTTP/1.1\" {status} {bytes} \"https://shop.example.com/\" \"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36\" request_id={id}"
+                    "{client} - - [{clf} +0000] \"{method} {path} HTTP/1.1\" {status} {bytes} \"https://shop.example.com/\" \"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36\" {id}"
                 ),
                 _ => writeln!(
                     o.w,
@@ -178,6 +192,34 @@ fn generate(dir: &Path, n: usize) -> (Vec<Out>, Vec<String>, Vec<String>) {
         o.w.flush().unwrap();
     }
     (outs, shared, single)
+}
+
+const HAPROXY_SOURCE: &str = "lb";
+const APACHE_SOURCE: &str = "web";
+
+/// Parsers as a daemon configures them: HAProxy's httplog with the unique id (`%ID`) appended,
+/// Apache's combined format with the `X-Request-ID` header appended; so every access line parses
+/// into typed fields with its `_txn_id` (the bench checks that none fails).
+fn install_parsers() {
+    let haproxy = ParserConfig {
+        format: Format::Haproxy,
+        haproxy_log_formats: vec![format!("{HTTPLOG} %ID")],
+        ..ParserConfig::default()
+    };
+    let apache = ParserConfig {
+        format: Format::Apache,
+        apache_log_formats: vec![
+            r#"%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" %{X-Request-ID}i"#.into(),
+        ],
+        ..ParserConfig::default()
+    };
+    let sources = vec![
+        (HAPROXY_SOURCE.to_string(), haproxy.compile().unwrap()),
+        (APACHE_SOURCE.to_string(), apache.compile().unwrap()),
+    ];
+    assert!(quill::parse::registry::install(ParserRegistry::new(
+        sources
+    )));
 }
 
 fn cpu_time() -> Duration {
@@ -210,10 +252,47 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// CPU time of the per-entry work before tantivy: parsing each line into GELF alone, and parsing
+/// plus building its tantivy document (index fields + stored GELF), over the same logs.
+/// Returns (parse only, parse + document).
+fn pre_index_cpu(outs: &[Out], word_positions: bool) -> (Duration, Duration) {
+    let mut records = Vec::new();
+    for o in outs {
+        let origin = Origin::new(o.source, "bench", o.format, o.host);
+        let data = Bytes::from(std::fs::read(&o.path).unwrap());
+        let mut start = 0;
+        while let Some(len) = memchr::memchr(b'\n', &data[start..]) {
+            if len > 0 {
+                records.push(Record::new(origin.clone(), data.slice(start..start + len)));
+            }
+            start += len + 1;
+        }
+    }
+    let mut gelf = Vec::with_capacity(2048);
+    let mut sum = 0usize;
+    let c0 = cpu_time();
+    for r in &records {
+        gelf.clear();
+        quill::parse::registry::encode(r, &mut gelf);
+        sum += gelf.len();
+    }
+    let parse = cpu_time() - c0;
+    let mut builder = DocumentBuilder::new(IndexFields::build(word_positions));
+    let c0 = cpu_time();
+    for (i, r) in records.iter().enumerate() {
+        let built = builder.build(r, i as u64);
+        sum += built.timestamp_ms as usize & 1;
+    }
+    let build = cpu_time() - c0;
+    assert!(sum > 0);
+    (parse, build)
+}
+
 fn main() {
     let n = env_usize("QUILL_BENCH_ENTRIES", 1_000_000);
     let lookups = env_usize("QUILL_BENCH_LOOKUPS", 1000);
     let grep_ids = env_usize("QUILL_BENCH_GREP_IDS", 20);
+    install_parsers();
     let tmp = tempfile::tempdir().unwrap();
     let logs = tmp.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
@@ -233,7 +312,10 @@ fn main() {
 
     // Indexing, through the same path as `quill index`.
     let root = tmp.path().join("data/index");
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = env_usize(
+        "QUILL_BENCH_WRITER_THREADS",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
     let settings = IndexSettings {
         commit_interval: Duration::from_secs(30),
         max_age_days: 0,
@@ -243,6 +325,7 @@ fn main() {
         word_positions: std::env::var("QUILL_BENCH_NO_POSITIONS").is_err(),
         ..IndexSettings::default()
     };
+    let (parse_cpu, build_cpu) = pre_index_cpu(&outs, settings.word_positions);
     let cpu0 = cpu_time();
     let wall0 = Instant::now();
     let inputs: Vec<(PathBuf, BackfillOptions)> = outs
@@ -251,7 +334,7 @@ fn main() {
             let opts = BackfillOptions {
                 format: o.format,
                 category: "bench".into(),
-                source: "bench".into(),
+                source: o.source.into(),
                 host: o.host.into(),
                 ..BackfillOptions::default()
             };
@@ -264,13 +347,28 @@ fn main() {
     let wall = wall0.elapsed();
     let cpu = cpu_time() - cpu0;
     assert_eq!(added as usize, n, "every entry indexed");
+    let parse_errors: u64 = quill::parse::registry::registry()
+        .parse_errors()
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(parse_errors, 0, "every line parses into typed fields");
     let index_bytes = dir_bytes(&root);
     println!(
-        "indexing: {n} entries in {:.1} s wall, {:.1} s CPU ({threads} cores): {:.0} entries/s wall, {:.0} entries/s per core",
+        "indexing: {n} entries in {:.1} s wall, {:.1} s CPU ({threads} writer threads): {:.0} entries/s wall, {:.0} entries/s per core",
         wall.as_secs_f64(),
         cpu.as_secs_f64(),
         n as f64 / wall.as_secs_f64(),
         n as f64 / cpu.as_secs_f64()
+    );
+    let per_core = |d: Duration| n as f64 / d.as_secs_f64();
+    println!(
+        "  of which, measured separately on one core: parsing to GELF {:.1} s ({:.0} entries/s), parsing + building documents {:.1} s ({:.0} entries/s); tantivy without parsing (total minus parse): {:.0} entries/s per core",
+        parse_cpu.as_secs_f64(),
+        per_core(parse_cpu),
+        build_cpu.as_secs_f64(),
+        per_core(build_cpu),
+        per_core(cpu.saturating_sub(parse_cpu)),
     );
     println!(
         "index size: {} MB, {:.1} bytes per entry ({:.2}x the raw logs)",

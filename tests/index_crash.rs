@@ -55,7 +55,7 @@ fn txn_counts(index: &Path, expected_total: usize) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for h in hits {
         let v: serde_json::Value = serde_json::from_str(&h.gelf).unwrap();
-        // Parsed lines carry `_txn_id`; a raw line still has it as a token in its message.
+        // Parsed lines carry `_txn_id`; the message of a parsed JSON line is its `msg` only.
         let id = match v["_txn_id"].as_str() {
             Some(id) => id.to_string(),
             None => {

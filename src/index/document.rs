@@ -169,7 +169,31 @@ impl<'a> EntryFields<'a> {
     /// Reads the fields of a GELF JSON object. `fallback_ms` is used when it has no valid
     /// `timestamp`. Text that is not a JSON object yields the fallback time and no fields.
     pub fn from_gelf(gelf: &'a [u8], fallback_ms: i64) -> EntryFields<'a> {
-        let view: GelfView<'a> = serde_json::from_slice(gelf).unwrap_or_default();
+        match std::str::from_utf8(gelf) {
+            Ok(text) => EntryFields::from_gelf_text(text, fallback_ms),
+            Err(_) => EntryFields::from_gelf_general(gelf, fallback_ms),
+        }
+    }
+
+    /// [`from_gelf`](Self::from_gelf) for text already known to be UTF-8. Quill's own GELF (a
+    /// flat object) is read in one byte-oriented pass; anything else by the general JSON reader.
+    pub fn from_gelf_text(gelf: &'a str, fallback_ms: i64) -> EntryFields<'a> {
+        match scan_flat_gelf(gelf) {
+            Some(view) => EntryFields::from_view(view, fallback_ms),
+            None => EntryFields::from_gelf_general(gelf.as_bytes(), fallback_ms),
+        }
+    }
+
+    /// [`from_gelf`](Self::from_gelf) with the general JSON reader only (the reference the fast
+    /// scan is tested against).
+    pub fn from_gelf_general(gelf: &'a [u8], fallback_ms: i64) -> EntryFields<'a> {
+        EntryFields::from_view(
+            serde_json::from_slice(gelf).unwrap_or_default(),
+            fallback_ms,
+        )
+    }
+
+    fn from_view(view: GelfView<'a>, fallback_ms: i64) -> EntryFields<'a> {
         let timestamp_ms = view
             .timestamp
             .0
@@ -237,6 +261,188 @@ impl<'a> EntryFields<'a> {
     }
 }
 
+/// Which [`GelfView`] field a top-level key fills.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ViewKey {
+    Host,
+    ShortMessage,
+    FullMessage,
+    Timestamp,
+    Level,
+    TxnId,
+    Category,
+    Source,
+    Status,
+    Method,
+    Path,
+    ClientIp,
+}
+
+impl ViewKey {
+    fn of(key: &[u8]) -> Option<ViewKey> {
+        Some(match key {
+            b"host" => ViewKey::Host,
+            b"short_message" => ViewKey::ShortMessage,
+            b"full_message" => ViewKey::FullMessage,
+            b"timestamp" => ViewKey::Timestamp,
+            b"level" => ViewKey::Level,
+            b"_txn_id" => ViewKey::TxnId,
+            b"_category" => ViewKey::Category,
+            b"_source" => ViewKey::Source,
+            b"_status" => ViewKey::Status,
+            b"_http_method" => ViewKey::Method,
+            b"_http_path" => ViewKey::Path,
+            b"_client_ip" => ViewKey::ClientIp,
+            _ => return None,
+        })
+    }
+}
+
+/// Reads the index fields of a *flat* JSON object, the shape Quill's GELF encoder writes: every
+/// value a string, number, boolean or null. One byte-oriented pass, strings borrowed unless they
+/// hold escapes. Returns `None` for anything else (a nested value, a repeated field, a non-string
+/// value where a string is read, bad syntax): the caller then uses the general JSON reader, so
+/// both give the same fields.
+fn scan_flat_gelf(text: &str) -> Option<GelfView<'_>> {
+    let b = text.as_bytes();
+    let ws = |mut i: usize| {
+        while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+            i += 1;
+        }
+        i
+    };
+    // The end of the string whose opening quote is at `at` (index after the closing quote), and
+    // whether it holds escapes.
+    let string_end = |at: usize| -> Option<(usize, bool)> {
+        let mut i = at + 1;
+        let mut escaped = false;
+        loop {
+            i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+            if b[i] == b'"' {
+                return Some((i + 1, escaped));
+            }
+            escaped = true;
+            i += 2;
+        }
+    };
+    let mut view = GelfView::default();
+    let mut seen = [false; 12];
+    let mut i = ws(0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = ws(i + 1);
+    if b.get(i) == Some(&b'}') {
+        return (ws(i + 1) == b.len()).then_some(view);
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let (key_end, key_escaped) = string_end(i)?;
+        if key_escaped {
+            return None;
+        }
+        let key = ViewKey::of(&b[i + 1..key_end - 1]);
+        i = ws(key_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = ws(i + 1);
+        let start = i;
+        // The value: a string (decoded on demand), or a scalar token.
+        let string = match b.get(i)? {
+            b'"' => {
+                let (end, escaped) = string_end(i)?;
+                i = end;
+                let value = if key.is_none() {
+                    None
+                } else if escaped {
+                    Some(Cow::Owned(
+                        serde_json::from_str::<String>(&text[start..end]).ok()?,
+                    ))
+                } else {
+                    Some(Cow::Borrowed(&text[start + 1..end - 1]))
+                };
+                Some(value)
+            }
+            b'{' | b'[' => return None,
+            _ => {
+                while i < b.len() && !matches!(b[i], b',' | b'}' | b' ' | b'\t' | b'\n' | b'\r') {
+                    i += 1;
+                }
+                None
+            }
+        };
+        let token = &text[start..i];
+        if string.is_none() && !valid_scalar(token) {
+            return None;
+        }
+        if let Some(k) = key {
+            if std::mem::replace(&mut seen[k as usize], true) {
+                return None;
+            }
+            let value = string.unwrap_or_default();
+            match k {
+                ViewKey::Timestamp => view.timestamp = loose_num(value, token),
+                ViewKey::Level => view.level = loose_num(value, token),
+                ViewKey::Status => view.status = loose_num(value, token),
+                ViewKey::Host => view.host = loose_str(value, token)?,
+                ViewKey::ShortMessage => view.short_message = loose_str(value, token)?,
+                ViewKey::FullMessage => view.full_message = loose_str(value, token)?,
+                ViewKey::TxnId => view.txn_id = loose_str(value, token)?,
+                ViewKey::Category => view.category = loose_str(value, token)?,
+                ViewKey::Source => view.source = loose_str(value, token)?,
+                ViewKey::Method => view.method = loose_str(value, token)?,
+                ViewKey::Path => view.path = loose_str(value, token)?,
+                ViewKey::ClientIp => view.client_ip = loose_str(value, token)?,
+            }
+        }
+        i = ws(i);
+        match b.get(i)? {
+            b',' => i = ws(i + 1),
+            b'}' => return (ws(i + 1) == b.len()).then_some(view),
+            _ => return None,
+        }
+    }
+}
+
+/// A JSON literal or number (the general reader rejects anything else). Plain decimals are
+/// checked here; other forms (exponents) go through the JSON reader.
+fn valid_scalar(token: &str) -> bool {
+    if matches!(token, "null" | "true" | "false") {
+        return true;
+    }
+    let t = token.as_bytes();
+    let digits = t.strip_prefix(b"-").unwrap_or(t);
+    let (int, frac) = match memchr::memchr(b'.', digits) {
+        Some(dot) => (&digits[..dot], Some(&digits[dot + 1..])),
+        None => (digits, None),
+    };
+    let all_digits = |d: &[u8]| !d.is_empty() && d.iter().all(u8::is_ascii_digit);
+    let plain =
+        all_digits(int) && (int.len() == 1 || int[0] != b'0') && frac.is_none_or(all_digits);
+    plain || (!t.is_empty() && serde_json::from_str::<IgnoredAny>(token).is_ok())
+}
+
+/// A [`LooseNum`] from a scanned value: a string (`Some`) or a valid scalar token.
+fn loose_num(string: Option<Cow<'_, str>>, token: &str) -> LooseNum {
+    match string {
+        Some(s) => LooseNum(s.trim().parse::<f64>().ok()),
+        None => LooseNum(token.parse::<f64>().ok()),
+    }
+}
+
+/// A [`LooseStr`] from a scanned value; `None` for a number or boolean (left to the general
+/// reader, which spells them its own way).
+fn loose_str<'a>(string: Option<Cow<'a, str>>, token: &str) -> Option<LooseStr<'a>> {
+    match string {
+        Some(s) => Some(LooseStr(Some(s))),
+        None if token == "null" => Some(LooseStr(None)),
+        None => None,
+    }
+}
+
 /// Finds a transaction id in a line that was not parsed: a JSON object's id fields, or a
 /// `key=value` token for one of the id keys.
 pub fn txn_id_in_line(line: &str) -> Option<Cow<'_, str>> {
@@ -301,7 +507,7 @@ impl DocumentBuilder {
             Ok(s) => std::borrow::Cow::Borrowed(s),
             Err(_) => String::from_utf8_lossy(&self.gelf),
         };
-        let entry = EntryFields::from_gelf(text.as_bytes(), record.received_at.as_millis());
+        let entry = EntryFields::from_gelf_text(&text, record.received_at.as_millis());
         BuiltDocument {
             timestamp_ms: entry.timestamp_ms,
             document: entry.to_document(&self.fields, seq, &text),
@@ -335,6 +541,65 @@ mod tests {
         assert_eq!((e.status, e.level, e.timestamp_ms), (None, None, 77));
         let e = EntryFields::from_gelf(b"not json \xff", 5);
         assert_eq!((e.timestamp_ms, e.txn_id), (5, None));
+    }
+
+    #[test]
+    fn fast_scan_reads_what_the_json_reader_reads() {
+        let docs: [&[u8]; 12] = [
+            br#"{"version":"1.1","host":"lb1","short_message":"GET /x","timestamp":1700000000.123,"level":3,"_txn_id":"abc-1","_status":503,"_http_method":"GET","_http_path":"/api/pay","_client_ip":"10.0.0.1","_category":"lb","_source":"haproxy","_bytes":-12,"_ok":true,"_n":null}"#,
+            br#"{"host":5,"short_message":null,"timestamp":"x","_status":"-","_txn_id":42,"level":[1]}"#,
+            br#" { "host" : "h\u00e9\"q" , "short_message":"a\\b\nc txn_id=zz","timestamp":1.5e9,"_status":" 404 "} "#,
+            br#"{"host":"a","host":"b"}"#,
+            br#"{"_x":{"host":"nested"},"host":"top"}"#,
+            br#"{"_x":01,"host":"a"}"#,
+            br#"{"_x":1e3,"timestamp":2e9,"host":"a"}"#,
+            br#"{"host":"a",}"#,
+            br#"{"host":"a"} trailing"#,
+            br#"{}"#,
+            br#"{"host":"a","short_message":"unterminated}"#,
+            br#"{"level":true,"timestamp":null,"_status":false,"_http_path":null}"#,
+        ];
+        for d in docs {
+            assert_eq!(
+                EntryFields::from_gelf(d, 9),
+                EntryFields::from_gelf_general(d, 9),
+                "{}",
+                String::from_utf8_lossy(d)
+            );
+        }
+        // Real encoder output: access logs and JSON lines with odd values.
+        use crate::record::{Format, Origin};
+        let lines: [(Format, &str); 4] = [
+            (
+                Format::Haproxy,
+                r#"<134>Nov 23 01:08:50 haproxy[8425]: 10.0.0.1:5000 [23/Nov/2026:01:08:50.123] fe be/web1 0/0/1/2/3 503 10 - - ---- 1/1/1/1/0 0/0 "GET /a?b=%22c HTTP/1.1" request_id=r-1"#,
+            ),
+            (
+                Format::Apache,
+                r#"10.0.0.2 - - [23/Nov/2026:01:08:50 +0000] "POST /p\"q HTTP/1.1" 200 5 "-" "UA \x01" request_id=r-2"#,
+            ),
+            (
+                Format::Json,
+                r#"{"msg":"h\u00e9 \"x\"","txn_id":7,"status":"500","host":"j1","nested":{"a":[1,2]}}"#,
+            ),
+            (Format::Auto, "not a log line txn_id=t-3"),
+        ];
+        for (format, line) in lines {
+            let r = Record::new(
+                Origin::new("s", "c", format, "h"),
+                bytes::Bytes::from(line.as_bytes().to_vec()),
+            );
+            let mut out = Vec::new();
+            crate::parse::registry::encode(&r, &mut out);
+            // The encoder's output takes the fast path, except a numeric txn id (read as text by
+            // the general reader).
+            let text = std::str::from_utf8(&out).unwrap();
+            let numeric_id = text.contains(r#""_txn_id":7"#);
+            assert_eq!(scan_flat_gelf(text).is_some(), !numeric_id, "{text}");
+            let fast = EntryFields::from_gelf(&out, 1);
+            assert_eq!(fast, EntryFields::from_gelf_general(&out, 1), "{line}");
+            assert!(fast.host.is_some() && fast.message.is_some(), "{line}");
+        }
     }
 
     #[test]

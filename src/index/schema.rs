@@ -4,8 +4,8 @@
 //! are short and stable. Why each field is indexed the way it is: ARCHITECTURE.md, "Index schema".
 
 use tantivy::schema::{
-    DateOptions, DateTimePrecision, FAST, Field, INDEXED, IndexRecordOption, STORED, STRING,
-    Schema, TextFieldIndexing, TextOptions,
+    DateOptions, DateTimePrecision, FAST, Field, IndexRecordOption, NumericOptions, STORED, Schema,
+    TextFieldIndexing, TextOptions,
 };
 
 pub const TXN_ID: &str = "txn_id";
@@ -46,8 +46,17 @@ impl IndexFields {
     /// full-text words (phrase queries work; indexing is slower and the index bigger).
     pub fn build(word_positions: bool) -> IndexFields {
         let mut b = Schema::builder();
+        // No field keeps fieldnorms (per-document token counts): they only serve BM25 scoring,
+        // and every search orders by time, never by score.
         // Exact-match keywords: one term per value, no positions, no frequencies.
-        let txn_id = b.add_text_field(TXN_ID, STRING);
+        let keyword = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("raw")
+                .set_index_option(IndexRecordOption::Basic)
+                .set_fieldnorms(false),
+        );
+        let number = NumericOptions::default().set_indexed();
+        let txn_id = b.add_text_field(TXN_ID, keyword.clone());
         // A fast (columnar) field only: range queries and time ordering read the column at
         // millisecond precision; an inverted index of dates would only hold whole seconds.
         let timestamp = b.add_date_field(
@@ -58,18 +67,19 @@ impl IndexFields {
         );
         // Arrival order, to order entries of the same millisecond; stored for the output.
         let seq = b.add_u64_field(SEQ, FAST | STORED);
-        let host = b.add_text_field(HOST, STRING);
-        let category = b.add_text_field(CATEGORY, STRING);
-        let source = b.add_text_field(SOURCE, STRING);
-        let level = b.add_u64_field(LEVEL, INDEXED);
-        let status = b.add_u64_field(STATUS, INDEXED);
-        let method = b.add_text_field(METHOD, STRING);
-        let client_ip = b.add_text_field(CLIENT_IP, STRING);
+        let host = b.add_text_field(HOST, keyword.clone());
+        let category = b.add_text_field(CATEGORY, keyword.clone());
+        let source = b.add_text_field(SOURCE, keyword.clone());
+        let level = b.add_u64_field(LEVEL, number.clone());
+        let status = b.add_u64_field(STATUS, number);
+        let method = b.add_text_field(METHOD, keyword.clone());
+        let client_ip = b.add_text_field(CLIENT_IP, keyword.clone());
         // Full text: words without numbers (see `tokenizer`); positions keep phrase queries
         // ("connection refused") working.
         let words = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
                 .set_tokenizer(super::tokenizer::LOG_WORDS)
+                .set_fieldnorms(false)
                 .set_index_option(if word_positions {
                     IndexRecordOption::WithFreqsAndPositions
                 } else {
