@@ -33,6 +33,9 @@ use stream::{RefusalLog, StreamLimits};
 
 pub use framing::{Frame, FrameDecoder, FrameError};
 
+/// A TLS client that has not finished its handshake by then is disconnected.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Binds the configured sockets and starts the source.
 pub fn start(
     config: SyslogSourceConfig,
@@ -88,13 +91,18 @@ pub fn start(
     Ok(runtime.spawn(async move {
         let mut tasks = JoinSet::new();
         if let Some(l) = tcp {
-            tasks.spawn(accept_tcp(l, None, ctx.clone(), limits.clone()));
+            tasks.spawn(accept_streams(l, None, ctx.clone(), limits.clone()));
         }
         if let Some((l, acceptor)) = tls {
-            tasks.spawn(accept_tcp(l, Some(acceptor), ctx.clone(), limits.clone()));
+            tasks.spawn(accept_streams(
+                l,
+                Some(acceptor),
+                ctx.clone(),
+                limits.clone(),
+            ));
         }
         if let Some(l) = unix_stream {
-            tasks.spawn(accept_unix(l, ctx.clone(), limits.clone()));
+            tasks.spawn(accept_streams(l, None, ctx.clone(), limits.clone()));
         }
         for t in threads {
             tasks.spawn(async move {
@@ -227,8 +235,40 @@ fn bind_unix_stream(path: &Path, mode: u32) -> Result<UnixListener, String> {
     Ok(l)
 }
 
-async fn accept_tcp(
-    listener: TcpListener,
+/// A listening stream socket: TCP or unix.
+trait StreamListener: Send + Sync + 'static {
+    type Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    /// The next connection and a description of its peer for log lines.
+    fn accept_peer(
+        &self,
+    ) -> impl std::future::Future<Output = std::io::Result<(Self::Stream, String)>> + Send;
+}
+
+impl StreamListener for TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept_peer(&self) -> std::io::Result<(Self::Stream, String)> {
+        let (stream, peer) = self.accept().await?;
+        let _ = stream.set_nodelay(true);
+        Ok((stream, peer.to_string()))
+    }
+}
+
+impl StreamListener for UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn accept_peer(&self) -> std::io::Result<(Self::Stream, String)> {
+        let (stream, _) = self.accept().await?;
+        let peer = match stream.peer_cred() {
+            Ok(c) => format!("unix pid={} uid={}", c.pid().unwrap_or(0), c.uid()),
+            Err(_) => "unix peer".to_string(),
+        };
+        Ok((stream, peer))
+    }
+}
+
+/// Accepts connections until shutdown, each served by its own task (after a TLS handshake when
+/// `tls` is set), at most `limits.connections` at once.
+async fn accept_streams<L: StreamListener>(
+    listener: L,
     tls: Option<tokio_rustls::TlsAcceptor>,
     ctx: SourceContext,
     limits: StreamLimits,
@@ -239,67 +279,23 @@ async fn accept_tcp(
     loop {
         tokio::select! {
             _ = shutdown.triggered() => break,
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept_peer() => match accepted {
                 Ok((stream, peer)) => {
                     let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
-                        refusals.refused(&ctx, &limits, &peer.to_string());
-                        drop(stream);
+                        refusals.refused(&ctx, &limits, &peer);
                         continue;
                     };
-                    let _ = stream.set_nodelay(true);
                     let (ctx, limits, tls) = (ctx.clone(), limits.clone(), tls.clone());
                     connections.spawn(async move {
-                        let peer = peer.to_string();
                         let result = match tls {
                             None => stream::serve(stream, &peer, &ctx, &limits).await,
-                            Some(acceptor) => match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await {
+                            Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                                 Ok(Ok(s)) => stream::serve(s, &peer, &ctx, &limits).await,
                                 Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
                                 Err(_) => Err("TLS handshake timed out".into()),
                             },
                         };
                         if let Err(e) = result {
-                            tracing::warn!(source = %ctx.name, %peer, "Closed syslog connection: {e}.");
-                        }
-                        drop(permit);
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(source = %ctx.name, "Accept failed: {e}.");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    drain(connections).await;
-    Ok(())
-}
-
-async fn accept_unix(
-    listener: UnixListener,
-    ctx: SourceContext,
-    limits: StreamLimits,
-) -> Result<(), String> {
-    let mut shutdown = ctx.shutdown.clone();
-    let mut connections = JoinSet::new();
-    let mut refusals = RefusalLog::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.triggered() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let peer = match stream.peer_cred() {
-                        Ok(c) => format!("unix pid={} uid={}", c.pid().unwrap_or(0), c.uid()),
-                        Err(_) => "unix peer".to_string(),
-                    };
-                    let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
-                        refusals.refused(&ctx, &limits, &peer);
-                        continue;
-                    };
-                    let (ctx, limits) = (ctx.clone(), limits.clone());
-                    connections.spawn(async move {
-                        if let Err(e) = stream::serve(stream, &peer, &ctx, &limits).await {
                             tracing::warn!(source = %ctx.name, %peer, "Closed syslog connection: {e}.");
                         }
                         drop(permit);
