@@ -252,7 +252,7 @@ pub fn run_until(
     let status_journal = journal.clone();
     runtime.block_on(async {
         let mut next_status = Instant::now() + status_every;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
             tokio::select! {
                 _ = sd.triggered() => break,

@@ -1,7 +1,7 @@
 //! Quill's own metrics: per-source, per-sink and journal counters, and their Prometheus export.
 //!
 //! Stages count into plain atomics ([`SourceStats`], [`SinkStats`]); [`publish`] copies them into the
-//! `metrics` registry once a second, and [`install_exporter`] serves that registry in Prometheus text
+//! `metrics` registry ten times a second, and [`install_exporter`] serves that registry in Prometheus text
 //! format over HTTP (`metrics_listen` in the config). This module touches nothing else.
 
 use std::net::SocketAddr;
