@@ -3,7 +3,8 @@
 //! For TCP (octet-counted) with 1, 4 and 16 senders, and for paced UDP rates, it starts a fresh
 //! `quill run` (syslog source → journal, no sinks) and a fresh `rsyslogd` (imtcp/imudp → omfile),
 //! sends the same messages to each, and reports messages/s, CPU seconds per million messages and
-//! losses. Run: `cargo bench --bench syslog_throughput` (env `QUILL_BENCH_MESSAGES`, default
+//! losses. Quill counts as received what its journal has made durable (fsynced); rsyslog what is
+//! in its output file (written, not fsynced). Run: `cargo bench --bench syslog_throughput` (env `QUILL_BENCH_MESSAGES`, default
 //! 1,000,000 per TCP run).
 
 use std::io::{Read, Write};
@@ -85,8 +86,9 @@ impl Receiver for Quill {
         let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
         let mut body = String::new();
         let _ = s.read_to_string(&mut body);
+        // Durable records: the journal's fsynced sequence number (one source, no other input).
         body.lines()
-            .find(|l| l.starts_with("quill_source_records_total"))
+            .find(|l| l.starts_with("quill_journal_durable_seq "))
             .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .unwrap_or(0.0) as u64
     }

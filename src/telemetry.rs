@@ -76,6 +76,7 @@ pub fn publish(
     metrics::counter!("quill_journal_records_total").absolute(js.records_appended);
     metrics::counter!("quill_journal_bytes_total").absolute(js.bytes_appended);
     metrics::gauge!("quill_journal_last_seq").set(js.last_seq as f64);
+    metrics::gauge!("quill_journal_durable_seq").set(js.durable_seq as f64);
     metrics::gauge!("quill_journal_bytes_held").set(js.bytes_held as f64);
     metrics::gauge!("quill_journal_segments").set(js.segments as f64);
     metrics::counter!("quill_journal_fsyncs_total").absolute(js.fsyncs);
