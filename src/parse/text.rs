@@ -89,6 +89,18 @@ pub fn civil_to_millis(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32, ms: u32
 }
 
 /// Parses fractional digits (any count) into milliseconds; returns (millis, digits consumed).
+/// An optional `.fff…` at the start of `rest`: its milliseconds and what follows it; `None` for a
+/// dot without digits.
+fn optional_fraction(rest: &[u8]) -> Option<(u32, &[u8])> {
+    match rest.strip_prefix(b".") {
+        None => Some((0, rest)),
+        Some(r) => {
+            let (ms, n) = fraction(r);
+            (n > 0).then(|| (ms, &r[n..]))
+        }
+    }
+}
+
 fn fraction(b: &[u8]) -> (u32, usize) {
     let mut n = 0;
     let mut ms = 0u32;
@@ -139,16 +151,7 @@ pub fn parse_clf_date(b: &[u8], tz_offset_secs: i64) -> Option<i64> {
     if b[14] != b':' || b[17] != b':' {
         return None;
     }
-    let mut rest = &b[20..];
-    let mut ms = 0;
-    if rest.first() == Some(&b'.') {
-        let (f, n) = fraction(&rest[1..]);
-        if n == 0 {
-            return None;
-        }
-        ms = f;
-        rest = &rest[1 + n..];
-    }
+    let (ms, rest) = optional_fraction(&b[20..])?;
     let off = if rest.is_empty() {
         tz_offset_secs
     } else if rest[0] == b' ' {
@@ -177,16 +180,7 @@ pub fn parse_rfc3339(b: &[u8]) -> Option<i64> {
     if b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let mut rest = &b[19..];
-    let mut ms = 0;
-    if rest.first() == Some(&b'.') {
-        let (f, n) = fraction(&rest[1..]);
-        if n == 0 {
-            return None;
-        }
-        ms = f;
-        rest = &rest[1 + n..];
-    }
+    let (ms, rest) = optional_fraction(&b[19..])?;
     let off = zone(rest)?;
     Some(civil_to_millis(y, mo, d, h, mi, s, ms)? - off * 1000)
 }
