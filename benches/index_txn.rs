@@ -9,6 +9,10 @@
 //! The per-core indexing number includes parsing (see ARCHITECTURE.md, "Index schema").
 //! Run: `cargo bench --bench index_txn`.
 
+/// The allocator of the `quill` binary (see `src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tantivy::directory::MmapDirectory;
+use tantivy::indexer::UserOperation;
 use tantivy::{Index, IndexWriter, TantivyDocument};
 
 use super::document::DocumentBuilder;
@@ -56,7 +57,26 @@ struct OpenPartition {
     day: Day,
     path: PathBuf,
     writer: IndexWriter<TantivyDocument>,
+    /// Documents not yet handed to tantivy: they go to its indexing threads in groups of
+    /// [`DOCUMENT_GROUP`], one channel message (and at most one thread wake-up) per group.
+    pending: Vec<UserOperation<TantivyDocument>>,
     dirty: bool,
+}
+
+/// Documents handed to tantivy's indexing threads at once.
+const DOCUMENT_GROUP: usize = 256;
+
+impl OpenPartition {
+    /// Hands the pending documents to tantivy's indexing threads.
+    fn flush_pending(&mut self) -> Result<(), IndexError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.writer
+            .run(self.pending.drain(..))
+            .map_err(|e| IndexError::tantivy(&self.path, e))?;
+        Ok(())
+    }
 }
 
 /// The writing side of the index: one tantivy writer per open day partition.
@@ -138,9 +158,10 @@ impl IndexWriterSet {
             return Ok(AddOutcome::AlreadyIndexed);
         }
         let part = self.partition(day)?;
-        part.writer
-            .add_document(built.document)
-            .map_err(|e| IndexError::tantivy(&part.path, e))?;
+        part.pending.push(UserOperation::Add(built.document));
+        if part.pending.len() >= DOCUMENT_GROUP {
+            part.flush_pending()?;
+        }
         part.dirty = true;
         self.stats.added += 1;
         Ok(AddOutcome::Added)
@@ -181,6 +202,7 @@ impl IndexWriterSet {
             reason: e.to_string(),
         })?;
         let part = &mut self.open[i];
+        part.flush_pending()?;
         let mut prepared = part
             .writer
             .prepare_commit()
@@ -268,6 +290,7 @@ impl IndexWriterSet {
             day,
             path,
             writer,
+            pending: Vec::with_capacity(DOCUMENT_GROUP),
             dirty: false,
         })
     }
