@@ -284,7 +284,7 @@ fn pre_index_cpu(outs: &[Out], word_positions: bool) -> (Duration, Duration) {
     let mut builder = DocumentBuilder::new(IndexFields::build(word_positions));
     let c0 = cpu_time();
     for (i, r) in records.iter().enumerate() {
-        let built = builder.build(r, i as u64);
+        let built = builder.build(r, i as u64, None);
         sum += built.timestamp_ms as usize & 1;
     }
     let build = cpu_time() - c0;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::watch;
 
+use crate::accounting::stream::JoinSettings;
 use crate::config::{Config, SinkConfig, SourceConfig};
 use crate::journal::{Journal, JournalError};
 use crate::record::Origin;
@@ -163,9 +164,28 @@ pub fn run_until(
             parsers.push((name.clone(), parser));
         }
     }
-    if !crate::parse::registry::install(crate::parse::registry::ParserRegistry::new(parsers)) {
+    let default_parser = config
+        .parse
+        .parse_options(config.bytes.as_ref())
+        .to_parser_config()
+        .and_then(|c| c.compile().map_err(|e| e.to_string()))
+        .map_err(|message| PipelineError::Source {
+            name: "[parse]".into(),
+            message,
+        })?;
+    let registry = crate::parse::registry::ParserRegistry::with_default(parsers, default_parser);
+    if !crate::parse::registry::install(registry) {
         tracing::warn!("Parsers were already installed in this process; keeping the first set.");
     }
+
+    // The byte join of the sinks that write GELF.
+    let join = match &config.bytes {
+        Some(bytes) => Some(join_settings(bytes).map_err(|message| PipelineError::Sink {
+            name: "[bytes]".into(),
+            message,
+        })?),
+        None => None,
+    };
 
     // Sinks first, so their cursors exist before anything is appended.
     let mut sink_threads = Vec::new();
@@ -174,7 +194,9 @@ pub fn run_until(
         let stats = Arc::new(SinkStats::default());
         let cursor = journal.cursor(name)?;
         let handle = match sink {
-            SinkConfig::File(cfg) => sinks::file::spawn(name, cfg.clone(), cursor, stats.clone()),
+            SinkConfig::File(cfg) => {
+                sinks::file::spawn(name, cfg.clone(), cursor, stats.clone(), join.clone())
+            }
             SinkConfig::Forward(cfg) => sinks::forward::spawn(
                 name,
                 cfg.clone(),
@@ -192,7 +214,14 @@ pub fn run_until(
                         },
                     )?;
                 }
-                sinks::index::spawn(name, cfg, cursor, &config.data_dir, stats.clone())
+                sinks::index::spawn(
+                    name,
+                    cfg,
+                    cursor,
+                    &config.data_dir,
+                    stats.clone(),
+                    join.clone(),
+                )
             }
         }
         .map_err(|message| PipelineError::Sink {
@@ -296,6 +325,20 @@ pub fn run_until(
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Reads `[bytes]`'s haproxy.cfg into the sinks' join settings.
+fn join_settings(bytes: &crate::config::BytesSection) -> Result<JoinSettings, String> {
+    let path = &bytes.haproxy_config;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let cfg = crate::parse::haproxy::config::HaproxyConfig::parse(&text)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(JoinSettings {
+        model: crate::accounting::HeaderModel::from_config(&cfg),
+        window: bytes.window.0,
+        capacity: bytes.capacity,
+    })
 }
 
 /// Serves the search API for `quill search --server` until shutdown.

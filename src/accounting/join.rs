@@ -163,6 +163,14 @@ impl<P> ByteJoin<P> {
         out
     }
 
+    /// Releases the entry that has waited longest (empty if none waits): the way out when
+    /// whatever holds the released entries must stay bounded.
+    pub fn release_oldest(&mut self) -> Vec<Released<P>> {
+        let mut out = Vec::new();
+        self.pop_oldest(&mut out);
+        out
+    }
+
     /// Releases everything (end of input).
     pub fn drain(&mut self) -> Vec<Released<P>> {
         let mut out = Vec::new();

@@ -14,6 +14,7 @@
 //! every header length is computed from the configuration, never assumed.
 
 pub mod join;
+pub mod stream;
 
 use std::collections::HashMap;
 

@@ -13,12 +13,10 @@ use anyhow::Context as _;
 use bytes::Bytes;
 
 use crate::accounting::join::{ByteJoin, JoinItem, Released};
-use crate::accounting::{
-    BackendLine, Basis, Correction, HaproxyEntry, HeaderAction, HeaderModel, HeaderValue,
-    ProxyModel,
-};
+use crate::accounting::stream::{append_correction, classify};
+use crate::accounting::{Basis, HeaderAction, HeaderModel, HeaderValue, ProxyModel};
+use crate::parse::Parser;
 use crate::parse::haproxy::config::HaproxyConfig;
-use crate::parse::{FieldList, FieldValue, Parser, Value};
 use crate::record::{Origin, Record, Timestamp};
 
 use super::parse::{ParseArgs, parser_config};
@@ -396,76 +394,6 @@ struct Head {
     error: bool,
 }
 
-fn value_string(v: Value<'_>) -> String {
-    match v {
-        Value::Str(s) => String::from_utf8_lossy(s).into_owned(),
-        Value::Escaped(s, e) => {
-            let mut out = Vec::new();
-            crate::parse::text::unescape(s, e, &mut out);
-            String::from_utf8_lossy(&out).into_owned()
-        }
-        Value::Int(i) => i.to_string(),
-        Value::Float(f) => f.to_string(),
-    }
-}
-
-fn str_of(f: &FieldList, name: &str) -> String {
-    match f.get(name) {
-        Some(FieldValue::Str(s)) => s.clone(),
-        Some(FieldValue::Int(i)) => i.to_string(),
-        Some(FieldValue::Float(x)) => x.to_string(),
-        None => String::new(),
-    }
-}
-
-/// The join view of a parsed line.
-pub fn join_item(format: &str, f: &FieldList) -> JoinItem {
-    if format.starts_with("haproxy") {
-        let captured_response = f
-            .fields
-            .iter()
-            .filter_map(|(n, v)| {
-                let name = n.strip_prefix("response_header_")?;
-                let FieldValue::Str(s) = v else { return None };
-                Some((name.to_owned(), s.clone()))
-            })
-            .collect();
-        let captured_request = f
-            .fields
-            .iter()
-            .filter_map(|(n, v)| {
-                let name = n.strip_prefix("request_header_")?;
-                let FieldValue::Str(s) = v else { return None };
-                Some((name.to_owned(), s.clone()))
-            })
-            .collect();
-        let uid = str_of(f, "unique_id");
-        JoinItem::Haproxy(Box::new(HaproxyEntry {
-            frontend: str_of(f, "frontend").trim_end_matches('~').to_owned(),
-            backend: str_of(f, "backend"),
-            server: str_of(f, "server"),
-            status: f.get_int("status"),
-            bytes_read: f.get_int("bytes_read"),
-            termination_state: str_of(f, "termination_state"),
-            http_version: str_of(f, "http_version"),
-            http_method: str_of(f, "http_method"),
-            captured_response,
-            captured_request,
-            unique_id: (!uid.is_empty() && uid != "-").then_some(uid),
-            res_bytes_out: f.get_int("res.bytes_out"),
-        }))
-    } else if format.starts_with("apache") && f.get_int("bytes_sent").is_some() {
-        let rid = str_of(f, "request_header_x-request-id");
-        JoinItem::Backend(BackendLine {
-            bytes_out: f.get_int("bytes_sent"),
-            aborted: str_of(f, "connection_status") == "X",
-            request_id: (!rid.is_empty() && rid != "-").then_some(rid),
-        })
-    } else {
-        JoinItem::Other
-    }
-}
-
 impl Input {
     fn advance(&mut self) -> anyhow::Result<()> {
         self.head = None;
@@ -485,25 +413,8 @@ impl Input {
         };
         let mut gelf = Vec::with_capacity(512);
         let error = self.parser.encode(&record, &mut gelf).is_error();
-        let format = if self.parser.format() == crate::parse::Format::Auto {
-            record.origin.format
-        } else {
-            self.parser.format()
-        };
-        let mut fields = FieldList::default();
-        let (item, key, ts) = match self.parser.parse_line(
-            format,
-            &record.raw,
-            record.received_at.0 / 1_000_000,
-            &mut fields,
-        ) {
-            Ok(info) => (
-                join_item(info.format, &fields),
-                info.txn_id.map(|(_, v)| value_string(v)),
-                info.timestamp_ms,
-            ),
-            Err(_) => (JoinItem::Other, None, None),
-        };
+        let classified = classify(&self.parser, &record);
+        let (item, key, ts) = (classified.item, classified.key, classified.log_time_ms);
         let ts = ts.unwrap_or(self.last_ts);
         self.last_ts = ts;
         self.head = Some(Head {
@@ -515,27 +426,6 @@ impl Input {
         });
         Ok(())
     }
-}
-
-/// Appends the correction fields to a GELF object.
-pub fn write_corrected(gelf: &mut Vec<u8>, correction: Option<Correction>) {
-    let Some(c) = correction else { return };
-    if gelf.last() != Some(&b'}') {
-        return;
-    }
-    gelf.pop();
-    if let Some(b) = c.bytes_sent {
-        gelf.extend_from_slice(format!(",\"_bytes_sent\":{b}").as_bytes());
-    }
-    gelf.extend_from_slice(
-        format!(
-            ",\"_bytes_sent_basis\":\"{}\",\"_bytes_sent_reason\":",
-            c.basis.as_str()
-        )
-        .as_bytes(),
-    );
-    crate::gelf::json::write_str(gelf, c.reason.as_bytes());
-    gelf.push(b'}');
 }
 
 /// `quill parse --haproxy-config …`: every input merged by log time through one byte join;
@@ -601,7 +491,7 @@ pub fn run_joined(args: &ParseArgs) -> anyhow::Result<i32> {
             if let Some(c) = r.correction {
                 counts[c.basis as usize] += 1;
             }
-            write_corrected(&mut gelf, r.correction);
+            append_correction(&mut gelf, r.correction);
             gelf.push(b'\n');
             reorder.insert(seq, gelf);
         }

@@ -55,6 +55,13 @@ pub struct Config {
     pub metrics_listen: Option<String>,
     #[serde(default)]
     pub journal: JournalSection,
+    /// `[parse]`: how records of sources without parse settings of their own (those forwarded
+    /// from agents) are parsed.
+    #[serde(default)]
+    pub parse: DefaultParseSection,
+    /// `[bytes]`: the byte join (HAProxy entries paired with the backend's access-log lines to
+    /// report the bytes each client received); off when absent.
+    pub bytes: Option<BytesSection>,
     #[serde(default)]
     pub sources: BTreeMap<String, SourceConfig>,
     #[serde(default)]
@@ -347,6 +354,64 @@ fn default_forward_max_batch() -> ByteSize {
 }
 fn default_forward_max_connections() -> usize {
     1024
+}
+
+/// `[parse]`: the parse keys of file and syslog sources, for records whose source configures none
+/// (forwarded from agents); each record's own format hint picks the parser.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultParseSection {
+    /// haproxy.cfg to read `log-format`s and `capture` declarations from (default: the one of
+    /// `[bytes]`, if any).
+    pub haproxy_config: Option<PathBuf>,
+    #[serde(default)]
+    pub haproxy_format: Vec<String>,
+    #[serde(default)]
+    pub apache_format: Vec<String>,
+    pub apache_config: Option<PathBuf>,
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub txn_id_fields: Vec<String>,
+}
+
+impl DefaultParseSection {
+    /// The parse options of records from sources without their own.
+    pub fn parse_options<'a>(&'a self, bytes: Option<&'a BytesSection>) -> ParseOptions<'a> {
+        ParseOptions {
+            format: Format::Auto,
+            haproxy_config: self
+                .haproxy_config
+                .as_deref()
+                .or(bytes.map(|b| b.haproxy_config.as_path())),
+            haproxy_format: &self.haproxy_format,
+            apache_format: &self.apache_format,
+            apache_config: self.apache_config.as_deref(),
+            timezone: self.timezone.as_deref(),
+            txn_id_fields: &self.txn_id_fields,
+        }
+    }
+}
+
+/// `[bytes]`: the byte join of the sinks that write GELF (file, index).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BytesSection {
+    /// The haproxy.cfg of the HAProxy whose logs are joined: the header changes it makes.
+    pub haproxy_config: PathBuf,
+    /// How long an HAProxy entry waits (from its receive time) for the backend's line with the
+    /// same transaction id; then it goes out with the best estimate.
+    #[serde(default = "default_bytes_window")]
+    pub window: HumanDuration,
+    /// Entries held at most per sink; beyond, the one that waited longest goes out.
+    #[serde(default = "default_bytes_capacity")]
+    pub capacity: usize,
+}
+
+fn default_bytes_window() -> HumanDuration {
+    HumanDuration::secs(10)
+}
+fn default_bytes_capacity() -> usize {
+    100_000
 }
 
 /// How a source's lines are parsed at the sinks (the parse keys shared by file and syslog sources).

@@ -497,10 +497,17 @@ impl DocumentBuilder {
         }
     }
 
-    /// Encodes `record` as GELF and builds its document.
-    pub fn build(&mut self, record: &Record, seq: u64) -> BuiltDocument {
+    /// Encodes `record` as GELF (with the byte join's correction, if any) and builds its
+    /// document.
+    pub fn build(
+        &mut self,
+        record: &Record,
+        seq: u64,
+        correction: Option<crate::accounting::Correction>,
+    ) -> BuiltDocument {
         self.gelf.clear();
         crate::parse::registry::encode(record, &mut self.gelf);
+        crate::accounting::stream::append_correction(&mut self.gelf, correction);
         // The GELF writer escapes every byte sequence into valid UTF-8 JSON; the lossy path is a
         // guard that never runs.
         let text = match std::str::from_utf8(&self.gelf) {

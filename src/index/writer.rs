@@ -23,6 +23,7 @@ use super::document::DocumentBuilder;
 use super::partition::{self, Day};
 use super::schema::IndexFields;
 use super::{IndexError, IndexSettings};
+use crate::accounting::Correction;
 use crate::record::{Record, Timestamp};
 
 /// Per stream, the highest sequence number a partition covers.
@@ -137,7 +138,18 @@ impl IndexWriterSet {
         seq: u64,
         record: &Record,
     ) -> Result<AddOutcome, IndexError> {
-        let built = self.builder.build(record, seq);
+        self.add_corrected(stream, seq, record, None)
+    }
+
+    /// [`add`](Self::add) for a record the byte join released, with its correction.
+    pub fn add_corrected(
+        &mut self,
+        stream: &str,
+        seq: u64,
+        record: &Record,
+        correction: Option<Correction>,
+    ) -> Result<AddOutcome, IndexError> {
+        let built = self.builder.build(record, seq, correction);
         let day = Day::of_millis(built.timestamp_ms);
         self.note_progress(stream, seq);
         if self.settings.max_age_days > 0 {

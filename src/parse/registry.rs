@@ -27,6 +27,12 @@ pub struct ParserRegistry {
 impl ParserRegistry {
     /// A registry with `sources` and a default parser that follows each record's format hint.
     pub fn new(sources: Vec<(String, Parser)>) -> ParserRegistry {
+        ParserRegistry::with_default(sources, default_parser())
+    }
+
+    /// A registry with `sources` and `default` for records of any other source (forwarded from
+    /// agents, backfilled files).
+    pub fn with_default(sources: Vec<(String, Parser)>, default: Parser) -> ParserRegistry {
         ParserRegistry {
             by_source: sources
                 .into_iter()
@@ -41,18 +47,26 @@ impl ParserRegistry {
                 })
                 .collect(),
             default: Entry {
-                parser: default_parser(),
+                parser: default,
                 parse_errors: AtomicU64::new(0),
             },
         }
     }
 
+    /// The parser of `record`'s source.
+    pub fn parser_for(&self, record: &Record) -> &Parser {
+        &self.entry_for(record).parser
+    }
+
+    fn entry_for(&self, record: &Record) -> &Entry {
+        self.by_source
+            .get(&*record.origin.source)
+            .unwrap_or(&self.default)
+    }
+
     /// Writes `record` as GELF into `out` with its source's parser.
     pub fn encode(&self, record: &Record, out: &mut Vec<u8>) -> Outcome {
-        let entry = self
-            .by_source
-            .get(&*record.origin.source)
-            .unwrap_or(&self.default);
+        let entry = self.entry_for(record);
         let outcome = entry.parser.encode(record, out);
         if outcome.is_error() {
             entry.parse_errors.fetch_add(1, Ordering::Relaxed);

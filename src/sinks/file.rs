@@ -7,6 +7,10 @@
 //! files numbered after it, so a batch written but not acknowledged before a crash is written again
 //! exactly once. A file is registered in the sink state before its first byte is written.
 //!
+//! With `[bytes]` configured, records pass through the byte join ([`JoinStage`]) on their way:
+//! HAProxy entries get `_bytes_sent`, and records are still written (and acknowledged) in
+//! journal order.
+//!
 //! A category that is not a safe file name (see [`crate::config::is_safe_category`]) is never
 //! turned into a path: such records go to the `_invalid_category` directory, with a warning.
 
@@ -21,9 +25,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::accounting::stream::{JoinSettings, JoinStage, Joined, append_correction};
 use crate::config::{FileSinkConfig, is_safe_category};
-use crate::journal::{Cursor, Entry};
+use crate::journal::Cursor;
 use crate::pipeline::SinkStats;
+use crate::record::Timestamp;
 
 /// Records read from the journal per batch at most.
 const BATCH: usize = 4096;
@@ -44,10 +50,12 @@ pub fn spawn(
     config: FileSinkConfig,
     cursor: Cursor,
     stats: Arc<SinkStats>,
+    join: Option<JoinSettings>,
 ) -> Result<JoinHandle<Result<(), String>>, String> {
     std::fs::create_dir_all(&config.path)
         .map_err(|e| format!("cannot create {}: {e}", config.path.display()))?;
     let mut sink = FileSink::open(config, cursor, stats).map_err(|e| e.to_string())?;
+    sink.join = join.as_ref().map(JoinStage::new);
     std::thread::Builder::new()
         .name(format!("sink-{name}"))
         .spawn(move || sink.run().map_err(|e| e.to_string()))
@@ -61,6 +69,10 @@ pub struct FileSink {
     stats: Arc<SinkStats>,
     outputs: BTreeMap<String, Output>,
     line: Vec<u8>,
+    /// The byte join, when configured.
+    join: Option<JoinStage>,
+    /// Records the join released, to be written.
+    ready: Vec<Joined>,
 }
 
 fn file_path(root: &Path, category: &str, index: u32) -> PathBuf {
@@ -151,6 +163,8 @@ impl FileSink {
             stats,
             outputs,
             line: Vec::with_capacity(4096),
+            join: None,
+            ready: Vec::new(),
         })
     }
 
@@ -161,19 +175,35 @@ impl FileSink {
                 .cursor
                 .next_batch_blocking(BATCH, Duration::from_millis(200))
                 .map_err(std::io::Error::other)?;
-            if batch.is_empty() {
-                if self.cursor.is_drained() {
-                    return Ok(());
+            let drained = batch.is_empty() && self.cursor.is_drained();
+            let caught_up = batch.len() < BATCH;
+            let mut ready = std::mem::take(&mut self.ready);
+            match &mut self.join {
+                None => ready.extend(batch.into_iter().map(Joined::plain)),
+                Some(join) => {
+                    for entry in batch {
+                        join.push(entry, &mut ready);
+                    }
+                    join.tick(Timestamp::now().as_millis(), caught_up, &mut ready);
+                    if drained {
+                        join.drain(&mut ready);
+                    }
                 }
-                continue;
             }
-            self.write_batch(&batch)?;
+            if !ready.is_empty() {
+                self.write_batch(&ready)?;
+            }
+            ready.clear();
+            self.ready = ready;
+            if drained {
+                return Ok(());
+            }
         }
     }
 
-    fn write_batch(&mut self, batch: &[Entry]) -> std::io::Result<()> {
+    fn write_batch(&mut self, batch: &[Joined]) -> std::io::Result<()> {
         let mut bytes = 0u64;
-        for entry in batch {
+        for Joined { entry, correction } in batch {
             let record = &entry.record;
             let category: &str = if is_safe_category(&record.origin.category) {
                 &record.origin.category
@@ -183,6 +213,7 @@ impl FileSink {
             };
             self.line.clear();
             crate::parse::registry::encode(record, &mut self.line);
+            append_correction(&mut self.line, *correction);
             self.line.push(b'\n');
             bytes += self.line.len() as u64;
             let line_len = self.line.len() as u64;
@@ -195,7 +226,7 @@ impl FileSink {
             out.dirty = true;
         }
         self.sync_dirty()?;
-        let last = batch.last().map_or(0, |e| e.seq);
+        let last = batch.last().map_or(0, |j| j.entry.seq);
         self.cursor
             .ack(last, Some(encode_state(&self.outputs)))
             .map_err(std::io::Error::other)?;

@@ -4,7 +4,9 @@
 //! partitions it wrote to, each commit carrying the journal seq it covers (see
 //! [`crate::index::writer`]), and then acknowledges the cursor up to that seq. After a crash the
 //! cursor replays from its last acknowledgement and the index skips what its commits already
-//! cover: nothing is missing and nothing is indexed twice.
+//! cover: nothing is missing and nothing is indexed twice. With `[bytes]` configured, records
+//! pass through the byte join ([`JoinStage`]) first and are indexed (and acknowledged) in journal
+//! order, HAProxy entries with `_bytes_sent` in their stored GELF.
 //!
 //! Touches `<data_dir>/index/` (through [`IndexWriterSet`]) and its journal cursor.
 
@@ -14,9 +16,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::accounting::stream::{JoinSettings, JoinStage, Joined};
 use crate::config::IndexSinkConfig;
 use crate::index::{IndexError, IndexSettings, IndexWriterSet};
 use crate::journal::Cursor;
+use crate::record::Timestamp;
 use crate::telemetry::SinkStats;
 
 /// The name the pipeline should give the index sink's journal cursor.
@@ -38,7 +42,14 @@ pub fn run_index_sink(
     settings: &IndexSettings,
     stop: &AtomicBool,
 ) -> Result<crate::index::writer::WriterStats, IndexError> {
-    run_counted(cursor, index_dir, settings, stop, &SinkStats::default())
+    run_counted(
+        cursor,
+        index_dir,
+        settings,
+        stop,
+        &SinkStats::default(),
+        None,
+    )
 }
 
 /// Starts the index sink of a running pipeline on its own thread; it drains the journal when it
@@ -49,6 +60,7 @@ pub fn spawn(
     cursor: Cursor,
     data_dir: &Path,
     stats: Arc<SinkStats>,
+    join: Option<JoinSettings>,
 ) -> Result<JoinHandle<Result<(), String>>, String> {
     let settings = IndexSettings {
         commit_interval: config.commit_interval.0,
@@ -61,7 +73,8 @@ pub fn spawn(
         .name(format!("sink-{name}"))
         .spawn(move || {
             let never = AtomicBool::new(false);
-            run_counted(cursor, &index_dir, &settings, &never, &stats)
+            let join = join.as_ref().map(JoinStage::new);
+            run_counted(cursor, &index_dir, &settings, &never, &stats, join)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         })
@@ -74,6 +87,7 @@ fn run_counted(
     settings: &IndexSettings,
     stop: &AtomicBool,
     stats: &SinkStats,
+    mut join: Option<JoinStage>,
 ) -> Result<crate::index::writer::WriterStats, IndexError> {
     let mut writer = IndexWriterSet::open(index_dir, settings)?;
     writer.apply_retention()?;
@@ -83,23 +97,39 @@ fn run_counted(
     let mut last_retention = Instant::now();
     // Highest seq read but not yet acknowledged.
     let mut pending: Option<u64> = None;
+    let mut ready: Vec<Joined> = Vec::new();
     loop {
         let wait = commit_interval
             .saturating_sub(last_commit.elapsed())
             .clamp(Duration::from_millis(5), Duration::from_millis(200));
-        let batch = cursor.next_batch_blocking(settings.batch_max.max(1), wait)?;
-        for entry in &batch {
-            writer.add(&stream, entry.seq, &entry.record)?;
-            pending = Some(entry.seq);
+        let batch_max = settings.batch_max.max(1);
+        let batch = cursor.next_batch_blocking(batch_max, wait)?;
+        let read = batch.len();
+        let stopping = stop.load(Ordering::Relaxed) || (batch.is_empty() && cursor.is_drained());
+        ready.clear();
+        match &mut join {
+            None => ready.extend(batch.into_iter().map(Joined::plain)),
+            Some(join) => {
+                for entry in batch {
+                    join.push(entry, &mut ready);
+                }
+                join.tick(Timestamp::now().as_millis(), read < batch_max, &mut ready);
+                if stopping {
+                    join.drain(&mut ready);
+                }
+            }
+        }
+        for j in &ready {
+            writer.add_corrected(&stream, j.entry.seq, &j.entry.record, j.correction)?;
+            pending = Some(j.entry.seq);
         }
         stats
             .records
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            .fetch_add(ready.len() as u64, Ordering::Relaxed);
         stats.bytes.fetch_add(
-            batch.iter().map(|e| e.record.raw.len() as u64).sum(),
+            ready.iter().map(|j| j.entry.record.raw.len() as u64).sum(),
             Ordering::Relaxed,
         );
-        let stopping = stop.load(Ordering::Relaxed) || (batch.is_empty() && cursor.is_drained());
         if stopping || (pending.is_some() && last_commit.elapsed() >= commit_interval) {
             writer.commit()?;
             if let Some(seq) = pending.take() {
