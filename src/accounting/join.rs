@@ -26,6 +26,9 @@ pub enum JoinItem {
 pub struct Released<P> {
     pub payload: P,
     pub correction: Option<Correction>,
+    /// Released as one of a completed pair: pairs come out as two consecutive items, the HAProxy
+    /// entry first.
+    pub paired: bool,
 }
 
 struct Waiting<P> {
@@ -112,8 +115,12 @@ impl<P> ByteJoin<P> {
                 JoinItem::Backend(b) => Some(b.clone()),
                 _ => None,
             };
-            out.push(self.release(hap.0, hap.1, backend_line.as_ref()));
-            out.push(self.release(back.0, back.1, None));
+            let mut hap = self.release(hap.0, hap.1, backend_line.as_ref());
+            let mut back = self.release(back.0, back.1, None);
+            hap.paired = true;
+            back.paired = true;
+            out.push(hap);
+            out.push(back);
             self.remove_if_empty(key);
             return out;
         }
@@ -223,6 +230,7 @@ impl<P> ByteJoin<P> {
         Released {
             payload,
             correction,
+            paired: false,
         }
     }
 }

@@ -59,6 +59,8 @@ struct Held {
     entry: Entry,
     released: bool,
     correction: Option<Correction>,
+    /// The sequence number of the record it was paired with.
+    partner_seq: Option<u64>,
 }
 
 /// The ordered byte join of one sink.
@@ -115,6 +117,7 @@ impl JoinStage {
             entry,
             released: false,
             correction: None,
+            partner_seq: None,
         });
         let released = self
             .join
@@ -154,13 +157,40 @@ impl JoinStage {
         self.pop_ready(out);
     }
 
+    /// The lowest sequence number a replay must start from so that every record still held
+    /// meets its partner again: a sink acknowledges nothing at or after it (`None`: nothing is
+    /// held). It never decreases: a record is held from its push, and a pair forms only with a
+    /// record that is itself still held.
+    pub fn replay_floor(&self) -> Option<u64> {
+        self.held
+            .iter()
+            .map(|h| h.partner_seq.map_or(h.entry.seq, |p| p.min(h.entry.seq)))
+            .min()
+    }
+
     fn mark(&mut self, released: Vec<Released<u64>>) {
-        for r in released {
-            if let Ok(i) = self.held.binary_search_by_key(&r.payload, |h| h.entry.seq) {
-                let h = &mut self.held[i];
-                h.released = true;
-                h.correction = r.correction;
+        let mut i = 0;
+        while i < released.len() {
+            // A completed pair is two consecutive items.
+            let pair = released[i].paired && released.get(i + 1).is_some_and(|r| r.paired);
+            if pair {
+                let (a, b) = (&released[i], &released[i + 1]);
+                self.release_held(a, Some(b.payload));
+                self.release_held(b, Some(a.payload));
+                i += 2;
+            } else {
+                self.release_held(&released[i], None);
+                i += 1;
             }
+        }
+    }
+
+    fn release_held(&mut self, r: &Released<u64>, partner_seq: Option<u64>) {
+        if let Ok(at) = self.held.binary_search_by_key(&r.payload, |h| h.entry.seq) {
+            let h = &mut self.held[at];
+            h.released = true;
+            h.correction = r.correction;
+            h.partner_seq = partner_seq;
         }
     }
 

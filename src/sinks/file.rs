@@ -8,13 +8,16 @@
 //! exactly once. A file is registered in the sink state before its first byte is written.
 //!
 //! With `[bytes]` configured, records pass through the byte join ([`JoinStage`]) on their way:
-//! HAProxy entries get `_bytes_sent`, and records are still written (and acknowledged) in
-//! journal order.
+//! HAProxy entries get `_bytes_sent`, and records are still written in journal order. The
+//! acknowledgement then stays below the join's replay floor (an entry still held, or the partner
+//! of one): it names an earlier batch's state, so after a crash the files are cut back to it and
+//! the held entries meet their partners again in the replay. Categories first written after the
+//! acknowledged state are registered in it with length 0, so a crash removes their files too.
 //!
 //! A category that is not a safe file name (see [`crate::config::is_safe_category`]) is never
 //! turned into a path: such records go to the `_invalid_category` directory, with a warning.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -73,7 +76,17 @@ pub struct FileSink {
     join: Option<JoinStage>,
     /// Records the join released, to be written.
     ready: Vec<Joined>,
+    /// States after each written batch, oldest first, not yet acknowledged: (last seq written,
+    /// category → (file number, length)).
+    snapshots: VecDeque<(u64, FileStates)>,
+    /// The state last acknowledged.
+    acked_state: FileStates,
+    /// The first file number of every category this process started.
+    started_at: BTreeMap<String, u32>,
 }
+
+/// Category → (file number, length).
+type FileStates = BTreeMap<String, (u32, u64)>;
 
 fn file_path(root: &Path, category: &str, index: u32) -> PathBuf {
     root.join(category)
@@ -81,12 +94,19 @@ fn file_path(root: &Path, category: &str, index: u32) -> PathBuf {
 }
 
 /// Sink state: one `category index length` line per category.
-fn encode_state(outputs: &BTreeMap<String, Output>) -> Bytes {
+fn encode_state(states: &FileStates) -> Bytes {
     let mut s = String::new();
-    for (cat, o) in outputs {
-        s.push_str(&format!("{cat} {} {}\n", o.index, o.len));
+    for (cat, (index, len)) in states {
+        s.push_str(&format!("{cat} {index} {len}\n"));
     }
     Bytes::from(s)
+}
+
+fn file_states(outputs: &BTreeMap<String, Output>) -> FileStates {
+    outputs
+        .iter()
+        .map(|(cat, o)| (cat.clone(), (o.index, o.len)))
+        .collect()
 }
 
 fn decode_state(state: &[u8]) -> Vec<(String, u32, u64)> {
@@ -156,6 +176,7 @@ impl FileSink {
                 },
             );
         }
+        let acked_state = file_states(&outputs);
         Ok(FileSink {
             root,
             max_size: config.max_size.as_u64(),
@@ -165,6 +186,9 @@ impl FileSink {
             line: Vec::with_capacity(4096),
             join: None,
             ready: Vec::new(),
+            snapshots: VecDeque::new(),
+            acked_state,
+            started_at: BTreeMap::new(),
         })
     }
 
@@ -227,9 +251,8 @@ impl FileSink {
         }
         self.sync_dirty()?;
         let last = batch.last().map_or(0, |j| j.entry.seq);
-        self.cursor
-            .ack(last, Some(encode_state(&self.outputs)))
-            .map_err(std::io::Error::other)?;
+        self.snapshots.push_back((last, file_states(&self.outputs)));
+        self.acknowledge(false)?;
         self.stats
             .records
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -261,6 +284,9 @@ impl FileSink {
         let path = file_path(&self.root, category, next_index);
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         file.set_len(0)?;
+        self.started_at
+            .entry(category.to_string())
+            .or_insert(next_index);
         self.outputs.insert(
             category.to_string(),
             Output {
@@ -271,10 +297,39 @@ impl FileSink {
             },
         );
         // Register the new file before writing to it, so a crash can roll it back.
+        self.snapshots
+            .push_back((written_through, file_states(&self.outputs)));
+        self.acknowledge(true)
+    }
+
+    /// Acknowledges the newest written state the byte join allows (all of them without a
+    /// join), with every category started since registered. `register`: persist the state even
+    /// when the acknowledged position does not move (a category was just started).
+    fn acknowledge(&mut self, register: bool) -> std::io::Result<()> {
+        let limit = self
+            .join
+            .as_ref()
+            .and_then(JoinStage::replay_floor)
+            .map_or(u64::MAX, |floor| floor.saturating_sub(1));
+        let mut newest = None;
+        while self.snapshots.front().is_some_and(|(seq, _)| *seq <= limit) {
+            newest = self.snapshots.pop_front();
+        }
+        let seq = match newest {
+            Some((seq, state)) => {
+                self.acked_state = state;
+                seq
+            }
+            None if register => self.cursor.acked(),
+            None => return Ok(()),
+        };
+        let mut state = self.acked_state.clone();
+        for (category, first) in &self.started_at {
+            state.entry(category.clone()).or_insert((*first, 0));
+        }
         self.cursor
-            .ack(written_through, Some(encode_state(&self.outputs)))
-            .map_err(std::io::Error::other)?;
-        Ok(())
+            .ack(seq, Some(encode_state(&state)))
+            .map_err(std::io::Error::other)
     }
 
     fn sync_dirty(&mut self) -> std::io::Result<()> {

@@ -95,7 +95,7 @@ fn run_counted(
     let commit_interval = settings.commit_interval.max(Duration::from_millis(10));
     let mut last_commit = Instant::now();
     let mut last_retention = Instant::now();
-    // Highest seq read but not yet acknowledged.
+    // Highest seq indexed but not yet acknowledged.
     let mut pending: Option<u64> = None;
     let mut ready: Vec<Joined> = Vec::new();
     loop {
@@ -132,8 +132,18 @@ fn run_counted(
         );
         if stopping || (pending.is_some() && last_commit.elapsed() >= commit_interval) {
             writer.commit()?;
-            if let Some(seq) = pending.take() {
-                cursor.ack(seq, None)?;
+            if let Some(seq) = pending {
+                // Nothing the byte join may still need to replay is acknowledged.
+                let limit = join
+                    .as_ref()
+                    .and_then(JoinStage::replay_floor)
+                    .map_or(seq, |floor| seq.min(floor.saturating_sub(1)));
+                if limit > cursor.acked() {
+                    cursor.ack(limit, None)?;
+                }
+                if limit >= seq {
+                    pending = None;
+                }
             }
             last_commit = Instant::now();
         }
