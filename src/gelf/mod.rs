@@ -10,7 +10,7 @@ pub mod json;
 
 use std::cell::RefCell;
 
-use crate::parse::{FieldSink, Format, Outcome, Parser, Value, text};
+use crate::parse::{FieldSink, Format, LineInfo, Outcome, Parser, Value, text};
 use crate::record::{Record, RecordFlags};
 
 /// Syslog severity "informational", GELF's default level for access lines.
@@ -39,11 +39,135 @@ pub fn encode_record(record: &Record, out: &mut Vec<u8>) {
 /// A [`FieldSink`] that appends `,"_name":value` pairs to a GELF object being written.
 pub struct GelfWriter<'o> {
     out: &'o mut Vec<u8>,
+    seen: Option<&'o mut SeenFields>,
 }
 
 impl<'o> GelfWriter<'o> {
     pub fn new(out: &'o mut Vec<u8>) -> GelfWriter<'o> {
-        GelfWriter { out }
+        GelfWriter { out, seen: None }
+    }
+
+    /// A writer that also keeps the fields in [`SeenFields`] as they are written.
+    pub fn observed(out: &'o mut Vec<u8>, seen: &'o mut SeenFields) -> GelfWriter<'o> {
+        GelfWriter {
+            out,
+            seen: Some(seen),
+        }
+    }
+
+    /// Hands the field just written (its key starts at `key_at`) to the observer, if any.
+    fn observe(&mut self, key_at: usize, value: Value<'_>) {
+        if let Some(seen) = self.seen.as_deref_mut() {
+            // The key sits between `,"_` and `":`.
+            let written = &self.out[key_at + 3..];
+            if let Some(end) = memchr::memchr(b'"', written) {
+                seen.offer(&written[..end], key_at, value);
+            }
+        }
+    }
+}
+
+/// The access-log fields the index reads (`_status`, `_http_method`, `_http_path`,
+/// `_client_ip`), kept while a record is encoded, so the index need not read them back out of
+/// the GELF text. Buffers are reused from record to record.
+#[derive(Debug, Default)]
+pub struct SeenFields {
+    slots: [SeenSlot; 4],
+    /// A field came twice, or a value the GELF text spells differently (a number where text is
+    /// read): the GELF text must be read instead.
+    pub ambiguous: bool,
+}
+
+#[derive(Debug, Default)]
+struct SeenSlot {
+    /// Output position of the first and the last time the field was written.
+    first_at: Option<usize>,
+    last_at: usize,
+    text: String,
+    number: Option<f64>,
+}
+
+/// Which [`SeenFields`] slot holds a field.
+#[derive(Debug, Clone, Copy)]
+pub enum SeenField {
+    Status = 0,
+    Method = 1,
+    Path = 2,
+    ClientIp = 3,
+}
+
+impl SeenFields {
+    /// Forgets the previous record.
+    pub fn clear(&mut self) {
+        for slot in &mut self.slots {
+            slot.first_at = None;
+        }
+        self.ambiguous = false;
+    }
+
+    /// The text of a text field, if written.
+    pub fn text(&self, field: SeenField) -> Option<&str> {
+        let slot = &self.slots[field as usize];
+        slot.first_at.map(|_| slot.text.as_str())
+    }
+
+    /// The numeric reading of a field (a number, or text holding one), if written.
+    pub fn number(&self, field: SeenField) -> Option<f64> {
+        let slot = &self.slots[field as usize];
+        slot.first_at.and(slot.number)
+    }
+
+    fn offer(&mut self, key: &[u8], at: usize, value: Value<'_>) {
+        let field = match key {
+            b"status" => SeenField::Status,
+            b"http_method" => SeenField::Method,
+            b"http_path" => SeenField::Path,
+            b"client_ip" => SeenField::ClientIp,
+            _ => return,
+        };
+        let slot = &mut self.slots[field as usize];
+        if slot.first_at.is_some() {
+            self.ambiguous = true;
+        } else {
+            slot.first_at = Some(at);
+        }
+        slot.last_at = at;
+        slot.text.clear();
+        slot.number = None;
+        match value {
+            Value::Str(s) => slot.text.push_str(&String::from_utf8_lossy(s)),
+            Value::Escaped(s, e) => {
+                let mut buf = Vec::new();
+                text::unescape(s, e, &mut buf);
+                slot.text.push_str(&String::from_utf8_lossy(&buf));
+            }
+            Value::Int(i) => {
+                slot.number = Some(i as f64);
+                // Text fields read a number as text the way a JSON reader spells it.
+                if !matches!(field, SeenField::Status) {
+                    self.ambiguous = true;
+                }
+                return;
+            }
+            Value::Float(f) => {
+                slot.number = f.is_finite().then_some(f);
+                if !matches!(field, SeenField::Status) {
+                    self.ambiguous = true;
+                }
+                return;
+            }
+        }
+        slot.number = slot.text.trim().parse::<f64>().ok();
+    }
+
+    fn rollback(&mut self, mark: usize) {
+        for slot in &mut self.slots {
+            match slot.first_at {
+                Some(first) if first >= mark => slot.first_at = None,
+                Some(_) if slot.last_at >= mark => self.ambiguous = true,
+                _ => {}
+            }
+        }
     }
 }
 
@@ -82,13 +206,16 @@ pub fn write_value(out: &mut Vec<u8>, v: Value<'_>) {
 impl FieldSink for GelfWriter<'_> {
     #[inline]
     fn field(&mut self, name: &str, value: Value<'_>) {
+        let key_at = self.out.len();
         self.out.extend_from_slice(b",\"_");
         self.out.extend_from_slice(name.as_bytes());
         self.out.extend_from_slice(b"\":");
         write_value(self.out, value);
+        self.observe(key_at, value);
     }
 
     fn dynamic_field(&mut self, prefix: &str, name: &[u8], value: Value<'_>) {
+        let key_at = self.out.len();
         self.out.extend_from_slice(b",\"_");
         self.out.extend_from_slice(prefix.as_bytes());
         let start = self.out.len();
@@ -122,6 +249,7 @@ impl FieldSink for GelfWriter<'_> {
         }
         self.out.extend_from_slice(b"\":");
         write_value(self.out, value);
+        self.observe(key_at, value);
     }
 
     fn mark(&self) -> usize {
@@ -130,6 +258,9 @@ impl FieldSink for GelfWriter<'_> {
 
     fn rollback(&mut self, mark: usize) {
         self.out.truncate(mark);
+        if let Some(seen) = self.seen.as_deref_mut() {
+            seen.rollback(mark);
+        }
     }
 }
 
@@ -160,12 +291,44 @@ pub fn encode_parsed(
     record: &Record,
     out: &mut Vec<u8>,
 ) -> Outcome {
+    encode_parsed_observed(parser, format, record, out, None).outcome
+}
+
+/// What [`encode_parsed_observed`] saw of a record besides the GELF text.
+pub struct Encoded<'r> {
+    pub outcome: Outcome,
+    /// What the parser found in the line (`None` when it did not parse).
+    pub info: Option<LineInfo<'r>>,
+    /// The GELF `level` written.
+    pub level: u8,
+}
+
+/// [`encode_parsed`] that also keeps the parser's [`LineInfo`] and, with `seen`, the fields the
+/// index reads (cleared first).
+pub fn encode_parsed_observed<'r>(
+    parser: &Parser,
+    format: Format,
+    record: &'r Record,
+    out: &mut Vec<u8>,
+    seen: Option<&mut SeenFields>,
+) -> Encoded<'r> {
     let received_ms = record.received_at.as_millis();
     out.reserve(record.raw.len() * 2 + 768);
     out.extend_from_slice(b"{\"version\":\"1.1\"");
     let fields_start = out.len();
-    let raw: &[u8] = &record.raw;
-    let result = parser.parse_line(format, raw, received_ms, &mut GelfWriter::new(out));
+    let raw: &'r [u8] = &record.raw;
+    let result = match seen {
+        Some(seen) => {
+            seen.clear();
+            parser.parse_line(
+                format,
+                raw,
+                received_ms,
+                &mut GelfWriter::observed(out, seen),
+            )
+        }
+        None => parser.parse_line(format, raw, received_ms, &mut GelfWriter::new(out)),
+    };
     match result {
         Ok(info) => {
             if let Some((_, id)) = info.txn_id {
@@ -188,16 +351,17 @@ pub fn encode_parsed(
             out.extend_from_slice(b",\"timestamp\":");
             json::write_millis_as_secs(out, info.timestamp_ms.unwrap_or(received_ms));
             out.extend_from_slice(b",\"level\":");
-            out.extend_from_slice(
-                itoa::Buffer::new()
-                    .format(parser.level_for(&info))
-                    .as_bytes(),
-            );
+            let level = parser.level_for(&info);
+            out.extend_from_slice(itoa::Buffer::new().format(level).as_bytes());
             write_envelope_end(record, out);
-            if format == Format::Raw {
-                Outcome::Raw
-            } else {
-                Outcome::Parsed(info.format)
+            Encoded {
+                outcome: if format == Format::Raw {
+                    Outcome::Raw
+                } else {
+                    Outcome::Parsed(info.format)
+                },
+                info: Some(info),
+                level,
             }
         }
         Err(e) => {
@@ -218,7 +382,11 @@ pub fn encode_parsed(
             out.extend_from_slice(format.as_str().as_bytes());
             out.push(b'"');
             write_envelope_end(record, out);
-            Outcome::Failed
+            Encoded {
+                outcome: Outcome::Failed,
+                info: None,
+                level: LEVEL_INFO,
+            }
         }
     }
 }

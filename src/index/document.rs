@@ -16,6 +16,8 @@ use serde::de::{self, Deserializer, IgnoredAny, Visitor};
 use tantivy::{DateTime, TantivyDocument};
 
 use super::schema::IndexFields;
+use crate::gelf::{Encoded, SeenField, SeenFields};
+use crate::parse::Value;
 use crate::record::Record;
 
 /// Longest transaction id kept (longer values are not ids).
@@ -481,6 +483,7 @@ pub fn txn_id_in_line(line: &str) -> Option<Cow<'_, str>> {
 pub struct DocumentBuilder {
     fields: IndexFields,
     gelf: Vec<u8>,
+    seen: SeenFields,
 }
 
 /// One record, ready for a partition.
@@ -494,11 +497,13 @@ impl DocumentBuilder {
         DocumentBuilder {
             fields,
             gelf: Vec::with_capacity(1024),
+            seen: SeenFields::default(),
         }
     }
 
     /// Encodes `record` as GELF (with the byte join's correction, if any) and builds its
-    /// document.
+    /// document. The index fields come from what the parser saw while the GELF was written;
+    /// only when that is ambiguous is the GELF text read back.
     pub fn build(
         &mut self,
         record: &Record,
@@ -506,19 +511,124 @@ impl DocumentBuilder {
         correction: Option<crate::accounting::Correction>,
     ) -> BuiltDocument {
         self.gelf.clear();
-        crate::parse::registry::encode(record, &mut self.gelf);
+        let encoded = crate::parse::registry::registry().encode_observed(
+            record,
+            &mut self.gelf,
+            Some(&mut self.seen),
+        );
         crate::accounting::stream::append_correction(&mut self.gelf, correction);
         // The GELF writer escapes every byte sequence into valid UTF-8 JSON; the lossy path is a
         // guard that never runs.
         let text = match std::str::from_utf8(&self.gelf) {
-            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Ok(s) => Cow::Borrowed(s),
             Err(_) => String::from_utf8_lossy(&self.gelf),
         };
-        let entry = EntryFields::from_gelf_text(&text, record.received_at.as_millis());
+        let entry = EntryFields::from_encoded(record, &encoded, &self.seen)
+            .unwrap_or_else(|| EntryFields::from_gelf_text(&text, record.received_at.as_millis()));
         BuiltDocument {
             timestamp_ms: entry.timestamp_ms,
             document: entry.to_document(&self.fields, seq, &text),
         }
+    }
+}
+
+/// A text value as the GELF reader would read it back: `None` when it is written as a number
+/// (the reader spells those its own way).
+fn value_text(v: Value<'_>) -> Option<Cow<'_, str>> {
+    match v {
+        Value::Str(s) => Some(String::from_utf8_lossy(s)),
+        Value::Escaped(s, e) => {
+            let mut out = Vec::new();
+            crate::parse::text::unescape(s, e, &mut out);
+            Some(Cow::Owned(String::from_utf8_lossy(&out).into_owned()))
+        }
+        Value::Int(_) | Value::Float(_) => None,
+    }
+}
+
+impl<'a> EntryFields<'a> {
+    /// The fields of a record from what its parser saw while it was encoded: the same fields
+    /// [`from_gelf`](Self::from_gelf) reads from the GELF text, without reading it. `None` when
+    /// a value is one the GELF text spells differently (a number where text is read, a field
+    /// given twice); the caller then reads the text.
+    pub fn from_encoded(
+        record: &'a Record,
+        encoded: &Encoded<'a>,
+        seen: &'a SeenFields,
+    ) -> Option<EntryFields<'a>> {
+        if seen.ambiguous {
+            return None;
+        }
+        let raw: &'a [u8] = &record.raw;
+        let received_ms = record.received_at.as_millis();
+        let (host, message, full_message, timestamp_ms, txn_id) = match &encoded.info {
+            Some(info) => {
+                let message = match info.message {
+                    Some(Value::Str(s) | Value::Escaped(s, _)) if s.is_empty() => None,
+                    other => other,
+                };
+                let message = match message {
+                    Some(m) => value_text(m)?,
+                    None if raw.is_empty() => Cow::Borrowed("-"),
+                    None => String::from_utf8_lossy(raw),
+                };
+                let full = match info.full_message {
+                    Some(f) => Some(value_text(f)?),
+                    None => None,
+                };
+                let txn = match info.txn_id {
+                    Some((_, v)) => Some(value_text(v)?),
+                    None => None,
+                };
+                let host = info
+                    .host
+                    .map_or(Cow::Borrowed(&*record.origin.host), String::from_utf8_lossy);
+                (
+                    host,
+                    message,
+                    full,
+                    info.timestamp_ms.unwrap_or(received_ms),
+                    txn,
+                )
+            }
+            None => (
+                Cow::Borrowed(&*record.origin.host),
+                if raw.is_empty() {
+                    Cow::Borrowed("-")
+                } else {
+                    String::from_utf8_lossy(raw)
+                },
+                None,
+                received_ms,
+                None,
+            ),
+        };
+        // Times the GELF reader would not take back are left to it.
+        if timestamp_ms.unsigned_abs() >= 10_000_000_000_000_000 {
+            return None;
+        }
+        let txn_id = txn_id
+            .filter(|s| !s.is_empty())
+            .or_else(|| txn_id_in_line(&message).map(|s| Cow::Owned(s.into_owned())))
+            .filter(|s| s.len() <= MAX_TXN_ID_LEN);
+        let text = |f: SeenField| seen.text(f).map(Cow::Borrowed);
+        Some(EntryFields {
+            txn_id,
+            timestamp_ms,
+            host: Some(host),
+            category: Some(Cow::Borrowed(&*record.origin.category)),
+            source: Some(Cow::Borrowed(&*record.origin.source)),
+            level: Some(u64::from(encoded.level)),
+            status: seen
+                .number(SeenField::Status)
+                .filter(|v| v.is_finite() && *v >= 0.0 && *v <= u64::MAX as f64)
+                .map(|v| v as u64),
+            method: text(SeenField::Method),
+            client_ip: text(SeenField::ClientIp),
+            path: text(SeenField::Path),
+            message: Some(message),
+            full_message,
+        })
     }
 }
 
@@ -607,6 +717,80 @@ mod tests {
             assert_eq!(fast, EntryFields::from_gelf_general(&out, 1), "{line}");
             assert!(fast.host.is_some() && fast.message.is_some(), "{line}");
         }
+    }
+
+    /// The fields taken from what the parser saw equal the fields read back from the GELF
+    /// text, over every fixture log in every format plus odd lines.
+    #[test]
+    fn fields_seen_while_encoding_equal_fields_read_back() {
+        use crate::record::{Format, Origin};
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        for sub in ["parse", "index", "file"] {
+            let mut files: Vec<_> = std::fs::read_dir(format!("{dir}/{sub}"))
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            for f in files {
+                let data = std::fs::read(&f).unwrap();
+                lines.extend(data.split(|&b| b == b'\n').take(400).map(<[u8]>::to_vec));
+            }
+        }
+        lines.extend([
+            b"".to_vec(),
+            b"\xff\xfe bad utf8 txn_id=t-9".to_vec(),
+            br#"{"status":503,"http_method":5,"txn_id":12,"msg":"x"}"#.to_vec(),
+            br#"{"status":"404","msg":"","host":"h\u00e9","full_message":""}"#.to_vec(),
+            br#"{"msg":7,"client_ip":"1.2.3.4"}"#.to_vec(),
+            br#"{"time":"2026-11-23T01:02:03Z","message":"m","request_id":"r1"}"#.to_vec(),
+        ]);
+        let haproxy_custom = crate::parse::ParserConfig {
+            haproxy_log_formats: vec![format!("{} %ID", crate::parse::haproxy::logformat::HTTPLOG)],
+            ..crate::parse::ParserConfig::default()
+        }
+        .compile()
+        .unwrap();
+        let registry = crate::parse::registry::ParserRegistry::new(vec![(
+            "custom".to_string(),
+            haproxy_custom,
+        )]);
+        let (mut direct, mut fallback) = (0, 0);
+        let mut seen = SeenFields::default();
+        for format in [
+            Format::Auto,
+            Format::Haproxy,
+            Format::Apache,
+            Format::Syslog,
+            Format::Json,
+            Format::Raw,
+        ] {
+            for source in ["s", "custom"] {
+                for line in &lines {
+                    let record = Record::new(
+                        Origin::new(source, "c", format, "h"),
+                        bytes::Bytes::from(line.clone()),
+                    );
+                    let mut out = Vec::new();
+                    let encoded = registry.encode_observed(&record, &mut out, Some(&mut seen));
+                    let text = std::str::from_utf8(&out).unwrap();
+                    let back = EntryFields::from_gelf_text(text, record.received_at.as_millis());
+                    match EntryFields::from_encoded(&record, &encoded, &seen) {
+                        Some(fields) => {
+                            direct += 1;
+                            assert_eq!(fields, back, "{format:?} {text}");
+                        }
+                        None => fallback += 1,
+                    }
+                }
+            }
+        }
+        assert!(
+            direct > 10 * fallback.max(1),
+            "{direct} direct, {fallback} read back"
+        );
     }
 
     #[test]

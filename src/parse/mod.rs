@@ -525,12 +525,27 @@ impl Parser {
     /// whether it parsed. A line that does not parse is written with `short_message` = the raw
     /// line, `_parse_error` and `_format_tried`.
     pub fn encode(&self, record: &crate::record::Record, out: &mut Vec<u8>) -> Outcome {
-        let format = if self.format == Format::Auto {
+        crate::gelf::encode_parsed(self, self.format_for(record), record, out)
+    }
+
+    /// [`encode`](Self::encode), keeping what the parser saw (see
+    /// [`crate::gelf::encode_parsed_observed`]).
+    pub fn encode_observed<'r>(
+        &self,
+        record: &'r crate::record::Record,
+        out: &mut Vec<u8>,
+        seen: Option<&mut crate::gelf::SeenFields>,
+    ) -> crate::gelf::Encoded<'r> {
+        crate::gelf::encode_parsed_observed(self, self.format_for(record), record, out, seen)
+    }
+
+    /// The format a record is parsed in: the configured one, or the record's own hint.
+    fn format_for(&self, record: &crate::record::Record) -> Format {
+        if self.format == Format::Auto {
             record.origin.format
         } else {
             self.format
-        };
-        crate::gelf::encode_parsed(self, format, record, out)
+        }
     }
 
     pub(crate) fn level_for(&self, info: &LineInfo<'_>) -> u8 {

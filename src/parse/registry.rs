@@ -74,6 +74,22 @@ impl ParserRegistry {
         outcome
     }
 
+    /// [`encode`](Self::encode), keeping what the parser saw (see
+    /// [`crate::gelf::encode_parsed_observed`]).
+    pub fn encode_observed<'r>(
+        &self,
+        record: &'r Record,
+        out: &mut Vec<u8>,
+        seen: Option<&mut crate::gelf::SeenFields>,
+    ) -> crate::gelf::Encoded<'r> {
+        let entry = self.entry_for(record);
+        let encoded = entry.parser.encode_observed(record, out, seen);
+        if encoded.outcome.is_error() {
+            entry.parse_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        encoded
+    }
+
     /// Lines that failed to parse, per configured source (and `"*"` for all others).
     pub fn parse_errors(&self) -> Vec<(String, u64)> {
         let mut v: Vec<(String, u64)> = self
