@@ -121,6 +121,18 @@ fn exact_config_and_empty_config() {
         "{r}"
     );
     assert!(!r.contains("HTTP/1.1 clients"), "{r}");
+    // httpclose in only one of the frontend's backends: the other's HTTP/1.1 entries are not.
+    std::fs::write(
+        &p,
+        text.replace(
+            " default_backend app\n",
+            " use_backend closing if { path_beg /c }\n default_backend app\n",
+        ) + "backend closing\n option httpclose\n server s2 127.0.0.1:8081\n",
+    )
+    .unwrap();
+    let (code, r) = check(&p, backend);
+    assert_eq!(code, 1, "{r}");
+    assert!(r.contains("estimate: HTTP/1.1 clients"), "{r}");
     std::fs::write(&p, "global\n log /dev/log local0\ndefaults\n mode http\n").unwrap();
     let (code, r) = check(&p, None);
     assert_eq!(code, 0);

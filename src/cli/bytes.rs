@@ -328,10 +328,12 @@ pub fn check_report_with(
         // HAProxy 2.6 strips a client's `Connection: close` before captures, rules and
         // log-formats (measured), so on a keep-alive frontend only the operator knows whether
         // HTTP/1.1 clients ask to close; `option httpclose` makes the answer known.
+        // Under httpclose in the frontend, or in every backend it can use.
         let httpclose = fe.httpclose
-            || backends
-                .iter()
-                .any(|b| model.proxies.get(b).is_some_and(|p| p.httpclose));
+            || (!backends.is_empty()
+                && backends
+                    .iter()
+                    .all(|b| model.proxies.get(b).is_some_and(|p| p.httpclose)));
         let client_close_unknown = !httpclose && !model.assume_clients_keep_alive;
         add_cfg.sort();
         add_cfg.dedup();
