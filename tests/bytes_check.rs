@@ -6,8 +6,12 @@ use std::process::Command;
 const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parse");
 
 fn check(cfg: &std::path::Path, backend: Option<&str>) -> (i32, String) {
+    check_with(cfg, backend, &[])
+}
+
+fn check_with(cfg: &std::path::Path, backend: Option<&str>, extra: &[&str]) -> (i32, String) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_quill"));
-    c.args(["bytes", "check"]).arg(cfg);
+    c.args(["bytes", "check"]).arg(cfg).args(extra);
     if let Some(b) = backend {
         c.args(["--backend-log-format", b]);
     }
@@ -37,6 +41,21 @@ fn corpus_config() {
         "{r}"
     );
     assert!(block(&r, "fe_tcp").contains("exact: mode tcp"), "{r}");
+    // Keep-alive frontends: the client's `Connection: close` is not loggable on HAProxy 2.6,
+    // so HTTP/1.1 entries are estimates and the check names the two ways to exact.
+    let plain = block(&r, "fe_plain");
+    assert!(
+        plain.contains("estimate: HTTP/1.1 clients: one that sends `Connection: close`"),
+        "{plain}"
+    );
+    assert!(plain.contains("add to frontend fe_plain in haproxy.cfg (every response then carries `connection: close`; clients lose keep-alive):\n    option httpclose\n"), "{plain}");
+    assert!(
+        plain.contains("quill parse --assume-keep-alive-clients"),
+        "{plain}"
+    );
+    let httpclose = block(&r, "fe_httpclose");
+    assert!(!httpclose.contains("HTTP/1.1 clients"), "{httpclose}");
+    assert!(!httpclose.contains("option httpclose\n"), "{httpclose}");
     let hdrs = block(&r, "fe_hdrs");
     assert!(
         hdrs.contains("set-header Cache-Control changes a server header"),
@@ -70,12 +89,50 @@ fn exact_config_and_empty_config() {
         "defaults\n mode http\n option httplog\nfrontend web\n bind :80\n unique-id-format %{+X}o\\ %ci:%cp_%Ts\n unique-id-header X-Req\n log-format \"%ci:%cp [%tr] %ft %b/%s %ST %B %tsc %{+Q}r %ID\"\n http-response add-header X-A b\n default_backend app\nbackend app\n server s1 127.0.0.1:8080\n",
     )
     .unwrap();
-    let (code, r) = check(&p, Some(r#"%h %t "%r" %>s %O %{X-Req}i"#));
-    assert_eq!(code, 0, "{r}");
+    let backend = Some(r#"%h %t "%r" %>s %O %{X-Req}i"#);
+    // Keep-alive frontend: HTTP/1.1 entries are exact only with one of the two changes.
+    let (code, r) = check(&p, backend);
+    assert_eq!(code, 1, "{r}");
     assert!(
-        r.contains("exact: completed responses proxied to the backend (%O joined by X-Req)"),
+        r.contains("exact: completed responses proxied to the backend (%O joined by X-Req), HTTP/1.1 ones only under `option httpclose` or --assume-keep-alive-clients (below)"),
         "{r}"
     );
+    assert!(r.contains("    option httpclose\n"), "{r}");
+    let (code, r) = check_with(&p, backend, &["--assume-keep-alive-clients"]);
+    assert_eq!(code, 0, "{r}");
+    assert!(
+        r.contains("exact: completed responses proxied to the backend (%O joined by X-Req)\n"),
+        "{r}"
+    );
+    assert!(r.contains("exact: HTTP/1.1 clients, on your word"), "{r}");
+    let text = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(
+        &p,
+        text.replace(
+            " default_backend app\n",
+            " option httpclose\n default_backend app\n",
+        ),
+    )
+    .unwrap();
+    let (code, r) = check(&p, backend);
+    assert_eq!(code, 0, "{r}");
+    assert!(
+        r.contains("exact: completed responses proxied to the backend (%O joined by X-Req)\n"),
+        "{r}"
+    );
+    assert!(!r.contains("HTTP/1.1 clients"), "{r}");
+    // httpclose in only one of the frontend's backends: the other's HTTP/1.1 entries are not.
+    std::fs::write(
+        &p,
+        text.replace(
+            " default_backend app\n",
+            " use_backend closing if { path_beg /c }\n default_backend app\n",
+        ) + "backend closing\n option httpclose\n server s2 127.0.0.1:8081\n",
+    )
+    .unwrap();
+    let (code, r) = check(&p, backend);
+    assert_eq!(code, 1, "{r}");
+    assert!(r.contains("estimate: HTTP/1.1 clients"), "{r}");
     std::fs::write(&p, "global\n log /dev/log local0\ndefaults\n mode http\n").unwrap();
     let (code, r) = check(&p, None);
     assert_eq!(code, 0);

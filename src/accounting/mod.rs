@@ -168,6 +168,14 @@ pub struct HeaderModel {
     pub proxies: HashMap<String, ProxyModel>,
     /// Frontend names in configuration order.
     pub frontend_order: Vec<String>,
+    /// Operator setting (default `false`): "no HTTP/1.1 client of a keep-alive frontend sends
+    /// `Connection: close`". HAProxy 2.6 answers such a request with `connection: close`
+    /// (19 bytes) but removes the request's `close` token before any capture, rule, variable
+    /// or log-format can see it, and does not forward it to the server in keep-alive mode
+    /// (measured; README.md "Byte counts you can bill on"). So nothing in the logs tells these
+    /// requests apart: by default their entries are `estimate` (the keep-alive value, at most
+    /// 19 bytes low). With this set, they are `exact` on the operator's word.
+    pub assume_clients_keep_alive: bool,
 }
 
 /// Wire size of one HTTP/1 header line `name: value\r\n`.
@@ -611,16 +619,30 @@ impl HeaderModel {
         // Connection handling toward the client.
         // HAProxy's H1 mux answers with `connection: close` when the client side closes:
         // always under httpclose; for an HTTP/1.0 client that did not ask for keep-alive
-        // (one that did gets `connection: keep-alive`). HAProxy strips the request's
-        // Connection header before any capture or rule, so the client's wish is not in the log:
-        // HTTP/1.0 entries are estimates. (An HTTP/1.1 client sending `Connection: close` also
-        // gets `connection: close`, 19 bytes the log cannot show; measured, see README.md "Byte counts you can bill on".)
+        // (one that did gets `connection: keep-alive`); for an HTTP/1.1 client that sent
+        // `Connection: close`. The mux removes the request's `close`/`keep-alive` tokens before
+        // any capture, `http-request` rule, variable or log-format sees the request (HAProxy
+        // 2.6.12, measured: `capture request header Connection`, `req.hdr`/`req.fhdr` in a
+        // `set-var`, `req.hdrs` all show nothing; `req.hdr` in a log-format is refused), and in
+        // keep-alive mode it does not forward the wish to the server (Apache `%{Connection}i`
+        // is empty; under `http-server-close` it is `close` for every request). So only
+        // `option httpclose` makes the response's connection header known from the logs.
         let httpclose = fe.httpclose || be.httpclose;
         if httpclose || e.http_version == "HTTP/1.0" {
             inj.bytes += header_line_len("connection", CLOSE_VALUE.len());
         }
-        if !httpclose && e.http_version == "HTTP/1.0" {
-            inj.inexact("HTTP/1.0 client: keep-alive or close is not logged");
+        if !httpclose {
+            match e.http_version.as_str() {
+                "HTTP/1.0" => inj.inexact("HTTP/1.0 client: keep-alive or close is not logged"),
+                // The default must not be a wrong `exact`: the value assumes keep-alive (what
+                // browsers do) and is 19 bytes low for a client that asked to close.
+                "HTTP/1.1" if !self.assume_clients_keep_alive => inj.inexact(
+                    "HTTP/1.1 client: a `Connection: close` request is not logged (HAProxy strips it); the value assumes keep-alive and is 19 bytes low if the client asked to close",
+                ),
+                "HTTP/1.1" => {}
+                // Not logged (or not HTTP/1): which connection header went out is unknown.
+                _ => inj.inexact("HTTP/1 version not logged: the connection header sent is unknown"),
+            }
         }
         inj
     }
@@ -969,7 +991,10 @@ mod tests {
 
     #[test]
     fn cookie_and_rules_from_the_cfg() {
-        let m = model(CFG);
+        let mut m = model(CFG);
+        // HTTP/1.1 on a keep-alive frontend: exact only on the operator's word (see
+        // `client_close_is_never_a_wrong_exact` for the default).
+        m.assume_clients_keep_alive = true;
         let mut l = LearnedCounts::new(16);
         let mut e = entry("f", "b", 1000, "--NI");
         e.captured_response = vec![("server".into(), "Apache".into())];
@@ -997,6 +1022,60 @@ mod tests {
         let c = m.correct(&entry("f", "b", 1000, "--VN"), None, &mut l);
         assert_eq!(c.basis, Basis::Estimate);
         assert_eq!(c.bytes_sent, Some(want));
+    }
+
+    #[test]
+    fn client_close_is_never_a_wrong_exact() {
+        let mut l = LearnedCounts::new(16);
+        // Keep-alive frontend, default: whether the HTTP/1.1 client sent `Connection: close`
+        // is not in the log, so the keep-alive value is an estimate (19 bytes low if it did).
+        let m = model(CFG);
+        let mut e = entry("f", "b", 1000, "--VN");
+        e.captured_response = vec![("server".into(), "Apache".into())];
+        let keep_alive = 1013 + header_line_len("X-A", 3) + header_line_len("Server", 4)
+            - header_line_len("Server", 6);
+        let c = m.correct(&e, Some(&joined(1013)), &mut l);
+        assert_eq!((c.bytes_sent, c.basis), (Some(keep_alive), Basis::Estimate));
+        assert!(c.reason.contains("Connection: close"), "{c:?}");
+        // The header HAProxy strips from the request is not a signal either: a capture of it
+        // only ever shows the other tokens.
+        e.captured_request = vec![("connection".into(), "TE".into())];
+        assert_eq!(
+            m.correct(&e, Some(&joined(1013)), &mut l).basis,
+            Basis::Estimate
+        );
+        // Unknown HTTP version: never exact.
+        e.http_version.clear();
+        let c = m.correct(&e, Some(&joined(1013)), &mut l);
+        assert_eq!(c.basis, Basis::Estimate, "{c:?}");
+        // The operator's setting: exact, keep-alive value.
+        let mut m = model(CFG);
+        m.assume_clients_keep_alive = true;
+        e.http_version = "HTTP/1.1".into();
+        let c = m.correct(&e, Some(&joined(1013)), &mut l);
+        assert_eq!((c.bytes_sent, c.basis), (Some(keep_alive), Basis::Exact));
+        // HTTP/1.0 stays an estimate whatever the setting says.
+        e.http_version = "HTTP/1.0".into();
+        assert_eq!(
+            m.correct(&e, Some(&joined(1013)), &mut l).basis,
+            Basis::Estimate
+        );
+        // `option httpclose`: every response carries `connection: close`, so HTTP/1.1 entries
+        // are exact by default, with the 19 bytes added.
+        let m = model(&CFG.replace(
+            " default_backend b\n",
+            " option httpclose\n default_backend b\n",
+        ));
+        e.http_version = "HTTP/1.1".into();
+        let c = m.correct(&e, Some(&joined(1013)), &mut l);
+        assert_eq!(
+            (c.bytes_sent, c.basis),
+            (
+                Some(keep_alive + header_line_len("connection", 5)),
+                Basis::Exact
+            ),
+            "{c:?}"
+        );
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub struct CheckArgs {
     /// The backend's (Apache) LogFormat string, to check that it carries `%O` and the id.
     #[arg(long, value_name = "STR")]
     pub backend_log_format: Option<String>,
+    /// Check as `quill parse --assume-keep-alive-clients` corrects: no HTTP/1.1 client of a
+    /// keep-alive frontend sends `Connection: close`.
+    #[arg(long)]
+    pub assume_keep_alive_clients: bool,
 }
 
 /// Runs `quill bytes`; returns the exit status (0: every HTTP count can be exact for completed
@@ -54,7 +58,11 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
                 .with_context(|| format!("reading {}", c.config.display()))?;
             let cfg = HaproxyConfig::parse(&text)
                 .with_context(|| format!("in {}", c.config.display()))?;
-            let (report, all_exact) = check_report(&cfg, c.backend_log_format.as_deref());
+            let (report, all_exact) = check_report_with(
+                &cfg,
+                c.backend_log_format.as_deref(),
+                c.assume_keep_alive_clients,
+            );
             print!("{report}");
             Ok(if all_exact { 0 } else { 1 })
         }
@@ -64,10 +72,21 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
 const ID_HEADER: &str = "X-Request-ID";
 
 /// The `quill bytes check` report for a configuration, and whether every HTTP frontend can be
-/// exact for completed, uncompressed responses.
+/// exact for completed, uncompressed responses (as `quill parse` corrects by default).
 pub fn check_report(cfg: &HaproxyConfig, backend_log_format: Option<&str>) -> (String, bool) {
+    check_report_with(cfg, backend_log_format, false)
+}
+
+/// [`check_report`] with the operator setting of `--assume-keep-alive-clients`
+/// ([`HeaderModel::assume_clients_keep_alive`]).
+pub fn check_report_with(
+    cfg: &HaproxyConfig,
+    backend_log_format: Option<&str>,
+    assume_keep_alive_clients: bool,
+) -> (String, bool) {
     use std::fmt::Write as _;
-    let model = HeaderModel::from_config(cfg);
+    let mut model = HeaderModel::from_config(cfg);
+    model.assume_clients_keep_alive = assume_keep_alive_clients;
     let mut out = String::new();
     let mut all_exact = true;
     if model.frontend_order.is_empty() {
@@ -304,12 +323,27 @@ pub fn check_report(cfg: &HaproxyConfig, backend_log_format: Option<&str>) -> (S
                 describe(p, &mut out);
             }
         }
+        // HAProxy 2.6 strips a client's `Connection: close` before captures, rules and
+        // log-formats (measured), so on a keep-alive frontend only the operator knows whether
+        // HTTP/1.1 clients ask to close; `option httpclose` makes the answer known.
+        // Under httpclose in the frontend, or in every backend it can use.
+        let httpclose = fe.httpclose
+            || (!backends.is_empty()
+                && backends
+                    .iter()
+                    .all(|b| model.proxies.get(b).is_some_and(|p| p.httpclose)));
+        let client_close_unknown = !httpclose && !model.assume_clients_keep_alive;
         add_cfg.sort();
         add_cfg.dedup();
         if exact_blockers.is_empty() && estimates.is_empty() {
             let _ = writeln!(
                 out,
-                "  exact: completed responses proxied to the backend (%O joined by {idh})"
+                "  exact: completed responses proxied to the backend (%O joined by {idh}){}",
+                if client_close_unknown {
+                    ", HTTP/1.1 ones only under `option httpclose` or --assume-keep-alive-clients (below)"
+                } else {
+                    ""
+                }
             );
         } else {
             all_exact = false;
@@ -324,15 +358,19 @@ pub fn check_report(cfg: &HaproxyConfig, backend_log_format: Option<&str>) -> (S
         for p in &partial {
             let _ = writeln!(out, "  estimate: {p}");
         }
-        let httpclose = fe.httpclose
-            || backends
-                .iter()
-                .any(|b| model.proxies.get(b).is_some_and(|p| p.httpclose));
-        if !httpclose {
+        if client_close_unknown {
+            all_exact = false;
             let _ = writeln!(
                 out,
-                "  note: an HTTP/1.1 client sending `Connection: close` to a keep-alive frontend gets `connection: close` (19 bytes) that HAProxy 2.6 cannot log"
+                "  estimate: HTTP/1.1 clients: one that sends `Connection: close` gets `connection: close` (19 bytes), and HAProxy 2.6 strips that request header before any capture, rule or log-format can show it; the value assumes keep-alive (at most 19 bytes low)"
             );
+        } else if !httpclose {
+            let _ = writeln!(
+                out,
+                "  exact: HTTP/1.1 clients, on your word (--assume-keep-alive-clients); one that sends `Connection: close` gets 19 bytes more than reported"
+            );
+        }
+        if !httpclose {
             let _ = writeln!(
                 out,
                 "  estimate: HTTP/1.0 clients (the connection header HAProxy answers with is not logged)"
@@ -362,6 +400,18 @@ pub fn check_report(cfg: &HaproxyConfig, backend_log_format: Option<&str>) -> (S
             for l in &add_apache {
                 let _ = writeln!(out, "    {l}");
             }
+        }
+        if client_close_unknown {
+            // No capture, variable or backend log field can carry the client's wish (measured
+            // on HAProxy 2.6.12 / Apache 2.4.71): the only changes that make it known.
+            let _ = writeln!(
+                out,
+                "  to make HTTP/1.1 (and HTTP/1.0) entries exact, add to frontend {fe_name} in haproxy.cfg (every response then carries `connection: close`; clients lose keep-alive):\n    option httpclose"
+            );
+            let _ = writeln!(
+                out,
+                "  or, if no client of {fe_name} sends `Connection: close`, correct with: quill parse --assume-keep-alive-clients"
+            );
         }
         out.push('\n');
     }
@@ -438,8 +488,10 @@ pub fn run_joined(args: &ParseArgs) -> anyhow::Result<i32> {
     let text = std::fs::read_to_string(cfg_path)
         .with_context(|| format!("reading {}", cfg_path.display()))?;
     let hcfg = HaproxyConfig::parse(&text).with_context(|| format!("in {}", cfg_path.display()))?;
+    let mut model = HeaderModel::from_config(&hcfg);
+    model.assume_clients_keep_alive = args.assume_keep_alive_clients;
     let mut join: ByteJoin<(u64, Vec<u8>)> = ByteJoin::new(
-        HeaderModel::from_config(&hcfg),
+        model,
         i64::from(args.join_window) * 1000,
         args.join_capacity,
     );

@@ -52,6 +52,12 @@ pub struct ParseArgs {
     /// With --haproxy-config: the most entries waiting for a partner at once.
     #[arg(long, default_value_t = 100_000)]
     pub join_capacity: usize,
+    /// With --haproxy-config: declare that no HTTP/1.1 client of a keep-alive frontend sends
+    /// `Connection: close`. HAProxy 2.6 cannot log that request header (it answers it with
+    /// `connection: close`, 19 bytes); without this flag those entries are `estimate`, with it
+    /// `exact` on your word.
+    #[arg(long)]
+    pub assume_keep_alive_clients: bool,
     /// Files to read; stdin if none.
     pub files: Vec<PathBuf>,
 }
