@@ -334,8 +334,10 @@ fn join_settings(bytes: &crate::config::BytesSection) -> Result<JoinSettings, St
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let cfg = crate::parse::haproxy::config::HaproxyConfig::parse(&text)
         .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut model = crate::accounting::HeaderModel::from_config(&cfg);
+    model.assume_clients_keep_alive = bytes.assume_keep_alive_clients;
     Ok(JoinSettings {
-        model: crate::accounting::HeaderModel::from_config(&cfg),
+        model,
         window: bytes.window.0,
         capacity: bytes.capacity,
     })

@@ -405,6 +405,11 @@ pub struct BytesSection {
     /// Entries held at most per sink; beyond, the one that waited longest goes out.
     #[serde(default = "default_bytes_capacity")]
     pub capacity: usize,
+    /// The operator's word that no HTTP/1.1 client sends `Connection: close` to a keep-alive
+    /// frontend (HAProxy 2.6 cannot log it): such entries may then be labelled `exact` (like
+    /// `quill parse --assume-keep-alive-clients`). Default: they are estimates.
+    #[serde(default)]
+    pub assume_keep_alive_clients: bool,
 }
 
 fn default_bytes_window() -> HumanDuration {
