@@ -14,6 +14,7 @@
 //! every header length is computed from the configuration, never assumed.
 
 pub mod join;
+#[cfg(feature = "pipeline")]
 pub mod stream;
 
 use std::collections::HashMap;
