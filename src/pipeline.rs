@@ -150,6 +150,17 @@ pub fn run_until(
         config.journal.to_journal_config(),
     )?;
 
+    // A cursor no sink owns keeps every segment it has not read: say so, loudly.
+    for (name, _, behind) in journal.stats().cursors {
+        if !config.sinks.contains_key(&name) {
+            tracing::warn!(
+                cursor = %name,
+                behind,
+                "Journal cursor `{name}` belongs to no configured sink: the journal keeps what it has not read and fills up. Drop it with `quill journal drop-cursor {name} -c CONFIG` (or configure the sink again)."
+            );
+        }
+    }
+
     // Every sink that writes GELF parses a record with the parser of its source.
     let mut parsers = Vec::new();
     for (name, source) in &config.sources {

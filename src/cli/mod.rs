@@ -7,6 +7,7 @@
 pub mod bytes;
 mod cat;
 pub mod index_cmd;
+mod journal_cmd;
 pub mod parse;
 pub mod search;
 mod send;
@@ -45,6 +46,8 @@ pub enum Command {
     Cat(cat::CatArgs),
     /// Byte accounting: `quill bytes check haproxy.cfg` says which byte counts can be exact.
     Bytes(bytes::Args),
+    /// The journal's cursors: list them, drop the one of a sink that was removed.
+    Journal(journal_cmd::JournalArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -120,5 +123,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Send(args) => send::run(args),
         Command::Cat(args) => cat::run(&args),
         Command::Bytes(args) => bytes::run(&args).map(exit_code),
+        Command::Journal(args) => journal_cmd::run(&args),
     }
 }
