@@ -3,14 +3,22 @@
 //!
 //! `cargo bench --bench parse` prints lines/s per case and the ratio to the baseline. The input
 //! is the real corpus (tests/fixtures/parse) repeated to about 40 MB per case: HAProxy httplog
-//! lines as received over syslog (RFC 3164 header), and Apache combined lines.
+//! lines as received over syslog (RFC 3164 header), and Apache combined lines. A last case
+//! measures the byte join a sink runs with `[bytes]` (HAProxy rfc5424 and Apache lines of the
+//! same requests, interleaved): GELF alone versus classification, join and GELF with the
+//! correction.
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use quill::parse::{Discard, Format, Parser, ParserConfig};
+use quill::accounting::HeaderModel;
+use quill::accounting::stream::{JoinSettings, JoinStage, Joined, append_correction};
+use quill::journal::Entry;
+use quill::parse::haproxy::config::HaproxyConfig;
+use quill::parse::registry::ParserRegistry;
+use quill::parse::{Discard, Format, Parser, ParserConfig, TxnIdSources};
 use quill::record::{Origin, Position, Record, RecordFlags, Timestamp};
 
 const TARGET_BYTES: usize = 40 << 20;
@@ -111,6 +119,137 @@ fn report(name: &str, bytes: usize, (n, d): (usize, Duration), baseline: Option<
     lps
 }
 
+/// The HAProxy and Apache lines of the same requests, interleaved in blocks, as records of the
+/// sources `lb` and `web` (so the registry picks their parsers), repeated to about `target` bytes.
+fn join_records(target: usize) -> Vec<Entry> {
+    let read = |name: &str| {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/parse/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    let (hap, web) = (read("haproxy-rfc5424.log"), read("apache-exp.log"));
+    let lb = Origin::new("lb", "lb", Format::Auto, "h");
+    let ap = Origin::new("web", "web", Format::Apache, "h");
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    let mut seq = 0;
+    while bytes < target {
+        let (mut h, mut w) = (hap.lines(), web.lines());
+        loop {
+            let mut any = false;
+            for (lines, origin) in [(&mut w, &ap), (&mut h, &lb)] {
+                for line in lines.by_ref().take(16) {
+                    any = true;
+                    seq += 1;
+                    bytes += line.len() + 1;
+                    out.push(Entry {
+                        seq,
+                        record: Record {
+                            origin: Arc::clone(origin),
+                            received_at: Timestamp(1_795_400_000_000_000_000),
+                            position: Position::None,
+                            flags: RecordFlags::empty(),
+                            raw: Bytes::copy_from_slice(line.as_bytes()),
+                        },
+                    });
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn join_case(runs: usize, quick: bool) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parse");
+    let cfg =
+        HaproxyConfig::parse(&std::fs::read_to_string(format!("{dir}/haproxy-2.6.cfg")).unwrap())
+            .unwrap();
+    let ids = TxnIdSources::new(&["X-Test-Id", "tid"]);
+    let lb = ParserConfig {
+        haproxy_config: Some(cfg.clone()),
+        txn_id_sources: ids.clone(),
+        ..ParserConfig::default()
+    }
+    .compile()
+    .unwrap();
+    let web = ParserConfig {
+        format: Format::Apache,
+        apache_log_formats: vec![r#"%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" tid=%{X-Test-Id}i I=%I O=%O b=%b B=%B uid=%{UNIQUE_ID}e xrid=%{X-Request-ID}i xff=%{X-Forwarded-For}i X=%X k=%k D=%D cp=%{remote}p"#.into()],
+        txn_id_sources: ids,
+        ..ParserConfig::default()
+    }
+    .compile()
+    .unwrap();
+    let registry: &'static ParserRegistry = Box::leak(Box::new(ParserRegistry::new(vec![
+        ("lb".to_string(), lb),
+        ("web".to_string(), web),
+    ])));
+    let mut model = HeaderModel::from_config(&cfg);
+    model.assume_clients_keep_alive = true;
+    let settings = JoinSettings {
+        model,
+        window: Duration::from_secs(10),
+        capacity: 100_000,
+    };
+    let records = join_records(if quick { 1 << 20 } else { TARGET_BYTES });
+    let bytes: usize = records.iter().map(|e| e.record.raw.len() + 1).sum();
+    println!(
+        "-- byte join (HAProxy rfc5424 + Apache, interleaved): {} lines, {:.1} MB",
+        records.len(),
+        bytes as f64 / 1e6
+    );
+    let mut out = Vec::with_capacity(4096);
+    let gelf_only = report(
+        "GELF JSON alone",
+        bytes,
+        best(runs, || {
+            for e in &records {
+                out.clear();
+                registry.encode(&e.record, &mut out);
+                black_box(&out);
+            }
+            records.len()
+        }),
+        None,
+    );
+    let mut exact = 0;
+    report(
+        "classify + join + GELF JSON with _bytes_sent",
+        bytes,
+        best(runs, || {
+            let mut stage = JoinStage::with_parsers(&settings, registry);
+            let mut ready: Vec<Joined> = Vec::new();
+            let mut n = 0;
+            let mut write = |ready: &mut Vec<Joined>, out: &mut Vec<u8>| {
+                for j in ready.drain(..) {
+                    out.clear();
+                    registry.encode(&j.entry.record, out);
+                    if j.correction.is_some_and(|c| c.basis.as_str() == "exact") {
+                        exact += 1;
+                    }
+                    append_correction(out, j.correction);
+                    black_box(&out);
+                    n += 1;
+                }
+            };
+            for e in &records {
+                stage.push(e.clone(), &mut ready);
+                write(&mut ready, &mut out);
+            }
+            stage.drain(&mut ready);
+            write(&mut ready, &mut out);
+            n
+        }),
+        Some(gelf_only),
+    );
+    assert!(exact > 0, "the join pairs entries");
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; anything else (`cargo test --all-targets`) gets a quick
     // smoke run on 1 MB.
@@ -174,4 +313,8 @@ fn main() {
             Some(base),
         );
     }
+    if std::env::var("QUILL_BENCH").is_ok_and(|only| !"byte join".contains(only.as_str())) {
+        return;
+    }
+    join_case(runs, quick);
 }

@@ -25,7 +25,7 @@ use super::join::{ByteJoin, JoinItem, Released};
 use super::{BackendLine, Correction, HaproxyEntry, HeaderModel};
 use crate::journal::Entry;
 use crate::parse::registry::ParserRegistry;
-use crate::parse::{FieldList, FieldValue, Format, Parser, Value};
+use crate::parse::{FieldValue, Format, Parser, Value};
 use crate::record::Record;
 
 /// Settings of a sink's byte join (`[bytes]` in the config).
@@ -66,6 +66,7 @@ struct Held {
 /// The ordered byte join of one sink.
 pub struct JoinStage {
     parsers: &'static ParserRegistry,
+    fields: JoinFields,
     join: ByteJoin<u64>,
     /// Records not yet handed back, in sequence order.
     held: VecDeque<Held>,
@@ -85,6 +86,7 @@ impl JoinStage {
         let capacity = settings.capacity.max(1);
         JoinStage {
             parsers,
+            fields: JoinFields::default(),
             join: ByteJoin::new(
                 settings.model.clone(),
                 i64::try_from(settings.window.as_millis()).unwrap_or(i64::MAX),
@@ -107,7 +109,7 @@ impl JoinStage {
         let received_ms = entry.record.received_at.as_millis();
         self.stream_ms = self.stream_ms.max(received_ms);
         let parser = self.parsers.parser_for(&entry.record);
-        let classified = classify(parser, &entry.record);
+        let classified = classify_with(parser, &entry.record, &mut self.fields);
         if matches!(classified.item, JoinItem::Other) && self.held.is_empty() {
             out.push(Joined::plain(entry));
             return;
@@ -217,6 +219,11 @@ pub struct Classified {
 
 /// Parses `record` with `parser` (its source's) into its join view.
 pub fn classify(parser: &Parser, record: &Record) -> Classified {
+    classify_with(parser, record, &mut JoinFields::default())
+}
+
+/// [`classify`] with field storage reused from record to record.
+pub fn classify_with(parser: &Parser, record: &Record, fields: &mut JoinFields) -> Classified {
     let format = if parser.format() == Format::Auto {
         record.origin.format
     } else {
@@ -231,19 +238,114 @@ pub fn classify(parser: &Parser, record: &Record) -> Classified {
     if matches!(format, Format::Json | Format::Raw) {
         return other;
     }
-    let mut fields = FieldList::default();
-    match parser.parse_line(
-        format,
-        &record.raw,
-        record.received_at.as_millis(),
-        &mut fields,
-    ) {
+    fields.clear();
+    match parser.parse_line(format, &record.raw, record.received_at.as_millis(), fields) {
         Ok(info) => Classified {
-            item: join_item(info.format, &fields),
+            item: join_item(info.format, fields.fields()),
             key: info.txn_id.map(|(_, v)| value_string(v)),
             log_time_ms: info.timestamp_ms,
         },
         Err(_) => other,
+    }
+}
+
+/// A field sink that keeps only the fields the byte join reads, in storage reused from line to
+/// line (a line's other fields cost no allocation).
+#[derive(Debug, Default)]
+pub struct JoinFields {
+    entries: Vec<(String, FieldValue)>,
+    used: usize,
+    name: String,
+    scratch: Vec<u8>,
+}
+
+impl JoinFields {
+    fn clear(&mut self) {
+        self.used = 0;
+    }
+
+    fn fields(&self) -> &[(String, FieldValue)] {
+        &self.entries[..self.used]
+    }
+
+    fn wanted(name: &str) -> bool {
+        matches!(
+            name,
+            "frontend"
+                | "backend"
+                | "server"
+                | "status"
+                | "bytes_read"
+                | "termination_state"
+                | "http_version"
+                | "http_method"
+                | "unique_id"
+                | "res.bytes_out"
+                | "bytes_sent"
+                | "connection_status"
+        ) || name.starts_with("request_header_")
+            || name.starts_with("response_header_")
+    }
+
+    fn store(&mut self, name: &str, value: Value<'_>) {
+        if self.used == self.entries.len() {
+            self.entries
+                .push((String::new(), FieldValue::Str(String::new())));
+        }
+        let (slot_name, slot_value) = &mut self.entries[self.used];
+        self.used += 1;
+        slot_name.clear();
+        slot_name.push_str(name);
+        let text: &[u8] = match value {
+            Value::Int(i) => {
+                *slot_value = FieldValue::Int(i);
+                return;
+            }
+            Value::Float(f) => {
+                *slot_value = FieldValue::Float(f);
+                return;
+            }
+            Value::Str(s) => s,
+            Value::Escaped(s, e) => {
+                self.scratch.clear();
+                crate::parse::text::unescape(s, e, &mut self.scratch);
+                &self.scratch
+            }
+        };
+        match slot_value {
+            FieldValue::Str(s) => {
+                s.clear();
+                s.push_str(&String::from_utf8_lossy(text));
+            }
+            other => *other = FieldValue::Str(String::from_utf8_lossy(text).into_owned()),
+        }
+    }
+}
+
+impl crate::parse::FieldSink for JoinFields {
+    fn field(&mut self, name: &str, value: Value<'_>) {
+        if JoinFields::wanted(name) {
+            self.store(name, value);
+        }
+    }
+
+    fn dynamic_field(&mut self, prefix: &str, name: &[u8], value: Value<'_>) {
+        let mut full = std::mem::take(&mut self.name);
+        full.clear();
+        full.push_str(prefix);
+        crate::parse::push_field_name(&mut full, name);
+        if JoinFields::wanted(&full) {
+            self.store(&full, value);
+        }
+        self.name = full;
+    }
+
+    fn mark(&self) -> usize {
+        self.used
+    }
+
+    fn rollback(&mut self, mark: usize) {
+        self.used = mark.min(self.used);
     }
 }
 
@@ -260,8 +362,19 @@ fn value_string(v: Value<'_>) -> String {
     }
 }
 
-fn str_of(f: &FieldList, name: &str) -> String {
-    match f.get(name) {
+fn get<'f>(f: &'f [(String, FieldValue)], name: &str) -> Option<&'f FieldValue> {
+    f.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+}
+
+fn get_int(f: &[(String, FieldValue)], name: &str) -> Option<i64> {
+    match get(f, name)? {
+        FieldValue::Int(i) => Some(*i),
+        _ => None,
+    }
+}
+
+fn str_of(f: &[(String, FieldValue)], name: &str) -> String {
+    match get(f, name) {
         Some(FieldValue::Str(s)) => s.clone(),
         Some(FieldValue::Int(i)) => i.to_string(),
         Some(FieldValue::Float(x)) => x.to_string(),
@@ -269,12 +382,11 @@ fn str_of(f: &FieldList, name: &str) -> String {
     }
 }
 
-/// The join view of a line parsed as `format` (the parser's format name) into `f`.
-pub fn join_item(format: &str, f: &FieldList) -> JoinItem {
+/// The join view of a line parsed as `format` (the parser's format name) into the fields `f`.
+pub fn join_item(format: &str, f: &[(String, FieldValue)]) -> JoinItem {
     if format.starts_with("haproxy") {
         let captured = |prefix: &str| -> Vec<(String, String)> {
-            f.fields
-                .iter()
+            f.iter()
                 .filter_map(|(n, v)| {
                     let name = n.strip_prefix(prefix)?;
                     let FieldValue::Str(s) = v else { return None };
@@ -287,20 +399,20 @@ pub fn join_item(format: &str, f: &FieldList) -> JoinItem {
             frontend: str_of(f, "frontend").trim_end_matches('~').to_owned(),
             backend: str_of(f, "backend"),
             server: str_of(f, "server"),
-            status: f.get_int("status"),
-            bytes_read: f.get_int("bytes_read"),
+            status: get_int(f, "status"),
+            bytes_read: get_int(f, "bytes_read"),
             termination_state: str_of(f, "termination_state"),
             http_version: str_of(f, "http_version"),
             http_method: str_of(f, "http_method"),
             captured_response: captured("response_header_"),
             captured_request: captured("request_header_"),
             unique_id: (!uid.is_empty() && uid != "-").then_some(uid),
-            res_bytes_out: f.get_int("res.bytes_out"),
+            res_bytes_out: get_int(f, "res.bytes_out"),
         }))
-    } else if format.starts_with("apache") && f.get_int("bytes_sent").is_some() {
+    } else if format.starts_with("apache") && get_int(f, "bytes_sent").is_some() {
         let rid = str_of(f, "request_header_x-request-id");
         JoinItem::Backend(BackendLine {
-            bytes_out: f.get_int("bytes_sent"),
+            bytes_out: get_int(f, "bytes_sent"),
             aborted: str_of(f, "connection_status") == "X",
             request_id: (!rid.is_empty() && rid != "-").then_some(rid),
         })
