@@ -381,3 +381,68 @@ fn search_over_the_http_api_matches_the_data_dir() {
     assert_eq!(gone.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&gone.stderr).contains("cannot reach"));
 }
+
+/// A user who may only read the data dir can search it: the search takes the partition's meta
+/// lock when it can and goes without it when it cannot, and never writes. Shown two ways: the
+/// lock path is made unopenable for writing (a directory in its place, which even root cannot
+/// open as a file), and, when the tests run as root, the search runs as `nobody` over a data dir
+/// it may not write to.
+#[test]
+fn searching_needs_no_write_access() {
+    let (tmp, data) = indexed_fixtures();
+    let index = index_root(&data);
+    let partitions: Vec<PathBuf> = std::fs::read_dir(&index)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert!(!partitions.is_empty());
+    for p in &partitions {
+        let lock = p.join(".tantivy-meta.lock");
+        let _ = std::fs::remove_file(&lock);
+        std::fs::create_dir(&lock).unwrap();
+    }
+    let out = quill(&["search", STORY, "--data", data.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(json_lines(&out).len(), 5);
+    for p in &partitions {
+        std::fs::remove_dir(p.join(".tantivy-meta.lock")).unwrap();
+    }
+
+    // As an unprivileged user over files it may only read.
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root || Command::new("setpriv").arg("--version").output().is_err() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let bin = tmp.path().join("quill");
+    std::fs::copy(env!("CARGO_BIN_EXE_quill"), &bin).unwrap();
+    let chmod = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    chmod(&bin, 0o755);
+    let mut dirs = vec![tmp.path().to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        chmod(&dir, 0o755);
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path != bin {
+                chmod(&path, 0o444);
+            }
+        }
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["search", STORY, "--json", "--data"])
+        .arg(&data)
+        .env_remove("QUILL_DATA")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(json_lines(&out).len(), 5);
+}

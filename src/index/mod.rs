@@ -16,6 +16,7 @@ pub mod http;
 pub mod partition;
 pub mod reader;
 pub mod schema;
+pub mod search_directory;
 pub mod tokenizer;
 pub mod writer;
 

@@ -214,7 +214,7 @@ impl IndexReaderSet {
 }
 
 fn open_read_only(path: &Path) -> Result<OpenPartition, tantivy::TantivyError> {
-    let index = Index::open_in_dir(path)?;
+    let index = Index::open(super::search_directory::SearchDirectory::open(path)?)?;
     index.tokenizers().register(
         super::tokenizer::LOG_WORDS,
         super::tokenizer::LogWordsTokenizer::default(),
