@@ -31,6 +31,9 @@ pub enum PipelineError {
     Source { name: String, message: String },
     #[error("sink `{name}`: {message}")]
     Sink { name: String, message: String },
+    /// A top-level setting (`bytes.haproxy_config`, `parse`).
+    #[error("{key}: {message}")]
+    Setting { key: String, message: String },
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
         path: String,
@@ -175,28 +178,28 @@ pub fn run_until(
             parsers.push((name.clone(), parser));
         }
     }
+    // The byte join of the sinks that write GELF (its haproxy.cfg is read first: the default
+    // parser reads it too).
+    let join = match &config.bytes {
+        Some(bytes) => Some(join_settings(bytes).map_err(|message| PipelineError::Setting {
+            key: "bytes.haproxy_config".into(),
+            message,
+        })?),
+        None => None,
+    };
     let default_parser = config
         .parse
         .parse_options(config.bytes.as_ref())
         .to_parser_config()
         .and_then(|c| c.compile().map_err(|e| e.to_string()))
-        .map_err(|message| PipelineError::Source {
-            name: "[parse]".into(),
+        .map_err(|message| PipelineError::Setting {
+            key: "parse".into(),
             message,
         })?;
     let registry = crate::parse::registry::ParserRegistry::with_default(parsers, default_parser);
     if !crate::parse::registry::install(registry) {
         tracing::warn!("Parsers were already installed in this process; keeping the first set.");
     }
-
-    // The byte join of the sinks that write GELF.
-    let join = match &config.bytes {
-        Some(bytes) => Some(join_settings(bytes).map_err(|message| PipelineError::Sink {
-            name: "[bytes]".into(),
-            message,
-        })?),
-        None => None,
-    };
 
     // Sinks first, so their cursors exist before anything is appended.
     let mut sink_threads = Vec::new();
