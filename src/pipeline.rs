@@ -181,10 +181,12 @@ pub fn run_until(
     // The byte join of the sinks that write GELF (its haproxy.cfg is read first: the default
     // parser reads it too).
     let join = match &config.bytes {
-        Some(bytes) => Some(join_settings(bytes).map_err(|message| PipelineError::Setting {
-            key: "bytes.haproxy_config".into(),
-            message,
-        })?),
+        Some(bytes) => Some(
+            join_settings(bytes).map_err(|message| PipelineError::Setting {
+                key: "bytes.haproxy_config".into(),
+                message,
+            })?,
+        ),
         None => None,
     };
     let default_parser = config

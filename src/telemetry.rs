@@ -35,6 +35,23 @@ impl SourceStats {
 pub struct SinkStats {
     pub records: AtomicU64,
     pub bytes: AtomicU64,
+    /// HAProxy entries written with each `_bytes_sent_basis` (exact, estimate, lower_bound,
+    /// unknown), when the sink runs the byte join.
+    pub bytes_basis: [AtomicU64; 4],
+    /// Records the byte join holds (waiting for a partner, or behind one that waits).
+    pub join_held: AtomicU64,
+}
+
+impl SinkStats {
+    /// Counts what the byte join released, and how much it still holds.
+    pub fn note_joined(&self, released: &[crate::accounting::stream::Joined], held: usize) {
+        for j in released {
+            if let Some(c) = j.correction {
+                self.bytes_basis[c.basis as usize].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.join_held.store(held as u64, Ordering::Relaxed);
+    }
 }
 
 /// Serves the metrics registry at `http://ADDR/metrics`; needs a tokio runtime context.
@@ -68,6 +85,21 @@ pub fn publish(
             .absolute(s.records.load(Ordering::Relaxed));
         metrics::counter!("quill_sink_bytes_total", &label)
             .absolute(s.bytes.load(Ordering::Relaxed));
+        metrics::gauge!("quill_sink_join_held", &label)
+            .set(s.join_held.load(Ordering::Relaxed) as f64);
+        for basis in [
+            crate::accounting::Basis::Exact,
+            crate::accounting::Basis::Estimate,
+            crate::accounting::Basis::LowerBound,
+            crate::accounting::Basis::Unknown,
+        ] {
+            metrics::counter!(
+                "quill_sink_bytes_sent_basis_total",
+                "sink" => name.clone(),
+                "basis" => basis.as_str()
+            )
+            .absolute(s.bytes_basis[basis as usize].load(Ordering::Relaxed));
+        }
     }
     for (source, n) in crate::parse::registry::registry().parse_errors() {
         metrics::counter!("quill_parse_errors_total", "source" => source).absolute(n);

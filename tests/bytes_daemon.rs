@@ -160,12 +160,17 @@ fn check_against_offline(entries: &[serde_json::Value], keep_alive: bool) {
 }
 
 /// An all-in-one config tailing the two logs under `input`, with a file sink and an index sink.
-fn all_in_one_config(dir: &Path, input: &Path, keep_alive: bool) -> std::path::PathBuf {
+fn all_in_one_config(
+    dir: &Path,
+    input: &Path,
+    keep_alive: bool,
+    metrics_port: u16,
+) -> std::path::PathBuf {
     let config = dir.join("quill.toml");
     write_file(
         &config,
         &format!(
-            "data_dir = \"{data}\"\n{bytes}\n[sources.lb]\ntype = \"file\"\ninclude = [\"{input}/haproxy.log\"]\n{keys}\n[sources.web]\ntype = \"file\"\ninclude = [\"{input}/apache.log\"]\nformat = \"apache\"\n{keys}\n[sinks.out]\ntype = \"file\"\npath = \"{out}\"\n\n[sinks.index]\ntype = \"index\"\nlisten = \"127.0.0.1:{port}\"\n",
+            "data_dir = \"{data}\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n{bytes}\n[sources.lb]\ntype = \"file\"\ninclude = [\"{input}/haproxy.log\"]\n{keys}\n[sources.web]\ntype = \"file\"\ninclude = [\"{input}/apache.log\"]\nformat = \"apache\"\n{keys}\n[sinks.out]\ntype = \"file\"\npath = \"{out}\"\n\n[sinks.index]\ntype = \"index\"\nlisten = \"127.0.0.1:{port}\"\n",
             data = dir.join("data").display(),
             bytes = bytes_section(keep_alive),
             input = input.display(),
@@ -216,10 +221,34 @@ fn all_in_one_joins_like_the_offline_join() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     write_inputs(&input);
-    let config = all_in_one_config(dir.path(), &input, false);
+    let metrics_port = free_port();
+    let config = all_in_one_config(dir.path(), &input, false, metrics_port);
     let daemon = Daemon::start(dir.path(), &config);
     let out = dir.path().join("out");
     wait_for_all(&out, &daemon);
+    // The metrics count what was written, per basis.
+    let written = read_sink(&out);
+    let exact_written = written
+        .iter()
+        .filter(|e| e["_bytes_sent_basis"] == "exact")
+        .count() as f64;
+    let metric = |basis: &str| {
+        scrape_metric(
+            metrics_port,
+            "quill_sink_bytes_sent_basis_total",
+            &format!("sink=\"out\",basis=\"{basis}\""),
+        )
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || metric("exact")
+            == Some(exact_written)),
+        "exact metric {:?}, written {exact_written}",
+        metric("exact")
+    );
+    assert_eq!(
+        scrape_metric(metrics_port, "quill_sink_join_held", "sink=\"out\""),
+        Some(0.0)
+    );
     assert!(daemon.stop().success());
     let entries = read_sink(&out);
     assert_exactly_once(&entries);
@@ -256,7 +285,7 @@ fn all_in_one_join_survives_sigkill() {
     std::fs::create_dir_all(&input).unwrap();
     write_file(&input.join("apache.log"), &fixture("apache-exp.log"));
     write_file(&input.join("haproxy.log"), "");
-    let config = all_in_one_config(dir.path(), &input, true);
+    let config = all_in_one_config(dir.path(), &input, true, free_port());
     let out = dir.path().join("out");
     let daemon = Daemon::start(dir.path(), &config);
     std::thread::sleep(Duration::from_millis(1000));

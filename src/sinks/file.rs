@@ -212,6 +212,7 @@ impl FileSink {
                     if drained {
                         join.drain(&mut ready);
                     }
+                    self.stats.note_joined(&ready, join.held());
                 }
             }
             if !ready.is_empty() {

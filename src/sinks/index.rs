@@ -117,6 +117,7 @@ fn run_counted(
                 if stopping {
                     join.drain(&mut ready);
                 }
+                stats.note_joined(&ready, join.held());
             }
         }
         for j in &ready {
