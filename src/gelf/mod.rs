@@ -73,6 +73,8 @@ impl<'o> GelfWriter<'o> {
 #[derive(Debug, Default)]
 pub struct SeenFields {
     slots: [SeenSlot; 4],
+    /// Unescaping buffer.
+    scratch: Vec<u8>,
     /// A field came twice, or a value the GELF text spells differently (a number where text is
     /// read): the GELF text must be read instead.
     pub ambiguous: bool,
@@ -135,11 +137,11 @@ impl SeenFields {
         slot.text.clear();
         slot.number = None;
         match value {
-            Value::Str(s) => slot.text.push_str(&String::from_utf8_lossy(s)),
+            Value::Str(s) => slot.text.push_str(&text::utf8_lossy(s)),
             Value::Escaped(s, e) => {
-                let mut buf = Vec::new();
-                text::unescape(s, e, &mut buf);
-                slot.text.push_str(&String::from_utf8_lossy(&buf));
+                self.scratch.clear();
+                text::unescape(s, e, &mut self.scratch);
+                slot.text.push_str(&text::utf8_lossy(&self.scratch));
             }
             Value::Int(i) => {
                 slot.number = Some(i as f64);

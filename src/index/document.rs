@@ -536,7 +536,7 @@ impl DocumentBuilder {
 /// (the reader spells those its own way).
 fn value_text(v: Value<'_>) -> Option<Cow<'_, str>> {
     match v {
-        Value::Str(s) => Some(String::from_utf8_lossy(s)),
+        Value::Str(s) => Some(crate::parse::text::utf8_lossy(s)),
         Value::Escaped(s, e) => {
             let mut out = Vec::new();
             crate::parse::text::unescape(s, e, &mut out);
@@ -570,7 +570,7 @@ impl<'a> EntryFields<'a> {
                 let message = match message {
                     Some(m) => value_text(m)?,
                     None if raw.is_empty() => Cow::Borrowed("-"),
-                    None => String::from_utf8_lossy(raw),
+                    None => crate::parse::text::utf8_lossy(raw),
                 };
                 let full = match info.full_message {
                     Some(f) => Some(value_text(f)?),
@@ -580,9 +580,10 @@ impl<'a> EntryFields<'a> {
                     Some((_, v)) => Some(value_text(v)?),
                     None => None,
                 };
-                let host = info
-                    .host
-                    .map_or(Cow::Borrowed(&*record.origin.host), String::from_utf8_lossy);
+                let host = info.host.map_or(
+                    Cow::Borrowed(&*record.origin.host),
+                    crate::parse::text::utf8_lossy,
+                );
                 (
                     host,
                     message,
@@ -596,7 +597,7 @@ impl<'a> EntryFields<'a> {
                 if raw.is_empty() {
                     Cow::Borrowed("-")
                 } else {
-                    String::from_utf8_lossy(raw)
+                    crate::parse::text::utf8_lossy(raw)
                 },
                 None,
                 received_ms,

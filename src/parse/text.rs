@@ -394,6 +394,15 @@ pub fn parse_tz_offset(s: &str) -> Option<i32> {
     (h <= 23 && m <= 59).then_some(sign * (h * 3600 + m * 60))
 }
 
+/// `bytes` as text, invalid UTF-8 replaced by U+FFFD: `String::from_utf8_lossy` with the fast
+/// validator first (most log text is valid, and the lossy decoder walks it chunk by chunk).
+pub fn utf8_lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
