@@ -308,9 +308,7 @@ fn all_in_one_join_survives_sigkill() {
 fn aggregator_joins_forwarded_records() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
-    std::fs::create_dir_all(&input).unwrap();
-    write_file(&input.join("haproxy.log"), &fixture("haproxy-rfc5424.log"));
-    write_file(&input.join("apache.log"), &fixture("apache-exp.log"));
+    write_inputs(&input);
     let port = free_port();
     let agg_dir = dir.path().join("agg");
     let agent_dir = dir.path().join("agent");

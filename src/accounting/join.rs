@@ -236,7 +236,7 @@ impl<P> ByteJoin<P> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn hap(b: i64) -> JoinItem {
@@ -253,7 +253,8 @@ mod tests {
         }))
     }
 
-    fn model() -> HeaderModel {
+    /// Frontend `f` → backend `b` (server `s`); HTTP/1.1 entries may be exact.
+    pub(crate) fn model() -> HeaderModel {
         let cfg = crate::parse::haproxy::config::HaproxyConfig::parse(
             "defaults\n mode http\nfrontend f\n default_backend b\nbackend b\n server s 127.0.0.1:1\n",
         )

@@ -224,11 +224,7 @@ pub fn classify(parser: &Parser, record: &Record) -> Classified {
 
 /// [`classify`] with field storage reused from record to record.
 pub fn classify_with(parser: &Parser, record: &Record, fields: &mut JoinFields) -> Classified {
-    let format = if parser.format() == Format::Auto {
-        record.origin.format
-    } else {
-        parser.format()
-    };
+    let format = parser.format_for(record);
     let other = Classified {
         item: JoinItem::Other,
         key: None,
@@ -351,14 +347,9 @@ impl crate::parse::FieldSink for JoinFields {
 
 fn value_string(v: Value<'_>) -> String {
     match v {
-        Value::Str(s) => String::from_utf8_lossy(s).into_owned(),
-        Value::Escaped(s, e) => {
-            let mut out = Vec::new();
-            crate::parse::text::unescape(s, e, &mut out);
-            String::from_utf8_lossy(&out).into_owned()
-        }
         Value::Int(i) => i.to_string(),
         Value::Float(f) => f.to_string(),
+        text => text.text().unwrap_or_default().into_owned(),
     }
 }
 
@@ -446,17 +437,6 @@ mod tests {
     use crate::record::{Origin, Timestamp};
     use bytes::Bytes;
 
-    fn model() -> HeaderModel {
-        let cfg = crate::parse::haproxy::config::HaproxyConfig::parse(
-            "defaults\n mode http\nfrontend fe\n default_backend be\nbackend be\n server web1 127.0.0.1:1\n",
-        )
-        .unwrap();
-        // The join's mechanics, not the keep-alive question: HTTP/1.1 entries may be exact.
-        let mut model = HeaderModel::from_config(&cfg);
-        model.assume_clients_keep_alive = true;
-        model
-    }
-
     fn entry(seq: u64, format: crate::record::Format, line: &str, at_ms: i64) -> Entry {
         Entry {
             seq,
@@ -472,7 +452,7 @@ mod tests {
 
     fn haproxy(seq: u64, id: &str, at_ms: i64) -> Entry {
         let line = format!(
-            "127.0.0.1:40000 [23/Nov/2026:01:08:50.123] fe be/web1 0/0/1/2/3 200 297 - - ---- 1/1/0/0/0 0/0 \"GET / HTTP/1.1\" {id}"
+            "127.0.0.1:40000 [23/Nov/2026:01:08:50.123] f b/s 0/0/1/2/3 200 297 - - ---- 1/1/0/0/0 0/0 \"GET / HTTP/1.1\" {id}"
         );
         entry(seq, crate::record::Format::Haproxy, &line, at_ms)
     }
@@ -502,7 +482,7 @@ mod tests {
 
     fn stage(capacity: usize) -> JoinStage {
         let settings = JoinSettings {
-            model: model(),
+            model: crate::accounting::join::tests::model(),
             window: Duration::from_millis(1000),
             capacity,
         };

@@ -55,7 +55,8 @@ impl<'o> GelfWriter<'o> {
         }
     }
 
-    /// Hands the field just written (its key starts at `key_at`) to the observer, if any.
+    /// Hands the field just written under a name sanitized on the way (its key starts at
+    /// `key_at`) to the observer, if any.
     fn observe(&mut self, key_at: usize, value: Value<'_>) {
         if let Some(seen) = self.seen.as_deref_mut() {
             // The key sits between `,"_` and `":`.
@@ -213,7 +214,9 @@ impl FieldSink for GelfWriter<'_> {
         self.out.extend_from_slice(name.as_bytes());
         self.out.extend_from_slice(b"\":");
         write_value(self.out, value);
-        self.observe(key_at, value);
+        if let Some(seen) = self.seen.as_deref_mut() {
+            seen.offer(name.as_bytes(), key_at, value);
+        }
     }
 
     fn dynamic_field(&mut self, prefix: &str, name: &[u8], value: Value<'_>) {

@@ -532,20 +532,6 @@ impl DocumentBuilder {
     }
 }
 
-/// A text value as the GELF reader would read it back: `None` when it is written as a number
-/// (the reader spells those its own way).
-fn value_text(v: Value<'_>) -> Option<Cow<'_, str>> {
-    match v {
-        Value::Str(s) => Some(crate::parse::text::utf8_lossy(s)),
-        Value::Escaped(s, e) => {
-            let mut out = Vec::new();
-            crate::parse::text::unescape(s, e, &mut out);
-            Some(Cow::Owned(String::from_utf8_lossy(&out).into_owned()))
-        }
-        Value::Int(_) | Value::Float(_) => None,
-    }
-}
-
 impl<'a> EntryFields<'a> {
     /// The fields of a record from what its parser saw while it was encoded: the same fields
     /// [`from_gelf`](Self::from_gelf) reads from the GELF text, without reading it. `None` when
@@ -568,16 +554,16 @@ impl<'a> EntryFields<'a> {
                     other => other,
                 };
                 let message = match message {
-                    Some(m) => value_text(m)?,
+                    Some(m) => m.text()?,
                     None if raw.is_empty() => Cow::Borrowed("-"),
                     None => crate::parse::text::utf8_lossy(raw),
                 };
                 let full = match info.full_message {
-                    Some(f) => Some(value_text(f)?),
+                    Some(f) => Some(f.text()?),
                     None => None,
                 };
                 let txn = match info.txn_id {
-                    Some((_, v)) => Some(value_text(v)?),
+                    Some((_, v)) => Some(v.text()?),
                     None => None,
                 };
                 let host = info.host.map_or(
@@ -760,14 +746,7 @@ mod tests {
         )]);
         let (mut direct, mut fallback) = (0, 0);
         let mut seen = SeenFields::default();
-        for format in [
-            Format::Auto,
-            Format::Haproxy,
-            Format::Apache,
-            Format::Syslog,
-            Format::Json,
-            Format::Raw,
-        ] {
+        for format in Format::ALL {
             for source in ["s", "custom"] {
                 for line in &lines {
                     let record = Record::new(

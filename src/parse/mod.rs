@@ -35,6 +35,22 @@ pub enum Value<'a> {
 }
 
 impl<'a> Value<'a> {
+    /// The text of a string value, escapes decoded and invalid UTF-8 replaced by U+FFFD (`None`
+    /// for a number).
+    pub fn text(&self) -> Option<std::borrow::Cow<'a, str>> {
+        match *self {
+            Value::Str(s) => Some(text::utf8_lossy(s)),
+            Value::Escaped(s, e) => {
+                let mut out = Vec::new();
+                text::unescape(s, e, &mut out);
+                Some(std::borrow::Cow::Owned(
+                    String::from_utf8_lossy(&out).into_owned(),
+                ))
+            }
+            Value::Int(_) | Value::Float(_) => None,
+        }
+    }
+
     /// A canonical decimal integer (`0`, `297`, `-1`; not `0042` or hex) becomes a number,
     /// anything else stays a string: for values whose type the format does not say (SD
     /// parameters, sample fetches).
@@ -92,14 +108,9 @@ pub enum FieldValue {
 impl FieldValue {
     fn from_value(v: Value<'_>) -> FieldValue {
         match v {
-            Value::Str(s) => FieldValue::Str(String::from_utf8_lossy(s).into_owned()),
-            Value::Escaped(s, e) => {
-                let mut out = Vec::new();
-                text::unescape(s, e, &mut out);
-                FieldValue::Str(String::from_utf8_lossy(&out).into_owned())
-            }
             Value::Int(i) => FieldValue::Int(i),
             Value::Float(f) => FieldValue::Float(f),
+            text => FieldValue::Str(text.text().unwrap_or_default().into_owned()),
         }
     }
 }
@@ -540,7 +551,7 @@ impl Parser {
     }
 
     /// The format a record is parsed in: the configured one, or the record's own hint.
-    fn format_for(&self, record: &crate::record::Record) -> Format {
+    pub fn format_for(&self, record: &crate::record::Record) -> Format {
         if self.format == Format::Auto {
             record.origin.format
         } else {

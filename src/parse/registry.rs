@@ -66,12 +66,7 @@ impl ParserRegistry {
 
     /// Writes `record` as GELF into `out` with its source's parser.
     pub fn encode(&self, record: &Record, out: &mut Vec<u8>) -> Outcome {
-        let entry = self.entry_for(record);
-        let outcome = entry.parser.encode(record, out);
-        if outcome.is_error() {
-            entry.parse_errors.fetch_add(1, Ordering::Relaxed);
-        }
-        outcome
+        self.encode_observed(record, out, None).outcome
     }
 
     /// [`encode`](Self::encode), keeping what the parser saw (see
