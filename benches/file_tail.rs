@@ -26,10 +26,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use quill::component::{Shutdown, SourceContext};
 use quill::config::FileSourceConfig;
 use quill::journal::{Journal, JournalConfig};
-use quill::pipeline::{Shutdown, SourceContext, SourceStats};
 use quill::record::{Format, Origin};
+use quill::telemetry::SourceStats;
 
 const LINE_BYTES: usize = 250;
 const FSYNC_EVERY: Duration = Duration::from_millis(10);
@@ -179,13 +180,13 @@ fn tail(input: &Path, journal_dir: &Path, lines: u64) -> (Duration, f64, u64, u6
     .expect("config");
     let (trigger, shutdown) = Shutdown::new();
     let stats = Arc::new(SourceStats::default());
-    let ctx = SourceContext {
-        name: "bench".into(),
-        origin: Origin::new("bench", "bench", Format::Raw, "bench"),
-        journal: journal.clone(),
-        stats: stats.clone(),
+    let mut ctx = SourceContext::standalone(
+        "bench",
+        Origin::new("bench", "bench", Format::Raw, "bench"),
+        journal.clone(),
         shutdown,
-    };
+    );
+    ctx.stats = stats.clone();
     let rss_before = rss_kib();
     let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sampler = {
@@ -213,7 +214,7 @@ fn tail(input: &Path, journal_dir: &Path, lines: u64) -> (Duration, f64, u64, u6
     };
     let before = rusage();
     let start = Instant::now();
-    let handle = quill::sources::file::spawn(config, ctx).expect("spawn file source");
+    let (handle, _files) = quill::sources::file::spawn(config, ctx).expect("spawn file source");
     while stats.records.load(Ordering::Relaxed) < lines {
         std::thread::sleep(Duration::from_millis(2));
     }

@@ -17,6 +17,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -68,7 +69,7 @@ const MONTHS: [&str; 12] = [
 struct Out {
     path: PathBuf,
     host: &'static str,
-    /// The source name, which picks the parser (see [`install_parsers`]).
+    /// The source name, which picks the parser (see [`parsers`]).
     source: &'static str,
     format: Format,
     w: BufWriter<File>,
@@ -204,7 +205,7 @@ const APACHE_SOURCE: &str = "web";
 /// Parsers as a daemon configures them: HAProxy's httplog with the unique id (`%ID`) appended,
 /// Apache's combined format with the `X-Request-ID` header appended; so every access line parses
 /// into typed fields with its `_txn_id` (the bench checks that none fails).
-fn install_parsers() {
+fn parsers() -> Arc<ParserRegistry> {
     let haproxy = ParserConfig {
         format: Format::Haproxy,
         haproxy_log_formats: vec![format!("{HTTPLOG} %ID")],
@@ -221,9 +222,7 @@ fn install_parsers() {
         (HAPROXY_SOURCE.to_string(), haproxy.compile().unwrap()),
         (APACHE_SOURCE.to_string(), apache.compile().unwrap()),
     ];
-    assert!(quill::parse::registry::install(ParserRegistry::new(
-        sources
-    )));
+    Arc::new(ParserRegistry::new(sources))
 }
 
 fn cpu_time() -> Duration {
@@ -259,7 +258,11 @@ fn ms(d: Duration) -> f64 {
 /// CPU time of the per-entry work before tantivy: parsing each line into GELF alone, and parsing
 /// plus building its tantivy document (index fields + stored GELF), over the same logs.
 /// Returns (parse only, parse + document).
-fn pre_index_cpu(outs: &[Out], word_positions: bool) -> (Duration, Duration) {
+fn pre_index_cpu(
+    outs: &[Out],
+    word_positions: bool,
+    parsers: &Arc<ParserRegistry>,
+) -> (Duration, Duration) {
     let mut records = Vec::new();
     for o in outs {
         let origin = Origin::new(o.source, "bench", o.format, o.host);
@@ -277,11 +280,11 @@ fn pre_index_cpu(outs: &[Out], word_positions: bool) -> (Duration, Duration) {
     let c0 = cpu_time();
     for r in &records {
         gelf.clear();
-        quill::parse::registry::encode(r, &mut gelf);
+        parsers.encode(r, &mut gelf);
         sum += gelf.len();
     }
     let parse = cpu_time() - c0;
-    let mut builder = DocumentBuilder::new(IndexFields::build(word_positions));
+    let mut builder = DocumentBuilder::new(IndexFields::build(word_positions), parsers.clone());
     let c0 = cpu_time();
     for (i, r) in records.iter().enumerate() {
         let built = builder.build(r, i as u64, None);
@@ -296,7 +299,7 @@ fn main() {
     let n = env_usize("QUILL_BENCH_ENTRIES", 1_000_000);
     let lookups = env_usize("QUILL_BENCH_LOOKUPS", 1000);
     let grep_ids = env_usize("QUILL_BENCH_GREP_IDS", 20);
-    install_parsers();
+    let parsers = parsers();
     let tmp = tempfile::tempdir().unwrap();
     let logs = tmp.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
@@ -329,7 +332,7 @@ fn main() {
         word_positions: std::env::var("QUILL_BENCH_NO_POSITIONS").is_err(),
         ..IndexSettings::default()
     };
-    let (parse_cpu, build_cpu) = pre_index_cpu(&outs, settings.word_positions);
+    let (parse_cpu, build_cpu) = pre_index_cpu(&outs, settings.word_positions, &parsers);
     let cpu0 = cpu_time();
     let wall0 = Instant::now();
     let inputs: Vec<(PathBuf, BackfillOptions)> = outs
@@ -345,17 +348,13 @@ fn main() {
             (o.path.clone(), opts)
         })
         .collect();
-    let added = backfill_files(&root, &settings, &inputs, &mut |_| {})
+    let added = backfill_files(&root, &settings, &inputs, parsers.clone(), &mut |_| {})
         .unwrap()
         .added;
     let wall = wall0.elapsed();
     let cpu = cpu_time() - cpu0;
     assert_eq!(added as usize, n, "every entry indexed");
-    let parse_errors: u64 = quill::parse::registry::registry()
-        .parse_errors()
-        .iter()
-        .map(|(_, n)| n)
-        .sum();
+    let parse_errors: u64 = parsers.parse_errors().iter().map(|(_, n)| n).sum();
     assert_eq!(parse_errors, 0, "every line parses into typed fields");
     let index_bytes = dir_bytes(&root);
     println!(

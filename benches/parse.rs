@@ -185,10 +185,10 @@ fn join_case(runs: usize, quick: bool) {
     }
     .compile()
     .unwrap();
-    let registry: &'static ParserRegistry = Box::leak(Box::new(ParserRegistry::new(vec![
+    let registry = std::sync::Arc::new(ParserRegistry::new(vec![
         ("lb".to_string(), lb),
         ("web".to_string(), web),
-    ])));
+    ]));
     let mut model = HeaderModel::from_config(&cfg);
     model.assume_clients_keep_alive = true;
     let settings = JoinSettings {
@@ -222,7 +222,7 @@ fn join_case(runs: usize, quick: bool) {
         "classify + join + GELF JSON with _bytes_sent",
         bytes,
         best(runs, || {
-            let mut stage = JoinStage::with_parsers(&settings, registry);
+            let mut stage = JoinStage::new(&settings, registry.clone());
             let mut ready: Vec<Joined> = Vec::new();
             let mut n = 0;
             let mut write = |ready: &mut Vec<Joined>, out: &mut Vec<u8>| {

@@ -19,6 +19,8 @@ pub mod logging;
 #[cfg(feature = "pipeline")]
 pub mod cli;
 #[cfg(feature = "pipeline")]
+pub mod component;
+#[cfg(feature = "pipeline")]
 pub mod config;
 #[cfg(feature = "pipeline")]
 pub mod index;

@@ -9,15 +9,16 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
-use tokio::sync::watch;
 
 use crate::accounting::stream::JoinSettings;
+use crate::component::{ComponentError, Running, SinkContext};
 use crate::config::{Config, SinkConfig, SourceConfig};
 use crate::journal::{Journal, JournalError};
+use crate::parse::registry::ParserRegistry;
 use crate::record::Origin;
 use crate::{sinks, sources};
 
@@ -27,10 +28,18 @@ pub enum PipelineError {
     Journal(#[from] JournalError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
-    #[error("source `{name}`: {message}")]
-    Source { name: String, message: String },
-    #[error("sink `{name}`: {message}")]
-    Sink { name: String, message: String },
+    #[error("source `{name}`: {source}")]
+    Source {
+        name: String,
+        #[source]
+        source: ComponentError,
+    },
+    #[error("sink `{name}`: {source}")]
+    Sink {
+        name: String,
+        #[source]
+        source: ComponentError,
+    },
     /// A top-level setting (`bytes.haproxy_config`, `parse`).
     #[error("{key}: {message}")]
     Setting { key: String, message: String },
@@ -42,60 +51,8 @@ pub enum PipelineError {
     },
 }
 
-/// A shutdown signal observable from async tasks and from threads.
-#[derive(Clone)]
-pub struct Shutdown {
-    flag: Arc<AtomicBool>,
-    rx: watch::Receiver<bool>,
-}
-
-/// The side that triggers a [`Shutdown`].
-pub struct ShutdownTrigger {
-    flag: Arc<AtomicBool>,
-    tx: watch::Sender<bool>,
-}
-
-impl Shutdown {
-    pub fn new() -> (ShutdownTrigger, Shutdown) {
-        let flag = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = watch::channel(false);
-        (
-            ShutdownTrigger {
-                flag: flag.clone(),
-                tx,
-            },
-            Shutdown { flag, rx },
-        )
-    }
-
-    pub fn is_triggered(&self) -> bool {
-        self.flag.load(Ordering::Acquire)
-    }
-
-    /// Resolves once shutdown is triggered.
-    pub async fn triggered(&mut self) {
-        let _ = self.rx.wait_for(|v| *v).await;
-    }
-}
-
-impl ShutdownTrigger {
-    pub fn trigger(&self) {
-        self.flag.store(true, Ordering::Release);
-        let _ = self.tx.send(true);
-    }
-}
-
+pub use crate::component::{Shutdown, ShutdownTrigger, SourceContext};
 pub use crate::telemetry::{SinkStats, SourceStats};
-
-/// What a source is handed when it starts.
-#[derive(Clone)]
-pub struct SourceContext {
-    pub name: String,
-    pub origin: Arc<Origin>,
-    pub journal: Journal,
-    pub stats: Arc<SourceStats>,
-    pub shutdown: Shutdown,
-}
 
 /// Runs the topology until SIGINT/SIGTERM, then drains and returns.
 pub fn run(config: Config) -> Result<(), PipelineError> {
@@ -173,7 +130,7 @@ pub fn run_until(
                 .and_then(|c| c.compile().map_err(|e| e.to_string()))
                 .map_err(|message| PipelineError::Source {
                     name: name.clone(),
-                    message,
+                    source: ComponentError::Setting(message),
                 })?;
             parsers.push((name.clone(), parser));
         }
@@ -198,57 +155,44 @@ pub fn run_until(
             key: "parse".into(),
             message,
         })?;
-    let registry = crate::parse::registry::ParserRegistry::with_default(parsers, default_parser);
-    if !crate::parse::registry::install(registry) {
-        tracing::warn!("Parsers were already installed in this process; keeping the first set.");
-    }
+    let parsers = Arc::new(ParserRegistry::with_default(parsers, default_parser));
+    let host: Arc<str> = hostname.as_str().into();
 
     // Sinks first, so their cursors exist before anything is appended.
-    let mut sink_threads = Vec::new();
+    let mut sinks: Vec<(String, Running)> = Vec::new();
     let mut sink_stats = Vec::new();
     for (name, sink) in &config.sinks {
         let stats = Arc::new(SinkStats::default());
-        let cursor = journal.cursor(name)?;
-        let handle = match sink {
-            SinkConfig::File(cfg) => {
-                sinks::file::spawn(name, cfg.clone(), cursor, stats.clone(), join.clone())
-            }
-            SinkConfig::Forward(cfg) => sinks::forward::spawn(
-                name,
-                cfg.clone(),
-                cursor,
-                stats.clone(),
-                shutdown.clone(),
-                &hostname,
-            ),
-            SinkConfig::Index(cfg) => {
-                if !cfg.listen.is_empty() {
-                    start_search_api(&cfg.listen, &config.data_dir, runtime, &shutdown).map_err(
-                        |message| PipelineError::Sink {
-                            name: name.clone(),
-                            message,
-                        },
-                    )?;
-                }
-                sinks::index::spawn(
-                    name,
-                    cfg,
-                    cursor,
-                    &config.data_dir,
-                    stats.clone(),
-                    join.clone(),
-                )
-            }
+        if let SinkConfig::Index(cfg) = sink
+            && !cfg.listen.is_empty()
+        {
+            start_search_api(&cfg.listen, &config.data_dir, runtime, &shutdown).map_err(
+                |message| PipelineError::Sink {
+                    name: name.clone(),
+                    source: ComponentError::Setting(message),
+                },
+            )?;
         }
-        .map_err(|message| PipelineError::Sink {
+        let (stop, sink_shutdown) = Shutdown::new();
+        let ctx = SinkContext {
             name: name.clone(),
-            message,
+            cursor: journal.cursor(name)?,
+            stats: stats.clone(),
+            shutdown: sink_shutdown,
+            parsers: parsers.clone(),
+            data_dir: config.data_dir.clone(),
+            host: host.clone(),
+            join: join.clone(),
+        };
+        let running = sinks::start(sink, ctx, stop).map_err(|source| PipelineError::Sink {
+            name: name.clone(),
+            source,
         })?;
-        sink_threads.push((name.clone(), handle));
+        sinks.push((name.clone(), running));
         sink_stats.push((name.clone(), stats));
     }
 
-    let mut source_tasks = Vec::new();
+    let mut sources_running: Vec<(String, Running)> = Vec::new();
     let mut source_stats = Vec::new();
     for (name, source) in &config.sources {
         let stats = Arc::new(SourceStats::default());
@@ -257,19 +201,23 @@ pub fn run_until(
             SourceConfig::Syslog(s) => (Config::source_category(name, &s.category), s.format),
             SourceConfig::Forward(_) => (name.as_str(), crate::record::Format::Auto),
         };
+        let (stop, source_shutdown) = Shutdown::new();
         let ctx = SourceContext {
             name: name.clone(),
             origin: Origin::new(name, category, format, &hostname),
             journal: journal.clone(),
             stats: stats.clone(),
-            shutdown: shutdown.clone(),
+            shutdown: source_shutdown,
+            parsers: parsers.clone(),
+            data_dir: config.data_dir.clone(),
+            host: host.clone(),
         };
-        let task =
-            sources::start(source, ctx, runtime).map_err(|message| PipelineError::Source {
+        let running =
+            sources::start(source, ctx, stop, runtime).map_err(|source| PipelineError::Source {
                 name: name.clone(),
-                message,
+                source,
             })?;
-        source_tasks.push((name.clone(), task));
+        sources_running.push((name.clone(), running));
         source_stats.push((name.clone(), stats));
     }
     tracing::info!(
@@ -281,13 +229,13 @@ pub fn run_until(
 
     // Status line until shutdown.
     if let Some(addr) = &config.metrics_listen {
-        let addr: std::net::SocketAddr = addr.parse().map_err(|e| PipelineError::Source {
-            name: "metrics_listen".into(),
+        let addr: std::net::SocketAddr = addr.parse().map_err(|e| PipelineError::Setting {
+            key: "metrics_listen".into(),
             message: format!("invalid address `{addr}`: {e}"),
         })?;
         let _guard = runtime.enter();
-        crate::telemetry::install_exporter(addr).map_err(|message| PipelineError::Source {
-            name: "metrics_listen".into(),
+        crate::telemetry::install_exporter(addr).map_err(|message| PipelineError::Setting {
+            key: "metrics_listen".into(),
             message,
         })?;
         tracing::info!(%addr, "Serving Prometheus metrics at /metrics.");
@@ -302,10 +250,10 @@ pub fn run_until(
             tokio::select! {
                 _ = sd.triggered() => break,
                 _ = tick.tick() => {
-                    crate::telemetry::publish(&source_stats, &sink_stats, &status_journal);
+                    crate::telemetry::publish(&source_stats, &sink_stats, &status_journal, &parsers);
                     if Instant::now() >= next_status {
                         next_status += status_every;
-                        tracing::info!("{}", status_line(&source_stats, &sink_stats, &status_journal));
+                        tracing::info!("{}", status_line(&source_stats, &sources_running, &sink_stats, &status_journal, &parsers));
                     }
                 }
             }
@@ -313,30 +261,33 @@ pub fn run_until(
     });
 
     // Orderly stop: sources flush, the journal closes, sinks drain.
+    let handle = runtime.handle();
     let mut first_error = None;
-    for (name, task) in source_tasks {
-        if let Err(message) = task.join(runtime) {
-            tracing::error!(source = %name, "Source failed: {message}");
-            first_error.get_or_insert(PipelineError::Source { name, message });
+    for (_, source) in &sources_running {
+        source.stop();
+    }
+    let mut details = Vec::new();
+    for (name, source) in sources_running {
+        details.push((name.clone(), source.detail()));
+        if let Err(source) = source.join(handle) {
+            tracing::error!(source = %name, "Source failed: {source}");
+            first_error.get_or_insert(PipelineError::Source { name, source });
         }
     }
     journal.close()?;
-    for (name, handle) in sink_threads {
-        match handle.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(message)) => {
-                tracing::error!(sink = %name, "Sink failed: {message}");
-                first_error.get_or_insert(PipelineError::Sink { name, message });
-            }
-            Err(_) => {
-                first_error.get_or_insert(PipelineError::Sink {
-                    name,
-                    message: "sink thread panicked".into(),
-                });
-            }
+    for (_, sink) in &sinks {
+        sink.stop();
+    }
+    for (name, sink) in sinks {
+        if let Err(source) = sink.join(handle) {
+            tracing::error!(sink = %name, "Sink failed: {source}");
+            first_error.get_or_insert(PipelineError::Sink { name, source });
         }
     }
-    tracing::info!("{}", status_line(&source_stats, &sink_stats, &journal));
+    tracing::info!(
+        "{}",
+        status_text(&source_stats, &details, &sink_stats, &journal, &parsers)
+    );
     match first_error {
         Some(e) => Err(e),
         None => Ok(()),
@@ -394,8 +345,24 @@ fn start_search_api(
 
 fn status_line(
     sources: &[(String, Arc<SourceStats>)],
+    running: &[(String, Running)],
     sinks: &[(String, Arc<SinkStats>)],
     journal: &Journal,
+    parsers: &ParserRegistry,
+) -> String {
+    let details: Vec<(String, Option<String>)> = running
+        .iter()
+        .map(|(name, r)| (name.clone(), r.detail()))
+        .collect();
+    status_text(sources, &details, sinks, journal, parsers)
+}
+
+fn status_text(
+    sources: &[(String, Arc<SourceStats>)],
+    details: &[(String, Option<String>)],
+    sinks: &[(String, Arc<SinkStats>)],
+    journal: &Journal,
+    parsers: &ParserRegistry,
 ) -> String {
     let total_in: u64 = sources
         .iter()
@@ -413,8 +380,8 @@ fn status_line(
             s.records.load(Ordering::Relaxed),
             s.bytes.load(Ordering::Relaxed)
         );
-        if let Some(files) = crate::sources::file::metrics(name) {
-            let _ = write!(line, ", {}", files.summary());
+        if let Some((_, Some(detail))) = details.iter().find(|(n, _)| n == name) {
+            let _ = write!(line, ", {detail}");
         }
         let dropped = s.dropped.load(Ordering::Relaxed);
         if dropped > 0 {
@@ -436,7 +403,7 @@ fn status_line(
             s.records.load(Ordering::Relaxed)
         );
     }
-    let parse_errors: Vec<String> = crate::parse::registry::registry()
+    let parse_errors: Vec<String> = parsers
         .parse_errors()
         .into_iter()
         .filter(|(_, n)| *n > 0)

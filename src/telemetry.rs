@@ -67,6 +67,7 @@ pub fn publish(
     sources: &[(String, Arc<SourceStats>)],
     sinks: &[(String, Arc<SinkStats>)],
     journal: &Journal,
+    parsers: &crate::parse::registry::ParserRegistry,
 ) {
     for (name, s) in sources {
         let label = [("source", name.clone())];
@@ -101,7 +102,7 @@ pub fn publish(
             .absolute(s.bytes_basis[basis as usize].load(Ordering::Relaxed));
         }
     }
-    for (source, n) in crate::parse::registry::registry().parse_errors() {
+    for (source, n) in parsers.parse_errors() {
         metrics::counter!("quill_parse_errors_total", "source" => source).absolute(n);
     }
     let js = journal.stats();

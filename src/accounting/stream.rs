@@ -16,9 +16,10 @@
 //! the journal has nothing more to read, so a replay after an outage joins as well as live
 //! traffic does.
 //!
-//! No I/O; parsing through [`crate::parse::registry`].
+//! No I/O; parsing through the sink's [`ParserRegistry`].
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::join::{ByteJoin, JoinItem, Released};
@@ -65,7 +66,7 @@ struct Held {
 
 /// The ordered byte join of one sink.
 pub struct JoinStage {
-    parsers: &'static ParserRegistry,
+    parsers: Arc<ParserRegistry>,
     fields: JoinFields,
     join: ByteJoin<u64>,
     /// Records not yet handed back, in sequence order.
@@ -76,13 +77,8 @@ pub struct JoinStage {
 }
 
 impl JoinStage {
-    /// A stage that parses records with the process's parser registry.
-    pub fn new(settings: &JoinSettings) -> JoinStage {
-        JoinStage::with_parsers(settings, crate::parse::registry::registry())
-    }
-
     /// A stage that parses records with `parsers`.
-    pub fn with_parsers(settings: &JoinSettings, parsers: &'static ParserRegistry) -> JoinStage {
+    pub fn new(settings: &JoinSettings, parsers: Arc<ParserRegistry>) -> JoinStage {
         let capacity = settings.capacity.max(1);
         JoinStage {
             parsers,
@@ -487,7 +483,7 @@ mod tests {
             capacity,
         };
         let registry = ParserRegistry::with_default(Vec::new(), parser());
-        JoinStage::with_parsers(&settings, Box::leak(Box::new(registry)))
+        JoinStage::new(&settings, Arc::new(registry))
     }
 
     fn json(seq: u64, at_ms: i64) -> Entry {

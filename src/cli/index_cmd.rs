@@ -79,15 +79,22 @@ pub fn run(args: &IndexArgs) -> anyhow::Result<i32> {
         .iter()
         .map(|f| (f.clone(), opts.clone()))
         .collect();
-    let summary = backfill_files(&index_root(&args.data), &settings, &inputs, &mut |p| {
-        bar.set_position(p.file_bytes);
-        let secs = started.elapsed().as_secs_f64().max(1e-3);
-        bar.set_message(format!(
-            "{} lines, {:.0} lines/s",
-            p.lines,
-            p.lines as f64 / secs
-        ));
-    });
+    let parsers = std::sync::Arc::new(crate::parse::registry::ParserRegistry::new(Vec::new()));
+    let summary = backfill_files(
+        &index_root(&args.data),
+        &settings,
+        &inputs,
+        parsers,
+        &mut |p| {
+            bar.set_position(p.file_bytes);
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            bar.set_message(format!(
+                "{} lines, {:.0} lines/s",
+                p.lines,
+                p.lines as f64 / secs
+            ));
+        },
+    );
     bar.finish_and_clear();
     let s = summary?;
     let secs = s.elapsed.as_secs_f64().max(1e-3);

@@ -127,15 +127,17 @@ fn read_line_bounded(
 }
 
 /// Indexes `files`, each labelled by its options, into the index at `root` in one writer
-/// session (with `bulk_load`, one merge at the end), calling `progress` now and then.
+/// session (with `bulk_load`, one merge at the end), parsing with `parsers` (by each option's
+/// source name), calling `progress` now and then.
 pub fn backfill_files(
     root: &Path,
     settings: &IndexSettings,
     files: &[(PathBuf, BackfillOptions)],
+    parsers: Arc<crate::parse::registry::ParserRegistry>,
     progress: &mut dyn FnMut(BackfillProgress),
 ) -> Result<BackfillSummary, IndexError> {
     let started = Instant::now();
-    let mut writer = IndexWriterSet::open(root, settings)?;
+    let mut writer = IndexWriterSet::open(root, settings, parsers)?;
     let read_bytes = Arc::new(AtomicU64::new(0));
     let mut summary = BackfillSummary::default();
     let mut last_commit = Instant::now();

@@ -482,6 +482,7 @@ pub fn txn_id_in_line(line: &str) -> Option<Cow<'_, str>> {
 /// Turns records into tantivy documents, reusing one GELF buffer.
 pub struct DocumentBuilder {
     fields: IndexFields,
+    parsers: std::sync::Arc<crate::parse::registry::ParserRegistry>,
     gelf: Vec<u8>,
     seen: SeenFields,
 }
@@ -493,9 +494,13 @@ pub struct BuiltDocument {
 }
 
 impl DocumentBuilder {
-    pub fn new(fields: IndexFields) -> DocumentBuilder {
+    pub fn new(
+        fields: IndexFields,
+        parsers: std::sync::Arc<crate::parse::registry::ParserRegistry>,
+    ) -> DocumentBuilder {
         DocumentBuilder {
             fields,
+            parsers,
             gelf: Vec::with_capacity(1024),
             seen: SeenFields::default(),
         }
@@ -511,11 +516,9 @@ impl DocumentBuilder {
         correction: Option<crate::accounting::Correction>,
     ) -> BuiltDocument {
         self.gelf.clear();
-        let encoded = crate::parse::registry::registry().encode_observed(
-            record,
-            &mut self.gelf,
-            Some(&mut self.seen),
-        );
+        let encoded = self
+            .parsers
+            .encode_observed(record, &mut self.gelf, Some(&mut self.seen));
         crate::accounting::stream::append_correction(&mut self.gelf, correction);
         // The GELF writer escapes every byte sequence into valid UTF-8 JSON; the lossy path is a
         // guard that never runs.
@@ -694,7 +697,7 @@ mod tests {
                 bytes::Bytes::from(line.as_bytes().to_vec()),
             );
             let mut out = Vec::new();
-            crate::parse::registry::encode(&r, &mut out);
+            crate::parse::registry::ParserRegistry::new(Vec::new()).encode(&r, &mut out);
             // The encoder's output takes the fast path, except a numeric txn id (read as text by
             // the general reader).
             let text = std::str::from_utf8(&out).unwrap();

@@ -97,7 +97,11 @@ pub struct IndexWriterSet {
 
 impl IndexWriterSet {
     /// Opens the index under `root` (created if missing) and reads every partition's coverage.
-    pub fn open(root: &Path, settings: &IndexSettings) -> Result<IndexWriterSet, IndexError> {
+    pub fn open(
+        root: &Path,
+        settings: &IndexSettings,
+        parsers: std::sync::Arc<crate::parse::registry::ParserRegistry>,
+    ) -> Result<IndexWriterSet, IndexError> {
         std::fs::create_dir_all(root).map_err(|e| IndexError::io(root, e))?;
         let mut coverage = BTreeMap::new();
         for p in partition::list(root)? {
@@ -108,7 +112,7 @@ impl IndexWriterSet {
         Ok(IndexWriterSet {
             root: root.to_path_buf(),
             settings: settings.clone(),
-            builder: DocumentBuilder::new(fields.clone()),
+            builder: DocumentBuilder::new(fields.clone(), parsers),
             fields,
             coverage,
             open: Vec::new(),
@@ -396,7 +400,7 @@ mod tests {
             word_positions: false,
             ..IndexSettings::default()
         };
-        let mut w = IndexWriterSet::open(&root, &lean).unwrap();
+        let mut w = IndexWriterSet::open(&root, &lean, test_parsers()).unwrap();
         for seq in 1..=3 {
             assert_eq!(w.add("s", seq, &record(seq)).unwrap(), AddOutcome::Added);
         }
@@ -404,7 +408,7 @@ mod tests {
 
         // Reopened with other options: the partition keeps its own schema, and the replay of
         // seq 1..=3 is recognised.
-        let mut w = IndexWriterSet::open(&root, &IndexSettings::default()).unwrap();
+        let mut w = IndexWriterSet::open(&root, &IndexSettings::default(), test_parsers()).unwrap();
         assert_eq!(w.committed_floor("s"), 3);
         for seq in 1..=4 {
             let expected = if seq <= 3 {
@@ -438,7 +442,7 @@ mod tests {
         };
         let now = Timestamp::now();
         let day_ns = 86_400_000_000_000;
-        let mut w = IndexWriterSet::open(&root, &keep_all).unwrap();
+        let mut w = IndexWriterSet::open(&root, &keep_all, test_parsers()).unwrap();
         for (seq, days_back) in [(1, 10), (2, 5), (3, 1), (4, 0)] {
             let mut r = record(seq);
             r.received_at = Timestamp(now.0 - days_back * day_ns);
@@ -451,7 +455,7 @@ mod tests {
             max_age_days: 7,
             ..IndexSettings::default()
         };
-        let mut w = IndexWriterSet::open(&root, &by_age).unwrap();
+        let mut w = IndexWriterSet::open(&root, &by_age, test_parsers()).unwrap();
         assert_eq!(w.apply_retention().unwrap(), 1);
         // An entry older than the retention age is not indexed at all.
         let mut old = record(5);
@@ -463,10 +467,14 @@ mod tests {
             max_total_bytes: 1,
             ..IndexSettings::default()
         };
-        let mut w = IndexWriterSet::open(&root, &by_size).unwrap();
+        let mut w = IndexWriterSet::open(&root, &by_size, test_parsers()).unwrap();
         assert_eq!(w.apply_retention().unwrap(), 2);
         let left = crate::index::partition::list(&root).unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].day, Day::of_millis(now.as_millis()));
+    }
+
+    fn test_parsers() -> std::sync::Arc<crate::parse::registry::ParserRegistry> {
+        std::sync::Arc::new(crate::parse::registry::ParserRegistry::new(Vec::new()))
     }
 }

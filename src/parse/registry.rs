@@ -1,13 +1,12 @@
-//! The process-wide choice of parser per source, used by every sink that turns records into GELF.
+//! The choice of parser per source, used by every sink that turns records into GELF.
 //!
-//! A daemon compiles one [`Parser`] per configured source (its format, log-formats, time zone and
-//! txn-id names) and [`install`]s them once at start-up; [`encode`] then picks the parser by the
-//! record's source name and counts lines that failed to parse, per source. Records from sources
+//! A pipeline compiles one [`Parser`] per configured source (its format, log-formats, time zone and
+//! txn-id names) into a [`ParserRegistry`] and hands it (an `Arc`) to every component through its
+//! context; [`ParserRegistry::encode`] then picks the parser by the record's source name and counts lines that failed to parse, per source. Records from sources
 //! the registry does not know (forwarded from agents, backfilled files, a process that installed
 //! nothing) use the default parser, which follows each record's own format hint. No I/O here.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::parse::{Outcome, Parser, ParserConfig};
@@ -106,23 +105,6 @@ fn default_parser() -> Parser {
     ParserConfig::default()
         .compile()
         .unwrap_or_else(|e| unreachable!("the default parser configuration compiles: {e}"))
-}
-
-static REGISTRY: OnceLock<ParserRegistry> = OnceLock::new();
-
-/// Installs the process's registry; a second call is refused (and returns false).
-pub fn install(registry: ParserRegistry) -> bool {
-    REGISTRY.set(registry).is_ok()
-}
-
-/// The installed registry, or one with only the default parser.
-pub fn registry() -> &'static ParserRegistry {
-    REGISTRY.get_or_init(|| ParserRegistry::new(Vec::new()))
-}
-
-/// Writes `record` as GELF with the parser of its source (see [`ParserRegistry::encode`]).
-pub fn encode(record: &Record, out: &mut Vec<u8>) -> Outcome {
-    registry().encode(record, out)
 }
 
 #[cfg(test)]

@@ -28,11 +28,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::accounting::stream::{JoinSettings, JoinStage, Joined, append_correction};
+use crate::accounting::stream::{JoinStage, Joined, append_correction};
+use crate::component::{ComponentError, SinkContext};
 use crate::config::{FileSinkConfig, is_safe_category};
 use crate::journal::Cursor;
-use crate::pipeline::SinkStats;
+use crate::parse::registry::ParserRegistry;
 use crate::record::Timestamp;
+use crate::telemetry::SinkStats;
 
 /// Records read from the journal per batch at most.
 const BATCH: usize = 4096;
@@ -49,20 +51,21 @@ struct Output {
 
 /// Starts the sink thread.
 pub fn spawn(
-    name: &str,
     config: FileSinkConfig,
-    cursor: Cursor,
-    stats: Arc<SinkStats>,
-    join: Option<JoinSettings>,
-) -> Result<JoinHandle<Result<(), String>>, String> {
+    ctx: SinkContext,
+) -> Result<JoinHandle<Result<(), ComponentError>>, ComponentError> {
     std::fs::create_dir_all(&config.path)
-        .map_err(|e| format!("cannot create {}: {e}", config.path.display()))?;
-    let mut sink = FileSink::open(config, cursor, stats).map_err(|e| e.to_string())?;
-    sink.join = join.as_ref().map(JoinStage::new);
+        .map_err(|e| ComponentError::io(format!("cannot create {}", config.path.display()), e))?;
+    let name = ctx.name.clone();
+    let path = config.path.clone();
+    let io_error = move |e| ComponentError::io(format!("output {}", path.display()), e);
+    let mut sink =
+        FileSink::open(config, ctx.cursor, ctx.stats, ctx.parsers.clone()).map_err(&io_error)?;
+    sink.join = ctx.join.as_ref().map(|j| JoinStage::new(j, ctx.parsers));
     std::thread::Builder::new()
         .name(format!("sink-{name}"))
-        .spawn(move || sink.run().map_err(|e| e.to_string()))
-        .map_err(|e| format!("cannot start thread: {e}"))
+        .spawn(move || sink.run().map_err(io_error))
+        .map_err(ComponentError::Thread)
 }
 
 pub struct FileSink {
@@ -70,6 +73,7 @@ pub struct FileSink {
     max_size: u64,
     cursor: Cursor,
     stats: Arc<SinkStats>,
+    parsers: Arc<ParserRegistry>,
     outputs: BTreeMap<String, Output>,
     line: Vec<u8>,
     /// The byte join, when configured.
@@ -144,6 +148,7 @@ impl FileSink {
         config: FileSinkConfig,
         cursor: Cursor,
         stats: Arc<SinkStats>,
+        parsers: Arc<ParserRegistry>,
     ) -> std::io::Result<FileSink> {
         let root = config.path.clone();
         let mut outputs = BTreeMap::new();
@@ -182,6 +187,7 @@ impl FileSink {
             max_size: config.max_size.as_u64(),
             cursor,
             stats,
+            parsers,
             outputs,
             line: Vec::with_capacity(4096),
             join: None,
@@ -237,7 +243,7 @@ impl FileSink {
                 INVALID_CATEGORY
             };
             self.line.clear();
-            crate::parse::registry::encode(record, &mut self.line);
+            self.parsers.encode(record, &mut self.line);
             append_correction(&mut self.line, *correction);
             self.line.push(b'\n');
             bytes += self.line.len() as u64;

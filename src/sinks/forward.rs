@@ -17,25 +17,30 @@ use std::thread::JoinHandle;
 
 use bytes::Bytes;
 
+use crate::component::{ComponentError, SinkContext};
 use crate::config::ForwardSinkConfig;
 use crate::journal::{Cursor, Entry};
-use crate::pipeline::{Shutdown, SinkStats};
+use crate::telemetry::SinkStats;
 use crate::transport::shipper::{BatchSource, ClientTls, ShipStats, ShipperConfig, ship};
 use crate::transport::{self, tls};
 
 /// Journal entries read per cursor call at most.
 const READ_MAX: usize = 16384;
 
-/// Starts the sink thread. `hostname` is the default agent id.
+/// Starts the sink thread. The context's host name is the default agent id.
 pub fn spawn(
-    name: &str,
     config: ForwardSinkConfig,
-    mut cursor: Cursor,
-    stats: Arc<SinkStats>,
-    shutdown: Shutdown,
-    hostname: &str,
-) -> Result<JoinHandle<Result<(), String>>, String> {
-    let shipper = shipper_config(&config, hostname)?;
+    ctx: SinkContext,
+) -> Result<JoinHandle<Result<(), ComponentError>>, ComponentError> {
+    let SinkContext {
+        name,
+        mut cursor,
+        stats,
+        shutdown,
+        host,
+        ..
+    } = ctx;
+    let shipper = shipper_config(&config, &host).map_err(ComponentError::Setting)?;
     let stream_id = match cursor.sink_state().and_then(|s| parse_state(s)) {
         Some(id) => id,
         None => {
@@ -43,7 +48,7 @@ pub fn spawn(
             let acked = cursor.acked();
             cursor
                 .ack(acked, Some(encode_state(&id)))
-                .map_err(|e| format!("cannot store the stream id: {e}"))?;
+                .map_err(ComponentError::Journal)?;
             id
         }
     };
@@ -52,14 +57,14 @@ pub fn spawn(
         ..shipper
     };
     let drain_timeout = config.drain_timeout.0;
-    let sink_name = name.to_string();
+    let sink_name = name.clone();
     std::thread::Builder::new()
         .name(format!("sink-{name}"))
         .spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| format!("cannot start runtime: {e}"))?;
+                .map_err(|e| ComponentError::io("cannot start the sink's runtime", e))?;
             let mut source = CursorSource {
                 cursor,
                 state: encode_state(&stream_id),
@@ -71,7 +76,7 @@ pub fn spawn(
                 let shipping = ship(&shipper, &mut source, &ship_stats);
                 tokio::pin!(shipping);
                 tokio::select! {
-                    r = &mut shipping => r.map_err(|e| e.to_string()),
+                    r = &mut shipping => r.map_err(|e| ComponentError::Failed(e.to_string())),
                     _ = async {
                         shutdown.triggered().await;
                         tokio::time::sleep(drain_timeout).await;
@@ -98,7 +103,7 @@ pub fn spawn(
             );
             result
         })
-        .map_err(|e| format!("cannot start thread: {e}"))
+        .map_err(ComponentError::Thread)
 }
 
 /// The shipper settings of a sink config (everything but the stream id).

@@ -16,10 +16,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::accounting::stream::{JoinSettings, JoinStage, Joined};
+use crate::accounting::stream::{JoinStage, Joined};
+use crate::component::{ComponentError, SinkContext};
 use crate::config::IndexSinkConfig;
 use crate::index::{IndexError, IndexSettings, IndexWriterSet};
 use crate::journal::Cursor;
+use crate::parse::registry::ParserRegistry;
 use crate::record::Timestamp;
 use crate::telemetry::SinkStats;
 
@@ -48,6 +50,7 @@ pub fn run_index_sink(
         settings,
         stop,
         &SinkStats::default(),
+        Arc::new(ParserRegistry::new(Vec::new())),
         None,
     )
 }
@@ -55,30 +58,35 @@ pub fn run_index_sink(
 /// Starts the index sink of a running pipeline on its own thread; it drains the journal when it
 /// closes.
 pub fn spawn(
-    name: &str,
     config: &IndexSinkConfig,
-    cursor: Cursor,
-    data_dir: &Path,
-    stats: Arc<SinkStats>,
-    join: Option<JoinSettings>,
-) -> Result<JoinHandle<Result<(), String>>, String> {
+    ctx: SinkContext,
+) -> Result<JoinHandle<Result<(), ComponentError>>, ComponentError> {
+    let SinkContext {
+        name,
+        cursor,
+        stats,
+        parsers,
+        data_dir,
+        join,
+        ..
+    } = ctx;
     let settings = IndexSettings {
         commit_interval: config.commit_interval.0,
         max_age_days: config.max_age_days,
         max_total_bytes: config.max_size.map_or(0, |s| s.as_u64()),
         ..IndexSettings::default()
     };
-    let index_dir = crate::index::index_root(data_dir);
+    let index_dir = crate::index::index_root(&data_dir);
     std::thread::Builder::new()
         .name(format!("sink-{name}"))
         .spawn(move || {
             let never = AtomicBool::new(false);
-            let join = join.as_ref().map(JoinStage::new);
-            run_counted(cursor, &index_dir, &settings, &never, &stats, join)
+            let join = join.as_ref().map(|j| JoinStage::new(j, parsers.clone()));
+            run_counted(cursor, &index_dir, &settings, &never, &stats, parsers, join)
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(ComponentError::Index)
         })
-        .map_err(|e| format!("cannot start thread: {e}"))
+        .map_err(ComponentError::Thread)
 }
 
 fn run_counted(
@@ -87,9 +95,10 @@ fn run_counted(
     settings: &IndexSettings,
     stop: &AtomicBool,
     stats: &SinkStats,
+    parsers: Arc<ParserRegistry>,
     mut join: Option<JoinStage>,
 ) -> Result<crate::index::writer::WriterStats, IndexError> {
-    let mut writer = IndexWriterSet::open(index_dir, settings)?;
+    let mut writer = IndexWriterSet::open(index_dir, settings, parsers)?;
     writer.apply_retention()?;
     let stream = stream_name(&cursor);
     let commit_interval = settings.commit_interval.max(Duration::from_millis(10));

@@ -11,3 +11,21 @@
 pub mod file;
 pub mod forward;
 pub mod index;
+
+use crate::component::{ComponentError, Running, ShutdownTrigger, SinkContext};
+use crate::config::SinkConfig;
+
+/// Starts the sink described by `config` with `ctx`; its stop signal is `stop` (the trigger of
+/// `ctx.shutdown`).
+pub fn start(
+    config: &SinkConfig,
+    ctx: SinkContext,
+    stop: ShutdownTrigger,
+) -> Result<Running, ComponentError> {
+    let handle = match config {
+        SinkConfig::File(cfg) => file::spawn(cfg.clone(), ctx)?,
+        SinkConfig::Forward(cfg) => forward::spawn(cfg.clone(), ctx)?,
+        SinkConfig::Index(cfg) => index::spawn(cfg, ctx)?,
+    };
+    Ok(Running::thread(handle).with_stop(stop))
+}

@@ -29,9 +29,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
+use crate::component::SourceContext;
 use crate::config::ForwardSourceConfig;
 use crate::journal::{AppendBatch, Appender, Checkpoint};
-use crate::pipeline::SourceContext;
 use crate::transport::batch::{self, BatchError};
 use crate::transport::frame::{
     BatchFrame, ErrorCode, Frame, FrameError, Hello, PROTOCOL_VERSION, read_frame,

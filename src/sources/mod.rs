@@ -11,43 +11,41 @@ pub mod file;
 pub mod forward;
 pub mod syslog;
 
+use crate::component::{ComponentError, Running, SourceContext};
 use crate::config::SourceConfig;
-use crate::pipeline::SourceContext;
 
-/// A running source: an async task or a dedicated thread.
-pub enum SourceTask {
-    Async(tokio::task::JoinHandle<Result<(), String>>),
-    Thread(std::thread::JoinHandle<Result<(), String>>),
-}
-
-impl SourceTask {
-    /// Waits for the source to finish (after shutdown was triggered).
-    pub fn join(self, runtime: &tokio::runtime::Runtime) -> Result<(), String> {
-        match self {
-            SourceTask::Async(h) => runtime
-                .block_on(h)
-                .unwrap_or_else(|e| Err(format!("source task failed: {e}"))),
-            SourceTask::Thread(h) => h
-                .join()
-                .unwrap_or_else(|_| Err("source thread panicked".to_string())),
-        }
-    }
-}
-
-/// Starts the source described by `config`.
+/// Starts the source described by `config` with `ctx`; its stop signal is `stop` (the trigger of
+/// `ctx.shutdown`).
 pub fn start(
     config: &SourceConfig,
     ctx: SourceContext,
+    stop: crate::component::ShutdownTrigger,
     runtime: &tokio::runtime::Runtime,
-) -> Result<SourceTask, String> {
-    match config {
-        SourceConfig::File(cfg) => file::spawn(cfg.clone(), ctx).map(SourceTask::Thread),
+) -> Result<Running, ComponentError> {
+    let running = match config {
+        SourceConfig::File(cfg) => {
+            let (handle, files) = file::spawn(cfg.clone(), ctx)?;
+            Running::thread(handle).with_detail(move || files.summary())
+        }
         SourceConfig::Syslog(cfg) => {
             let _guard = runtime.enter();
-            syslog::start(cfg.clone(), ctx, runtime).map(SourceTask::Async)
+            let handle =
+                syslog::start(cfg.clone(), ctx, runtime).map_err(ComponentError::Failed)?;
+            Running::task(runtime.spawn(legacy(handle)))
         }
         SourceConfig::Forward(cfg) => {
-            forward::start(cfg.clone(), ctx, runtime).map(SourceTask::Async)
+            let handle =
+                forward::start(cfg.clone(), ctx, runtime).map_err(ComponentError::Failed)?;
+            Running::task(runtime.spawn(legacy(handle)))
         }
-    }
+    };
+    Ok(running.with_stop(stop))
+}
+
+/// A task that reports its error as text, as a component task.
+async fn legacy(handle: tokio::task::JoinHandle<Result<(), String>>) -> Result<(), ComponentError> {
+    handle
+        .await
+        .map_err(|_| ComponentError::Panicked)?
+        .map_err(ComponentError::Failed)
 }

@@ -1,14 +1,14 @@
 //! Per-file metrics of a file source: bytes read, lines, lag (size minus offset), rotations.
 //!
-//! The source thread publishes a snapshot a few times a second; anyone may read it through
-//! [`metrics`] (by source name) or the [`FileSourceMetrics`] handle, e.g. for the status line.
+//! The source thread publishes a snapshot a few times a second; whoever started the source reads
+//! it through the [`FileSourceMetrics`] handle [`super::spawn`] returns, e.g. for the status line.
 //!
 //! This module holds counters only; it touches no files.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Mutex;
 
 /// What is known about one tracked file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -102,27 +102,4 @@ impl FileSourceMetrics {
         s.released.lines += m.lines;
         s.released.rotations += m.rotations;
     }
-}
-
-fn registry() -> &'static Mutex<HashMap<String, Arc<FileSourceMetrics>>> {
-    static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<FileSourceMetrics>>>> = OnceLock::new();
-    REGISTRY.get_or_init(Default::default)
-}
-
-/// The metrics of the running file source named `source`.
-pub fn metrics(source: &str) -> Option<Arc<FileSourceMetrics>> {
-    registry()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(source)
-        .cloned()
-}
-
-pub(super) fn register(source: &str) -> Arc<FileSourceMetrics> {
-    let m = Arc::new(FileSourceMetrics::default());
-    registry()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(source.to_string(), m.clone());
-    m
 }

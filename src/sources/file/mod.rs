@@ -66,15 +66,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::component::{ComponentError, SourceContext};
 use crate::config::{FileSourceConfig, ReadFrom, WatchMode};
 use crate::journal::{AppendBatch, Appender, Checkpoint, JournalError};
-use crate::pipeline::SourceContext;
 use crate::record::{Position, Record, RecordFlags, Timestamp};
 
 use checkpoint::{Known, KnownFiles};
 use discover::{ChangeWatcher, Globs};
 use identity::{FileKey, Fingerprint};
-pub use metrics::{FileMetrics, FileSourceMetrics, ReleasedTotals, metrics};
+pub use metrics::{FileMetrics, FileSourceMetrics, ReleasedTotals};
 use multiline::Joiner;
 pub use multiline::StartPattern;
 use reader::LineReader;
@@ -96,17 +96,27 @@ const MAX_UNDURABLE_BYTES: u64 = 16 << 20;
 /// How often per-file metrics are published.
 const METRICS_EVERY: Duration = Duration::from_millis(250);
 
-/// Starts the source thread.
-pub fn spawn(
-    config: FileSourceConfig,
-    ctx: SourceContext,
-) -> Result<JoinHandle<Result<(), String>>, String> {
+/// A started file source: its thread and its per-file metrics.
+pub type Started = (
+    JoinHandle<Result<(), ComponentError>>,
+    std::sync::Arc<FileSourceMetrics>,
+);
+
+/// Starts the source thread; returns it with the source's per-file metrics.
+pub fn spawn(config: FileSourceConfig, ctx: SourceContext) -> Result<Started, ComponentError> {
     let name = ctx.name.clone();
-    let mut tailer = Tailer::new(config, ctx)?;
-    std::thread::Builder::new()
+    let mut tailer = Tailer::new(config, ctx).map_err(ComponentError::Setting)?;
+    let metrics = tailer.metrics.clone();
+    let handle = std::thread::Builder::new()
         .name(format!("file-{name}"))
-        .spawn(move || tailer.run().map_err(|e| e.to_string()))
-        .map_err(|e| format!("cannot start thread: {e}"))
+        .spawn(move || {
+            tailer.run().map_err(|e| match e {
+                TailError::Journal(e) => ComponentError::Journal(e),
+                TailError::Io(e) => ComponentError::io(format!("file source `{name}`"), e),
+            })
+        })
+        .map_err(ComponentError::Thread)?;
+    Ok((handle, metrics))
 }
 
 /// Why reading stopped: a file's I/O error stops that file only; a journal error stops the source.
@@ -212,7 +222,7 @@ impl Tailer {
             undurable: std::collections::VecDeque::new(),
             undurable_bytes: 0,
             head: Vec::new(),
-            metrics: metrics::register(&ctx.name),
+            metrics: Default::default(),
             ctx,
         })
     }
@@ -913,22 +923,20 @@ impl Tailer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::component::Shutdown;
     use crate::journal::{Journal, JournalConfig};
-    use crate::pipeline::{Shutdown, SourceStats};
     use crate::record::{Format, Origin};
-    use std::sync::Arc;
 
     fn tailer(dir: &Path, journal: &Journal) -> Tailer {
         let text = format!("include = [\"{}/*.log\"]\n", dir.display());
         let config: FileSourceConfig = toml::from_str(&text).unwrap();
         let (_trigger, shutdown) = Shutdown::new();
-        let ctx = SourceContext {
-            name: "t".into(),
-            origin: Origin::new("t", "t", Format::Raw, "h"),
-            journal: journal.clone(),
-            stats: Arc::new(SourceStats::default()),
+        let ctx = SourceContext::standalone(
+            "t",
+            Origin::new("t", "t", Format::Raw, "h"),
+            journal.clone(),
             shutdown,
-        };
+        );
         Tailer::new(config, ctx).unwrap()
     }
 

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
+use crate::component::SourceContext;
 use crate::journal::{AppendBatch, TryAppendError};
-use crate::pipeline::SourceContext;
 use crate::record::{Position, Record, RecordFlags, Timestamp};
 
 /// Datagrams received per `recvmmsg` call at most.

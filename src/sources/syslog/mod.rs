@@ -26,8 +26,8 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::component::SourceContext;
 use crate::config::SyslogSourceConfig;
-use crate::pipeline::SourceContext;
 use datagram::DatagramKind;
 use stream::{RefusalLog, StreamLimits};
 

@@ -15,8 +15,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::Semaphore;
 
 use super::framing::FrameDecoder;
+use crate::component::SourceContext;
 use crate::journal::AppendBatch;
-use crate::pipeline::SourceContext;
 use crate::record::{Position, Record, RecordFlags, Timestamp};
 
 /// Initial read buffer of a connection (grows up to the largest frame).
