@@ -1,5 +1,6 @@
 //! `quill bytes check` on the corpus haproxy.cfg (copied in tests/fixtures/parse/) and on a
 //! configuration written here: what it says is exact, estimated, and what to add.
+#![cfg(feature = "pipeline")]
 
 use std::process::Command;
 

@@ -2,6 +2,7 @@
 //! ground truth, copied to tests/fixtures/parse/): `quill parse --haproxy-config` joins the
 //! HAProxy rfc5424 log with Apache's log and corrects `_bytes_sent`; compared with
 //! `client_total` per scenario.
+#![cfg(feature = "pipeline")]
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;

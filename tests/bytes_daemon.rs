@@ -2,6 +2,7 @@
 //! an agent correct `_bytes_sent` exactly like the offline `quill parse --haproxy-config` join,
 //! write every line exactly once and in journal order, and survive a SIGKILL while entries wait
 //! for their partners. Inputs: real HAProxy 2.6 and Apache 2.4 logs (tests/fixtures/parse/).
+#![cfg(feature = "pipeline")]
 
 mod common;
 

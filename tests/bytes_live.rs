@@ -6,6 +6,7 @@
 //! HTTP/1.1 clients sending `Connection: close` check that the default never labels a wrong
 //! `exact` (HAProxy 2.6 cannot log that header; `option httpclose` is the signal that makes
 //! those entries exact). Needs the `haproxy` and `apache2` packages; bounded (<60 s).
+#![cfg(feature = "pipeline")]
 
 use std::collections::HashMap;
 use std::io::{Read, Write};

@@ -1,4 +1,5 @@
 //! The foundation end to end: the real `quill` binary, real files, real `logger` over UDP and TCP.
+#![cfg(feature = "pipeline")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Line handling of the file source end to end (real `quill run`, file sink): multi-line joining,
 //! over-long lines, CRLF, partial lines flushed by timeout, `read_from = "end"`, excluded and
 //! compressed files.
+#![cfg(feature = "pipeline")]
 
 mod common;
 mod file_helpers;

@@ -1,5 +1,6 @@
 //! Many files: 1,000 files matched by one glob, new files picked up quickly, files created and
 //! deleted in quick succession, and a file deleted while open, with the real `quill run` binary.
+#![cfg(feature = "pipeline")]
 
 mod common;
 mod file_helpers;

@@ -1,6 +1,7 @@
 //! The agent killed with SIGKILL mid-stream and restarted, with the real `quill run` binary and
 //! its on-disk journal: positions commit with the journal, so every line arrives exactly once,
 //! including lines of a file that was rotated out of the glob while the agent was down.
+#![cfg(feature = "pipeline")]
 
 mod common;
 mod file_helpers;

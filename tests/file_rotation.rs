@@ -2,6 +2,7 @@
 //! `mv` + reopen, while a writer appends numbered lines at a high rate: the real `quill run`
 //! binary tails the log into the journal, its file sink writes what arrived, and every line must
 //! arrive exactly once.
+#![cfg(feature = "pipeline")]
 
 mod common;
 mod file_helpers;

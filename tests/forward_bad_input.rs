@@ -2,6 +2,7 @@
 //! invalid agent id, an oversized frame, a truncated frame, zstd bombs and an unsafe category. Each
 //! gets an ERROR frame where the stream allows one and one clear log line; the aggregator's memory
 //! stays bounded, and a real agent forwarding at the same time is unaffected.
+#![cfg(feature = "pipeline")]
 
 mod common;
 mod forward_support;

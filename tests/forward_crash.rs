@@ -5,6 +5,7 @@
 //! for a while; at the end the aggregator's file sink holds every line exactly once, in order.
 //!
 //! The schedule is random; set `QUILL_CRASH_SEED` to replay one (the seed is printed).
+#![cfg(feature = "pipeline")]
 
 mod common;
 mod forward_support;

@@ -1,6 +1,7 @@
 //! Forwarding end to end with real `quill run` processes on loopback: agent → aggregator (fields
 //! intact, an aggregator outage), agent → aggregator → aggregator (two tiers), failover, mutual
 //! TLS (certificates made with the `openssl` command), and `quill send`.
+#![cfg(feature = "pipeline")]
 
 mod common;
 mod forward_support;

@@ -3,6 +3,7 @@
 //!
 //! Two writers are tested: `quill index` (backfill of a file) and the index sink reading the
 //! journal (this test executable re-invoked in child mode, see `sink_crash_child`).
+#![cfg(feature = "pipeline")]
 
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;

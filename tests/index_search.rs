@@ -1,5 +1,6 @@
 //! The index end to end: records go through the journal and the index sink, and come back with
 //! `quill search` (the real binary) from a data dir, while indexing, and over the HTTP API.
+#![cfg(feature = "pipeline")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,6 +1,7 @@
 //! `quill journal`: a sink removed from the config leaves its cursor behind; the daemon warns
 //! about it, `quill journal cursors` shows it, and `quill journal drop-cursor` removes it so the
 //! journal can delete what it held. Real binary, real journal.
+#![cfg(feature = "pipeline")]
 
 mod common;
 

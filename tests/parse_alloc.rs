@@ -1,6 +1,7 @@
 //! The happy path allocates nothing: with a counting global allocator, encoding real HAProxy
 //! (syslog-wrapped httplog, tcplog, clf, rfc5424) and Apache (combined, error) lines into GELF
 //! makes no allocation once the output buffer has grown.
+#![cfg(feature = "pipeline")]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -1,6 +1,7 @@
 //! Formats read from configuration files (a haproxy.cfg custom `log-format` with quoting and an
 //! environment variable, Apache `LogFormat`/`CustomLog`), and the `quill parse` command run as a
 //! real process over fixture files.
+#![cfg(feature = "pipeline")]
 
 use std::path::PathBuf;
 

@@ -3,6 +3,7 @@
 //! frontend must match the client-side ground truth (ground-truth.csv), joined by the test id the
 //! client sent (captured header, RFC 5424 SD `tid`, Apache's `%{X-Test-Id}i`) or, for lines that
 //! carry none, by frontend and client port.
+#![cfg(feature = "pipeline")]
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! GELF output: insta snapshots of a representative set of lines, and GELF 1.1 validity of the
 //! output for every corpus line (mandatory fields, allowed field names, no `_id`, no duplicate
 //! keys, typed numbers) and for lines that do not parse.
+#![cfg(feature = "pipeline")]
 
 use std::borrow::Cow;
 use std::fmt;

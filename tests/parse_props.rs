@@ -2,6 +2,7 @@
 //! mutated corpus lines likewise; generated HAProxy, Apache, syslog and JSON lines round-trip
 //! their field values. The fuzz targets' functions (`quill::parse::fuzzing`) run here too, so
 //! they are exercised without a nightly toolchain.
+#![cfg(feature = "pipeline")]
 
 use proptest::prelude::*;
 use quill::parse::{FieldList, Format, ParserConfig, fuzzing};

@@ -1,6 +1,7 @@
 //! End to end through crashes: `quill run` (file source → journal → file sink) is killed with
 //! SIGKILL again and again while a writer appends numbered lines; the sink's output must hold every
 //! line exactly once, in order.
+#![cfg(feature = "pipeline")]
 
 mod common;
 

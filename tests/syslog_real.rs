@@ -1,5 +1,6 @@
 //! The syslog source against real senders: util-linux `logger`, rsyslog's omfwd, HAProxy 2.6, plus
 //! bounded floods and hostile clients. Every test starts the real `quill` binary.
+#![cfg(feature = "pipeline")]
 
 mod common;
 

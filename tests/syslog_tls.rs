@@ -1,5 +1,6 @@
 //! Syslog over TLS (RFC 5425) with certificates made by the real `openssl` tool, sent by
 //! `openssl s_client`, with and without mutual TLS.
+#![cfg(feature = "pipeline")]
 
 mod common;
 

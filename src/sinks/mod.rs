@@ -2,7 +2,7 @@
 //! through its own named cursor, and acknowledges what it has finished (with any state it needs to
 //! resume exactly, stored atomically with the cursor position).
 //!
-//! - [`file`]: GELF JSON lines under `<path>/<category>/`, rotated by size, exactly once.
+//! - [`file`](mod@file): GELF JSON lines under `<path>/<category>/`, rotated by size, exactly once.
 //! - [`index`]: the transaction-id index under `<data_dir>/index`, exactly once via commit payloads.
 //! - [`forward`]: ships the journal to aggregators, advancing on their durable acks.
 //!

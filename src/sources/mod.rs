@@ -1,7 +1,7 @@
 //! Sources: where records enter Quill. Each source reads its input, makes [`crate::record::Record`]s
 //! and appends them to the journal, carrying its resume position where it has one.
 //!
-//! - [`file`]: tails files matched by globs (a dedicated thread; file I/O never on the reactor).
+//! - [`file`](mod@file): tails files matched by globs (a dedicated thread; file I/O never on the reactor).
 //! - [`syslog`]: syslog over UDP, TCP and unix datagram sockets (async tasks).
 //! - [`forward`]: batches from agents over the forward protocol (async tasks; aggregators).
 //!
