@@ -110,5 +110,15 @@ pub fn run(args: &IndexArgs) -> anyhow::Result<i32> {
         s.expired,
         s.truncated,
     );
+    if s.expired > 0 {
+        eprintln!(
+            "quill index: {} entries are older than --max-age-days {} and were not indexed (retention would delete them at once); pass --max-age-days 0 to keep everything",
+            s.expired, args.max_age_days
+        );
+    }
+    if s.added == 0 {
+        eprintln!("quill index: nothing was added to the index");
+        return Ok(1);
+    }
     Ok(0)
 }

@@ -50,6 +50,9 @@ pub struct WriterStats {
     pub added: u64,
     pub already_indexed: u64,
     pub expired: u64,
+    /// Entries whose log time lay more than [`MAX_FUTURE_SKEW_MS`] after their receive time:
+    /// filed in the partition of that bound instead (see [`IndexWriterSet::add_corrected`]).
+    pub future_clamped: u64,
     pub commits: u64,
     pub partitions_deleted: u64,
 }
@@ -79,6 +82,10 @@ impl OpenPartition {
         Ok(())
     }
 }
+
+/// How far after its receive time an entry's log time may lie and still choose its partition
+/// (one day: time zones and clock skew stay well inside it).
+pub const MAX_FUTURE_SKEW_MS: i64 = 86_400_000;
 
 /// The writing side of the index: one tantivy writer per open day partition.
 pub struct IndexWriterSet {
@@ -154,7 +161,19 @@ impl IndexWriterSet {
         correction: Option<Correction>,
     ) -> Result<AddOutcome, IndexError> {
         let built = self.builder.build(record, seq, correction);
-        let day = Day::of_millis(built.timestamp_ms);
+        // A log time far after the receive time is a wrong clock or a misread line: it must
+        // not open a partition that age retention never reaches. The document keeps its time;
+        // only the partition it is filed in is bounded.
+        let latest = record
+            .received_at
+            .as_millis()
+            .saturating_add(MAX_FUTURE_SKEW_MS);
+        let day = if built.timestamp_ms > latest {
+            self.stats.future_clamped += 1;
+            Day::of_millis(latest)
+        } else {
+            Day::of_millis(built.timestamp_ms)
+        };
         self.note_progress(stream, seq);
         if self.settings.max_age_days > 0 {
             let today = Day::of_millis(Timestamp::now().as_millis());
@@ -472,6 +491,42 @@ mod tests {
         let left = crate::index::partition::list(&root).unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].day, Day::of_millis(now.as_millis()));
+    }
+
+    #[test]
+    fn a_far_future_log_time_is_filed_no_later_than_a_day_after_receipt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("index");
+        let mut w = IndexWriterSet::open(&root, &IndexSettings::default(), test_parsers()).unwrap();
+        let future = Record::new(
+            Origin::new("s", "c", Format::Json, "h"),
+            Bytes::from_static(
+                br#"{"msg":"from 2099","txn_id":"t-f","time":"2099-01-01T00:00:00Z"}"#,
+            ),
+        );
+        assert_eq!(w.add("s", 1, &future).unwrap(), AddOutcome::Added);
+        let stats = w.close().unwrap();
+        assert_eq!(stats.future_clamped, 1);
+        let days: Vec<Day> = crate::index::partition::list(&root)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.day)
+            .collect();
+        let latest = Day::of_millis(future.received_at.as_millis() + MAX_FUTURE_SKEW_MS);
+        assert_eq!(days, vec![latest]);
+        // The entry keeps its own time and is found by its txn id.
+        let hits = IndexReaderSet::new(&root)
+            .search(&SearchRequest {
+                txn_id: Some("t-f".into()),
+                ..SearchRequest::default()
+            })
+            .unwrap();
+        assert_eq!(hits.len(), 1);
+        assert!(
+            hits[0].timestamp_ms > 4_000_000_000_000,
+            "{:?}",
+            hits[0].timestamp_ms
+        );
     }
 
     fn test_parsers() -> std::sync::Arc<crate::parse::registry::ParserRegistry> {
