@@ -163,12 +163,21 @@ fn normalize(p: &Path) -> PathBuf {
     out
 }
 
-/// Symlink roots must be absolute: a relative root would depend on the working directory.
-pub(super) fn check_symlink_roots(roots: &[PathBuf]) -> Option<String> {
-    roots
-        .iter()
-        .find(|r| !r.is_absolute())
-        .map(|r| format!("`{}` is not an absolute path", r.display()))
+/// Symlink roots must be absolute (a relative root would depend on the working directory), and
+/// following links needs at least one.
+pub(super) fn check_symlinks(follow: bool, roots: &[PathBuf]) -> Option<(&'static str, String)> {
+    if let Some(r) = roots.iter().find(|r| !r.is_absolute()) {
+        return Some((
+            "symlink_roots",
+            format!("`{}` is not an absolute path", r.display()),
+        ));
+    }
+    (follow && roots.is_empty()).then(|| {
+        (
+            "follow_symlinks",
+            "needs `symlink_roots`: the directories links may point into".into(),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -164,8 +164,8 @@ pub struct FileSourceConfig {
     /// Tail files reached through a symbolic link (default: no, a symlink is skipped with a warning).
     #[serde(default)]
     pub follow_symlinks: bool,
-    /// With `follow_symlinks`, a link is tailed only when its target is under one of these
-    /// absolute directories (default: none, so no link is followed until roots are listed).
+    /// With `follow_symlinks` (which needs them), a link is tailed only when its real target is
+    /// under one of these absolute directories.
     #[serde(default)]
     pub symlink_roots: Vec<PathBuf>,
     /// Category of every record (default: the source's name).
@@ -850,8 +850,10 @@ impl Config {
                             ));
                         }
                     }
-                    if let Some(e) = limits::check_symlink_roots(&f.symlink_roots) {
-                        return Err(err(&table, "symlink_roots", e));
+                    if let Some((key, e)) =
+                        limits::check_symlinks(f.follow_symlinks, &f.symlink_roots)
+                    {
+                        return Err(err(&table, key, e));
                     }
                     if let Some((glob, what)) = limits::self_read(self, &f.include) {
                         return Err(err(
