@@ -27,6 +27,8 @@ pub mod index;
 #[cfg(feature = "pipeline")]
 pub mod journal;
 #[cfg(feature = "pipeline")]
+pub mod limits;
+#[cfg(feature = "pipeline")]
 pub mod pipeline;
 #[cfg(feature = "pipeline")]
 pub mod sinks;

@@ -56,6 +56,7 @@ pub use crate::telemetry::{SinkStats, SourceStats};
 
 /// Runs the topology until SIGINT/SIGTERM, then drains and returns.
 pub fn run(config: Config) -> Result<(), PipelineError> {
+    crate::limits::raise_nofile();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("quill-rt")

@@ -40,6 +40,8 @@ pub struct SinkStats {
     pub bytes_basis: [AtomicU64; 4],
     /// Records the byte join holds (waiting for a partner, or behind one that waits).
     pub join_held: AtomicU64,
+    /// Receivers' WELCOMEs refused for claiming more than the journal holds (forward sinks).
+    pub welcome_refused: AtomicU64,
 }
 
 impl SinkStats {
@@ -86,6 +88,8 @@ pub fn publish(
             .absolute(s.records.load(Ordering::Relaxed));
         metrics::counter!("quill_sink_bytes_total", &label)
             .absolute(s.bytes.load(Ordering::Relaxed));
+        metrics::counter!("quill_sink_welcome_refused_total", &label)
+            .absolute(s.welcome_refused.load(Ordering::Relaxed));
         metrics::gauge!("quill_sink_join_held", &label)
             .set(s.join_held.load(Ordering::Relaxed) as f64);
         for basis in [

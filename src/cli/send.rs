@@ -274,6 +274,14 @@ impl BatchSource for LineSource {
     fn finished(&self) -> bool {
         self.eof && self.read_idx == self.buffer.len()
     }
+
+    fn newest(&self) -> u64 {
+        self.next_seq.saturating_sub(1)
+    }
+
+    async fn restream(&mut self, _stream_id: &str) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //!
 //! This module reads the config file and nothing else; it starts nothing.
 
+mod limits;
 mod values;
 
 use std::collections::BTreeMap;
@@ -160,6 +161,13 @@ pub struct FileSourceConfig {
     /// Glob patterns excluded from `include` (rotated `*.gz`/`*.zst` are always excluded).
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Tail files reached through a symbolic link (default: no, a symlink is skipped with a warning).
+    #[serde(default)]
+    pub follow_symlinks: bool,
+    /// With `follow_symlinks` (which needs them), a link is tailed only when its real target is
+    /// under one of these absolute directories.
+    #[serde(default)]
+    pub symlink_roots: Vec<PathBuf>,
     /// Category of every record (default: the source's name).
     pub category: Option<String>,
     #[serde(default)]
@@ -344,6 +352,24 @@ pub struct ForwardSourceConfig {
     /// Agent connections served at once at most.
     #[serde(default = "default_forward_max_connections")]
     pub max_connections: usize,
+    /// Connections still in their handshake (TLS, HELLO) at most, across all peers.
+    #[serde(default = "limits::default_max_unauthenticated")]
+    pub max_unauthenticated: usize,
+    /// Connections from one IP address at most, in their handshake or not.
+    #[serde(default = "limits::default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// Time a new connection has for TLS and its HELLO.
+    #[serde(default = "limits::default_handshake_timeout")]
+    pub handshake_timeout: HumanDuration,
+    /// Time a frame's payload may take to arrive once its header did (a slow sender is cut off).
+    #[serde(default = "limits::default_frame_timeout")]
+    pub frame_timeout: HumanDuration,
+    /// Time an agent may stay silent between frames before its connection is closed.
+    #[serde(default = "limits::default_forward_idle_timeout")]
+    pub idle_timeout: HumanDuration,
+    /// Bytes of frames being read and batches being decompressed, across all connections.
+    #[serde(default = "limits::default_memory_budget")]
+    pub memory_budget: ByteSize,
 }
 
 fn default_forward_max_frame() -> ByteSize {
@@ -655,7 +681,7 @@ impl ForwardSourceConfig {
         if self.max_connections == 0 {
             return Some(("max_connections", "must be at least 1".into()));
         }
-        None
+        limits::check_forward(self)
     }
 }
 
@@ -823,6 +849,18 @@ impl Config {
                                 format!("invalid glob `{pattern}`: {e}"),
                             ));
                         }
+                    }
+                    if let Some((key, e)) =
+                        limits::check_symlinks(f.follow_symlinks, &f.symlink_roots)
+                    {
+                        return Err(err(&table, key, e));
+                    }
+                    if let Some((glob, what)) = limits::self_read(self, &f.include) {
+                        return Err(err(
+                            &table,
+                            "include",
+                            format!("`{glob}` would read {what}: Quill would read its own output"),
+                        ));
                     }
                     &f.category
                 }

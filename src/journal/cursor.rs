@@ -42,6 +42,11 @@ impl Cursor {
         self.acked
     }
 
+    /// The journal's highest durable sequence number: no entry beyond it exists yet.
+    pub fn journal_durable_seq(&self) -> u64 {
+        self.life.shared.lock().durable_seq
+    }
+
     /// The sink state stored with the last acknowledgement.
     pub fn sink_state(&self) -> Option<&Bytes> {
         self.sink_state.as_ref()

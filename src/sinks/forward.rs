@@ -6,6 +6,10 @@
 //! cursor is new: the aggregator keys its high-water mark by agent id and stream, so an agent whose
 //! data directory was wiped starts a new stream instead of being taken for a replay.
 //!
+//! An aggregator whose WELCOME claims more of the stream than this journal holds is refused: the
+//! sink stores a new stream id and forwards everything after its cursor again (counted in
+//! `quill_sink_welcome_refused_total`).
+//!
 //! On shutdown the sink keeps forwarding what is journaled for up to `drain_timeout`, then leaves
 //! the rest in the journal for the next start. It runs on its own thread with its own
 //! single-threaded runtime (compression and cursor I/O never block the shared reactor), and
@@ -184,6 +188,19 @@ impl BatchSource for CursorSource {
 
     fn finished(&self) -> bool {
         self.cursor.is_drained()
+    }
+
+    fn newest(&self) -> u64 {
+        self.cursor.journal_durable_seq()
+    }
+
+    async fn restream(&mut self, stream_id: &str) -> Result<(), String> {
+        self.stats.welcome_refused.fetch_add(1, Ordering::Relaxed);
+        self.state = encode_state(stream_id);
+        self.cursor
+            .ack_async(self.cursor.acked(), Some(self.state.clone()))
+            .await
+            .map_err(|e| format!("cannot store the new stream id: {e}"))
     }
 }
 

@@ -12,18 +12,26 @@
 //! Bad peers: a wrong token, garbage, an unknown version, an oversized frame, a truncated frame, a
 //! batch that decompresses past its declared size (a zstd bomb) or an unsafe category gets an
 //! ERROR frame (where the stream still allows one), one warning line naming the peer, and a
-//! disconnect. Memory per connection is bounded by `max_frame_size + max_batch_size`; other
-//! connections are unaffected.
+//! disconnect; other connections are unaffected.
+//!
+//! Hostile peers: a connection first holds one of `max_unauthenticated` handshake slots and must
+//! finish TLS and HELLO within `handshake_timeout`; only then does it take one of
+//! `max_connections` agent slots. No IP address holds more than `max_connections_per_ip` of
+//! either. After the handshake a frame's payload must arrive within `frame_timeout` of its header
+//! and an agent may be silent for `idle_timeout` between frames. Frames being read and batches
+//! being decompressed share one byte budget (`memory_budget`, [`ByteBudget`]): a frame holds
+//! what its buffer has grown to, a batch its declared decompressed size, so memory stays within
+//! the budget whatever the peers declare.
 //!
 //! This module touches its listening socket, its connections and the journal's append side.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
@@ -33,13 +41,14 @@ use crate::component::SourceContext;
 use crate::config::ForwardSourceConfig;
 use crate::journal::{AppendBatch, Appender, Checkpoint};
 use crate::transport::batch::{self, BatchError};
-use crate::transport::frame::{
-    BatchFrame, ErrorCode, Frame, FrameError, Hello, PROTOCOL_VERSION, read_frame,
-};
+use crate::transport::budget::{ByteBudget, FrameLimits, ReadError, read_frame_budgeted};
+use crate::transport::frame::{BatchFrame, ErrorCode, Frame, FrameError, Hello, PROTOCOL_VERSION};
 use crate::transport::{self, Io, constant_time_eq, tls};
 
-/// How long a new connection may take to complete TLS and its HELLO.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest HELLO accepted (its strings are at most 64 KiB each; real ones are tiny).
+const MAX_HELLO: usize = 64 * 1024;
+/// Refusals of the accept loop are logged at most this often (the rest are counted).
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
 /// Acks queued per connection at most (the agent's window is far smaller).
 const ACK_QUEUE: usize = 256;
 
@@ -59,7 +68,74 @@ struct Shared {
     tls: Option<tokio_rustls::TlsAcceptor>,
     max_frame: usize,
     max_batch: usize,
+    handshake_timeout: Duration,
+    frame_timeout: Duration,
+    idle_timeout: Duration,
+    budget: ByteBudget,
+    /// Agent slots: taken once the HELLO is accepted.
+    slots: Arc<Semaphore>,
     agents: Mutex<HashMap<String, Arc<tokio::sync::Mutex<StreamState>>>>,
+}
+
+/// Connections per IP address, shared by the accept loop and the connections' [`IpSlot`]s.
+#[derive(Default)]
+struct PerIp {
+    max: usize,
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's place in its IP's count; freed when dropped.
+struct IpSlot {
+    per_ip: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            per_ip: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.per_ip.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Refusals at accept, logged at most once per [`REFUSAL_LOG_INTERVAL`] with how many were not.
+struct RefusalLog {
+    last: Option<Instant>,
+    unlogged: u64,
+}
+
+impl RefusalLog {
+    fn note(&mut self, source: &str, peer: SocketAddr, why: &str) {
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < REFUSAL_LOG_INTERVAL)
+        {
+            self.unlogged += 1;
+            return;
+        }
+        let also = std::mem::take(&mut self.unlogged);
+        tracing::warn!(source = %source, %peer, "Refused forward connection: {why} ({also} more refusals since the last such line).");
+        self.last = Some(Instant::now());
+    }
 }
 
 /// The checkpoint key of an agent's high-water mark.
@@ -100,6 +176,9 @@ pub fn start(
         .set_nonblocking(true)
         .map_err(|e| format!("{}: {e}", config.listen))?;
     tracing::info!(source = %ctx.name, listen = %config.listen, tls = tls.is_some(), mutual_tls = config.tls_client_ca.is_some(), "Forward source listening.");
+    let ctx_name = ctx.name.clone();
+    let max_connections =
+        crate::limits::clamp_connections(&ctx.name, "max_connections", config.max_connections);
     let shared = Arc::new(Shared {
         appender: ctx.journal.appender(),
         ctx,
@@ -107,46 +186,71 @@ pub fn start(
         tls,
         max_frame: config.max_frame_size.as_usize(),
         max_batch: config.max_batch_size.as_usize(),
+        handshake_timeout: config.handshake_timeout.0,
+        frame_timeout: config.frame_timeout.0,
+        idle_timeout: config.idle_timeout.0,
+        budget: ByteBudget::new(config.memory_budget.as_usize()),
+        slots: Arc::new(Semaphore::new(max_connections)),
         agents: Mutex::new(HashMap::new()),
     });
-    let limit = Arc::new(Semaphore::new(config.max_connections));
+    let handshakes = Arc::new(Semaphore::new(crate::limits::clamp_connections(
+        &ctx_name,
+        "max_unauthenticated",
+        config.max_unauthenticated,
+    )));
+    let per_ip = Arc::new(PerIp {
+        max: config.max_connections_per_ip,
+        counts: Mutex::default(),
+    });
     let _guard = runtime.enter();
     Ok(runtime.spawn(async move {
         let listener = TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
-        accept_loop(listener, shared, limit).await
+        accept_loop(listener, shared, handshakes, per_ip).await
     }))
 }
 
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
-    limit: Arc<Semaphore>,
+    handshakes: Arc<Semaphore>,
+    per_ip: Arc<PerIp>,
 ) -> Result<(), String> {
     let mut shutdown = shared.ctx.shutdown.clone();
     let mut connections = JoinSet::new();
+    let mut refusals = RefusalLog {
+        last: None,
+        unlogged: 0,
+    };
+    let mut accept_errors = crate::limits::AcceptBackoff::new(&shared.ctx.name);
     loop {
         tokio::select! {
             _ = shutdown.triggered() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let Ok(permit) = limit.clone().try_acquire_owned() else {
-                        tracing::warn!(source = %shared.ctx.name, %peer, "Refused forward connection: too many connections.");
-                        shared.ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
-                        if shared.tls.is_none() {
-                            tokio::spawn(tell_busy(stream));
+                    let admitted = match per_ip.take(peer.ip()) {
+                        None => Err("too many connections from this address"),
+                        Some(ip_slot) => match handshakes.clone().try_acquire_owned() {
+                            Ok(handshake) => Ok((ip_slot, handshake)),
+                            Err(_) => Err("too many connections in their handshake"),
+                        },
+                    };
+                    let (ip_slot, handshake) = match admitted {
+                        Ok(v) => v,
+                        Err(why) => {
+                            refusals.note(&shared.ctx.name, peer, why);
+                            shared.ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+                            // No task (nor TLS handshake) is spent on a refused peer.
+                            drop(stream);
+                            continue;
                         }
-                        continue;
                     };
                     let shared = shared.clone();
                     connections.spawn(async move {
-                        serve(stream, peer, shared).await;
-                        drop(permit);
+                        serve(stream, peer, shared, handshake).await;
+                        drop(ip_slot);
                     });
                 }
-                Err(e) => {
-                    tracing::warn!(source = %shared.ctx.name, "Accept failed: {e}.");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                Err(e) => accept_errors.failed(&e).await,
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
@@ -160,21 +264,6 @@ async fn accept_loop(
         connections.abort_all();
     }
     Ok(())
-}
-
-/// Tells a peer over the connection limit so (plain TCP only: no TLS handshake is spent on it).
-async fn tell_busy(mut stream: TcpStream) {
-    let mut out = Vec::new();
-    Frame::Error {
-        code: ErrorCode::Unavailable,
-        message: "too many connections".into(),
-    }
-    .encode(&mut out);
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = stream.write_all(&out).await;
-        let _ = stream.shutdown().await;
-    })
-    .await;
 }
 
 /// Why a connection ended badly: what to tell the peer and what to log.
@@ -195,6 +284,18 @@ impl Refusal {
     }
 }
 
+impl From<ReadError> for Refusal {
+    fn from(e: ReadError) -> Refusal {
+        match e {
+            ReadError::Frame(e) => Refusal::from(e),
+            ReadError::Budget(e) => Refusal::new(ErrorCode::Unavailable, e.to_string()),
+            e @ (ReadError::Idle(_) | ReadError::Slow { .. }) => {
+                Refusal::new(ErrorCode::Unavailable, e.to_string())
+            }
+        }
+    }
+}
+
 impl From<FrameError> for Refusal {
     fn from(e: FrameError) -> Refusal {
         let tell_peer = !matches!(e, FrameError::Io(_) | FrameError::Truncated { .. });
@@ -206,45 +307,63 @@ impl From<FrameError> for Refusal {
     }
 }
 
-async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    handshake: tokio::sync::OwnedSemaphorePermit,
+) {
     let _ = stream.set_nodelay(true);
     let name = shared.ctx.name.clone();
+    let deadline = tokio::time::Instant::now() + shared.handshake_timeout;
     let io: Box<dyn Io> = match &shared.tls {
         None => Box::new(stream),
-        Some(acceptor) => {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(s)) => Box::new(s),
-                Ok(Err(e)) => {
-                    shared.ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(source = %name, %peer, "Refused forward connection: TLS handshake failed: {e}.");
-                    return;
-                }
-                Err(_) => {
-                    shared.ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(source = %name, %peer, "Refused forward connection: TLS handshake timed out.");
-                    return;
-                }
+        Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+            Ok(Ok(s)) => Box::new(s),
+            Ok(Err(e)) => {
+                shared.ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(source = %name, %peer, "Refused forward connection: TLS handshake failed: {e}.");
+                return;
             }
-        }
+            Err(_) => {
+                shared.ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(source = %name, %peer, "Refused forward connection: TLS handshake timed out.");
+                return;
+            }
+        },
     };
     let (mut rd, mut wr) = tokio::io::split(io);
-    let mut buf = BytesMut::new();
-    let hello = match tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        read_frame(&mut rd, &mut buf, shared.max_frame.min(64 * 1024)),
+    let limits = FrameLimits {
+        max_len: MAX_HELLO,
+        idle: shared.handshake_timeout,
+        frame: shared.handshake_timeout,
+    };
+    let hello = match tokio::time::timeout_at(
+        deadline,
+        read_frame_budgeted(&mut rd, limits, &shared.budget),
     )
     .await
     {
         Err(_) => Err(Refusal::new(ErrorCode::Malformed, "no HELLO in time")),
-        Ok(Ok(Some(Frame::Hello(h)))) => Ok(h),
-        Ok(Ok(Some(other))) => Err(Refusal::new(
+        Ok(Ok(Some((Frame::Hello(h), _)))) => Ok(h),
+        Ok(Ok(Some((other, _)))) => Err(Refusal::new(
             ErrorCode::Malformed,
             format!("expected HELLO, got {}", other.name()),
         )),
         Ok(Ok(None)) => return, // connected and left: a port probe
         Ok(Err(e)) => Err(Refusal::from(e)),
     };
-    let (hello, state) = match hello.and_then(|h| check_hello(&shared, h)) {
+    let checked = hello.and_then(|h| check_hello(&shared, h)).and_then(|v| {
+        // Authenticated: trade the handshake slot for an agent slot.
+        let slot = shared
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Refusal::new(ErrorCode::Unavailable, "too many connections"))?;
+        Ok((v, slot))
+    });
+    drop(handshake);
+    let ((hello, state), _slot) = match checked {
         Ok(v) => v,
         Err(r) => {
             refuse(&shared, &mut wr, peer, None, r).await;
@@ -280,7 +399,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
 
     let (ack_tx, ack_rx) = mpsc::channel::<AckJob>(ACK_QUEUE);
     let writer = tokio::spawn(write_acks(wr, ack_rx, shared.appender.clone()));
-    let result = receive_batches(&shared, &mut rd, &mut buf, &hello, &state, &ack_tx).await;
+    let result = receive_batches(&shared, &mut rd, &hello, &state, &ack_tx).await;
     match result {
         Ok(()) => {
             drop(ack_tx);
@@ -418,26 +537,26 @@ async fn write_acks(
 async fn receive_batches(
     shared: &Shared,
     rd: &mut ReadHalf<Box<dyn Io>>,
-    buf: &mut BytesMut,
     hello: &Hello,
     state: &tokio::sync::Mutex<StreamState>,
     acks: &mpsc::Sender<AckJob>,
 ) -> Result<(), Refusal> {
     let mut shutdown = shared.ctx.shutdown.clone();
-    let mut decompressor = Some(
-        zstd::bulk::Decompressor::new()
-            .map_err(|e| Refusal::new(ErrorCode::Unavailable, format!("zstd: {e}")))?,
-    );
     let key = checkpoint_key(&hello.agent_id);
+    let limits = FrameLimits {
+        max_len: shared.max_frame,
+        idle: shared.idle_timeout,
+        frame: shared.frame_timeout,
+    };
     loop {
         let frame = tokio::select! {
             _ = shutdown.triggered() => return Ok(()),
-            f = read_frame(rd, buf, shared.max_frame) => f?,
+            f = read_frame_budgeted(rd, limits, &shared.budget) => f?,
         };
-        let batch = match frame {
+        let (batch, frame_held) = match frame {
             None => return Ok(()),
-            Some(Frame::Batch(b)) => b,
-            Some(other) => {
+            Some((Frame::Batch(b), held)) => (b, held),
+            Some((other, _)) => {
                 return Err(Refusal::new(
                     ErrorCode::Malformed,
                     format!("unexpected {} frame", other.name()),
@@ -445,22 +564,28 @@ async fn receive_batches(
             }
         };
         check_batch_header(&batch, shared.max_batch)?;
-        // Decompression and decoding are CPU work: off the reactor.
-        let mut dec = decompressor
-            .take()
-            .ok_or_else(|| Refusal::new(ErrorCode::Unavailable, "decompressor lost"))?;
+        // The decompressed batch is budgeted at its declared size (decompression stops there).
+        let deadline = tokio::time::Instant::now() + shared.frame_timeout;
+        let _raw_held = shared
+            .budget
+            .take(batch.raw_len as usize, deadline)
+            .await
+            .map_err(|e| Refusal::new(ErrorCode::Unavailable, e.to_string()))?;
+        // Decompression and decoding are CPU work: off the reactor. The context is made per batch
+        // so that idle connections hold none.
         let max_batch = shared.max_batch;
-        let (dec, decoded) = tokio::task::spawn_blocking(move || {
-            let r = batch::decompress(&mut dec, &batch.compressed, batch.raw_len, max_batch)
-                .and_then(|raw| batch::decode_records(raw, batch.count));
-            (
-                dec,
-                r.map(|records| (batch.first_seq, batch.last_seq, records)),
-            )
+        let decoded = tokio::task::spawn_blocking(move || {
+            let mut dec = zstd::bulk::Decompressor::new().map_err(|e| BatchError::Decompress {
+                declared: batch.raw_len,
+                reason: e.to_string(),
+            })?;
+            batch::decompress(&mut dec, &batch.compressed, batch.raw_len, max_batch)
+                .and_then(|raw| batch::decode_records(raw, batch.count))
+                .map(|records| (batch.first_seq, batch.last_seq, records))
         })
         .await
         .map_err(|e| Refusal::new(ErrorCode::Unavailable, format!("decoder failed: {e}")))?;
-        decompressor = Some(dec);
+        drop(frame_held);
         let (first_seq, last_seq, mut records) = decoded.map_err(|e| match e {
             BatchError::InvalidCategory(_) => {
                 Refusal::new(ErrorCode::InvalidCategory, e.to_string())

@@ -287,6 +287,31 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     max_len: usize,
 ) -> Result<Option<Frame>, FrameError> {
+    let Some((ty, len)) = read_header(reader, max_len).await? else {
+        return Ok(None);
+    };
+    buf.clear();
+    buf.reserve(len);
+    while buf.len() < len {
+        // Read into the spare capacity without ever growing past `len`.
+        let want = len - buf.len();
+        let n = (&mut *reader).take(want as u64).read_buf(buf).await?;
+        if n == 0 {
+            return Err(FrameError::Truncated {
+                expected: HEADER_LEN + len,
+                got: HEADER_LEN + buf.len(),
+            });
+        }
+    }
+    Frame::decode(ty, buf.split_to(len).freeze()).map(Some)
+}
+
+/// Reads a frame header: its type and payload length, refusing a type this protocol does not
+/// know and a length above `max_len`. `Ok(None)` is a clean end of stream between frames.
+pub async fn read_header<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max_len: usize,
+) -> Result<Option<(u8, usize)>, FrameError> {
     let mut header = [0u8; HEADER_LEN];
     let mut got = 0;
     while got < HEADER_LEN {
@@ -313,20 +338,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             max: max_len as u64,
         });
     }
-    buf.clear();
-    buf.reserve(len);
-    while buf.len() < len {
-        // Read into the spare capacity without ever growing past `len`.
-        let want = len - buf.len();
-        let n = (&mut *reader).take(want as u64).read_buf(buf).await?;
-        if n == 0 {
-            return Err(FrameError::Truncated {
-                expected: HEADER_LEN + len,
-                got: HEADER_LEN + buf.len(),
-            });
-        }
-    }
-    Frame::decode(ty, buf.split_to(len).freeze()).map(Some)
+    Ok(Some((ty, len)))
 }
 
 fn put_bytes16(out: &mut Vec<u8>, b: &[u8]) {

@@ -2,6 +2,7 @@
 //!
 //! - [`frame`]: the versioned frame layout (HELLO, WELCOME, BATCH, ACK, ERROR), bounded reading.
 //! - [`batch`]: a batch's records, encoded and zstd-compressed; bombs and lies are refused.
+//! - [`budget`]: a receiver's memory budget over all connections, and the frame reader keeping to it.
 //! - [`tls`]: rustls configurations, optional mutual TLS.
 //! - [`shipper`]: the sending side shared by the `forward` sink and `quill send`: a window of
 //!   batches in flight, acks, reconnects with backoff and jitter, failover between aggregators.
@@ -14,6 +15,7 @@
 //! This module owns the sockets it opens or is handed; it never touches the journal directly.
 
 pub mod batch;
+pub mod budget;
 pub mod frame;
 pub mod shipper;
 pub mod tls;
@@ -80,6 +82,7 @@ pub fn load_token(
 ) -> Result<Option<bytes::Bytes>, String> {
     match (inline, file) {
         (Some(_), Some(_)) => Err("set either `token` or `token_file`, not both".into()),
+        (Some(""), None) => Err("`token` is empty: set a secret, or remove it".into()),
         (Some(t), None) => Ok(Some(bytes::Bytes::copy_from_slice(t.as_bytes()))),
         (None, Some(path)) => {
             let text = std::fs::read_to_string(path)

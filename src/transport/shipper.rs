@@ -9,7 +9,11 @@
 //! address chosen by its agent id, so a fleet spreads over the aggregators.
 //!
 //! The receiver's WELCOME says which sequence it already holds durably for this stream: entries up
-//! to it are acknowledged without being sent again.
+//! to it are acknowledged without being sent again. A mark above the last sequence the source has
+//! ([`BatchSource::newest`]) cannot be true (a fake receiver, a reverted snapshot): it is never
+//! used to skip anything. The shipper logs it, counts it (`ShipStats::welcome_refused`), starts a
+//! new stream id ([`BatchSource::restream`]) and reconnects, so the receiver takes everything
+//! after the last ack as new.
 //!
 //! This module owns the connections it opens. Compression runs on the caller's thread: callers run
 //! [`ship`] on a dedicated thread's runtime, never on the shared reactor.
@@ -45,6 +49,10 @@ pub trait BatchSource {
     fn acked(&self) -> u64;
     /// True when nothing more will come and everything was read.
     fn finished(&self) -> bool;
+    /// The last sequence the source holds (read or not): no receiver can hold more of the stream.
+    fn newest(&self) -> u64;
+    /// The stream continues under a new id (the receiver's mark was impossible): remember it.
+    fn restream(&mut self, stream_id: &str) -> impl Future<Output = Result<(), String>>;
 }
 
 /// TLS towards the receivers.
@@ -124,6 +132,8 @@ pub struct ShipStats {
     /// Entries the receiver already held (acknowledged without sending).
     pub skipped: AtomicU64,
     pub reconnects: AtomicU64,
+    /// WELCOMEs refused because their high-water mark was above the source's newest sequence.
+    pub welcome_refused: AtomicU64,
 }
 
 #[derive(Debug, Error)]
@@ -172,10 +182,11 @@ pub async fn ship<S: BatchSource>(
         0
     };
     let mut failures = 0u32;
+    let mut stream_id = cfg.stream_id.clone();
     loop {
         let addr = &cfg.to[index % n];
         let acked_before = source.acked();
-        let result = session(cfg, addr, source, stats, failures).await;
+        let result = session(cfg, &mut stream_id, addr, source, stats, failures).await;
         let err = match result {
             Ok(()) => return Ok(()),
             Err(SessionError::Source(e)) => return Err(ShipError::Source(e)),
@@ -259,6 +270,7 @@ async fn connect(cfg: &ShipperConfig, addr: &str) -> Result<Box<dyn Io>, Session
 
 async fn session<S: BatchSource>(
     cfg: &ShipperConfig,
+    stream_id: &mut String,
     addr: &str,
     source: &mut S,
     stats: &ShipStats,
@@ -270,7 +282,7 @@ async fn session<S: BatchSource>(
     Frame::Hello(Hello {
         version: PROTOCOL_VERSION,
         agent_id: cfg.agent_id.clone(),
-        stream_id: cfg.stream_id.clone(),
+        stream_id: stream_id.clone(),
         token: cfg.token.clone().unwrap_or_default(),
     })
     .encode(&mut out);
@@ -306,6 +318,20 @@ async fn session<S: BatchSource>(
         }
         None => return Err(SessionError::Lost("closed during handshake".into())),
     };
+    let newest = source.newest();
+    if high_water > newest {
+        stats.welcome_refused.fetch_add(1, Ordering::Relaxed);
+        let fresh = super::new_stream_id();
+        tracing::warn!(agent = %cfg.agent_id, "{addr} claims to hold sequence {high_water} of stream {stream_id}, but this stream ends at {newest}: refusing the claim (nothing is skipped); continuing as new stream {fresh} from sequence {}.", source.acked() + 1);
+        source
+            .restream(&fresh)
+            .await
+            .map_err(SessionError::Source)?;
+        *stream_id = fresh;
+        return Err(SessionError::Protocol(format!(
+            "impossible high-water mark {high_water} (newest {newest})"
+        )));
+    }
     if failures > 0 {
         tracing::info!(agent = %cfg.agent_id, "Connected to {addr} after {failures} failed attempts; resuming after sequence {}.", source.acked().max(high_water));
     } else {

@@ -8,12 +8,16 @@
 //! altogether the source polls. Rotated compressed files (`.gz`, `.zst`, `.bz2`, `.xz`, `.lz4`,
 //! `.zip`) are never candidates.
 //!
+//! Symbolic links: a file reached through a link (the file itself, or a directory a wildcard
+//! matched) is skipped with one warning unless `follow_symlinks` is set, and then tailed only when
+//! its real path is under one of `symlink_roots` ([`SymlinkPolicy`]).
+//!
 //! This module lists directories and stats files; it opens nothing for reading.
 
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -32,6 +36,67 @@ pub fn is_compressed(path: &Path) -> bool {
 pub struct Globs {
     include: Vec<glob::Pattern>,
     exclude: Vec<glob::Pattern>,
+    symlinks: SymlinkPolicy,
+}
+
+/// Which files reached through symbolic links may be tailed.
+#[derive(Debug, Clone, Default)]
+pub struct SymlinkPolicy {
+    follow: bool,
+    /// Real (canonical) directories a followed link's target must be under.
+    roots: Vec<PathBuf>,
+    /// Links already warned about, so each is logged once.
+    warned: Arc<Mutex<HashSet<PathBuf>>>,
+}
+
+impl SymlinkPolicy {
+    /// `follow = false` skips every link; otherwise targets must be under `roots`.
+    pub fn new(follow: bool, roots: &[PathBuf]) -> SymlinkPolicy {
+        SymlinkPolicy {
+            follow,
+            roots: roots
+                .iter()
+                .map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| r.clone()))
+                .collect(),
+            warned: Arc::default(),
+        }
+    }
+
+    /// Whether `path` (found under the glob's literal directory `base`) may be tailed: `None` when
+    /// no link is involved or the link is allowed, `Some(reason)` when it must be skipped.
+    fn refuses(&self, path: &Path, base: &Path) -> Option<String> {
+        let linked = path
+            .ancestors()
+            .take_while(|a| !a.as_os_str().is_empty() && *a != base)
+            .any(|a| std::fs::symlink_metadata(a).is_ok_and(|m| m.file_type().is_symlink()));
+        if !linked {
+            return None;
+        }
+        if !self.follow {
+            return Some(
+                "it is reached through a symbolic link and `follow_symlinks` is off".into(),
+            );
+        }
+        let target = match std::fs::canonicalize(path) {
+            Ok(t) => t,
+            Err(e) => return Some(format!("its symbolic link cannot be resolved: {e}")),
+        };
+        if self.roots.iter().any(|r| target.starts_with(r)) {
+            return None;
+        }
+        Some(format!(
+            "its symbolic link points to {}, outside `symlink_roots`",
+            target.display()
+        ))
+    }
+
+    /// Logs a refusal once per path.
+    fn warn_once(&self, path: &Path, why: &str) {
+        let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        if warned.len() < 10_000 && warned.insert(path.to_path_buf()) {
+            tracing::warn!(path = %path.display(), "Not tailing {}: {why}.", path.display());
+        }
+    }
 }
 
 impl Globs {
@@ -45,7 +110,16 @@ impl Globs {
         Ok(Globs {
             include: compile(include)?,
             exclude: compile(exclude)?,
+            symlinks: SymlinkPolicy::default(),
         })
+    }
+
+    /// These globs with `policy` for files reached through symbolic links (default: none).
+    pub fn with_symlinks(self, policy: SymlinkPolicy) -> Globs {
+        Globs {
+            symlinks: policy,
+            ..self
+        }
     }
 
     /// Whether a path found by a directory listing may be tailed (not compressed, not excluded).
@@ -53,13 +127,18 @@ impl Globs {
         !is_compressed(path) && !self.exclude.iter().any(|p| p.matches_path(path))
     }
 
-    /// Regular files matching an include glob and no exclude glob, with their metadata
-    /// (symlinks followed), sorted and deduplicated.
+    /// Regular files matching an include glob and no exclude glob, with their metadata (symlinks
+    /// followed where the [`SymlinkPolicy`] allows), sorted and deduplicated.
     pub fn expand(&self) -> Vec<(PathBuf, std::fs::Metadata)> {
         let mut paths = Vec::new();
-        for pattern in &self.include {
+        for (pattern, base) in self.include.iter().zip(self.literal_dirs()) {
             if let Ok(iter) = glob::glob(pattern.as_str()) {
-                paths.extend(iter.flatten());
+                for p in iter.flatten() {
+                    match self.symlinks.refuses(&p, &base) {
+                        None => paths.push(p),
+                        Some(why) => self.symlinks.warn_once(&p, &why),
+                    }
+                }
             }
         }
         paths.sort();
@@ -74,27 +153,20 @@ impl Globs {
             .collect()
     }
 
+    /// Each include glob's longest wildcard-free directory (as written, `""` for none).
+    fn literal_dirs(&self) -> Vec<PathBuf> {
+        self.include
+            .iter()
+            .map(|p| literal_dir(Path::new(p.as_str())).0)
+            .collect()
+    }
+
     /// The directories to watch: each include glob's longest wildcard-free directory, and
     /// whether the glob needs it watched recursively.
     pub fn watch_roots(&self) -> Vec<(PathBuf, RecursiveMode)> {
         let mut roots: Vec<(PathBuf, RecursiveMode)> = Vec::new();
         for pattern in &self.include {
-            let path = Path::new(pattern.as_str());
-            let mut root = PathBuf::new();
-            let mut wild_dir = false;
-            let components: Vec<Component> = path.components().collect();
-            for (i, c) in components.iter().enumerate() {
-                let s = c.as_os_str().to_string_lossy();
-                let is_last = i + 1 == components.len();
-                if s.contains(['*', '?', '[']) {
-                    wild_dir = !is_last;
-                    break;
-                }
-                if is_last {
-                    break;
-                }
-                root.push(c);
-            }
+            let (mut root, wild_dir) = literal_dir(Path::new(pattern.as_str()));
             if root.as_os_str().is_empty() {
                 root.push(".");
             }
@@ -109,6 +181,24 @@ impl Globs {
         }
         roots
     }
+}
+
+/// A glob's longest wildcard-free directory, and whether a directory component has wildcards.
+fn literal_dir(path: &Path) -> (PathBuf, bool) {
+    let mut root = PathBuf::new();
+    let components: Vec<Component> = path.components().collect();
+    for (i, c) in components.iter().enumerate() {
+        let s = c.as_os_str().to_string_lossy();
+        let is_last = i + 1 == components.len();
+        if s.contains(['*', '?', '[']) {
+            return (root, !is_last);
+        }
+        if is_last {
+            break;
+        }
+        root.push(c);
+    }
+    (root, false)
 }
 
 /// What woke the source thread.
@@ -221,6 +311,49 @@ mod tests {
         assert!(!g.admits(Path::new("logs/a.log.zst")));
         assert!(!g.admits(Path::new("logs/a.old")));
         assert!(Globs::new(&["[".into()], &[]).is_err());
+    }
+
+    #[test]
+    fn symlinks_are_tailed_only_when_allowed_and_inside_the_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        for d in ["logs/real", "secret"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(root.join("logs/a.log"), "a\n").unwrap();
+        std::fs::write(root.join("logs/real/b.log"), "b\n").unwrap();
+        std::fs::write(root.join("secret/shadow.log"), "x\n").unwrap();
+        std::os::unix::fs::symlink(root.join("secret/shadow.log"), root.join("logs/s.log"))
+            .unwrap();
+        std::os::unix::fs::symlink(root.join("secret"), root.join("logs/sub")).unwrap();
+        let include = [
+            format!("{}/logs/*.log", root.display()),
+            format!("{}/logs/*/*.log", root.display()),
+        ];
+        let names = |policy: SymlinkPolicy| -> Vec<String> {
+            let g = Globs::new(&include, &[]).unwrap().with_symlinks(policy);
+            g.expand()
+                .into_iter()
+                .map(|(p, _)| p.strip_prefix(&root).unwrap().display().to_string())
+                .collect()
+        };
+        assert_eq!(
+            names(SymlinkPolicy::new(false, &[])),
+            ["logs/a.log", "logs/real/b.log"]
+        );
+        assert_eq!(
+            names(SymlinkPolicy::new(true, &[root.join("elsewhere")])),
+            ["logs/a.log", "logs/real/b.log"]
+        );
+        assert_eq!(
+            names(SymlinkPolicy::new(true, &[root.join("secret")])),
+            [
+                "logs/a.log",
+                "logs/real/b.log",
+                "logs/s.log",
+                "logs/sub/shadow.log"
+            ]
+        );
     }
 
     #[test]

@@ -190,7 +190,9 @@ enum Decision {
 
 impl Tailer {
     fn new(config: FileSourceConfig, ctx: SourceContext) -> Result<Tailer, String> {
-        let globs = Globs::new(&config.include, &config.exclude)?;
+        let globs = Globs::new(&config.include, &config.exclude)?.with_symlinks(
+            discover::SymlinkPolicy::new(config.follow_symlinks, &config.symlink_roots),
+        );
         let pattern = config
             .multiline_start
             .as_deref()

@@ -66,7 +66,11 @@ pub fn start(
     let limits = StreamLimits {
         max_message,
         idle_timeout: config.tcp_idle_timeout.0,
-        connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
+        connections: Arc::new(Semaphore::new(crate::limits::clamp_connections(
+            &ctx.name,
+            "max_connections",
+            config.max_connections.max(1),
+        ))),
         refused: Arc::new(AtomicU64::new(0)),
     };
     let tcp = config
@@ -276,6 +280,7 @@ async fn accept_streams<L: StreamListener>(
     let mut shutdown = ctx.shutdown.clone();
     let mut connections = JoinSet::new();
     let mut refusals = RefusalLog::new();
+    let mut accept_errors = crate::limits::AcceptBackoff::new(&ctx.name);
     loop {
         tokio::select! {
             _ = shutdown.triggered() => break,
@@ -301,10 +306,7 @@ async fn accept_streams<L: StreamListener>(
                         drop(permit);
                     });
                 }
-                Err(e) => {
-                    tracing::warn!(source = %ctx.name, "Accept failed: {e}.");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
+                Err(e) => accept_errors.failed(&e).await,
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
