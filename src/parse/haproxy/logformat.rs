@@ -510,8 +510,7 @@ impl LogFormat {
                 }
             }
             Var::Date => {
-                let t = parse_clf_date(value, cx.tz_offset_secs)
-                    .ok_or(ParseError::at("bad date", at))?;
+                let t = parse_clf_date(value, cx.zone).ok_or(ParseError::at("bad date", at))?;
                 if info.timestamp_ms.is_none() || !info.own_time {
                     info.timestamp_ms = Some(t);
                     info.own_time = true;

@@ -221,8 +221,7 @@ fn parse_error_line<'a, S: FieldSink>(
         .strip_prefix(b"[")
         .ok_or(ParseError::at("expected `[`", sp + 1))?;
     let close = memchr(b']', rest).ok_or(ParseError::at("expected `]`", sp + 2))?;
-    let t = parse_clf_date(&rest[..close], cx.tz_offset_secs)
-        .ok_or(ParseError::at("bad date", sp + 2))?;
+    let t = parse_clf_date(&rest[..close], cx.zone).ok_or(ParseError::at("bad date", sp + 2))?;
     let rest = rest[close + 1..]
         .strip_prefix(b" ")
         .ok_or(ParseError::at("expected a space", sp + close + 3))?;
