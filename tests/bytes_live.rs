@@ -8,176 +8,40 @@
 //! those entries exact). Needs the `haproxy` and `apache2` packages; bounded (<60 s).
 #![cfg(feature = "pipeline")]
 
+mod live_support;
+
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // Our own child only, by pid.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("port {port} never opened");
-}
-
-/// Sends one request, reads until the server closes; returns (client port, bytes received).
-fn fetch(port: u16, request: &str) -> (u16, usize) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let cport = s.local_addr().unwrap().port();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut n = 0;
-    let mut buf = [0u8; 65536];
-    // Keep-alive responses do not close: read until the timeout of a short idle gap once the
-    // response is complete (Content-Length known from the headers).
-    let mut data = Vec::new();
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(k) => {
-                n += k;
-                data.extend_from_slice(&buf[..k]);
-                if response_complete(&data, request.starts_with("HEAD")) {
-                    break;
-                }
-            }
-            Err(_) => break,
-        }
-    }
-    (cport, n)
-}
-
-fn response_complete(data: &[u8], head: bool) -> bool {
-    let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return false;
-    };
-    if head {
-        return true;
-    }
-    let hdrs = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
-    let Some(cl) = hdrs
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-    else {
-        return false;
-    };
-    data.len() >= end + 4 + cl
-}
+use live_support::*;
 
 const APACHE_FORMAT: &str =
     r#"%h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i" txn=%{X-Txn}i conn="%{Connection}i""#;
 
 #[test]
 fn live_haproxy_apache_bytes() {
-    let have = |b: &str| {
-        Command::new(b)
-            .arg("-v")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok()
-    };
-    let apache_bin = "/usr/sbin/apache2";
-    if !have("haproxy") || !Path::new(apache_bin).exists() {
-        // scripts/test installs both; under CI a missing package is a failure, not a skip.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "haproxy and apache2 must be installed (scripts/test installs them)"
-        );
-        eprintln!("SKIPPED: haproxy or apache2 not installed (apt-get install haproxy apache2)");
+    if !servers_installed() {
         return;
     }
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir_all(d.join("www")).unwrap();
-    std::fs::create_dir_all(d.join("run")).unwrap();
     std::fs::write(d.join("www/note.txt"), "live bytes test\n".repeat(40)).unwrap();
     std::fs::write(d.join("www/big.bin"), vec![b'z'; 150_000]).unwrap();
-    // www-data must read the docroot.
-    let _ = Command::new("chmod").args(["-R", "a+rX"]).arg(d).status();
 
     let aport = free_port();
     let (p_live, p_close) = (free_port(), free_port());
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    udp.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
     let lport = udp.local_addr().unwrap().port();
 
-    let runas = if unsafe_is_root() {
-        "User www-data\nGroup www-data\n"
-    } else {
-        ""
-    };
-    let m = "/usr/lib/apache2/modules";
-    let httpd = format!(
-        r#"ServerRoot "{root}"
-DefaultRuntimeDir "{root}/run"
-PidFile "{root}/run/httpd.pid"
-Listen 127.0.0.1:{aport}
-LoadModule mpm_event_module {m}/mod_mpm_event.so
-LoadModule authz_core_module {m}/mod_authz_core.so
-LoadModule mime_module {m}/mod_mime.so
-LoadModule headers_module {m}/mod_headers.so
-<IfModule !log_config_module>
-LoadModule log_config_module {m}/mod_log_config.so
-</IfModule>
-<IfModule !logio_module>
-LoadModule logio_module {m}/mod_logio.so
-</IfModule>
-{runas}ServerName live.test
-DocumentRoot "{root}/www"
-TypesConfig /etc/mime.types
-KeepAlive On
-ErrorLog "{root}/apache-error.log"
-LogFormat "{fmt}" live
-CustomLog "{root}/apache-access.log" live
-Header always set X-Backend-Node "web1.rack4"
-Header always set X-Powered "php-fake/9.9"
-Header always set X-Trace-Span "0123456789abcdef"
-<Directory "{root}/www">
-    Require all granted
-</Directory>
-"#,
-        root = d.display(),
-        fmt = APACHE_FORMAT.replace('"', "\\\""),
+    let apache = start_apache(
+        d,
+        aport,
+        APACHE_FORMAT,
+        "Header always set X-Backend-Node \"web1.rack4\"\nHeader always set X-Powered \"php-fake/9.9\"\nHeader always set X-Trace-Span \"0123456789abcdef\"",
     );
-    // The LogFormat string inside the config needs its quotes escaped once.
-    std::fs::write(d.join("httpd.conf"), httpd).unwrap();
     let lf = "%ci:%cp\\ [%tr]\\ %ft\\ %b/%s\\ %TR/%Tw/%Tc/%Tr/%Ta\\ %ST\\ %B\\ %CC\\ %CS\\ %tsc\\ %ac/%fc/%bc/%sc/%rc\\ %sq/%bq\\ %hr\\ %hs\\ %{+Q}r\\ %ID";
     let hcfg = format!(
         r#"global
@@ -221,27 +85,7 @@ backend be_plain
     let cfg_path = d.join("haproxy.cfg");
     std::fs::write(&cfg_path, hcfg).unwrap();
 
-    let apache = Proc(
-        Command::new(apache_bin)
-            .args(["-f"])
-            .arg(d.join("httpd.conf"))
-            .arg("-DFOREGROUND")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_port(aport);
-    let haproxy = Proc(
-        Command::new("haproxy")
-            .args(["-db", "-f"])
-            .arg(&cfg_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_port(p_live);
-    wait_port(p_close);
+    let haproxy = start_haproxy(&cfg_path, &[p_live, p_close]);
 
     let reqs: Vec<(u16, String)> = vec![
         (p_live, "GET /note.txt HTTP/1.1\r\nHost: a\r\n\r\n".into()),
@@ -291,25 +135,7 @@ backend be_plain
             truth.insert(cp, (n, r.lines().next().unwrap_or("").to_owned(), close));
         }
     }
-    // Collect HAProxy's log datagrams until quiet.
-    let mut hap_lines = String::new();
-    let mut buf = [0u8; 65536];
-    let quiet_deadline = Instant::now() + Duration::from_secs(10);
-    let mut got = 0;
-    while Instant::now() < quiet_deadline {
-        match udp.recv(&mut buf) {
-            Ok(n) => {
-                let l = String::from_utf8_lossy(&buf[..n]);
-                if l.contains(" fe_") {
-                    got += 1;
-                }
-                hap_lines.push_str(l.trim_end());
-                hap_lines.push('\n');
-            }
-            Err(_) if got >= truth.len() => break,
-            Err(_) => {}
-        }
-    }
+    let hap_lines = collect_udp(&udp, " fe_", truth.len());
     drop(haproxy);
     drop(apache);
     if std::env::var_os("QUILL_LIVE_DEBUG").is_some() {
@@ -353,7 +179,7 @@ backend be_plain
     );
 
     let parse = |extra: &[&str]| -> Vec<serde_json::Value> {
-        let out = Command::new(env!("CARGO_BIN_EXE_quill"))
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_quill"))
             .args(["parse", "--haproxy-config"])
             .arg(&cfg_path)
             .args(["--apache-format", APACHE_FORMAT])
@@ -471,12 +297,4 @@ backend be_plain
         );
     }
     assert!(started.elapsed() < Duration::from_secs(60));
-}
-
-fn unsafe_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0"))
-        .unwrap_or(false)
 }

@@ -153,7 +153,8 @@ pub struct ProxyModel {
     pub compression_algos: Vec<String>,
     /// `compression type …` (empty: every type).
     pub compression_types: Vec<String>,
-    /// `capture request header` names.
+    /// Names of the request headers the frontend captures (`capture request header X`,
+    /// `http-request capture req.hdr(X)`, a declared slot filled with one), in slot order.
     pub captured_request: Vec<String>,
     pub unique_id_header: Option<String>,
     pub unique_id_format: Option<String>,
@@ -226,7 +227,19 @@ impl HeaderModel {
             }
             let Some(name) = s.name.clone() else { continue };
             let defaults = find_defaults(cfg, i, s);
-            let pm = proxy_model(&name, s, defaults);
+            let mut pm = proxy_model(&name, s, defaults);
+            if let Some(view) = cfg.proxy(&name) {
+                // Request headers captured by any mechanism (`http-request capture req.hdr(X)`
+                // too): they are the request's headers as HAProxy forwards them.
+                pm.captured_request = crate::parse::haproxy::captures::proxy_captures(cfg, &view)
+                    .request
+                    .into_iter()
+                    .filter_map(|slot| match slot.content {
+                        crate::parse::haproxy::captures::SlotContent::Header(h) => Some(h),
+                        _ => None,
+                    })
+                    .collect();
+            }
             if pm.is_frontend {
                 model.frontend_order.push(name.clone());
             }
@@ -878,9 +891,6 @@ fn proxy_model(name: &str, s: &Section, defaults: Option<&Section>) -> ProxyMode
         last(s, defaults, "unique-id-header").and_then(|d| d.words.get(1).cloned());
     pm.unique_id_format = last(s, defaults, "unique-id-format").map(|d| d.words[1..].join(" "));
     for d in &s.directives {
-        if d.starts_with(&["capture", "request", "header"]) {
-            pm.captured_request.extend(d.words.get(3).cloned());
-        }
         if d.starts_with(&["capture", "response", "header"]) {
             if let Some(n) = d.words.get(3) {
                 let len = d

@@ -35,9 +35,11 @@ pub struct ParseArgs {
     /// the same name as an input selects that input's format.
     #[arg(long, value_name = "FILE")]
     pub apache_config: Option<PathBuf>,
-    /// Time zone of times that carry none, as an offset: `+01:00`, `-0500`, `UTC`.
-    #[arg(long, default_value = "UTC")]
-    pub tz: String,
+    /// Time zone of times that carry none: an IANA name with its DST rules
+    /// (`America/Los_Angeles`), `UTC`, an offset (`+01:00`, `-0500`) or `local`. Default: the
+    /// host's local zone (`TZ`, then /etc/localtime).
+    #[arg(long)]
+    pub tz: Option<String>,
     /// Names `_txn_id` is taken from, in priority order (repeatable; replaces the defaults).
     #[arg(long = "txn-id", value_name = "NAME")]
     pub txn_id: Vec<String>,
@@ -62,19 +64,15 @@ pub struct ParseArgs {
     pub files: Vec<PathBuf>,
 }
 
-/// Parses `+hh:mm`, `-hhmm`, `+hh`, `UTC`, `Z` into seconds east of UTC.
-pub fn parse_tz_offset(s: &str) -> anyhow::Result<i32> {
-    crate::parse::text::parse_tz_offset(s).ok_or_else(|| {
-        anyhow::anyhow!("time zone `{s}`: expected an offset like +01:00, -0500 or UTC")
-    })
-}
-
 /// Builds the parser configuration the arguments describe (for one input file, if given).
 pub fn parser_config(args: &ParseArgs, file: Option<&Path>) -> anyhow::Result<ParserConfig> {
     let mut cfg = ParserConfig {
         format: args.format,
         haproxy_log_formats: args.haproxy_format.clone(),
-        tz_offset_secs: parse_tz_offset(&args.tz)?,
+        timezone: match &args.tz {
+            Some(tz) => crate::parse::LogZone::parse(tz)?,
+            None => crate::parse::LogZone::local(),
+        },
         ..ParserConfig::default()
     };
     if !args.txn_id.is_empty() {

@@ -491,11 +491,11 @@ impl ParseOptions<'_> {
             apache_log_formats: self.apache_format.to_vec(),
             ..ParserConfig::default()
         };
-        if let Some(tz) = self.timezone {
-            cfg.tz_offset_secs = crate::parse::text::parse_tz_offset(tz).ok_or_else(|| {
-                format!("invalid timezone `{tz}` (expected e.g. \"+01:00\", \"-0500\", \"UTC\")")
-            })?;
-        }
+        // Without `timezone`, the host's local zone (as the servers that wrote the logs used it).
+        cfg.timezone = match self.timezone {
+            Some(tz) => crate::parse::LogZone::parse(tz).map_err(|e| e.to_string())?,
+            None => crate::parse::LogZone::local(),
+        };
         if !self.txn_id_fields.is_empty() {
             cfg.txn_id_sources = TxnIdSources::new(self.txn_id_fields);
         }
@@ -804,6 +804,18 @@ impl Config {
                 "metrics_listen",
                 format!("invalid socket address `{a}` (expected IP:PORT)"),
             ));
+        }
+        let zones = self
+            .sources
+            .iter()
+            .filter_map(|(n, s)| Some((format!("sources.{n}"), s.parse_options()?.timezone)))
+            .chain([("parse".to_string(), self.parse.timezone.as_deref())]);
+        for (table, zone) in zones {
+            if let Some(tz) = zone
+                && let Err(e) = crate::parse::LogZone::parse(tz)
+            {
+                return Err(err(&table, "timezone", e.to_string()));
+            }
         }
         for (name, source) in &self.sources {
             let table = format!("sources.{name}");

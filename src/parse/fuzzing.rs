@@ -69,7 +69,7 @@ pub fn compile_formats(data: &[u8]) {
     };
     let txn = super::TxnIdSources::default();
     let cx = super::Context {
-        tz_offset_secs: 0,
+        zone: &crate::parse::LogZone::UTC,
         received_ms: 0,
         txn: &txn,
     };

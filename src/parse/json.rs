@@ -160,7 +160,7 @@ mod tests {
     fn normalises() {
         let txn = TxnIdSources::default();
         let cx = Context {
-            tz_offset_secs: 0,
+            zone: &crate::parse::LogZone::UTC,
             received_ms: 0,
             txn: &txn,
         };

@@ -17,11 +17,13 @@ pub mod json;
 pub mod registry;
 pub mod syslog;
 pub mod text;
+pub mod tz;
 
 use std::fmt;
 
 pub use crate::record::Format;
 pub use text::Escaping;
+pub use tz::LogZone;
 
 /// A field value, borrowed from the line.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -294,8 +296,9 @@ pub struct ParserConfig {
     /// Apache `LogFormat` strings (or nicknames `common`, `combined`, `vhost_combined`,
     /// `combinedio`), tried in order; empty means the standard ones.
     pub apache_log_formats: Vec<String>,
-    /// Offset east of UTC, in seconds, for times that carry no zone.
-    pub tz_offset_secs: i32,
+    /// The zone of times that carry no offset. The library default is UTC (deterministic);
+    /// the daemon and `quill parse` default to the host's local zone ([`LogZone::local`]).
+    pub timezone: LogZone,
     /// Where `_txn_id` comes from.
     pub txn_id_sources: TxnIdSources,
     /// GELF level for responses with a 5xx status (others are 6, informational).
@@ -309,7 +312,7 @@ impl Default for ParserConfig {
             haproxy_log_formats: Vec::new(),
             haproxy_config: None,
             apache_log_formats: Vec::new(),
-            tz_offset_secs: 0,
+            timezone: LogZone::UTC,
             txn_id_sources: TxnIdSources::default(),
             level_5xx: 3,
         }
@@ -345,7 +348,8 @@ impl Outcome {
 /// Context a parser needs besides the line.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'p> {
-    pub tz_offset_secs: i64,
+    /// The zone of times without an offset.
+    pub zone: &'p LogZone,
     /// The receive time, to guess the year of RFC 3164 dates.
     pub received_ms: i64,
     pub txn: &'p TxnIdSources,
@@ -357,7 +361,7 @@ pub struct Parser {
     format: Format,
     haproxy: haproxy::HaproxyParser,
     apache: apache::ApacheParser,
-    tz_offset_secs: i64,
+    zone: LogZone,
     txn: TxnIdSources,
     level_5xx: u8,
 }
@@ -377,7 +381,7 @@ impl Parser {
                 config.haproxy_config.as_ref(),
             )?,
             apache: apache::ApacheParser::new(&config.apache_log_formats)?,
-            tz_offset_secs: i64::from(config.tz_offset_secs),
+            zone: config.timezone.clone(),
             txn: config.txn_id_sources.clone(),
             level_5xx: config.level_5xx,
         })
@@ -389,7 +393,7 @@ impl Parser {
 
     fn context(&self, received_ms: i64) -> Context<'_> {
         Context {
-            tz_offset_secs: self.tz_offset_secs,
+            zone: &self.zone,
             received_ms,
             txn: &self.txn,
         }

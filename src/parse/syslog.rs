@@ -217,7 +217,7 @@ fn parse_3164<'a, S: FieldSink>(
     info.format = "syslog-rfc3164";
     let rest = &line[pos..];
     if rest.len() >= 16 && rest[15] == b' ' {
-        if let Some(t) = parse_bsd_date(&rest[..15], cx.received_ms, cx.tz_offset_secs) {
+        if let Some(t) = parse_bsd_date(&rest[..15], cx.received_ms, cx.zone) {
             info.timestamp_ms = Some(t);
             pos += 16;
         }
@@ -316,15 +316,15 @@ fn offset_in(line: &[u8], part: &[u8]) -> usize {
 }
 
 /// Reads a syslog header (RFC 5424 or 3164) without building fields. `received_ms` picks the year
-/// of RFC 3164 dates; `tz_offset_secs` is their zone.
-pub fn header(
-    line: &[u8],
+/// of RFC 3164 dates; `zone` is their zone.
+pub fn header<'a>(
+    line: &'a [u8],
     received_ms: i64,
-    tz_offset_secs: i64,
-) -> Result<Header<'_>, ParseError> {
+    zone: &super::LogZone,
+) -> Result<Header<'a>, ParseError> {
     let txn = super::TxnIdSources::new::<&str>(&[]);
     let cx = Context {
-        tz_offset_secs,
+        zone,
         received_ms,
         txn: &txn,
     };
@@ -374,7 +374,7 @@ pub fn header(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::{FieldList, TxnIdSources};
+    use crate::parse::{FieldList, LogZone, TxnIdSources};
 
     fn run(
         line: &[u8],
@@ -386,7 +386,7 @@ mod tests {
     ) {
         let txn = TxnIdSources::default();
         let cx = Context {
-            tz_offset_secs: 0,
+            zone: &crate::parse::LogZone::UTC,
             received_ms: 1_795_396_130_000,
             txn: &txn,
         };
@@ -431,7 +431,7 @@ mod tests {
     #[test]
     fn header_only() {
         let line = br#"<134>1 2026-11-23T01:08:50Z h1 haproxy 8425 ID47 [a b="c"][d] the msg"#;
-        let h = header(line, 0, 0).unwrap();
+        let h = header(line, 0, &LogZone::UTC).unwrap();
         assert!(h.rfc5424);
         assert_eq!((h.facility, h.severity), (Some(16), Some(6)));
         assert_eq!(h.app, Some(&b"haproxy"[..]));
@@ -440,11 +440,11 @@ mod tests {
         assert_eq!(h.structured_data, Some(&br#"[a b="c"][d]"#[..]));
         assert_eq!(h.message(line), b"the msg");
         let line = b"<13>Nov 23 01:08:50 web1 app[77]: hi";
-        let h = header(line, 1_795_396_130_000, 0).unwrap();
+        let h = header(line, 1_795_396_130_000, &LogZone::UTC).unwrap();
         assert_eq!(h.host, Some(&b"web1"[..]));
         assert_eq!(h.procid, Some(&b"77"[..]));
         assert_eq!(h.message(line), b"hi");
-        assert!(header(b"<x>", 0, 0).is_err());
+        assert!(header(b"<x>", 0, &LogZone::UTC).is_err());
     }
 
     #[test]

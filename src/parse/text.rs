@@ -3,6 +3,8 @@
 //! Pure functions over byte slices; nothing here allocates except the decoders that append into a
 //! caller-supplied buffer.
 
+use super::tz::LogZone;
+
 /// Parses an unsigned decimal number (no sign, at most 18 digits).
 pub fn parse_u64(b: &[u8]) -> Option<u64> {
     if b.is_empty() || b.len() > 18 {
@@ -119,7 +121,7 @@ fn fraction(b: &[u8]) -> (u32, usize) {
 }
 
 /// Parses a `+hhmm`, `-hh:mm` or `Z` zone; returns offset seconds east of UTC.
-fn zone(b: &[u8]) -> Option<i64> {
+fn parse_zone(b: &[u8]) -> Option<i64> {
     match b {
         b"Z" | b"z" => Some(0),
         [sign @ (b'+' | b'-'), rest @ ..] => {
@@ -137,8 +139,8 @@ fn zone(b: &[u8]) -> Option<i64> {
 }
 
 /// `23/Nov/2026:01:08:50[.485][ +0000]` (HAProxy `%t`/`%tr`/`%trg`, Apache `%t` without brackets).
-/// Without a zone, `tz_offset_secs` is the log's offset east of UTC.
-pub fn parse_clf_date(b: &[u8], tz_offset_secs: i64) -> Option<i64> {
+/// Without a zone, the time is local time in `zone`.
+pub fn parse_clf_date(b: &[u8], zone: &LogZone) -> Option<i64> {
     if b.len() < 20 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' {
         return None;
     }
@@ -152,14 +154,14 @@ pub fn parse_clf_date(b: &[u8], tz_offset_secs: i64) -> Option<i64> {
         return None;
     }
     let (ms, rest) = optional_fraction(&b[20..])?;
-    let off = if rest.is_empty() {
-        tz_offset_secs
+    let wall = civil_to_millis(y, mo, d, h, mi, s, ms)?;
+    if rest.is_empty() {
+        zone.local_to_utc_ms(wall)
     } else if rest[0] == b' ' {
-        zone(&rest[1..])?
+        Some(wall - parse_zone(&rest[1..])? * 1000)
     } else {
-        return None;
-    };
-    Some(civil_to_millis(y, mo, d, h, mi, s, ms)? - off * 1000)
+        None
+    }
 }
 
 /// RFC 3339 / ISO 8601 `2026-11-23T01:08:50.486919+00:00`.
@@ -181,13 +183,15 @@ pub fn parse_rfc3339(b: &[u8]) -> Option<i64> {
         return None;
     }
     let (ms, rest) = optional_fraction(&b[19..])?;
-    let off = zone(rest)?;
+    let off = parse_zone(rest)?;
     Some(civil_to_millis(y, mo, d, h, mi, s, ms)? - off * 1000)
 }
 
 /// RFC 3164 `Nov 23 01:08:50` (also `Nov  3`): returns millis, guessing the year as the one that
-/// puts the date nearest to `reference_ms`, interpreted at `tz_offset_secs`.
-pub fn parse_bsd_date(b: &[u8], reference_ms: i64, tz_offset_secs: i64) -> Option<i64> {
+/// puts the date nearest to `reference_ms` (the receive time), read as local time in `zone`: a
+/// December line received in January is last year's, a January line received in December next
+/// year's.
+pub fn parse_bsd_date(b: &[u8], reference_ms: i64, zone: &LogZone) -> Option<i64> {
     if b.len() != 15 || b[3] != b' ' || b[6] != b' ' || b[9] != b':' || b[12] != b':' {
         return None;
     }
@@ -199,13 +203,12 @@ pub fn parse_bsd_date(b: &[u8], reference_ms: i64, tz_offset_secs: i64) -> Optio
     let h = two(b, 7)?;
     let mi = two(b, 10)?;
     let s = two(b, 13)?;
-    let ref_local = reference_ms + tz_offset_secs * 1000;
+    let ref_local = reference_ms + zone.offset_at(reference_ms) * 1000;
     let y = year_of_millis(ref_local);
     // The reference year, unless that puts the date more than half a year away from the
     // reference (a December line received in January, or the reverse).
     const HALF_YEAR_MS: i64 = 183 * 86_400_000;
-    let at =
-        |year: i64| civil_to_millis(year, mo, d, h, mi, s, 0).map(|t| t - tz_offset_secs * 1000);
+    let at = |year: i64| zone.local_to_utc_ms(civil_to_millis(year, mo, d, h, mi, s, 0)?);
     let t = at(y)?;
     if t - reference_ms > HALF_YEAR_MS {
         at(y - 1).or(Some(t))
@@ -217,7 +220,7 @@ pub fn parse_bsd_date(b: &[u8], reference_ms: i64, tz_offset_secs: i64) -> Optio
 }
 
 /// Apache error log `Mon Nov 23 01:08:47.948531 2026` (local time).
-pub fn parse_ctime_date(b: &[u8], tz_offset_secs: i64) -> Option<i64> {
+pub fn parse_ctime_date(b: &[u8], zone: &LogZone) -> Option<i64> {
     // Www Mmm dd hh:mm:ss[.ffffff] yyyy
     if b.len() < 24 || b[3] != b' ' || b[7] != b' ' || b[10] != b' ' {
         return None;
@@ -239,7 +242,7 @@ pub fn parse_ctime_date(b: &[u8], tz_offset_secs: i64) -> Option<i64> {
     }
     let rest = rest.strip_prefix(b" ")?;
     let y = parse_u64(rest)? as i64;
-    Some(civil_to_millis(y, mo, d, h, mi, s, ms)? - tz_offset_secs * 1000)
+    zone.local_to_utc_ms(civil_to_millis(y, mo, d, h, mi, s, ms)?)
 }
 
 fn hexval(c: u8) -> Option<u8> {
@@ -410,19 +413,19 @@ mod tests {
     #[test]
     fn dates() {
         assert_eq!(
-            parse_clf_date(b"23/Nov/2026:01:08:50.485", 0),
+            parse_clf_date(b"23/Nov/2026:01:08:50.485", &LogZone::UTC),
             Some(1_795_396_130_485)
         );
         assert_eq!(
-            parse_clf_date(b"23/Nov/2026:01:08:50 +0000", 0),
+            parse_clf_date(b"23/Nov/2026:01:08:50 +0000", &LogZone::UTC),
             Some(1_795_396_130_000)
         );
         assert_eq!(
-            parse_clf_date(b"23/Nov/2026:02:08:50 +0100", 0),
+            parse_clf_date(b"23/Nov/2026:02:08:50 +0100", &LogZone::UTC),
             Some(1_795_396_130_000)
         );
         assert_eq!(
-            parse_clf_date(b"23/Nov/2026:02:08:50", 3600),
+            parse_clf_date(b"23/Nov/2026:02:08:50", &LogZone::fixed(3600)),
             Some(1_795_396_130_000)
         );
         assert_eq!(
@@ -430,16 +433,70 @@ mod tests {
             Some(1_795_396_130_486)
         );
         assert_eq!(
-            parse_bsd_date(b"Nov 23 01:08:50", 1_795_396_130_000, 0),
+            parse_bsd_date(b"Nov 23 01:08:50", 1_795_396_130_000, &LogZone::UTC),
             Some(1_795_396_130_000)
         );
         assert_eq!(
-            parse_ctime_date(b"Mon Nov 23 01:08:50.948531 2026", 0),
+            parse_ctime_date(b"Mon Nov 23 01:08:50.948531 2026", &LogZone::UTC),
             Some(1_795_396_130_948)
         );
         assert_eq!(year_of_millis(1_795_396_130_000), 2026);
         assert_eq!(year_of_millis(0), 1970);
-        assert_eq!(parse_clf_date(b"99/Nov/2026:01:08:50", 0), None);
+        assert_eq!(parse_clf_date(b"99/Nov/2026:01:08:50", &LogZone::UTC), None);
+    }
+
+    #[test]
+    fn bsd_year_nearest_the_receive_time_across_new_year() {
+        let la = LogZone::parse("America/Los_Angeles").unwrap();
+        let at = |y, mo, d, h| civil_to_millis(y, mo, d, h, 0, 0, 0).unwrap();
+        // A December line read in early January (UTC and local) is last year's.
+        let received = at(2027, 1, 1, 9); // 01:00 PST on 2027-01-01
+        assert_eq!(
+            parse_bsd_date(b"Dec 31 23:59:59", received, &la),
+            Some(at(2027, 1, 1, 7) + 59 * 60_000 + 59_000)
+        );
+        // Received at 2027-01-01 02:00Z, which is still 2026-12-31 in Los Angeles: same year.
+        assert_eq!(
+            parse_bsd_date(b"Dec 31 17:00:00", at(2027, 1, 1, 2), &la),
+            Some(at(2027, 1, 1, 1))
+        );
+        // A January line read in late December (a clock running ahead) is next year's.
+        assert_eq!(
+            parse_bsd_date(b"Jan  1 00:00:05", at(2026, 12, 31, 23), &LogZone::UTC),
+            Some(at(2027, 1, 1, 0) + 5000)
+        );
+        // Summer time in the zone applies to the guessed date.
+        assert_eq!(
+            parse_bsd_date(b"Jul  4 12:00:00", at(2026, 7, 4, 19), &la),
+            Some(at(2026, 7, 4, 19))
+        );
+    }
+
+    #[test]
+    fn clf_and_ctime_dates_across_dst() {
+        let la = LogZone::parse("America/Los_Angeles").unwrap();
+        let at = |y, mo, d, h, mi| civil_to_millis(y, mo, d, h, mi, 0, 0).unwrap();
+        assert_eq!(
+            parse_clf_date(b"08/Mar/2026:01:59:00", &la),
+            Some(at(2026, 3, 8, 9, 59))
+        );
+        assert_eq!(
+            parse_clf_date(b"08/Mar/2026:03:00:00", &la),
+            Some(at(2026, 3, 8, 10, 0))
+        );
+        // Explicit offsets never consult the zone.
+        assert_eq!(
+            parse_clf_date(b"08/Mar/2026:03:00:00 +0000", &la),
+            Some(at(2026, 3, 8, 3, 0))
+        );
+        assert_eq!(
+            parse_ctime_date(b"Sun Nov 01 00:59:00.000000 2026", &la),
+            Some(at(2026, 11, 1, 7, 59))
+        );
+        assert_eq!(
+            parse_ctime_date(b"Sun Nov 01 02:00:00.000000 2026", &la),
+            Some(at(2026, 11, 1, 10, 0))
+        );
     }
 
     #[test]

@@ -38,8 +38,7 @@ pub fn parse<'a, S: FieldSink>(
     info: &mut LineInfo<'a>,
 ) -> Result<(), ParseError> {
     let close = memchr(b']', line).ok_or(ParseError::at("expected `]` after the date", 1))?;
-    let t = parse_ctime_date(&line[1..close], cx.tz_offset_secs)
-        .ok_or(ParseError::at("bad date", 1))?;
+    let t = parse_ctime_date(&line[1..close], cx.zone).ok_or(ParseError::at("bad date", 1))?;
     info.timestamp_ms = Some(t);
     info.own_time = true;
     let mut pos = close + 1;

@@ -322,8 +322,7 @@ fn emit<'a, S: FieldSink>(
         b'u' => s("user", sink),
         b't' => match arg {
             None => {
-                let t = parse_clf_date(v, cx.tz_offset_secs)
-                    .ok_or(ParseError::at("bad date", at + 1))?;
+                let t = parse_clf_date(v, cx.zone).ok_or(ParseError::at("bad date", at + 1))?;
                 info.timestamp_ms = Some(t);
                 info.own_time = true;
             }

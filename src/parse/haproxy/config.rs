@@ -5,8 +5,8 @@
 //! The result keeps every section with its directives as word lists, so later readers (byte
 //! accounting: cookie insert, http-response headers, compression) query the same structure.
 //! [`ProxyView`] answers the questions the log parser asks: the effective log-format of a proxy
-//! (its own or its defaults section's, `option httplog/tcplog/httpslog/httplog clf`) and the
-//! names of its captured headers. No I/O: the caller reads the file.
+//! (its own or its defaults section's, `option httplog/tcplog/httpslog/httplog clf`); its
+//! capture slots are read by [`super::captures`]. No I/O: the caller reads the file.
 
 use super::logformat;
 
@@ -163,24 +163,6 @@ impl ProxyView<'_> {
     /// or `None` if it sets none (HAProxy then uses the default "Connect from" format).
     pub fn log_format(&self) -> Option<String> {
         own_log_format(self.section).or_else(|| self.defaults.and_then(own_log_format))
-    }
-
-    /// `capture request header X` and `capture response header X` names, in declaration order.
-    pub fn captured_headers(&self) -> (Vec<String>, Vec<String>) {
-        let mut req = Vec::new();
-        let mut res = Vec::new();
-        for d in &self.section.directives {
-            if d.starts_with(&["capture", "request", "header"]) {
-                if let Some(n) = d.words.get(3) {
-                    req.push(n.clone());
-                }
-            } else if d.starts_with(&["capture", "response", "header"]) {
-                if let Some(n) = d.words.get(3) {
-                    res.push(n.clone());
-                }
-            }
-        }
-        (req, res)
     }
 
     /// Directives of the proxy itself, then of its defaults section.
@@ -384,10 +366,8 @@ mod tests {
         .unwrap();
         let a = cfg.proxy("a").unwrap();
         assert_eq!(a.log_format().as_deref(), Some(logformat::HTTPLOG));
-        assert_eq!(
-            a.captured_headers(),
-            (vec!["X-Test-Id".to_owned()], vec!["Server".to_owned()])
-        );
+        let slots = super::super::captures::proxy_captures(&cfg, &a);
+        assert_eq!((slots.request.len(), slots.response.len()), (1, 1));
         assert_eq!(
             cfg.proxy("b").unwrap().log_format().as_deref(),
             Some("%ci %ST")

@@ -8,6 +8,7 @@
 use memchr::memchr;
 
 use super::Captures;
+use super::captures::emit_slot;
 use crate::parse::text::{Escaping, parse_clf_date, parse_i64};
 use crate::parse::{Context, FieldSink, LineInfo, ParseError, Value};
 
@@ -47,6 +48,8 @@ enum Var {
     CaptureReqList,
     CaptureResList,
     UniqueId,
+    /// `%CC` (true) / `%CS`: the captured cookie.
+    Cookie(bool),
     /// `%[fetch,conv]`: field named after the fetch (index into `LogFormat::sample_names`, so
     /// that `Var` stays a plain tagged enum that matches with a jump table).
     Sample(u16),
@@ -85,8 +88,8 @@ impl Var {
             "ST" => Var::Status,
             "B" => Var::Int("bytes_read"),
             "U" => Var::Int("bytes_uploaded"),
-            "CC" => Var::Str("captured_request_cookie"),
-            "CS" => Var::Str("captured_response_cookie"),
+            "CC" => Var::Cookie(true),
+            "CS" => Var::Cookie(false),
             "ts" | "tsc" => Var::TermState,
             "ac" => Var::Int("actconn"),
             "fc" => Var::Int("feconn"),
@@ -128,6 +131,7 @@ impl Var {
                 | Var::CaptureReqList
                 | Var::CaptureResList
                 | Var::UniqueId
+                | Var::Cookie(_)
                 | Var::Sample(_)
         )
     }
@@ -510,8 +514,7 @@ impl LogFormat {
                 }
             }
             Var::Date => {
-                let t = parse_clf_date(value, cx.tz_offset_secs)
-                    .ok_or(ParseError::at("bad date", at))?;
+                let t = parse_clf_date(value, cx.zone).ok_or(ParseError::at("bad date", at))?;
                 if info.timestamp_ms.is_none() || !info.own_time {
                     info.timestamp_ms = Some(t);
                     info.own_time = true;
@@ -550,6 +553,19 @@ impl LogFormat {
                     sink.field(name, esc(value));
                 }
             }
+            Var::Cookie(req) => {
+                if !value.is_empty() && value != b"-" {
+                    sink.field(
+                        if *req {
+                            "captured_request_cookie"
+                        } else {
+                            "captured_response_cookie"
+                        },
+                        esc(value),
+                    );
+                    captures.emit_cookie(frontend, value, *req, cx, sink, info);
+                }
+            }
             Var::UniqueId => {
                 if !value.is_empty() && value != b"-" {
                     sink.field("unique_id", esc(value));
@@ -581,9 +597,9 @@ impl LogFormat {
                     },
                     esc(value),
                 );
-                if let Some(names) = captures.names(frontend, req) {
-                    for (name, v) in names.iter().zip(value.split(|&c| c == b'|')) {
-                        emit_header(name, v, req, cx, sink, info);
+                if let Some(slots) = captures.slots(frontend, req) {
+                    for (slot, v) in slots.iter().zip(value.split(|&c| c == b'|')) {
+                        emit_slot(slot, v, cx, sink, info);
                     }
                 }
             }
@@ -600,15 +616,15 @@ impl LogFormat {
                     },
                     esc(value),
                 );
-                if let Some(names) = captures.names(frontend, req) {
+                if let Some(slots) = captures.slots(frontend, req) {
                     let mut rest = value;
-                    for name in names {
+                    for slot in slots {
                         // `"v1" "v2"`: each value quoted
                         let Some(r) = rest.strip_prefix(b"\"") else {
                             break;
                         };
                         let Some(q) = memchr(b'"', r) else { break };
-                        emit_header(name, &r[..q], req, cx, sink, info);
+                        emit_slot(slot, &r[..q], cx, sink, info);
                         rest = r[q + 1..].strip_prefix(b" ").unwrap_or(&r[q + 1..]);
                     }
                 }
@@ -641,31 +657,8 @@ pub(crate) fn find_short(needle: u8, hay: &[u8]) -> Option<usize> {
     }
 }
 
-fn emit_header<'a, S: FieldSink>(
-    name: &[u8],
-    v: &'a [u8],
-    req: bool,
-    cx: &Context<'_>,
-    sink: &mut S,
-    info: &mut LineInfo<'a>,
-) {
-    if v.is_empty() {
-        return;
-    }
-    sink.dynamic_field(
-        if req {
-            "request_header_"
-        } else {
-            "response_header_"
-        },
-        name,
-        esc(v),
-    );
-    info.offer_txn_id(cx.txn, name, esc(v));
-}
-
 /// HAProxy `#XX` escapes only need decoding when a `#` is present.
-fn esc(v: &[u8]) -> Value<'_> {
+pub(crate) fn esc(v: &[u8]) -> Value<'_> {
     if memchr(b'#', v).is_some() {
         Value::Escaped(v, Escaping::Hash)
     } else {

@@ -3,45 +3,19 @@
 //! stopped").
 //!
 //! [`HaproxyParser`] holds the compiled formats (custom ones first, then the built-in ones) and
-//! the per-frontend capture names read from a haproxy.cfg ([`config`]). Parsing is pure and works
+//! the per-frontend capture slots read from a haproxy.cfg ([`captures`]). Parsing is pure and works
 //! on the message part of the line (the caller strips any syslog header).
 
+pub mod captures;
 pub mod config;
 pub mod logformat;
 
 use memchr::memchr;
 
+pub use self::captures::Captures;
 use self::logformat::LogFormat;
 use super::text::{parse_clf_date, parse_i64};
 use super::{ConfigError, Context, FieldSink, LineInfo, ParseError, Value};
-
-/// Names of the `capture request/response header` slots per frontend.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Captures {
-    frontends: Vec<FrontendCaptures>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct FrontendCaptures {
-    name: Vec<u8>,
-    request: Vec<Vec<u8>>,
-    response: Vec<Vec<u8>>,
-}
-
-impl Captures {
-    fn find(&self, frontend: &[u8]) -> Option<&FrontendCaptures> {
-        self.frontends.iter().find(|f| f.name == frontend)
-    }
-    /// The header names captured by `frontend`, in log order.
-    pub fn names(&self, frontend: &[u8], request: bool) -> Option<&[Vec<u8>]> {
-        let f = self.find(frontend)?;
-        Some(if request { &f.request } else { &f.response })
-    }
-    /// How many headers `frontend` captures, if known.
-    pub fn count(&self, frontend: &[u8], request: bool) -> Option<usize> {
-        self.names(frontend, request).map(<[Vec<u8>]>::len)
-    }
-}
 
 /// The compiled HAProxy formats of a source.
 #[derive(Debug)]
@@ -59,7 +33,7 @@ impl HaproxyParser {
             .iter()
             .map(|f| ("haproxy-custom", f.clone()))
             .collect();
-        let mut captures = Captures::default();
+        let captures = cfg.map(Captures::from_config).unwrap_or_default();
         if let Some(cfg) = cfg {
             for p in cfg.proxies() {
                 if let Some(f) = p.log_format() {
@@ -67,14 +41,6 @@ impl HaproxyParser {
                     if name == "haproxy-custom" && !sources.iter().any(|(_, s)| *s == f) {
                         sources.push((name, f));
                     }
-                }
-                let (request, response) = p.captured_headers();
-                if !request.is_empty() || !response.is_empty() {
-                    captures.frontends.push(FrontendCaptures {
-                        name: p.name.as_bytes().to_vec(),
-                        request: request.into_iter().map(String::into_bytes).collect(),
-                        response: response.into_iter().map(String::into_bytes).collect(),
-                    });
                 }
             }
         }
@@ -221,8 +187,7 @@ fn parse_error_line<'a, S: FieldSink>(
         .strip_prefix(b"[")
         .ok_or(ParseError::at("expected `[`", sp + 1))?;
     let close = memchr(b']', rest).ok_or(ParseError::at("expected `]`", sp + 2))?;
-    let t = parse_clf_date(&rest[..close], cx.tz_offset_secs)
-        .ok_or(ParseError::at("bad date", sp + 2))?;
+    let t = parse_clf_date(&rest[..close], cx.zone).ok_or(ParseError::at("bad date", sp + 2))?;
     let rest = rest[close + 1..]
         .strip_prefix(b" ")
         .ok_or(ParseError::at("expected a space", sp + close + 3))?;
