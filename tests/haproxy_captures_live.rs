@@ -6,6 +6,7 @@
 //! the values HAProxy logged for them (so the slot order is HAProxy's), `_txn_id` must come from
 //! the request-id header whatever slot holds it, and no `exact` byte label may be wrong.
 //! Needs the `haproxy` and `apache2` packages; bounded (<30 s).
+#![cfg(feature = "pipeline")]
 
 mod live_support;
 

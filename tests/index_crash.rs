@@ -83,7 +83,7 @@ fn assert_exactly_once(counts: &HashMap<String, usize>, ids: impl Iterator<Item 
 const BACKFILL_LINES: usize = 20_000;
 
 fn backfill_line(i: usize) -> String {
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         format!(r#"{{"level":"info","msg":"step {i} done","txn_id":"bf-{i:07}"}}"#)
     } else {
         format!(

@@ -2,6 +2,7 @@
 //! `capture cookie`, `http-request capture … len|id`, `tcp-request content capture`, `declare
 //! capture` filled in a frontend and in a backend), over lines Debian's HAProxy 2.6 wrote with it
 //! (tests/haproxy_captures_live.rs produces them live).
+#![cfg(feature = "pipeline")]
 
 use std::path::PathBuf;
 

@@ -1,6 +1,7 @@
 //! Time zones of times that carry no offset: IANA zones with DST in `quill parse --tz`, the
 //! host's local zone as the default (`TZ`), per-source and `[parse]` `timezone` keys (a bad one is
 //! a config error naming file, line and key), and RFC 3164 years across New Year.
+#![cfg(feature = "pipeline")]
 
 use std::path::PathBuf;
 

@@ -175,7 +175,7 @@ pub fn backfill_files(
                 AddOutcome::AlreadyIndexed => summary.already_indexed += 1,
                 AddOutcome::Expired => summary.expired += 1,
             }
-            if line_no % 1024 == 0 {
+            if line_no.is_multiple_of(1024) {
                 if last_commit.elapsed() >= settings.commit_interval {
                     writer.commit()?;
                     last_commit = Instant::now();

@@ -223,7 +223,7 @@ pub async fn ship<S: BatchSource>(
             .min(cfg.backoff_max);
         // Jitter: somewhere in [base/2, base].
         let delay = base / 2 + base.mul_f64(fastrand::f64() / 2.0);
-        if failures == 1 || failures % 10 == 0 {
+        if failures == 1 || failures.is_multiple_of(10) {
             tracing::warn!(agent = %cfg.agent_id, "Forwarding to {addr} failed: {err}; retrying in {delay:?} (attempt {failures}).");
         } else {
             tracing::debug!(agent = %cfg.agent_id, "Forwarding to {addr} failed: {err}; retrying in {delay:?} (attempt {failures}).");
