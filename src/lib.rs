@@ -23,6 +23,9 @@ pub mod component;
 #[cfg(feature = "pipeline")]
 pub mod config;
 #[cfg(feature = "pipeline")]
+#[doc(hidden)]
+pub mod fuzzing;
+#[cfg(feature = "pipeline")]
 pub mod index;
 #[cfg(feature = "pipeline")]
 pub mod journal;

@@ -382,6 +382,30 @@ impl Journal {
     }
 }
 
+/// Decodes arbitrary bytes the way recovery and cursors read the journal's files: a frame
+/// (header and CRC check, checkpoints, records), a segment header, a cursor file and a checkpoint
+/// snapshot. For [`crate::fuzzing`].
+#[doc(hidden)]
+pub fn fuzz_decode(data: &[u8]) {
+    let _ = format::decode_segment_header(data);
+    let _ = format::decode_cursor(data);
+    let _ = format::decode_snapshot(data);
+    if let format::FrameCheck::Valid(header) = format::check_frame(data) {
+        let body = Bytes::copy_from_slice(&data[format::FRAME_HEADER_LEN..header.total_len()]);
+        let _ = format::decode_checkpoints(&body);
+        let _ = format::decode_records(&header, &body, &mut format::OriginCache::default());
+    }
+    // The same bytes as a frame body whose header was good.
+    let body = Bytes::copy_from_slice(data);
+    let header = format::FrameHeader {
+        first_seq: 1,
+        count: data.first().map_or(0, |&b| u32::from(b)),
+        body_len: data.len(),
+    };
+    let _ = format::decode_checkpoints(&body);
+    let _ = format::decode_records(&header, &body, &mut format::OriginCache::default());
+}
+
 /// Internals the benchmark measures (frame walks over segment files).
 #[doc(hidden)]
 pub mod internals {
