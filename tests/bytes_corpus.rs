@@ -52,9 +52,11 @@ struct Stats {
 
 /// The reasons, besides the configuration's own, a completed, uncompressed request proxied to
 /// Apache is not `exact`.
-const CFG_REASONS: [&str; 4] = [
+const CFG_REASONS: [&str; 5] = [
     "set/del-header of a header not captured",
     "nocache: cacheability of this status depends on server headers",
+    // `cookie … nocache` on a 200 whose Cache-Control/Pragma the corpus config does not capture.
+    quill::accounting::NOCACHE_UNKNOWN,
     "compression possible: %B is the uncompressed size",
     // A request line cut by HAProxy's log line length: no HTTP version in the log.
     "HTTP/1 version not logged: the connection header sent is unknown",
