@@ -40,7 +40,11 @@
 //!   bytes that were before that checkpoint's offset. Otherwise it is another file, read from
 //!   its start.
 //! - **deleted while open**: drained to the end, then released; its checkpoint is forgotten.
-//! - rotated `*.gz` / `*.zst` (and `.bz2`, `.xz`, `.lz4`, `.zip`) files are never read.
+//! - rotated `*.gz` / `*.zst` (and `.bz2`, `.xz`, `.lz4`, `.zip`) files are never matched by the
+//!   globs. A file Quill had not read to its end that was rotated **and compressed** while Quill
+//!   was down (logrotate `compress` without `delaycompress`) is found as `.gz`/`.zst` next to
+//!   where it was and read on from its checkpoint inside the decompressed data ([`compressed`]);
+//!   while Quill runs, the renamed file stays open and is drained before compression matters.
 //! - **after a restart**, a file renamed while Quill was down is found again by inode and
 //!   fingerprint when it still matches the globs. When it no longer does (e.g. `include =
 //!   ["app.log"]` and it is now `app.log.1`), Quill looks for it in the directory it had
@@ -54,6 +58,7 @@
 //! This module touches the files it tails, the journal's append side and its own checkpoints.
 
 pub mod checkpoint;
+pub mod compressed;
 pub mod discover;
 pub mod identity;
 pub mod metrics;
@@ -353,6 +358,17 @@ impl Tailer {
     /// Opens a file found by name (or by the orphan search) and decides where to read from.
     fn start_file(&mut self, path: &Path, key: FileKey, orphan: bool) -> std::io::Result<()> {
         let file = File::open(path)?;
+        self.start_opened(file, path, key, orphan)
+    }
+
+    /// [`Self::start_file`] for a file already open (`path` is the name it is known by).
+    fn start_opened(
+        &mut self,
+        file: File,
+        path: &Path,
+        key: FileKey,
+        orphan: bool,
+    ) -> std::io::Result<()> {
         let meta = file.metadata()?;
         let key_now = FileKey::of(&meta);
         if key_now != key || self.files.contains_key(&key_now) {
@@ -555,11 +571,13 @@ impl Tailer {
             };
             let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
             paths.sort();
+            let mut packed = Vec::new();
             for path in paths {
                 if self.known.is_empty() {
                     break;
                 }
                 if discover::is_compressed(&path) {
+                    packed.push(path);
                     continue;
                 }
                 let Ok(meta) = std::fs::metadata(&path) else {
@@ -571,6 +589,25 @@ impl Tailer {
                 }
                 if let Err(e) = self.start_file(&path, key, true) {
                     tracing::warn!(source = %self.ctx.name, path = %path.display(), "Cannot open rotated file: {e}.");
+                }
+            }
+            // Rotated and compressed while Quill was down: read on inside it.
+            for path in packed {
+                if self.known.is_empty() {
+                    break;
+                }
+                let staged = match compressed::stage(&path, &self.known, self.fingerprint_bytes) {
+                    Ok(Some(s)) => s,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(source = %self.ctx.name, path = %path.display(), "Cannot decompress rotated file: {e}.");
+                        continue;
+                    }
+                };
+                let key = FileKey::of(&staged.file.metadata()?);
+                tracing::info!(source = %self.ctx.name, path = %path.display(), offset = staged.known.offset, was = %staged.known.path.display(), "Reading on inside a file compressed after rotation.");
+                if let Err(e) = self.start_opened(staged.file, &path, key, true) {
+                    tracing::warn!(source = %self.ctx.name, path = %path.display(), "Cannot read decompressed file: {e}.");
                 }
             }
         }
