@@ -549,14 +549,23 @@ impl HeaderModel {
                     if ck.nocache && matches!(e.http_method.as_str(), "GET" | "HEAD") {
                         match e.status {
                             Some(200) => {
-                                match captured(e, Some(fe), "cache-control") {
-                                    Some(Some(v)) if !v.is_empty() => {
-                                        inj.inexact("nocache with a server Cache-Control")
+                                // HAProxy adds it only while the response is cacheable: the
+                                // server's `Cache-Control` (private, no-cache, no-store,
+                                // max-age=0, s-maxage=0) or `Pragma: no-cache` makes it not.
+                                // Exact only when both are captured (the server's headers, as
+                                // `capture response header` sees them, before any rule).
+                                match nocache_adds_private(e, fe) {
+                                    Some(true) => {
+                                        inj.bytes +=
+                                            header_line_len("Cache-control", "private".len());
                                     }
-                                    Some(Some(_)) => {}
-                                    _ => {}
+                                    Some(false) => {}
+                                    None => {
+                                        inj.bytes +=
+                                            header_line_len("Cache-control", "private".len());
+                                        inj.inexact(NOCACHE_UNKNOWN);
+                                    }
                                 }
-                                inj.bytes += header_line_len("Cache-control", "private".len());
                             }
                             Some(st) if cacheable_status(st) => {
                                 inj.inexact("nocache: cacheability of this status depends on server headers");
@@ -641,6 +650,12 @@ impl HeaderModel {
         // keep-alive mode it does not forward the wish to the server (Apache `%{Connection}i`
         // is empty; under `http-server-close` it is `close` for every request). So only
         // `option httpclose` makes the response's connection header known from the logs.
+        if matches!(e.http_version.as_str(), "HTTP/2.0" | "HTTP/3.0") {
+            // No connection header, but HPACK/QPACK-compressed headers in frames: the client's
+            // byte count follows neither HTTP/1 framing nor HAProxy's HTX size.
+            inj.inexact("HTTP/2 or HTTP/3 client: header compression and framing are not modelled");
+            return inj;
+        }
         let httpclose = fe.httpclose || be.httpclose;
         if httpclose || e.http_version == "HTTP/1.0" {
             inj.bytes += header_line_len("connection", CLOSE_VALUE.len());
@@ -690,6 +705,25 @@ impl Injected {
 
 fn is_unique_id_expr(v: &str) -> bool {
     v == "%[unique-id]" || v == "%ID"
+}
+
+/// Why a `cookie … nocache` entry is an estimate when the server's cache headers are unknown.
+pub const NOCACHE_UNKNOWN: &str = "nocache: `Cache-control: private` is added only if the server's Cache-Control and Pragma leave the response cacheable; capture both (capture response header Cache-Control / Pragma) to make it exact";
+
+/// Whether `cookie … nocache` added `Cache-control: private` to a 200 (HAProxy's
+/// `http_check_response_for_cacheability`); `None` when the server's `Cache-Control` or
+/// `Pragma` is not captured (or cut at the capture length).
+fn nocache_adds_private(e: &HaproxyEntry, fe: &ProxyModel) -> Option<bool> {
+    let cc = captured(e, Some(fe), "cache-control")??.to_ascii_lowercase();
+    let pragma = captured(e, Some(fe), "pragma")??.to_ascii_lowercase();
+    let uncacheable = cc.split(',').map(str::trim).any(|d| {
+        matches!(
+            d,
+            "private" | "no-cache" | "no-store" | "max-age=0" | "s-maxage=0"
+        ) || d.starts_with("no-cache=")
+            || d.starts_with("private=")
+    }) || pragma.contains("no-cache");
+    Some(!uncacheable)
 }
 
 /// `Some(Some(value))`: captured by the frontend (`""` when the server did not send it);
@@ -998,7 +1032,7 @@ mod tests {
         }
     }
 
-    const CFG: &str = "defaults\n mode http\nfrontend f\n capture response header Server len 64\n http-response add-header X-A \"b c\"\n http-response set-header Server mine\n default_backend b\nbackend b\n cookie K insert indirect nocache httponly domain .x.test maxlife 1h\n server s1 127.0.0.1:1 cookie v1\n";
+    const CFG: &str = "defaults\n mode http\nfrontend f\n capture response header Server len 64\n capture response header Cache-Control len 64\n capture response header Pragma len 32\n http-response add-header X-A \"b c\"\n http-response set-header Server mine\n default_backend b\nbackend b\n cookie K insert indirect nocache httponly domain .x.test maxlife 1h\n server s1 127.0.0.1:1 cookie v1\n";
 
     #[test]
     fn cookie_and_rules_from_the_cfg() {
@@ -1009,6 +1043,7 @@ mod tests {
         let mut l = LearnedCounts::new(16);
         let mut e = entry("f", "b", 1000, "--NI");
         e.captured_response = vec![("server".into(), "Apache".into())];
+        let plain = e.clone();
         // O = B + 4·7 − 15 (7 header lines, no Connection header)
         let c = m.correct(&e, Some(&joined(1013)), &mut l);
         let cookie = "K=v1|xxxxx|xxxxx; path=/; domain=.x.test; HttpOnly".len();
@@ -1033,6 +1068,35 @@ mod tests {
         let c = m.correct(&entry("f", "b", 1000, "--VN"), None, &mut l);
         assert_eq!(c.basis, Basis::Estimate);
         assert_eq!(c.bytes_sent, Some(want));
+
+        // The server said `Cache-Control: no-cache`: no `Cache-control: private`.
+        let mut e = plain.clone();
+        e.captured_response
+            .push(("cache-control".into(), "public, no-cache".into()));
+        let c = m.correct(&e, Some(&joined(1013)), &mut l);
+        let with_private = 1013
+            + header_line_len("Set-Cookie", cookie)
+            + header_line_len("X-A", 3)
+            + header_line_len("Server", 4)
+            - header_line_len("Server", 6);
+        assert_eq!((c.bytes_sent, c.basis), (Some(with_private), Basis::Exact));
+        // `Pragma: no-cache` too.
+        let mut e = plain.clone();
+        e.captured_response
+            .push(("pragma".into(), "no-cache".into()));
+        let c = m.correct(&e, Some(&joined(1013)), &mut l);
+        assert_eq!((c.bytes_sent, c.basis), (Some(with_private), Basis::Exact));
+        // Without the captures, the server's cache headers are unknown: an estimate.
+        let mut m2 = model(&CFG.replace(" capture response header Pragma len 32\n", ""));
+        m2.assume_clients_keep_alive = true;
+        let c = m2.correct(&plain, Some(&joined(1013)), &mut l);
+        assert_eq!((c.basis, c.reason), (Basis::Estimate, NOCACHE_UNKNOWN));
+        // An HTTP/2 client: framing not modelled.
+        let mut e = plain;
+        e.http_version = "HTTP/2.0".into();
+        let c = m.correct(&e, Some(&joined(1013)), &mut l);
+        assert_eq!(c.basis, Basis::Estimate, "{c:?}");
+        assert!(c.reason.contains("HTTP/2"), "{c:?}");
     }
 
     #[test]

@@ -48,7 +48,9 @@ pub struct ParseArgs {
     pub host: Option<String>,
     /// With --haproxy-config: how long (log time, seconds) an entry waits for its partner line
     /// (the backend's access-log line with the same transaction id) before it goes out with the
-    /// best estimate of `_bytes_sent`.
+    /// best estimate of `_bytes_sent`. Log times are compared after each input's clock offset
+    /// is learned from its first pair; until then entries wait bounded by --join-capacity only,
+    /// so logs whose clocks or zones disagree still pair by transaction id.
     #[arg(long, default_value_t = 10)]
     pub join_window: u32,
     /// With --haproxy-config: the most entries waiting for a partner at once.

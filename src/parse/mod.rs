@@ -563,11 +563,20 @@ impl Parser {
         }
     }
 
+    /// The GELF level: the severity the line or its syslog header states, made more severe
+    /// (never less) by a 5xx status; informational when neither says anything. A syslog
+    /// header's explicit `<PRI>` is never replaced by the status default (an access line sent
+    /// at `local0.err` stays 3 even with status 200).
     pub(crate) fn level_for(&self, info: &LineInfo<'_>) -> u8 {
-        match info.status {
-            Some(s) if (500..600).contains(&s) => self.level_5xx,
-            Some(_) => crate::gelf::LEVEL_INFO,
-            None => info.severity.unwrap_or(crate::gelf::LEVEL_INFO),
+        let by_status = match info.status {
+            Some(s) if (500..600).contains(&s) => Some(self.level_5xx),
+            _ => None,
+        };
+        match (info.severity, by_status) {
+            (Some(sev), Some(st)) => sev.min(st),
+            (Some(sev), None) => sev,
+            (None, Some(st)) => st,
+            (None, None) => crate::gelf::LEVEL_INFO,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Checkpoints of the file source: what was read of which file, committed with the journal.
 //!
-//! Key: `file/<source>/<fingerprint length>-<crc32c hex>/<dev>:<ino>`; value: `<offset> <path>`
-//! (the offset just past the last journaled line, then the path the file had then). Keying by
+//! Key: `file/<source>/<fingerprint length>-<crc32c hex>/<dev>:<ino>`; value:
+//! `<offset> m=<len>-<crc32c hex> <path>` (the offset just past the last journaled line, the
+//! offset marker: CRC of the bytes before that offset, then the path the file had then; values
+//! without the marker, written by older versions, still parse). Keying by
 //! content lets a restarted agent find a file again after it was renamed (same inode) or moved
 //! (new inode, same content); the device+inode part keeps two live files that happen to share
 //! their first bytes apart. An empty value is a tombstone: the identity is forgotten (the file
@@ -25,6 +27,8 @@ pub struct Known {
     pub fingerprint: Fingerprint,
     pub key: FileKey,
     pub offset: u64,
+    /// CRC of the bytes just before `offset` ([`super::identity::marker`]), if known.
+    pub marker: Option<Fingerprint>,
     pub path: PathBuf,
 }
 
@@ -33,11 +37,14 @@ pub fn key(prefix: &str, fp: Fingerprint, key: FileKey) -> String {
     format!("{prefix}{}-{:08x}/{}:{}", fp.len, fp.crc, key.dev, key.ino)
 }
 
-/// The checkpoint value: `<offset> <path>`.
-pub fn value(offset: u64, path: &Path) -> Bytes {
-    let mut v = Vec::with_capacity(24 + path.as_os_str().len());
+/// The checkpoint value: `<offset> [m=<len>-<crc> ]<path>`.
+pub fn value(offset: u64, marker: Option<Fingerprint>, path: &Path) -> Bytes {
+    let mut v = Vec::with_capacity(40 + path.as_os_str().len());
     v.extend_from_slice(itoa::Buffer::new().format(offset).as_bytes());
     v.push(b' ');
+    if let Some(m) = marker {
+        v.extend_from_slice(format!("m={}-{:08x} ", m.len, m.crc).as_bytes());
+    }
     v.extend_from_slice(path.as_os_str().as_bytes());
     Bytes::from(v)
 }
@@ -68,11 +75,23 @@ pub fn parse(prefix: &str, cp: &Checkpoint) -> Option<Known> {
     let v: &[u8] = &cp.value;
     let sp = memchr::memchr(b' ', v)?;
     let offset = std::str::from_utf8(&v[..sp]).ok()?.parse().ok()?;
-    let path = PathBuf::from(OsStr::from_bytes(&v[sp + 1..]));
+    let mut rest = &v[sp + 1..];
+    let mut marker = None;
+    if let Some(m) = rest.strip_prefix(b"m=") {
+        let end = memchr::memchr(b' ', m)?;
+        let (len, crc) = std::str::from_utf8(&m[..end]).ok()?.split_once('-')?;
+        marker = Some(Fingerprint {
+            len: len.parse().ok()?,
+            crc: u32::from_str_radix(crc, 16).ok()?,
+        });
+        rest = &m[end + 1..];
+    }
+    let path = PathBuf::from(OsStr::from_bytes(rest));
     Some(Known {
         fingerprint,
         key,
         offset,
+        marker,
         path,
     })
 }
@@ -158,7 +177,11 @@ mod tests {
         let file = FileKey { dev: 2049, ino: 77 };
         let cp = Checkpoint {
             key: key("file/web/", fp, file),
-            value: value(1234, Path::new("/var/log/a b.log")),
+            value: value(
+                1234,
+                Some(Fingerprint { len: 64, crc: 7 }),
+                Path::new("/var/log/a b.log"),
+            ),
         };
         assert_eq!(cp.key, "file/web/256-deadbeef/2049:77");
         let k = parse("file/web/", &cp).unwrap();
@@ -166,6 +189,15 @@ mod tests {
         assert_eq!(k.key, file);
         assert_eq!(k.offset, 1234);
         assert_eq!(k.path, Path::new("/var/log/a b.log"));
+        assert_eq!(k.marker, Some(Fingerprint { len: 64, crc: 7 }));
+        // A value of an older version (no marker) still parses.
+        let old = Checkpoint {
+            key: key("file/web/", fp, file),
+            value: value(99, None, Path::new("/var/log/x.log")),
+        };
+        let k = parse("file/web/", &old).unwrap();
+        assert_eq!((k.offset, k.marker), (99, None));
+        assert_eq!(k.path, Path::new("/var/log/x.log"));
         assert!(parse("file/web/", &tombstone("file/web/", fp, file)).is_none());
         let bad = Checkpoint {
             key: "file/web/x-y/1:2".into(),
@@ -182,6 +214,7 @@ mod tests {
             fingerprint: short,
             key: FileKey { dev: 1, ino: 2 },
             offset: 4,
+            marker: None,
             path: "/x".into(),
         });
         let head = b"abc\ndef\n";

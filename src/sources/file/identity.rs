@@ -1,4 +1,5 @@
-//! File identity: a CRC-32C fingerprint of a file's first bytes, with device+inode as a hint.
+//! File identity: a CRC-32C fingerprint of a file's first bytes, with device+inode as a hint,
+//! and an offset marker (the CRC of the bytes just before a read offset).
 //!
 //! A file is the same file when its content starts the same way, whatever its name or inode.
 //! While a file is open its inode cannot be reused, so an open file is followed by device+inode;
@@ -82,6 +83,45 @@ pub fn head_matches(head: &[u8], fp: Fingerprint) -> bool {
     head.len() >= len && crc32c::crc32c(&head[..len]) == fp.crc
 }
 
+/// How many bytes before a read offset its marker covers.
+pub const MARKER_BYTES: u64 = 64;
+
+/// The offset marker of `file` at `offset`: the CRC-32C of the (up to [`MARKER_BYTES`]) bytes
+/// just before it (`None` at offset 0, or if the file is shorter than `offset`). Two files that
+/// start the same way are the same content at `offset` only if their markers agree too.
+pub fn marker(file: &File, offset: u64, buf: &mut Vec<u8>) -> std::io::Result<Option<Fingerprint>> {
+    let len = offset.min(MARKER_BYTES);
+    if len == 0 {
+        return Ok(None);
+    }
+    buf.clear();
+    buf.resize(len as usize, 0);
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], offset - len + got as u64) {
+            Ok(0) => return Ok(None),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(Fingerprint::of(buf)))
+}
+
+/// Whether `file` has the bytes `expected` (a [`marker`] taken at `offset`) before `offset`;
+/// true when there is no marker to check (checkpoints written before markers existed).
+pub fn marker_matches(
+    file: &File,
+    offset: u64,
+    expected: Option<Fingerprint>,
+    buf: &mut Vec<u8>,
+) -> bool {
+    match expected {
+        None => true,
+        Some(m) => matches!(marker(file, offset, buf), Ok(Some(got)) if got == m),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +148,29 @@ mod tests {
         );
         assert!(!head_matches(b"hellO\n", short));
         assert!(!head_matches(b"hel", short), "too short to match");
+    }
+
+    #[test]
+    fn markers_tell_files_with_equal_heads_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let head = "same header line\n".repeat(40);
+        std::fs::write(&a, format!("{head}a's own line\n")).unwrap();
+        std::fs::write(&b, format!("{head}b's own line\n")).unwrap();
+        let (fa, fb) = (File::open(&a).unwrap(), File::open(&b).unwrap());
+        let mut buf = Vec::new();
+        let end = head.len() as u64 + 13;
+        let ma = marker(&fa, end, &mut buf).unwrap();
+        assert!(ma.is_some());
+        assert!(marker_matches(&fa, end, ma, &mut buf));
+        assert!(!marker_matches(&fb, end, ma, &mut buf));
+        // Inside the common part they agree.
+        let mh = marker(&fa, 100, &mut buf).unwrap();
+        assert!(marker_matches(&fb, 100, mh, &mut buf));
+        assert_eq!(marker(&fa, 0, &mut buf).unwrap(), None);
+        assert!(
+            !marker_matches(&fa, end + 1000, ma, &mut buf),
+            "shorter than the offset"
+        );
     }
 }

@@ -33,11 +33,18 @@
 //!   be lost. While the original is not yet truncated the copy is skipped as a duplicate. A
 //!   partial last line held when the truncation is seen is journaled (flagged `NO_NEWLINE`), so if
 //!   the copy is read afterwards the rest of that one line arrives as its own record.
-//! - **same first bytes**: two files whose first `fingerprint_bytes` are identical are the same
-//!   content to Quill; while one is tracked the other is skipped. Raise `fingerprint_bytes` when
-//!   distinct files start with a long common header.
+//! - **same first bytes**: two files whose first `fingerprint_bytes` are identical are told apart
+//!   by an offset marker (the CRC of the 64 bytes before a read offset, kept with the
+//!   checkpoint): a file is a copy of a tracked one only if it also has the same bytes before the
+//!   end of the shorter of the two, and it takes over a checkpointed identity only if it has the
+//!   bytes that were before that checkpoint's offset. Otherwise it is another file, read from
+//!   its start.
 //! - **deleted while open**: drained to the end, then released; its checkpoint is forgotten.
-//! - rotated `*.gz` / `*.zst` (and `.bz2`, `.xz`, `.lz4`, `.zip`) files are never read.
+//! - rotated `*.gz` / `*.zst` (and `.bz2`, `.xz`, `.lz4`, `.zip`) files are never matched by the
+//!   globs. A file Quill had not read to its end that was rotated **and compressed** while Quill
+//!   was down (logrotate `compress` without `delaycompress`) is found as `.gz`/`.zst` next to
+//!   where it was and read on from its checkpoint inside the decompressed data ([`compressed`]);
+//!   while Quill runs, the renamed file stays open and is drained before compression matters.
 //! - **after a restart**, a file renamed while Quill was down is found again by inode and
 //!   fingerprint when it still matches the globs. When it no longer does (e.g. `include =
 //!   ["app.log"]` and it is now `app.log.1`), Quill looks for it in the directory it had
@@ -51,6 +58,7 @@
 //! This module touches the files it tails, the journal's append side and its own checkpoints.
 
 pub mod checkpoint;
+pub mod compressed;
 pub mod discover;
 pub mod identity;
 pub mod metrics;
@@ -138,6 +146,8 @@ struct Tracked {
     joiner: Option<Joiner>,
     /// Offset just past the last journaled record.
     committed: u64,
+    /// The offset marker at `committed` (stored with the checkpoint).
+    marker: Option<Fingerprint>,
     size: u64,
     last_growth: Instant,
     /// Matched the globs on the last rescan.
@@ -177,10 +187,13 @@ struct Tailer {
     undurable: std::collections::VecDeque<(u64, u64)>,
     undurable_bytes: u64,
     head: Vec<u8>,
+    /// Scratch for offset markers.
+    marker_buf: Vec<u8>,
     metrics: std::sync::Arc<FileSourceMetrics>,
 }
 
 /// How a newly found file will be read.
+#[derive(Debug)]
 enum Decision {
     /// Already handled (tracked, or a duplicate of a tracked file).
     Skip,
@@ -224,6 +237,7 @@ impl Tailer {
             undurable: std::collections::VecDeque::new(),
             undurable_bytes: 0,
             head: Vec::new(),
+            marker_buf: Vec::new(),
             metrics: Default::default(),
             ctx,
         })
@@ -356,6 +370,17 @@ impl Tailer {
     /// Opens a file found by name (or by the orphan search) and decides where to read from.
     fn start_file(&mut self, path: &Path, key: FileKey, orphan: bool) -> std::io::Result<()> {
         let file = File::open(path)?;
+        self.start_opened(file, path, key, orphan)
+    }
+
+    /// [`Self::start_file`] for a file already open (`path` is the name it is known by).
+    fn start_opened(
+        &mut self,
+        file: File,
+        path: &Path,
+        key: FileKey,
+        orphan: bool,
+    ) -> std::io::Result<()> {
         let meta = file.metadata()?;
         let key_now = FileKey::of(&meta);
         if key_now != key || self.files.contains_key(&key_now) {
@@ -365,9 +390,9 @@ impl Tailer {
         identity::read_head(&file, self.fingerprint_bytes, &mut self.head)?;
         let fp = Fingerprint::of(&self.head);
         let decision = if orphan {
-            self.orphan_decision(key, fp, size)
+            self.orphan_decision(key, fp, size, &file)
         } else {
-            self.decide(key, fp, size)
+            self.decide(key, fp, size, &file)
         };
         let (offset, adopted) = match decision {
             Decision::Skip => {
@@ -377,6 +402,7 @@ impl Tailer {
             Decision::Read { offset, adopted } => (offset, adopted),
         };
         self.skipped.remove(&key);
+        let marker = identity::marker(&file, offset, &mut self.marker_buf)?;
         let mut tracked = Tracked {
             key,
             path: path.to_path_buf(),
@@ -385,6 +411,7 @@ impl Tailer {
             reader: LineReader::new(offset, self.max_line, READ_CHUNK),
             joiner: self.pattern.clone().map(|p| Joiner::new(p, self.max_line)),
             committed: offset,
+            marker,
             size,
             last_growth: Instant::now(),
             seen: !orphan,
@@ -411,7 +438,7 @@ impl Tailer {
                 let cps = vec![
                     Checkpoint {
                         key: new_key,
-                        value: checkpoint::value(offset, path),
+                        value: checkpoint::value(offset, marker, path),
                     },
                     checkpoint::tombstone(&self.prefix, old.fingerprint, old.key),
                 ];
@@ -430,9 +457,19 @@ impl Tailer {
     }
 
     /// Where to start a file found by the globs.
-    fn decide(&mut self, key: FileKey, fp: Fingerprint, size: u64) -> Decision {
+    fn decide(&mut self, key: FileKey, fp: Fingerprint, size: u64, file: &File) -> Decision {
         let full = fp.is_full(self.fingerprint_bytes);
-        let candidates = self.known.candidates(&self.head, fp);
+        let mut buf = std::mem::take(&mut self.marker_buf);
+        // A known identity is this file only if the bytes before its offset are this file's
+        // too (two files that start the same way are two files).
+        let candidates: Vec<&Known> = self
+            .known
+            .candidates(&self.head, fp)
+            .into_iter()
+            .filter(|k| {
+                k.offset > size || identity::marker_matches(file, k.offset, k.marker, &mut buf)
+            })
+            .collect();
         // 1. The same inode with the content we knew: a file we read before (maybe renamed).
         let same_inode = candidates
             .iter()
@@ -455,6 +492,7 @@ impl Tailer {
         };
         let chosen = same_inode.or_else(moved);
         if let Some(k) = chosen {
+            self.marker_buf = buf;
             self.known.remove(k.fingerprint, k.key);
             // Same inode but shorter than what was read: it was truncated while Quill was away.
             // Another inode (a copy) shorter than what was read: everything in it was read.
@@ -468,10 +506,21 @@ impl Tailer {
                 adopted: Some(k),
             };
         }
-        // 3. Content a tracked file has right now: a copy (copytruncate before the truncate).
-        if full && self.files.values().any(|t| t.fingerprint == fp) {
+        // 3. Content a tracked file has right now (the same bytes before the end of the shorter
+        //    one): a copy (copytruncate before the truncate). Equal first bytes alone do not
+        //    make a copy.
+        if full && self.files.values().any(|t| {
+            let at = size.min(t.size);
+            t.fingerprint == fp
+                && matches!(
+                    (identity::marker(&t.file, at, &mut buf), identity::marker(file, at, &mut buf)),
+                    (Ok(a), Ok(b)) if a == b
+                )
+        }) {
+            self.marker_buf = buf;
             return Decision::Skip;
         }
+        self.marker_buf = buf;
         // 4. A file never seen.
         let offset = if self.first_scan && self.config.read_from == ReadFrom::End {
             size
@@ -485,13 +534,21 @@ impl Tailer {
     }
 
     /// Whether a file found next to where a checkpointed file was is that file.
-    fn orphan_decision(&mut self, key: FileKey, fp: Fingerprint, size: u64) -> Decision {
+    fn orphan_decision(
+        &mut self,
+        key: FileKey,
+        fp: Fingerprint,
+        size: u64,
+        file: &File,
+    ) -> Decision {
         let full = fp.is_full(self.fingerprint_bytes);
+        let buf = &mut self.marker_buf;
         let chosen = self
             .known
             .candidates(&self.head, fp)
             .into_iter()
             .filter(|k| k.offset <= size)
+            .filter(|k| identity::marker_matches(file, k.offset, k.marker, buf))
             .filter(|k| k.key == key || (full && k.fingerprint == fp))
             .max_by_key(|k| (k.key == key, k.fingerprint.len))
             .cloned();
@@ -526,11 +583,13 @@ impl Tailer {
             };
             let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
             paths.sort();
+            let mut packed = Vec::new();
             for path in paths {
                 if self.known.is_empty() {
                     break;
                 }
                 if discover::is_compressed(&path) {
+                    packed.push(path);
                     continue;
                 }
                 let Ok(meta) = std::fs::metadata(&path) else {
@@ -542,6 +601,25 @@ impl Tailer {
                 }
                 if let Err(e) = self.start_file(&path, key, true) {
                     tracing::warn!(source = %self.ctx.name, path = %path.display(), "Cannot open rotated file: {e}.");
+                }
+            }
+            // Rotated and compressed while Quill was down: read on inside it.
+            for path in packed {
+                if self.known.is_empty() {
+                    break;
+                }
+                let staged = match compressed::stage(&path, &self.known, self.fingerprint_bytes) {
+                    Ok(Some(s)) => s,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(source = %self.ctx.name, path = %path.display(), "Cannot decompress rotated file: {e}.");
+                        continue;
+                    }
+                };
+                let key = FileKey::of(&staged.file.metadata()?);
+                tracing::info!(source = %self.ctx.name, path = %path.display(), offset = staged.known.offset, was = %staged.known.path.display(), "Reading on inside a file compressed after rotation.");
+                if let Err(e) = self.start_opened(staged.file, &path, key, true) {
+                    tracing::warn!(source = %self.ctx.name, path = %path.display(), "Cannot read decompressed file: {e}.");
                 }
             }
         }
@@ -580,6 +658,7 @@ impl Tailer {
                             fingerprint: f.fingerprint,
                             key: f.key,
                             offset: f.committed,
+                            marker: f.marker,
                             path: f.path,
                         });
                     }
@@ -697,7 +776,7 @@ impl Tailer {
         identity::read_head(&f.file, self.fingerprint_bytes, &mut self.head)?;
         let fp = Fingerprint::of(&self.head);
         f.fingerprint = fp;
-        match self.decide(f.key, fp, f.size) {
+        match self.decide(f.key, fp, f.size, &f.file) {
             Decision::Skip => {
                 tracing::info!(source = %self.ctx.name, path = %f.path.display(), "File duplicates the content of a tracked file; skipping it.");
                 f.untrack = true;
@@ -717,12 +796,13 @@ impl Tailer {
             } => {
                 f.reader.reset(offset);
                 f.committed = offset;
+                f.marker = identity::marker(&f.file, offset, &mut self.marker_buf)?;
                 f.metrics.offset = offset;
                 f.metrics.rotations += 1;
                 let cps = vec![
                     Checkpoint {
                         key: checkpoint::key(&self.prefix, fp, f.key),
-                        value: checkpoint::value(offset, &f.path),
+                        value: checkpoint::value(offset, f.marker, &f.path),
                     },
                     checkpoint::tombstone(&self.prefix, old.fingerprint, old.key),
                 ];
@@ -748,6 +828,7 @@ impl Tailer {
             fingerprint: f.fingerprint,
             key: f.key,
             offset: f.committed,
+            marker: f.marker,
             path: f.path.clone(),
         });
         self.skipped.clear();
@@ -824,13 +905,14 @@ impl Tailer {
         }) = records.last()
         {
             f.committed = *end_offset;
+            f.marker = identity::marker(&f.file, f.committed, &mut self.marker_buf)?;
         }
         f.metrics.lines += records.len() as u64;
         f.metrics.offset = f.committed;
         let mut cps = Vec::with_capacity(1 + f.stale_keys.len());
         cps.push(Checkpoint {
             key: checkpoint::key(&self.prefix, f.fingerprint, f.key),
-            value: checkpoint::value(f.committed, &f.path),
+            value: checkpoint::value(f.committed, f.marker, &f.path),
         });
         for k in f.stale_keys.drain(..) {
             cps.push(Checkpoint {
@@ -883,6 +965,7 @@ impl Tailer {
                     fingerprint: f.fingerprint,
                     key: f.key,
                     offset: f.committed,
+                    marker: f.marker,
                     path: f.path.clone(),
                 });
             }
@@ -956,7 +1039,7 @@ mod tests {
                 records: vec![],
                 checkpoints: vec![Checkpoint {
                     key: k.clone(),
-                    value: checkpoint::value(offset, path),
+                    value: checkpoint::value(offset, None, path),
                 }],
             })
             .unwrap();
@@ -1048,6 +1131,64 @@ mod tests {
             1,
             "the copy is a duplicate while the original has it"
         );
+    }
+
+    #[test]
+    fn two_files_with_equal_first_bytes_are_two_files() {
+        let dir = tempfile::tempdir().unwrap();
+        // The same 1 KiB header (longer than the fingerprint), then different lines.
+        let header = "# same header of every export file, padded to be long\n".repeat(20);
+        std::fs::write(
+            dir.path().join("a.log"),
+            format!("{header}{}", lines("a", 5)),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("b.log"),
+            format!("{header}{}", lines("b", 5)),
+        )
+        .unwrap();
+        let journal = Journal::memory(JournalConfig::default());
+        let mut t = tailer(dir.path(), &journal);
+        t.rescan().unwrap();
+        assert_eq!(t.files.len(), 2, "equal first bytes, different files");
+        // A checkpointed identity is not given to another file that only starts the same way:
+        // `b.log` on a new inode with a's fingerprint but other bytes before a's offset.
+        let a = dir.path().join("a.log");
+        let fa = File::open(&a).unwrap();
+        let mut buf = Vec::new();
+        let fp = identity::fingerprint(&fa, t.fingerprint_bytes, &mut buf).unwrap();
+        let size = fa.metadata().unwrap().len();
+        let marker = identity::marker(&fa, size, &mut buf).unwrap();
+        let c = dir.path().join("c.log");
+        std::fs::write(&c, format!("{header}{}", lines("c", 5))).unwrap();
+        let fc = File::open(&c).unwrap();
+        t.known.insert(Known {
+            fingerprint: fp,
+            key: FileKey { dev: 0, ino: 1 },
+            offset: size,
+            marker,
+            path: a.clone(),
+        });
+        identity::read_head(&fc, t.fingerprint_bytes, &mut t.head).unwrap();
+        let key = key_of(&c);
+        match t.decide(key, fp, fc.metadata().unwrap().len(), &fc) {
+            Decision::Read {
+                offset: 0,
+                adopted: None,
+            } => {}
+            other => panic!("c.log must be read from its start: {other:?}"),
+        }
+        // With a's bytes it is a's content (moved): resumed at the offset.
+        std::fs::copy(&a, &c).unwrap();
+        let fc = File::open(&c).unwrap();
+        match t.decide(key, fp, size, &fc) {
+            Decision::Read {
+                offset,
+                adopted: Some(_),
+            } => assert_eq!(offset, size),
+            other => panic!("a moved copy resumes: {other:?}"),
+        }
     }
 
     #[test]
