@@ -13,6 +13,9 @@ use super::{ByteSize, Config, ForwardSourceConfig, HumanDuration, SinkConfig};
 pub(super) fn default_max_unauthenticated() -> usize {
     128
 }
+pub(super) fn default_max_unauthenticated_per_ip() -> usize {
+    16
+}
 pub(super) fn default_max_connections_per_ip() -> usize {
     128
 }
@@ -39,6 +42,9 @@ pub(super) fn check_forward(f: &ForwardSourceConfig) -> Option<(&'static str, St
     }
     if f.max_unauthenticated == 0 {
         return Some(("max_unauthenticated", "must be at least 1".into()));
+    }
+    if f.max_unauthenticated_per_ip == 0 {
+        return Some(("max_unauthenticated_per_ip", "must be at least 1".into()));
     }
     if f.max_connections_per_ip == 0 {
         return Some(("max_connections_per_ip", "must be at least 1".into()));

@@ -355,6 +355,9 @@ pub struct ForwardSourceConfig {
     /// Connections still in their handshake (TLS, HELLO) at most, across all peers.
     #[serde(default = "limits::default_max_unauthenticated")]
     pub max_unauthenticated: usize,
+    /// Connections from one IP address still in their handshake at most.
+    #[serde(default = "limits::default_max_unauthenticated_per_ip")]
+    pub max_unauthenticated_per_ip: usize,
     /// Connections from one IP address at most, in their handshake or not.
     #[serde(default = "limits::default_max_connections_per_ip")]
     pub max_connections_per_ip: usize,

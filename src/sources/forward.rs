@@ -16,8 +16,8 @@
 //!
 //! Hostile peers: a connection first holds one of `max_unauthenticated` handshake slots and must
 //! finish TLS and HELLO within `handshake_timeout`; only then does it take one of
-//! `max_connections` agent slots. No IP address holds more than `max_connections_per_ip` of
-//! either. After the handshake a frame's payload must arrive within `frame_timeout` of its header
+//! `max_connections` agent slots. No IP address holds more than `max_unauthenticated_per_ip`
+//! handshake slots, nor more than `max_connections_per_ip` connections in all. After the handshake a frame's payload must arrive within `frame_timeout` of its header
 //! and an agent may be silent for `idle_timeout` between frames. Frames being read and batches
 //! being decompressed share one byte budget (`memory_budget`, [`ByteBudget`]): a frame holds
 //! what its buffer has grown to, a batch its declared decompressed size, so memory stays within
@@ -77,40 +77,70 @@ struct Shared {
     agents: Mutex<HashMap<String, Arc<tokio::sync::Mutex<StreamState>>>>,
 }
 
-/// Connections per IP address, shared by the accept loop and the connections' [`IpSlot`]s.
-#[derive(Default)]
+/// Connections per IP address (all, and those still in their handshake), shared by the accept
+/// loop and the connections' [`IpSlot`]s.
 struct PerIp {
     max: usize,
-    counts: Mutex<HashMap<IpAddr, usize>>,
+    max_handshakes: usize,
+    counts: Mutex<HashMap<IpAddr, IpCount>>,
 }
 
-/// One connection's place in its IP's count; freed when dropped.
+#[derive(Default)]
+struct IpCount {
+    all: usize,
+    handshakes: usize,
+}
+
+/// One connection's place in its IP's counts; freed when dropped.
 struct IpSlot {
     per_ip: Arc<PerIp>,
     ip: IpAddr,
+    in_handshake: bool,
 }
 
 impl PerIp {
-    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let n = counts.entry(ip).or_insert(0);
-        if *n >= self.max {
-            return None;
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, IpCount>> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A place for a new connection from `ip`, or why there is none.
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Result<IpSlot, &'static str> {
+        let mut counts = self.counts();
+        let n = counts.entry(ip).or_default();
+        if n.all >= self.max {
+            return Err("too many connections from this address");
         }
-        *n += 1;
-        Some(IpSlot {
+        if n.handshakes >= self.max_handshakes {
+            return Err("too many connections in their handshake from this address");
+        }
+        n.all += 1;
+        n.handshakes += 1;
+        Ok(IpSlot {
             per_ip: self.clone(),
             ip,
+            in_handshake: true,
         })
+    }
+}
+
+impl IpSlot {
+    /// The handshake is over (its slot is free for the next peer from this address).
+    fn handshake_done(&mut self) {
+        if std::mem::take(&mut self.in_handshake)
+            && let Some(n) = self.per_ip.counts().get_mut(&self.ip)
+        {
+            n.handshakes -= 1;
+        }
     }
 }
 
 impl Drop for IpSlot {
     fn drop(&mut self) {
-        let mut counts = self.per_ip.counts.lock().unwrap_or_else(|p| p.into_inner());
+        self.handshake_done();
+        let mut counts = self.per_ip.counts();
         if let Some(n) = counts.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
+            n.all -= 1;
+            if n.all == 0 {
                 counts.remove(&self.ip);
             }
         }
@@ -200,6 +230,7 @@ pub fn start(
     )));
     let per_ip = Arc::new(PerIp {
         max: config.max_connections_per_ip,
+        max_handshakes: config.max_unauthenticated_per_ip,
         counts: Mutex::default(),
     });
     let _guard = runtime.enter();
@@ -227,13 +258,12 @@ async fn accept_loop(
             _ = shutdown.triggered() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let admitted = match per_ip.take(peer.ip()) {
-                        None => Err("too many connections from this address"),
-                        Some(ip_slot) => match handshakes.clone().try_acquire_owned() {
+                    let admitted = per_ip.take(peer.ip()).and_then(|ip_slot| {
+                        match handshakes.clone().try_acquire_owned() {
                             Ok(handshake) => Ok((ip_slot, handshake)),
                             Err(_) => Err("too many connections in their handshake"),
-                        },
-                    };
+                        }
+                    });
                     let (ip_slot, handshake) = match admitted {
                         Ok(v) => v,
                         Err(why) => {
@@ -245,10 +275,7 @@ async fn accept_loop(
                         }
                     };
                     let shared = shared.clone();
-                    connections.spawn(async move {
-                        serve(stream, peer, shared, handshake).await;
-                        drop(ip_slot);
-                    });
+                    connections.spawn(serve(stream, peer, shared, handshake, ip_slot));
                 }
                 Err(e) => accept_errors.failed(&e).await,
             },
@@ -312,6 +339,7 @@ async fn serve(
     peer: SocketAddr,
     shared: Arc<Shared>,
     handshake: tokio::sync::OwnedSemaphorePermit,
+    mut ip_slot: IpSlot,
 ) {
     let _ = stream.set_nodelay(true);
     let name = shared.ctx.name.clone();
@@ -363,6 +391,7 @@ async fn serve(
         Ok((v, slot))
     });
     drop(handshake);
+    ip_slot.handshake_done();
     let ((hello, state), _slot) = match checked {
         Ok(v) => v,
         Err(r) => {
