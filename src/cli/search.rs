@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 
 use crate::index::http::search_remote;
-use crate::index::{IndexReaderSet, SearchHit, SearchRequest, index_root};
+use crate::index::{IndexReaderSet, PageOptions, SearchHit, SearchRequest, index_root};
 
 /// Where `--data` points when it is not given.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/quill";
@@ -31,7 +31,7 @@ pub struct SearchArgs {
     /// Only entries before this time: a duration back from now or RFC 3339.
     #[arg(long)]
     pub until: Option<String>,
-    /// At most this many entries (the newest ones, printed oldest first).
+    /// At most this many entries (the newest ones, printed oldest first); capped at 10,000.
     #[arg(long, default_value_t = 1000)]
     pub limit: usize,
     /// The data dir whose index to read (ignored with --server).
@@ -68,8 +68,12 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<i32> {
             .context("--until")?,
         limit: args.limit.max(1),
     };
-    let hits = match &args.server {
-        Some(server) => search_remote(server, &req, Duration::from_secs(30))?,
+    let (hits, more) = match &args.server {
+        Some(server) => {
+            let hits = search_remote(server, &req, Duration::from_secs(30))?;
+            let more = hits.len() >= req.limit;
+            (hits, more)
+        }
         None => {
             let data = args
                 .data
@@ -79,14 +83,16 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<i32> {
             if !root.is_dir() {
                 bail!("no index at {} (is --data right?)", root.display());
             }
-            IndexReaderSet::new(&root).search(&req)?
+            // The default limits: the same caps as the search API.
+            let page = IndexReaderSet::new(&root).search_page(&req, &PageOptions::default())?;
+            (page.hits, page.more)
         }
     };
     if hits.is_empty() {
         eprintln!("quill search: no entries match");
         return Ok(1);
     }
-    if hits.len() >= req.limit {
+    if more {
         eprintln!(
             "quill search: showing the newest {} entries; older ones may match too (--limit)",
             hits.len()

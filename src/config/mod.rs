@@ -6,6 +6,7 @@
 //!
 //! This module reads the config file and nothing else; it starts nothing.
 
+mod search;
 mod values;
 
 use std::collections::BTreeMap;
@@ -615,6 +616,23 @@ pub struct IndexSinkConfig {
     /// `127.0.0.1:7379` (loopback only).
     #[serde(default = "default_search_listen")]
     pub listen: String,
+    /// Search API keys (`search_token`, `search_tls_cert`, limits): see [`search`].
+    pub search_token: Option<String>,
+    pub search_token_file: Option<PathBuf>,
+    pub search_tls_cert: Option<PathBuf>,
+    pub search_tls_key: Option<PathBuf>,
+    #[serde(default = "search::default_max_limit")]
+    pub search_max_limit: usize,
+    #[serde(default = "search::default_max_query_bytes")]
+    pub search_max_query_bytes: usize,
+    #[serde(default = "search::default_max_depth")]
+    pub search_max_depth: usize,
+    #[serde(default = "search::default_time_budget")]
+    pub search_time_budget: HumanDuration,
+    #[serde(default = "search::default_max_concurrent")]
+    pub search_max_concurrent: usize,
+    #[serde(default = "search::default_max_connections")]
+    pub search_max_connections: usize,
 }
 
 fn default_max_age_days() -> u32 {
@@ -922,6 +940,9 @@ impl Config {
                                 i.listen
                             ),
                         ));
+                    }
+                    if let Some((key, message)) = i.search_check() {
+                        return Err(err(&table, key, message));
                     }
                 }
             }
