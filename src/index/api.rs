@@ -101,7 +101,7 @@ struct NeighbourResponse {
     hosts: Vec<HostNeighbours>,
 }
 
-fn parse_cursor(s: &str) -> Option<Cursor> {
+pub(crate) fn parse_cursor(s: &str) -> Option<Cursor> {
     let (ts, seq) = s.split_once(':')?;
     Some(Cursor {
         timestamp_ms: ts.parse().ok()?,

@@ -13,6 +13,7 @@
 pub mod api;
 pub mod backfill;
 pub mod document;
+pub mod fuzzing;
 pub mod http;
 pub mod limits;
 pub mod partition;

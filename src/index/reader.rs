@@ -341,9 +341,24 @@ fn open_read_only(path: &Path) -> Result<OpenPartition, tantivy::TantivyError> {
     })
 }
 
+/// A user's query text as tantivy parses it for these fields (AND between bare terms). Callers
+/// check the text against the [`SearchLimits`] first: the parser's cost grows with nesting.
+pub(crate) fn parse_user_query(
+    index: &Index,
+    fields: &IndexFields,
+    q: &str,
+) -> Result<Box<dyn Query>, IndexError> {
+    let mut parser = QueryParser::for_index(index, fields.default_query_fields());
+    parser.set_conjunction_by_default();
+    parser.parse_query(q).map_err(|e| IndexError::BadQuery {
+        query: q.to_string(),
+        reason: e.to_string(),
+    })
+}
+
 /// The sort key of an entry for a page: higher ranks first; 0 for entries on the wrong side of
 /// the cursor (they only fill a page that has too few others, and are dropped).
-fn rank(order: PageOrder, cursor: Option<Cursor>, ts_ms: i64, seq: u64) -> u128 {
+pub(crate) fn rank(order: PageOrder, cursor: Option<Cursor>, ts_ms: i64, seq: u64) -> u128 {
     let key = |ts: i64, seq: u64| (((ts as u64) ^ (1 << 63)) as u128) << 64 | seq as u128;
     let k = key(ts_ms, seq);
     let c = cursor.map(|c| key(c.timestamp_ms, c.seq));
@@ -389,13 +404,7 @@ fn build_query(
         ));
     }
     if let Some(q) = req.query.as_deref().filter(|q| !q.trim().is_empty()) {
-        let mut parser = QueryParser::for_index(&open.index, f.default_query_fields());
-        parser.set_conjunction_by_default();
-        let parsed = parser.parse_query(q).map_err(|e| IndexError::BadQuery {
-            query: q.to_string(),
-            reason: e.to_string(),
-        })?;
-        clauses.push((Occur::Must, parsed));
+        clauses.push((Occur::Must, parse_user_query(&open.index, f, q)?));
     }
     let (mut since_ms, mut until_ms) = (req.since_ms, req.until_ms);
     match (page.order, page.cursor) {

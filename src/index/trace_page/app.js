@@ -311,7 +311,7 @@
       table.append(tr);
       state.items.push(tr);
     });
-    const pager = el("div", { class: "pager" }, el("span", { class: "side", text: entries.length + " entries, newest first" + (res.limit < 100 ? " (capped at " + res.limit + ")" : "") }));
+    const pager = el("div", { class: "pager" }, el("span", { class: "side", text: entries.length + (entries.length === 1 ? " entry" : " entries") + ", newest first" + (res.limit < 100 ? " (capped at " + res.limit + ")" : "") }));
     if (res.next) {
       const next = new URLSearchParams(params);
       next.set("cursor", res.next);
