@@ -76,7 +76,7 @@ fn start_chromedriver(log: &Path) -> (Driver, u16) {
     (Driver(child), port)
 }
 
-async fn browser(driver_port: u16, profile: &Path) -> Client {
+async fn browser(driver_port: u16, profile: &Path, extra: &[&str]) -> Client {
     let caps = json!({
         "browserName": "chrome",
         "goog:chromeOptions": {
@@ -91,6 +91,13 @@ async fn browser(driver_port: u16, profile: &Path) -> Client {
             ],
         }
     });
+    let mut caps = caps;
+    for a in extra {
+        caps["goog:chromeOptions"]["args"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(a));
+    }
     let caps = match caps {
         serde_json::Value::Object(m) => m,
         _ => unreachable!(),
@@ -159,7 +166,7 @@ async fn the_trace_page_tells_a_requests_story_in_a_real_browser() {
     tokio::task::block_in_place(|| wait_indexed(&agg, &[]));
     let base = format!("http://127.0.0.1:{}", agg.port);
     let (_driver, driver_port) = start_chromedriver(&artifacts().join("chromedriver.log"));
-    let c = browser(driver_port, &dir.path().join("profile")).await;
+    let c = browser(driver_port, &dir.path().join("profile"), &[]).await;
     let mut pages_seen: Vec<String> = Vec::new();
 
     // 1. Paste a txn id: the URL becomes /trace/ID; one lane per host and service.
@@ -322,7 +329,26 @@ async fn the_trace_page_tells_a_requests_story_in_a_real_browser() {
         "requests beyond the aggregator: {strays:?}"
     );
 
+    // Light by default; dark when the system prefers it.
+    let bg = "return getComputedStyle(document.body).backgroundColor;";
+    assert_eq!(c.execute(bg, vec![]).await.unwrap(), "rgb(251, 251, 250)");
     c.close().await.unwrap();
     assert!(trace_png.metadata().unwrap().len() > 10_000);
+    let dark = browser(
+        driver_port,
+        &dir.path().join("profile-dark"),
+        &[
+            "--force-dark-mode",
+            "--blink-settings=preferredColorScheme=0",
+        ],
+    )
+    .await;
+    dark.goto(&format!("{base}/trace/queue-0267"))
+        .await
+        .unwrap();
+    wait_for(&dark, "#timeline .lane").await;
+    assert_eq!(dark.execute(bg, vec![]).await.unwrap(), "rgb(20, 23, 26)");
+    shot(&dark, "trace-queue-0267-dark.png").await;
+    dark.close().await.unwrap();
     assert!(agg.daemon.stop().success());
 }
