@@ -249,6 +249,30 @@ fn a_token_guards_the_api_and_beyond_loopback_needs_one() {
     let ok = get(agg.port, "/api/search?txn=queue-0267", &auth).unwrap();
     assert_eq!(ok.status, 200);
     assert_eq!(ok.json()["hits"].as_array().unwrap().len(), 2);
+    // `quill search --server` with and without the token file.
+    let server = format!("http://127.0.0.1:{}", agg.port);
+    let cli = |with_token: bool| {
+        let mut cmd = Command::new(quill_bin());
+        cmd.args(["search", "queue-0267", "--json", "--server", &server]);
+        if with_token {
+            cmd.arg("--token-file").arg(&token_file);
+        }
+        cmd.env_remove("QUILL_SEARCH_TOKEN_FILE").output().unwrap()
+    };
+    let out = cli(true);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    let out = cli(false);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{out:?}"
+    );
     // The page itself holds no data: served without the token.
     assert_eq!(get(agg.port, "/trace/queue-0267", &[]).unwrap().status, 200);
     assert!(agg.daemon.stop().success());

@@ -40,6 +40,9 @@ pub struct SearchArgs {
     /// Ask a running aggregator's search API instead, e.g. http://127.0.0.1:7379.
     #[arg(long)]
     pub server: Option<String>,
+    /// With --server: a file whose first line is the API's token (`search_token_file`).
+    #[arg(long, env = "QUILL_SEARCH_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
     /// Print GELF JSON lines instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -70,7 +73,10 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<i32> {
     };
     let (hits, more) = match &args.server {
         Some(server) => {
-            let hits = search_remote(server, &req, Duration::from_secs(30))?;
+            let token = crate::transport::load_token(None, args.token_file.as_deref())
+                .map_err(|e| anyhow::anyhow!(e))?
+                .map(|t| String::from_utf8_lossy(&t).into_owned());
+            let hits = search_remote(server, &req, token.as_deref(), Duration::from_secs(30))?;
             let more = hits.len() >= req.limit;
             (hits, more)
         }

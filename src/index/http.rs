@@ -78,10 +78,12 @@ pub enum RemoteSearchError {
     BadResponse { url: String, reason: String },
 }
 
-/// Runs `req` on the aggregator at `server` (`http://host:port`).
+/// Runs `req` on the aggregator at `server` (`http://host:port`), sending `token` as
+/// `Authorization: Bearer` when given.
 pub fn search_remote(
     server: &str,
     req: &SearchRequest,
+    token: Option<&str>,
     timeout: Duration,
 ) -> Result<Vec<SearchHit>, RemoteSearchError> {
     let authority = server
@@ -122,8 +124,11 @@ pub fn search_remote(
     let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(io)?;
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
     stream.set_write_timeout(Some(timeout)).map_err(io)?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let request = format!(
-        "GET /api/search{query} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+        "GET /api/search{query} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\n{auth}Connection: close\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).map_err(io)?;
     let mut response = Vec::new();
@@ -190,7 +195,12 @@ mod tests {
     fn rejects_bad_urls() {
         for u in ["https://x:1", "x:1", "http://", "http://a:1/path"] {
             assert!(matches!(
-                search_remote(u, &SearchRequest::default(), Duration::from_millis(50)),
+                search_remote(
+                    u,
+                    &SearchRequest::default(),
+                    None,
+                    Duration::from_millis(50)
+                ),
                 Err(RemoteSearchError::BadUrl(_))
             ));
         }
