@@ -167,7 +167,7 @@ pub fn run_until(
         if let SinkConfig::Index(cfg) = sink
             && !cfg.listen.is_empty()
         {
-            start_search_api(&cfg.listen, &config.data_dir, runtime, &shutdown).map_err(
+            start_search_api(cfg, &config.data_dir, &hostname, runtime, &shutdown).map_err(
                 |message| PipelineError::Sink {
                     name: name.clone(),
                     source: ComponentError::Setting(message),
@@ -311,13 +311,35 @@ fn join_settings(bytes: &crate::config::BytesSection) -> Result<JoinSettings, St
     })
 }
 
-/// Serves the search API for `quill search --server` until shutdown.
+/// Serves the search API (and the trace page) for `quill search --server` until shutdown.
 fn start_search_api(
-    addr: &str,
+    cfg: &crate::config::IndexSinkConfig,
     data_dir: &std::path::Path,
+    hostname: &str,
     runtime: &tokio::runtime::Runtime,
     shutdown: &Shutdown,
 ) -> Result<(), String> {
+    let addr = &cfg.listen;
+    let token = crate::transport::load_token(
+        cfg.search_token.as_deref(),
+        cfg.search_token_file.as_deref(),
+    )?
+    .map(|t| String::from_utf8_lossy(&t).into_owned());
+    let tls = match (&cfg.search_tls_cert, &cfg.search_tls_key) {
+        (Some(cert), Some(key)) => Some(
+            crate::transport::tls::server_config(cert, key, None)
+                .map_err(|e| format!("search API TLS: {e}"))?,
+        ),
+        _ => None,
+    };
+    let opts = crate::index::serve::ApiOptions {
+        limits: cfg.search_limits(),
+        max_concurrent: cfg.search_max_concurrent,
+        max_connections: cfg.search_max_connections,
+        token,
+        tls,
+        server_name: hostname.to_string(),
+    };
     let listener = std::net::TcpListener::bind(addr)
         .map_err(|e| format!("cannot serve the search API on {addr}: {e}"))?;
     listener
@@ -328,19 +350,23 @@ fn start_search_api(
         .map_err(|e| format!("search API {addr}: {e}"))?;
     let root = crate::index::index_root(data_dir);
     let mut sd = shutdown.clone();
+    let scheme = if opts.tls.is_some() { "https" } else { "http" };
+    let auth = if opts.token.is_some() {
+        "token required"
+    } else {
+        "no token"
+    };
     runtime.spawn(async move {
         if let Err(e) =
-            crate::index::http::serve_search_api(
-                listener,
-                root,
-                async move { sd.triggered().await },
-            )
+            crate::index::http::serve_search_api_with(listener, root, opts, async move {
+                sd.triggered().await
+            })
             .await
         {
             tracing::error!("Search API stopped: {e}.");
         }
     });
-    tracing::info!(%addr, "Serving the search API.");
+    tracing::info!(%addr, "Serving the search API and the trace page at {scheme}://{addr}/ ({auth}).");
     Ok(())
 }
 

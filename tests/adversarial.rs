@@ -6,6 +6,7 @@
 //! stays under a stated bound, and that a legitimate sender (`quill send` from 127.0.0.1, a
 //! forward sink, UDP syslog) keeps flowing during the attack. Attackers connect from other
 //! loopback addresses (127.0.0.2 and up), as hosts other than the agents' would.
+#![cfg(feature = "pipeline")]
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! `exact` label as the original, although no line pair is within the 10 s log-time window.
 //! (Estimates of unjoined entries may differ: they use counts learned from earlier pairs, and
 //! the merge order changes which pairs came earlier.)
+#![cfg(feature = "pipeline")]
 
 use std::collections::BTreeMap;
 use std::process::Command;

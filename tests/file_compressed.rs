@@ -1,6 +1,7 @@
 //! A file rotated and compressed while the agent was down (real `logrotate` with `compress`
 //! and no `delaycompress`: `app.log` becomes `app.log.1.gz` at once) is read on from its
 //! checkpoint inside the `.gz`, exactly once; likewise for `.zst` (`compresscmd zstd`).
+#![cfg(feature = "pipeline")]
 
 mod common;
 mod file_helpers;

@@ -2,6 +2,7 @@
 //! The header's severity is never replaced by the status default (a 5xx only makes it more
 //! severe); the header's host is the GELF host; the access line's own time wins over the
 //! header's (it is when the request happened; the header says when the message was sent).
+#![cfg(feature = "pipeline")]
 
 use assert_cmd::Command;
 

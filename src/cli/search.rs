@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 
 use crate::index::http::search_remote;
-use crate::index::{IndexReaderSet, SearchHit, SearchRequest, index_root};
+use crate::index::{IndexReaderSet, PageOptions, SearchHit, SearchRequest, index_root};
 
 /// Where `--data` points when it is not given.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/quill";
@@ -31,7 +31,7 @@ pub struct SearchArgs {
     /// Only entries before this time: a duration back from now or RFC 3339.
     #[arg(long)]
     pub until: Option<String>,
-    /// At most this many entries (the newest ones, printed oldest first).
+    /// At most this many entries (the newest ones, printed oldest first); capped at 10,000.
     #[arg(long, default_value_t = 1000)]
     pub limit: usize,
     /// The data dir whose index to read (ignored with --server).
@@ -40,6 +40,9 @@ pub struct SearchArgs {
     /// Ask a running aggregator's search API instead, e.g. http://127.0.0.1:7379.
     #[arg(long)]
     pub server: Option<String>,
+    /// With --server: a file whose first line is the API's token (`search_token_file`).
+    #[arg(long, env = "QUILL_SEARCH_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
     /// Print GELF JSON lines instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -68,8 +71,15 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<i32> {
             .context("--until")?,
         limit: args.limit.max(1),
     };
-    let hits = match &args.server {
-        Some(server) => search_remote(server, &req, Duration::from_secs(30))?,
+    let (hits, more) = match &args.server {
+        Some(server) => {
+            let token = crate::transport::load_token(None, args.token_file.as_deref())
+                .map_err(|e| anyhow::anyhow!(e))?
+                .map(|t| String::from_utf8_lossy(&t).into_owned());
+            let hits = search_remote(server, &req, token.as_deref(), Duration::from_secs(30))?;
+            let more = hits.len() >= req.limit;
+            (hits, more)
+        }
         None => {
             let data = args
                 .data
@@ -79,14 +89,16 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<i32> {
             if !root.is_dir() {
                 bail!("no index at {} (is --data right?)", root.display());
             }
-            IndexReaderSet::new(&root).search(&req)?
+            // The default limits: the same caps as the search API.
+            let page = IndexReaderSet::new(&root).search_page(&req, &PageOptions::default())?;
+            (page.hits, page.more)
         }
     };
     if hits.is_empty() {
         eprintln!("quill search: no entries match");
         return Ok(1);
     }
-    if hits.len() >= req.limit {
+    if more {
         eprintln!(
             "quill search: showing the newest {} entries; older ones may match too (--limit)",
             hits.len()

@@ -7,6 +7,7 @@
 //! This module reads the config file and nothing else; it starts nothing.
 
 mod limits;
+mod search;
 mod values;
 
 use std::collections::BTreeMap;
@@ -640,10 +641,36 @@ pub struct IndexSinkConfig {
     /// Oldest day partitions are deleted while the index is larger than this (0: no limit).
     #[serde(default)]
     pub max_size: Option<ByteSize>,
-    /// Serve the search API (`quill search --server`) here; `""` turns it off. Default
-    /// `127.0.0.1:7379` (loopback only).
+    /// Serve the search API (`quill search --server`) and the trace page here; `""` turns it
+    /// off. Default `127.0.0.1:7379` (loopback only; beyond loopback needs `search_token`).
     #[serde(default = "default_search_listen")]
     pub listen: String,
+    /// The search API's keys are checked in `config/search.rs`.
+    /// `/api/` requires `Authorization: Bearer TOKEN`; needed to listen beyond loopback.
+    pub search_token: Option<String>,
+    /// The token's file (first line), instead of `search_token`.
+    pub search_token_file: Option<PathBuf>,
+    /// HTTPS: certificate chain (PEM), with `search_tls_key`.
+    pub search_tls_cert: Option<PathBuf>,
+    pub search_tls_key: Option<PathBuf>,
+    /// Largest `limit` of one search (larger ones are lowered).
+    #[serde(default = "search::default_max_limit")]
+    pub search_max_limit: usize,
+    /// Longest query text in bytes (400 before parsing).
+    #[serde(default = "search::default_max_query_bytes")]
+    pub search_max_query_bytes: usize,
+    /// Deepest parenthesis nesting (400 before parsing; parsing costs about 2^depth).
+    #[serde(default = "search::default_max_depth")]
+    pub search_max_depth: usize,
+    /// Wall-clock budget of one search (503 past it).
+    #[serde(default = "search::default_time_budget")]
+    pub search_time_budget: HumanDuration,
+    /// Searches running at once.
+    #[serde(default = "search::default_max_concurrent")]
+    pub search_max_concurrent: usize,
+    /// Open connections to the search API at once.
+    #[serde(default = "search::default_max_connections")]
+    pub search_max_connections: usize,
 }
 
 fn default_max_age_days() -> u32 {
@@ -975,6 +1002,9 @@ impl Config {
                                 i.listen
                             ),
                         ));
+                    }
+                    if let Some((key, message)) = i.search_check() {
+                        return Err(err(&table, key, message));
                     }
                 }
             }

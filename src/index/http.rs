@@ -1,29 +1,25 @@
 //! The search API an aggregator serves, and the client `quill search --server` uses.
 //!
 //! `GET /api/search?txn=ID&q=QUERY&since_ms=N&until_ms=N&limit=N` answers
-//! `{"hits":[{"timestamp_ms":…,"seq":…,"gelf":"<GELF JSON text>"}]}` (oldest first), or
-//! `{"error":"…"}` with status 400 for a bad query. Searches run on the blocking pool, never on
-//! the reactor. The server binds where it is told; [`DEFAULT_SEARCH_ADDR`] is loopback. The client
-//! is a minimal blocking HTTP/1.1 GET over a TCP stream (`http://` URLs only).
+//! `{"server":…,"hits":[{"timestamp_ms":…,"seq":…,"gelf":"<GELF JSON text>","server":…}],…}`
+//! (oldest first), or `{"error":"…"}` with status 400 for a bad query ([`super::api`] has the
+//! whole API; [`super::serve`] the listener). The server binds where it is told;
+//! [`DEFAULT_SEARCH_ADDR`] is loopback. The client is a minimal blocking HTTP/1.1 GET over a TCP
+//! stream (`http://` URLs only).
 
 use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::Router;
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::IndexError;
-use super::reader::{IndexReaderSet, SearchHit, SearchRequest};
+use super::api::ErrorResponse;
+use super::reader::{SearchHit, SearchRequest};
+use super::serve::{self, ApiOptions};
 
 /// Where the search API listens unless configured otherwise.
 pub const DEFAULT_SEARCH_ADDR: &str = "127.0.0.1:7379";
@@ -31,66 +27,35 @@ pub const DEFAULT_SEARCH_ADDR: &str = "127.0.0.1:7379";
 /// Largest response the client accepts.
 const MAX_RESPONSE_BYTES: u64 = 256 << 20;
 
-#[derive(Debug, Default, Deserialize, Serialize)]
-struct SearchParams {
-    txn: Option<String>,
-    q: Option<String>,
-    since_ms: Option<i64>,
-    until_ms: Option<i64>,
-    limit: Option<usize>,
-}
-
+/// What the client reads of a search answer (the server sends more: see [`super::api`]).
 #[derive(Debug, Serialize, Deserialize)]
 struct SearchResponse {
     hits: Vec<SearchHit>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct ErrorResponse {
-    error: String,
-}
-
-/// The API's routes over the index at `index_root`.
+/// The API's routes over the index at `index_root`, with default options.
 pub fn search_router(index_root: PathBuf) -> Router {
-    let readers = Arc::new(IndexReaderSet::new(&index_root));
-    Router::new()
-        .route("/api/search", get(search_handler))
-        .with_state(readers)
+    serve::router(index_root, &ApiOptions::default())
 }
 
-/// Serves the search API on `listener` until `shutdown` completes.
+/// Serves the search API (default options) on `listener` until `shutdown` completes.
 pub async fn serve_search_api(
     listener: tokio::net::TcpListener,
     index_root: PathBuf,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, search_router(index_root))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_search_api_with(listener, index_root, ApiOptions::default(), shutdown).await
 }
 
-async fn search_handler(
-    State(readers): State<Arc<IndexReaderSet>>,
-    Query(params): Query<SearchParams>,
-) -> Response {
-    let req = SearchRequest {
-        txn_id: params.txn,
-        query: params.q,
-        since_ms: params.since_ms,
-        until_ms: params.until_ms,
-        limit: params.limit.unwrap_or(0),
-    };
-    let result = tokio::task::spawn_blocking(move || readers.search(&req)).await;
-    match result {
-        Ok(Ok(hits)) => Json(SearchResponse { hits }).into_response(),
-        Ok(Err(e @ IndexError::BadQuery { .. })) => error(StatusCode::BAD_REQUEST, e.to_string()),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
-fn error(status: StatusCode, message: String) -> Response {
-    (status, Json(ErrorResponse { error: message })).into_response()
+/// Serves the search API and the trace page on `listener` with `opts` until `shutdown`.
+pub async fn serve_search_api_with(
+    listener: tokio::net::TcpListener,
+    index_root: PathBuf,
+    opts: ApiOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = serve::router(index_root, &opts);
+    serve::serve(listener, router, opts.tls, opts.max_connections, shutdown).await
 }
 
 #[derive(Debug, Error)]
@@ -113,10 +78,12 @@ pub enum RemoteSearchError {
     BadResponse { url: String, reason: String },
 }
 
-/// Runs `req` on the aggregator at `server` (`http://host:port`).
+/// Runs `req` on the aggregator at `server` (`http://host:port`), sending `token` as
+/// `Authorization: Bearer` when given.
 pub fn search_remote(
     server: &str,
     req: &SearchRequest,
+    token: Option<&str>,
     timeout: Duration,
 ) -> Result<Vec<SearchHit>, RemoteSearchError> {
     let authority = server
@@ -157,8 +124,11 @@ pub fn search_remote(
     let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(io)?;
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
     stream.set_write_timeout(Some(timeout)).map_err(io)?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let request = format!(
-        "GET /api/search{query} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+        "GET /api/search{query} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\n{auth}Connection: close\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).map_err(io)?;
     let mut response = Vec::new();
@@ -225,7 +195,12 @@ mod tests {
     fn rejects_bad_urls() {
         for u in ["https://x:1", "x:1", "http://", "http://a:1/path"] {
             assert!(matches!(
-                search_remote(u, &SearchRequest::default(), Duration::from_millis(50)),
+                search_remote(
+                    u,
+                    &SearchRequest::default(),
+                    None,
+                    Duration::from_millis(50)
+                ),
                 Err(RemoteSearchError::BadUrl(_))
             ));
         }

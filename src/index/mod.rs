@@ -10,14 +10,19 @@
 //! This module owns `<data_dir>/index/` and nothing else. See ARCHITECTURE.md, "Index schema" for why the
 //! schema looks the way it does.
 
+pub mod api;
 pub mod backfill;
 pub mod document;
+pub mod fuzzing;
 pub mod http;
+pub mod limits;
 pub mod partition;
 pub mod reader;
 pub mod schema;
 pub mod search_directory;
+pub mod serve;
 pub mod tokenizer;
+pub mod trace_page;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -26,7 +31,10 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use document::{DocumentBuilder, EntryFields};
-pub use reader::{IndexReaderSet, SearchHit, SearchRequest};
+pub use limits::{QueryRejected, SearchLimits};
+pub use reader::{
+    Cursor, IndexReaderSet, PageOptions, PageOrder, SearchHit, SearchPage, SearchRequest,
+};
 pub use writer::{AddOutcome, IndexWriterSet};
 
 /// Where the index lives inside a data dir.
@@ -102,6 +110,9 @@ pub enum IndexError {
     Locked { path: String },
     #[error("invalid query `{query}`: {reason}")]
     BadQuery { query: String, reason: String },
+    /// Refused before parsing (too long, too deep) or stopped at its time budget.
+    #[error(transparent)]
+    Rejected(#[from] limits::QueryRejected),
     #[error("index commit payload of {path} is unreadable: {reason}")]
     BadPayload { path: String, reason: String },
     #[error(transparent)]
