@@ -216,7 +216,9 @@ impl FileSink {
     /// Writes batches until the journal is closed and drained, or the sink's shutdown fires.
     pub fn run(&mut self) -> std::io::Result<()> {
         loop {
-            let stopping = self.shutdown.as_ref().is_some_and(Shutdown::is_triggered);
+            // Stopped on its own; once the journal is closed a sink drains it instead.
+            let stopping = self.shutdown.as_ref().is_some_and(Shutdown::is_triggered)
+                && !self.cursor.journal_closed();
             let batch = self
                 .cursor
                 .next_batch_blocking(BATCH, Duration::from_millis(200))

@@ -143,7 +143,9 @@ fn run_counted(
         let read_through = batch.last().map(|e| e.seq);
         let draining =
             stop.flag.load(Ordering::Relaxed) || (batch.is_empty() && cursor.is_drained());
-        let stopping = draining || stop.shutdown.is_some_and(Shutdown::is_triggered);
+        // Stopped on its own; once the journal is closed the sink drains it instead.
+        let stopping = draining
+            || (stop.shutdown.is_some_and(Shutdown::is_triggered) && !cursor.journal_closed());
         ready.clear();
         let taken = batch.into_iter().filter(|e| route.takes(&e.record));
         match &mut join {

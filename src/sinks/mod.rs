@@ -32,6 +32,14 @@ pub fn start(
     Ok(Running::thread(handle).with_stop(stop))
 }
 
+/// True for sinks that parse records (and so start with the parser registry and `[bytes]`).
+pub fn parses(config: &SinkConfig) -> bool {
+    match config {
+        SinkConfig::File(_) | SinkConfig::Index(_) => true,
+        SinkConfig::Forward(_) => false,
+    }
+}
+
 /// The files whose content a sink reads at start (certificates, keys, tokens): a reload
 /// restarts the sink when one of them changed.
 pub fn watched_files(config: &SinkConfig) -> Vec<&std::path::Path> {
