@@ -59,6 +59,19 @@ impl RouteConfig {
     }
 }
 
+/// The first routing key `route` sets (for error messages).
+pub fn first_key(route: &RouteConfig) -> &'static str {
+    if !route.inputs.is_empty() {
+        "inputs"
+    } else if !route.categories.is_empty() {
+        "categories"
+    } else if route.min_severity.is_some() {
+        "min_severity"
+    } else {
+        "hosts"
+    }
+}
+
 /// A syslog severity, 0 (emerg) to 7 (debug): lower is more severe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Severity(pub u8);

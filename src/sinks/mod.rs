@@ -6,8 +6,8 @@
 //! - [`index`]: the transaction-id index under `<data_dir>/index`, exactly once via commit payloads.
 //! - [`forward`]: ships the journal to aggregators, advancing on their durable acks.
 //!
-//! Every sink takes only the records its route ([`route`]) takes; the others it acknowledges
-//! unwritten. A sink touches its own output and its journal cursor, nothing else.
+//! The file and index sinks take only the records their route ([`route`]) takes; the others
+//! they acknowledge unwritten. A sink touches its own output and its journal cursor, nothing else.
 
 pub mod file;
 pub mod forward;

@@ -1,7 +1,9 @@
-//! The routing decision: does a sink take a record? One pure function ([`Route::takes`]) every
-//! sink type applies to what it reads from its cursor; a record a sink does not take is
-//! acknowledged without being written (exactly-once is unchanged: a skipped record is simply
-//! done for that sink).
+//! The routing decision: does a sink take a record? One pure function ([`Route::takes`]) the
+//! file and index sinks apply to what they read from their cursor; a record a sink does not take
+//! is acknowledged without being written (exactly-once is unchanged: a skipped record is simply
+//! done for that sink). The forward sink takes every record for now (its batches are contiguous
+//! sequence ranges on the wire; the config refuses routing keys on it), and the unrouted
+//! accountant (`pipeline::unrouted`) uses the same decision.
 //!
 //! What is matched:
 //! - `inputs`: the record's `origin.source` (globs). A record forwarded from an agent keeps the
