@@ -171,6 +171,14 @@ hosts = ["db-*"]
             e.contains("t.toml:3: sinks.out.categories: invalid glob"),
             "{e}"
         );
+        let fwd = "[sinks.f]\ntype = \"forward\"\nto = [\"127.0.0.1:1\"]\nhosts = [\"a\"]\n";
+        let e = crate::config::Config::parse(fwd, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t.toml:4: sinks.f.hosts: a forward sink takes every record"),
+            "{e}"
+        );
         let sev = "[sinks.out]\ntype = \"index\"\nmin_severity = 9\n";
         let e = crate::config::Config::parse(sev, "t.toml")
             .unwrap_err()

@@ -1,7 +1,7 @@
 //! The topology runner: named sources → the journal → named sinks, reload, orderly shutdown.
 //!
 //! [`run`] opens the journal under `<data_dir>/journal`, binds every listener, starts every sink on
-//! its own thread with its own journal cursor, starts every source ([`topology`]), writes the pid
+//! its own thread with its own journal cursor, starts every source (`topology`), writes the pid
 //! file and logs a status line every `status_interval`. On SIGHUP (or `quill reload`) it re-reads
 //! the config and applies what changed in place ([`reload`]); on SIGINT/SIGTERM it stops the
 //! sources (each flushes what it read), closes the journal and lets every sink drain what is
