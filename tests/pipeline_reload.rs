@@ -396,3 +396,83 @@ fn a_bad_config_on_reload_keeps_the_running_one() {
     .contains(&"still here".to_string())));
     assert!(daemon.stop().success());
 }
+
+/// `openssl s_client` against `port`, trusting only `ca`; true when the handshake verified.
+fn tls_verifies(dir: &Path, port: u16, ca: &Path) -> bool {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-CAfile",
+        ])
+        .arg(ca)
+        .args(["-verify_return_error", "-quiet", "-no_ign_eof"])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_client (Debian package openssl)");
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(b"<14>Oct 11 22:14:15 h app: tls-line\n");
+    drop(stdin);
+    child.wait().map(|s| s.success()).unwrap_or(false)
+}
+
+#[test]
+fn a_reload_rereads_a_changed_tls_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let (old, new) = (root.join("pki-old"), root.join("pki-new"));
+    for d in [&old, &new] {
+        std::fs::create_dir_all(d).unwrap();
+        make_pki(d);
+    }
+    std::fs::create_dir_all(root.join("tls")).unwrap();
+    let install = |from: &Path| {
+        for f in ["server.pem", "server.key"] {
+            std::fs::copy(from.join(f), root.join("tls").join(f)).unwrap();
+        }
+    };
+    install(&old);
+    let port = free_port();
+    write_config(
+        &root,
+        &format!(
+            "data_dir = \"./data\"\n[sources.sec]\ntype = \"syslog\"\nformat = \"raw\"\ntls = \"127.0.0.1:{port}\"\ntls_cert = \"./tls/server.pem\"\ntls_key = \"./tls/server.key\"\n[sinks.out]\ntype = \"file\"\npath = \"./out\"\n"
+        ),
+    );
+    let daemon = Daemon::start(&root, &root.join("quill.toml"));
+    assert!(
+        wait_for(("127.0.0.1", port), Duration::from_secs(20)),
+        "{}",
+        daemon.stderr()
+    );
+    assert!(tls_verifies(&root, port, &old.join("ca.pem")));
+    assert!(!tls_verifies(&root, port, &new.join("ca.pem")));
+    // Same config text, new certificate files: the source counts as changed.
+    install(&new);
+    daemon.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(15), || daemon
+            .stderr()
+            .contains("sources=~sec")),
+        "{}",
+        daemon.stderr()
+    );
+    assert!(wait_for(("127.0.0.1", port), Duration::from_secs(10)));
+    assert!(
+        tls_verifies(&root, port, &new.join("ca.pem")),
+        "{}",
+        daemon.stderr()
+    );
+    assert!(!tls_verifies(&root, port, &old.join("ca.pem")));
+    assert!(daemon.stop().success());
+    let lines = messages(&read_sink(&root.join("out")));
+    assert!(
+        lines.iter().filter(|l| l.ends_with("tls-line")).count() >= 2,
+        "{lines:?}"
+    );
+}
