@@ -30,7 +30,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the topology of a config file until SIGINT/SIGTERM (then drain, flush and exit 0).
+    /// Run the topology of a config file until SIGINT/SIGTERM (then drain, flush and exit 0);
+    /// SIGHUP re-reads the config and applies what changed.
     Run(RunArgs),
     /// Check a config file without running it.
     Validate(ValidateArgs),
@@ -48,6 +49,9 @@ pub enum Command {
     Bytes(bytes::Args),
     /// The journal's cursors: list them, drop the one of a sink that was removed.
     Journal(journal_cmd::JournalArgs),
+    /// Ask the daemon running this config to reload it (SIGHUP through its pid file); the
+    /// config is checked first.
+    Reload(ValidateArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -104,7 +108,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Run(args) => {
             let config = Config::load(&args.config)?;
-            crate::pipeline::run(config).context("pipeline failed")?;
+            crate::pipeline::run_file(config, &args.config).context("pipeline failed")?;
+            Ok(0)
+        }
+        Command::Reload(args) => {
+            let config = Config::load(&args.config)?;
+            let pid_file = config.pid_path();
+            let pid = crate::pipeline::reload::signal_reload(&pid_file)?;
+            println!(
+                "quill (pid {pid}, from {}) asked to reload its config",
+                pid_file.display()
+            );
             Ok(0)
         }
         Command::Validate(args) => {

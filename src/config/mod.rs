@@ -7,6 +7,7 @@
 //! This module reads the config file and nothing else; it starts nothing.
 
 mod limits;
+mod route;
 mod search;
 mod values;
 
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
+pub use route::{RouteConfig, Severity, SeveritySetting};
 pub use values::{ByteSize, HumanDuration};
 
 use crate::journal::{FsyncPolicy, JournalConfig};
@@ -55,6 +57,9 @@ pub struct Config {
     pub status_interval: HumanDuration,
     /// Serve Prometheus metrics at `http://ADDR/metrics` (e.g. `127.0.0.1:9598`); off by default.
     pub metrics_listen: Option<String>,
+    /// Where the running daemon writes its pid (`quill reload` reads it); default
+    /// `<data_dir>/quill.pid`.
+    pub pid_file: Option<PathBuf>,
     #[serde(default)]
     pub journal: JournalSection,
     /// `[parse]`: how records of sources without parse settings of their own (those forwarded
@@ -540,12 +545,24 @@ impl SinkConfig {
             SinkConfig::Index(_) => "index",
         }
     }
+
+    /// The sink's routing keys.
+    pub fn route(&self) -> &RouteConfig {
+        match self {
+            SinkConfig::File(c) => &c.route,
+            SinkConfig::Forward(c) => &c.route,
+            SinkConfig::Index(c) => &c.route,
+        }
+    }
 }
 
 /// `type = "file"`: GELF JSON lines under `<path>/<category>/`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSinkConfig {
+    /// Which records this sink takes (`inputs`, `categories`, `min_severity`, `hosts`).
+    #[serde(flatten)]
+    pub route: RouteConfig,
     pub path: PathBuf,
     /// A category's current file is rotated when it would grow past this.
     #[serde(default = "default_file_sink_max")]
@@ -560,6 +577,9 @@ fn default_file_sink_max() -> ByteSize {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardSinkConfig {
+    /// Which records this sink takes (`inputs`, `categories`, `min_severity`, `hosts`).
+    #[serde(flatten)]
+    pub route: RouteConfig,
     /// Aggregators, `HOST:PORT`: the first that works (failover), or spread with `load_balance`.
     pub to: Vec<String>,
     pub token: Option<String>,
@@ -632,6 +652,9 @@ fn default_forward_drain_timeout() -> HumanDuration {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IndexSinkConfig {
+    /// Which records this sink takes (`inputs`, `categories`, `min_severity`, `hosts`).
+    #[serde(flatten)]
+    pub route: RouteConfig,
     /// How often new entries are made searchable.
     #[serde(default = "default_commit_interval")]
     pub commit_interval: HumanDuration,
@@ -803,6 +826,13 @@ impl Config {
         Ok(config)
     }
 
+    /// The daemon's pid file: `pid_file`, default `<data_dir>/quill.pid`.
+    pub fn pid_path(&self) -> PathBuf {
+        self.pid_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("quill.pid"))
+    }
+
     /// The category of source `name`.
     pub fn source_category<'a>(name: &'a str, configured: &'a Option<String>) -> &'a str {
         configured.as_deref().unwrap_or(name)
@@ -972,6 +1002,22 @@ impl Config {
                     &table,
                     "",
                     format!("invalid sink name `{name}`: {CATEGORY_RULE}"),
+                ));
+            }
+            if let Some((key, message)) = sink.route().check() {
+                return Err(err(&table, key, message));
+            }
+            // The forward protocol's batches are contiguous sequence ranges: a forward sink
+            // cannot skip records yet.
+            if let SinkConfig::Forward(f) = sink
+                && !f.route.takes_all()
+            {
+                let key = route::first_key(&f.route);
+                return Err(err(
+                    &table,
+                    key,
+                    "a forward sink takes every record (routing keys are not supported for it yet)"
+                        .into(),
                 ));
             }
             match sink {

@@ -56,6 +56,11 @@ impl Cursor {
         self.life.shared.lock().writer_done
     }
 
+    /// True once the journal is closed (nothing more will be appended).
+    pub fn journal_closed(&self) -> bool {
+        self.writer_done()
+    }
+
     /// Reads what is readable now, without waiting.
     fn fill_now(&mut self, max: usize) -> Result<Vec<Entry>, JournalError> {
         let mut io = self.io.take().unwrap_or_default();

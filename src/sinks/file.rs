@@ -14,6 +14,11 @@
 //! the held entries meet their partners again in the replay. Categories first written after the
 //! acknowledged state are registered in it with length 0, so a crash removes their files too.
 //!
+//! Records its route ([`super::route`]) does not take are not written; the state after them is
+//! the state before, acknowledged like a written batch. Stopped on its own (`ctx.shutdown`: a
+//! reload removed or changed it), the sink finishes its batch, acknowledges what it may and
+//! returns; entries the byte join still holds are read again by the next start.
+//!
 //! A category that is not a safe file name (see [`crate::config::is_safe_category`]) is never
 //! turned into a path: such records go to the `_invalid_category` directory, with a warning.
 
@@ -29,11 +34,12 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::accounting::stream::{JoinStage, Joined, append_correction};
-use crate::component::{ComponentError, SinkContext};
+use crate::component::{ComponentError, Shutdown, SinkContext};
 use crate::config::{FileSinkConfig, is_safe_category};
 use crate::journal::Cursor;
 use crate::parse::registry::ParserRegistry;
 use crate::record::Timestamp;
+use crate::sinks::route::Route;
 use crate::telemetry::SinkStats;
 
 /// Records read from the journal per batch at most.
@@ -58,10 +64,13 @@ pub fn spawn(
         .map_err(|e| ComponentError::io(format!("cannot create {}", config.path.display()), e))?;
     let name = ctx.name.clone();
     let path = config.path.clone();
+    let route = Route::new(&config.route);
     let io_error = move |e| ComponentError::io(format!("output {}", path.display()), e);
     let mut sink =
         FileSink::open(config, ctx.cursor, ctx.stats, ctx.parsers.clone()).map_err(&io_error)?;
     sink.join = ctx.join.as_ref().map(|j| JoinStage::new(j, ctx.parsers));
+    sink.route = route;
+    sink.shutdown = Some(ctx.shutdown);
     std::thread::Builder::new()
         .name(format!("sink-{name}"))
         .spawn(move || sink.run().map_err(io_error))
@@ -87,6 +96,10 @@ pub struct FileSink {
     acked_state: FileStates,
     /// The first file number of every category this process started.
     started_at: BTreeMap<String, u32>,
+    /// Which records this sink takes.
+    route: Route,
+    /// Stops the sink on its own (without the journal closing).
+    shutdown: Option<Shutdown>,
 }
 
 /// Category → (file number, length).
@@ -195,23 +208,30 @@ impl FileSink {
             snapshots: VecDeque::new(),
             acked_state,
             started_at: BTreeMap::new(),
+            route: Route::default(),
+            shutdown: None,
         })
     }
 
-    /// Writes batches until the journal is closed and drained.
+    /// Writes batches until the journal is closed and drained, or the sink's shutdown fires.
     pub fn run(&mut self) -> std::io::Result<()> {
         loop {
+            // Stopped on its own; once the journal is closed a sink drains it instead.
+            let stopping = self.shutdown.as_ref().is_some_and(Shutdown::is_triggered)
+                && !self.cursor.journal_closed();
             let batch = self
                 .cursor
                 .next_batch_blocking(BATCH, Duration::from_millis(200))
                 .map_err(std::io::Error::other)?;
             let drained = batch.is_empty() && self.cursor.is_drained();
             let caught_up = batch.len() < BATCH;
+            let read_through = batch.last().map(|e| e.seq);
             let mut ready = std::mem::take(&mut self.ready);
+            let taken = batch.into_iter().filter(|e| self.route.takes(&e.record));
             match &mut self.join {
-                None => ready.extend(batch.into_iter().map(Joined::plain)),
+                None => ready.extend(taken.map(Joined::plain)),
                 Some(join) => {
-                    for entry in batch {
+                    for entry in taken {
                         join.push(entry, &mut ready);
                     }
                     join.tick(Timestamp::now().as_millis(), caught_up, &mut ready);
@@ -221,12 +241,22 @@ impl FileSink {
                     self.stats.note_joined(&ready, join.held());
                 }
             }
+            let written_through = ready.last().map(|j| j.entry.seq);
             if !ready.is_empty() {
                 self.write_batch(&ready)?;
             }
             ready.clear();
             self.ready = ready;
-            if drained {
+            // Records read after the last one written were not taken: done for this sink (once
+            // the join holds nothing older, so the state is the one after them).
+            if let Some(seq) = read_through
+                && written_through.is_none_or(|w| w < seq)
+                && self.join.as_ref().is_none_or(|j| j.held() == 0)
+            {
+                self.snapshots.push_back((seq, file_states(&self.outputs)));
+                self.acknowledge(false)?;
+            }
+            if drained || stopping {
                 return Ok(());
             }
         }

@@ -8,6 +8,10 @@
 //! pass through the byte join ([`JoinStage`]) first and are indexed (and acknowledged) in journal
 //! order, HAProxy entries with `_bytes_sent` in their stored GELF.
 //!
+//! Records its route ([`super::route`]) does not take are acknowledged without being indexed.
+//! Stopped on its own (`ctx.shutdown`), it commits, acknowledges and returns; entries the byte
+//! join still holds are read again by the next start.
+//!
 //! Touches `<data_dir>/index/` (through [`IndexWriterSet`]) and its journal cursor.
 
 use std::path::Path;
@@ -17,12 +21,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::accounting::stream::{JoinStage, Joined};
-use crate::component::{ComponentError, SinkContext};
+use crate::component::{ComponentError, Shutdown, SinkContext};
 use crate::config::IndexSinkConfig;
 use crate::index::{IndexError, IndexSettings, IndexWriterSet};
 use crate::journal::Cursor;
 use crate::parse::registry::ParserRegistry;
 use crate::record::Timestamp;
+use crate::sinks::route::Route;
 use crate::telemetry::SinkStats;
 
 /// The name the pipeline should give the index sink's journal cursor.
@@ -48,15 +53,19 @@ pub fn run_index_sink(
         cursor,
         index_dir,
         settings,
-        stop,
+        Stop {
+            flag: stop,
+            shutdown: None,
+        },
         &SinkStats::default(),
         Arc::new(ParserRegistry::new(Vec::new())),
         None,
+        &Route::default(),
     )
 }
 
 /// Starts the index sink of a running pipeline on its own thread; it drains the journal when it
-/// closes.
+/// closes, or stops when its shutdown fires.
 pub fn spawn(
     config: &IndexSinkConfig,
     ctx: SinkContext,
@@ -68,8 +77,10 @@ pub fn spawn(
         parsers,
         data_dir,
         join,
+        shutdown,
         ..
     } = ctx;
+    let route = Route::new(&config.route);
     let settings = IndexSettings {
         commit_interval: config.commit_interval.0,
         max_age_days: config.max_age_days,
@@ -82,21 +93,36 @@ pub fn spawn(
         .spawn(move || {
             let never = AtomicBool::new(false);
             let join = join.as_ref().map(|j| JoinStage::new(j, parsers.clone()));
-            run_counted(cursor, &index_dir, &settings, &never, &stats, parsers, join)
-                .map(|_| ())
-                .map_err(ComponentError::Index)
+            let stop = Stop {
+                flag: &never,
+                shutdown: Some(&shutdown),
+            };
+            run_counted(
+                cursor, &index_dir, &settings, stop, &stats, parsers, join, &route,
+            )
+            .map(|_| ())
+            .map_err(ComponentError::Index)
         })
         .map_err(ComponentError::Thread)
 }
 
+/// What stops the sink: `flag` (drains the join, like the journal closing) or `shutdown` (the
+/// sink alone stops: the join's held entries are read again by the next start).
+struct Stop<'a> {
+    flag: &'a AtomicBool,
+    shutdown: Option<&'a Shutdown>,
+}
+
+#[allow(clippy::too_many_arguments)] // one private entry point with everything the loop needs
 fn run_counted(
     mut cursor: Cursor,
     index_dir: &Path,
     settings: &IndexSettings,
-    stop: &AtomicBool,
+    stop: Stop<'_>,
     stats: &SinkStats,
     parsers: Arc<ParserRegistry>,
     mut join: Option<JoinStage>,
+    route: &Route,
 ) -> Result<crate::index::writer::WriterStats, IndexError> {
     let mut writer = IndexWriterSet::open(index_dir, settings, parsers)?;
     writer.apply_retention()?;
@@ -114,16 +140,22 @@ fn run_counted(
         let batch_max = settings.batch_max.max(1);
         let batch = cursor.next_batch_blocking(batch_max, wait)?;
         let read = batch.len();
-        let stopping = stop.load(Ordering::Relaxed) || (batch.is_empty() && cursor.is_drained());
+        let read_through = batch.last().map(|e| e.seq);
+        let draining =
+            stop.flag.load(Ordering::Relaxed) || (batch.is_empty() && cursor.is_drained());
+        // Stopped on its own; once the journal is closed the sink drains it instead.
+        let stopping = draining
+            || (stop.shutdown.is_some_and(Shutdown::is_triggered) && !cursor.journal_closed());
         ready.clear();
+        let taken = batch.into_iter().filter(|e| route.takes(&e.record));
         match &mut join {
-            None => ready.extend(batch.into_iter().map(Joined::plain)),
+            None => ready.extend(taken.map(Joined::plain)),
             Some(join) => {
-                for entry in batch {
+                for entry in taken {
                     join.push(entry, &mut ready);
                 }
                 join.tick(Timestamp::now().as_millis(), read < batch_max, &mut ready);
-                if stopping {
+                if draining {
                     join.drain(&mut ready);
                 }
                 stats.note_joined(&ready, join.held());
@@ -132,6 +164,13 @@ fn run_counted(
         for j in &ready {
             writer.add_corrected(&stream, j.entry.seq, &j.entry.record, j.correction)?;
             pending = Some(j.entry.seq);
+        }
+        // Records read and not taken are done too (the ack below stays under the join's floor).
+        if let Some(seq) = read_through
+            && pending.is_none_or(|p| p < seq)
+            && (pending.is_some() || seq > cursor.acked())
+        {
+            pending = Some(seq);
         }
         stats
             .records

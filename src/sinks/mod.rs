@@ -6,11 +6,13 @@
 //! - [`index`]: the transaction-id index under `<data_dir>/index`, exactly once via commit payloads.
 //! - [`forward`]: ships the journal to aggregators, advancing on their durable acks.
 //!
-//! A sink touches its own output and its journal cursor, nothing else.
+//! The file and index sinks take only the records their route ([`route`]) takes; the others
+//! they acknowledge unwritten. A sink touches its own output and its journal cursor, nothing else.
 
 pub mod file;
 pub mod forward;
 pub mod index;
+pub mod route;
 
 use crate::component::{ComponentError, Running, ShutdownTrigger, SinkContext};
 use crate::config::SinkConfig;
@@ -28,4 +30,22 @@ pub fn start(
         SinkConfig::Index(cfg) => index::spawn(cfg, ctx)?,
     };
     Ok(Running::thread(handle).with_stop(stop))
+}
+
+/// True for sinks that parse records (and so start with the parser registry and `[bytes]`).
+pub fn parses(config: &SinkConfig) -> bool {
+    match config {
+        SinkConfig::File(_) | SinkConfig::Index(_) => true,
+        SinkConfig::Forward(_) => false,
+    }
+}
+
+/// The files whose content a sink reads at start (certificates, keys, tokens): a reload
+/// restarts the sink when one of them changed.
+pub fn watched_files(config: &SinkConfig) -> Vec<&std::path::Path> {
+    let paths: Vec<&Option<std::path::PathBuf>> = match config {
+        SinkConfig::File(_) | SinkConfig::Index(_) => Vec::new(),
+        SinkConfig::Forward(c) => vec![&c.token_file, &c.tls_ca, &c.tls_cert, &c.tls_key],
+    };
+    paths.into_iter().flatten().map(|p| p.as_path()).collect()
 }

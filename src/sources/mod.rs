@@ -14,6 +14,38 @@ pub mod syslog;
 use crate::component::{ComponentError, Running, SourceContext};
 use crate::config::SourceConfig;
 
+/// The listeners of a source, bound before anything starts ([`bind`]).
+pub enum Bound {
+    Syslog(syslog::Bound),
+    /// A source that binds when it starts (file; forward binds in its own `start`).
+    Later,
+}
+
+/// Binds the listeners of the source described by `config` (named `name`).
+pub fn bind(config: &SourceConfig, name: &str) -> Result<Bound, ComponentError> {
+    Ok(match config {
+        SourceConfig::Syslog(cfg) => Bound::Syslog(syslog::bind(cfg, name)?),
+        SourceConfig::File(_) | SourceConfig::Forward(_) => Bound::Later,
+    })
+}
+
+/// The files whose content a source reads at start (certificates, keys, tokens, parser
+/// configs): a reload restarts the source when one of them changed.
+pub fn watched_files(config: &SourceConfig) -> Vec<&std::path::Path> {
+    let paths: Vec<&Option<std::path::PathBuf>> = match config {
+        SourceConfig::File(c) => vec![&c.haproxy_config, &c.apache_config],
+        SourceConfig::Syslog(c) => vec![
+            &c.tls_cert,
+            &c.tls_key,
+            &c.tls_client_ca,
+            &c.haproxy_config,
+            &c.apache_config,
+        ],
+        SourceConfig::Forward(c) => vec![&c.token_file, &c.tls_cert, &c.tls_key, &c.tls_client_ca],
+    };
+    paths.into_iter().flatten().map(|p| p.as_path()).collect()
+}
+
 /// Starts the source described by `config` with `ctx`; its stop signal is `stop` (the trigger of
 /// `ctx.shutdown`).
 pub fn start(
@@ -22,18 +54,32 @@ pub fn start(
     stop: crate::component::ShutdownTrigger,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Running, ComponentError> {
-    let running = match config {
-        SourceConfig::File(cfg) => {
+    let bound = bind(config, &ctx.name)?;
+    start_bound(config, bound, ctx, stop, runtime)
+}
+
+/// [`start`] with the listeners [`bind`] bound.
+pub fn start_bound(
+    config: &SourceConfig,
+    bound: Bound,
+    ctx: SourceContext,
+    stop: crate::component::ShutdownTrigger,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Running, ComponentError> {
+    let running = match (config, bound) {
+        (SourceConfig::File(cfg), _) => {
             let (handle, files) = file::spawn(cfg.clone(), ctx)?;
             Running::thread(handle).with_detail(move || files.summary())
         }
-        SourceConfig::Syslog(cfg) => {
+        (SourceConfig::Syslog(cfg), bound) => {
+            let bound = match bound {
+                Bound::Syslog(b) => b,
+                Bound::Later => syslog::bind(cfg, &ctx.name)?,
+            };
             let _guard = runtime.enter();
-            let handle =
-                syslog::start(cfg.clone(), ctx, runtime).map_err(ComponentError::Failed)?;
-            Running::task(runtime.spawn(legacy(handle)))
+            Running::task(syslog::start(bound, cfg, ctx, runtime)?)
         }
-        SourceConfig::Forward(cfg) => {
+        (SourceConfig::Forward(cfg), _) => {
             let handle =
                 forward::start(cfg.clone(), ctx, runtime).map_err(ComponentError::Failed)?;
             Running::task(runtime.spawn(legacy(handle)))

@@ -19,6 +19,8 @@ use crate::record::{Position, Record, RecordFlags, Timestamp};
 pub const BATCH: usize = 128;
 /// How long a blocked receive waits before checking for shutdown.
 const RECEIVE_TIMEOUT: Duration = Duration::from_millis(200);
+/// How long a stopping receive thread keeps journaling what its socket queued.
+const DRAIN_AT_STOP: Duration = Duration::from_millis(250);
 
 /// Which kind of datagram socket, for the drop counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,9 +141,13 @@ fn receive_loop(
     let slot = max_message.clamp(1024, 65536 * 4);
     let mut batch = Batch::new(slot);
     let inode = socket_inode(&socket);
-    let mut kernel_base: Option<u64> = None;
+    // The socket was bound by this source (before the pipeline started the rest): every drop
+    // since the bind is ours, including those before this thread ran.
+    let mut kernel_base: Option<u64> = Some(0);
     let mut last_drop_check = Instant::now() - Duration::from_secs(2);
     let mut journal_full_since: Option<Instant> = None;
+    // After shutdown, what the socket already queued is still journaled (bounded in time).
+    let mut drain_until: Option<Instant> = None;
     loop {
         if kind == DatagramKind::Udp && last_drop_check.elapsed() >= Duration::from_secs(1) {
             last_drop_check = Instant::now();
@@ -154,7 +160,10 @@ fn receive_loop(
             }
         }
         if ctx.shutdown.is_triggered() {
-            return Ok(());
+            let until = *drain_until.get_or_insert_with(|| Instant::now() + DRAIN_AT_STOP);
+            if Instant::now() >= until {
+                return Ok(());
+            }
         }
         let n = match batch.receive(fd) {
             Ok(n) => n,
@@ -166,6 +175,9 @@ fn receive_loop(
                         | std::io::ErrorKind::Interrupted
                 ) =>
             {
+                if drain_until.is_some() {
+                    return Ok(());
+                }
                 continue;
             }
             Err(e) => return Err(format!("receive failed: {e}")),

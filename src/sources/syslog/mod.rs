@@ -26,7 +26,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::component::SourceContext;
+use crate::component::{ComponentError, SourceContext};
 use crate::config::SyslogSourceConfig;
 use datagram::DatagramKind;
 use stream::{RefusalLog, StreamLimits};
@@ -36,31 +36,131 @@ pub use framing::{Frame, FrameDecoder, FrameError};
 /// A TLS client that has not finished its handshake by then is disconnected.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Binds the configured sockets and starts the source.
+/// Why the syslog source could not bind or run.
+#[derive(Debug, thiserror::Error)]
+pub enum SyslogError {
+    #[error("invalid {what} address `{addr}`: {source}")]
+    Address {
+        what: &'static str,
+        addr: String,
+        #[source]
+        source: std::net::AddrParseError,
+    },
+    /// A socket could not be bound or listened on.
+    #[error("cannot listen on {what} {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Setting up a socket (options, registration with the reactor).
+    #[error("{what} {addr}: {source}")]
+    Socket {
+        what: &'static str,
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A unix socket path that cannot be used.
+    #[error("{0}")]
+    UnixPath(String),
+    /// `tls_cert`/`tls_key`/`tls_client_ca` that do not load.
+    #[error("{0}")]
+    Tls(String),
+    #[error("cannot start thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// A receive loop's error while running.
+    #[error("{0}")]
+    Receive(String),
+}
+
+impl From<SyslogError> for ComponentError {
+    fn from(e: SyslogError) -> ComponentError {
+        match e {
+            SyslogError::Bind { what, addr, source } => ComponentError::Bind {
+                addr: format!("{what} {addr}"),
+                source,
+            },
+            SyslogError::Address { .. } | SyslogError::Tls(_) | SyslogError::UnixPath(_) => {
+                ComponentError::Setting(e.to_string())
+            }
+            SyslogError::Socket { .. } => ComponentError::Failed(e.to_string()),
+            SyslogError::Thread(source) => ComponentError::Thread(source),
+            SyslogError::Receive(m) => ComponentError::Failed(m),
+        }
+    }
+}
+
+/// The sockets of a syslog source, bound (before anything starts) but not yet served.
+pub struct Bound {
+    udp: Option<OwnedFd>,
+    unix: Option<OwnedFd>,
+    tcp: Option<std::net::TcpListener>,
+    tls: Option<(std::net::TcpListener, tokio_rustls::TlsAcceptor)>,
+    unix_stream: Option<std::os::unix::net::UnixListener>,
+}
+
+/// Binds the configured sockets (and loads the TLS certificate) of source `name`.
+pub fn bind(config: &SyslogSourceConfig, name: &str) -> Result<Bound, SyslogError> {
+    let udp = match &config.udp {
+        Some(addr) => Some(bind_udp(addr, config.udp_receive_buffer.as_usize(), name)?),
+        None => None,
+    };
+    let unix = match &config.unix {
+        Some(path) => Some(bind_unix_datagram(path, config.unix_mode)?),
+        None => None,
+    };
+    let tcp = config
+        .tcp
+        .as_deref()
+        .map(|a| bind_tcp(a, "tcp"))
+        .transpose()?;
+    let tls = match &config.tls {
+        Some(addr) => {
+            let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+                return Err(SyslogError::Tls(
+                    "`tls` needs `tls_cert` and `tls_key`".into(),
+                ));
+            };
+            let acceptor = tls::acceptor(cert, key, config.tls_client_ca.as_deref())
+                .map_err(SyslogError::Tls)?;
+            Some((bind_tcp(addr, "tls")?, acceptor))
+        }
+        None => None,
+    };
+    let unix_stream = match &config.unix_stream {
+        Some(path) => Some(bind_unix_stream(path, config.unix_mode)?),
+        None => None,
+    };
+    Ok(Bound {
+        udp,
+        unix,
+        tcp,
+        tls,
+        unix_stream,
+    })
+}
+
+/// Serves the sockets `bind` bound.
 pub fn start(
-    config: SyslogSourceConfig,
+    bound: Bound,
+    config: &SyslogSourceConfig,
     ctx: SourceContext,
     runtime: &tokio::runtime::Runtime,
-) -> Result<tokio::task::JoinHandle<Result<(), String>>, String> {
+) -> Result<tokio::task::JoinHandle<Result<(), ComponentError>>, SyslogError> {
     let max_message = config.max_message_bytes.as_usize().max(64);
     let mut threads = Vec::new();
-    if let Some(addr) = &config.udp {
-        let sock = bind_udp(addr, config.udp_receive_buffer.as_usize(), &ctx.name)?;
-        threads.push(datagram::spawn(
-            sock,
-            DatagramKind::Udp,
-            ctx.clone(),
-            max_message,
-        )?);
-    }
-    if let Some(path) = &config.unix {
-        let sock = bind_unix_datagram(path, config.unix_mode)?;
-        threads.push(datagram::spawn(
-            sock,
-            DatagramKind::Unix,
-            ctx.clone(),
-            max_message,
-        )?);
+    for (sock, kind) in [
+        (bound.udp, DatagramKind::Udp),
+        (bound.unix, DatagramKind::Unix),
+    ] {
+        if let Some(sock) = sock {
+            threads.push(
+                datagram::spawn(sock, kind, ctx.clone(), max_message)
+                    .map_err(SyslogError::Receive)?,
+            );
+        }
     }
     let _guard = runtime.enter();
     let limits = StreamLimits {
@@ -73,25 +173,31 @@ pub fn start(
         ))),
         refused: Arc::new(AtomicU64::new(0)),
     };
-    let tcp = config
+    let register = |what: &'static str, addr: Option<String>, source| SyslogError::Socket {
+        what,
+        addr: addr.unwrap_or_default(),
+        source,
+    };
+    let tcp = bound
         .tcp
-        .as_deref()
-        .map(|a| bind_tcp(a, "tcp"))
-        .transpose()?;
-    let tls = match &config.tls {
-        Some(addr) => {
-            let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
-                return Err("`tls` needs `tls_cert` and `tls_key`".into());
-            };
-            let acceptor = tls::acceptor(cert, key, config.tls_client_ca.as_deref())?;
-            Some((bind_tcp(addr, "tls")?, acceptor))
-        }
+        .map(TcpListener::from_std)
+        .transpose()
+        .map_err(|e| register("tcp", config.tcp.clone(), e))?;
+    let tls = match bound.tls {
+        Some((l, acceptor)) => Some((
+            TcpListener::from_std(l).map_err(|e| register("tls", config.tls.clone(), e))?,
+            acceptor,
+        )),
         None => None,
     };
-    let unix_stream = match &config.unix_stream {
-        Some(path) => Some(bind_unix_stream(path, config.unix_mode)?),
-        None => None,
-    };
+    let unix_stream = bound
+        .unix_stream
+        .map(UnixListener::from_std)
+        .transpose()
+        .map_err(|e| {
+            let path = config.unix_stream.as_ref().map(|p| p.display().to_string());
+            register("unix_stream", path, e)
+        })?;
     Ok(runtime.spawn(async move {
         let mut tasks = JoinSet::new();
         if let Some(l) = tcp {
@@ -122,53 +228,70 @@ pub fn start(
         while let Some(r) = tasks.join_next().await {
             match r {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => result = Err(e),
-                Err(e) => result = Err(format!("syslog task failed: {e}")),
+                Ok(Err(e)) => result = Err(ComponentError::from(SyslogError::Receive(e))),
+                Err(_) => result = Err(ComponentError::Panicked),
             }
         }
         result
     }))
 }
 
-fn bind_tcp(addr: &str, what: &str) -> Result<TcpListener, String> {
-    let sa: SocketAddr = addr
-        .parse()
-        .map_err(|e| format!("invalid {what} address `{addr}`: {e}"))?;
+fn parse_addr(addr: &str, what: &'static str) -> Result<SocketAddr, SyslogError> {
+    addr.parse().map_err(|source| SyslogError::Address {
+        what,
+        addr: addr.to_string(),
+        source,
+    })
+}
+
+fn bind_tcp(addr: &str, what: &'static str) -> Result<std::net::TcpListener, SyslogError> {
+    let sa = parse_addr(addr, what)?;
+    let setup = |source| SyslogError::Socket {
+        what,
+        addr: addr.to_string(),
+        source,
+    };
+    let bind = |source| SyslogError::Bind {
+        what,
+        addr: addr.to_string(),
+        source,
+    };
     let sock = socket2::Socket::new(
         socket2::Domain::for_address(sa),
         socket2::Type::STREAM,
         None,
     )
-    .map_err(|e| format!("{what} socket: {e}"))?;
-    sock.set_reuse_address(true)
-        .map_err(|e| format!("{what} {addr}: {e}"))?;
-    sock.bind(&sa.into())
-        .map_err(|e| format!("cannot listen on {what} {addr}: {e}"))?;
-    sock.listen(4096)
-        .map_err(|e| format!("cannot listen on {what} {addr}: {e}"))?;
-    sock.set_nonblocking(true)
-        .map_err(|e| format!("{what} {addr}: {e}"))?;
-    TcpListener::from_std(sock.into()).map_err(|e| format!("{what} {addr}: {e}"))
+    .map_err(setup)?;
+    sock.set_reuse_address(true).map_err(setup)?;
+    sock.bind(&sa.into()).map_err(bind)?;
+    sock.listen(4096).map_err(bind)?;
+    sock.set_nonblocking(true).map_err(setup)?;
+    Ok(sock.into())
 }
 
-fn bind_udp(addr: &str, recv_buffer: usize, name: &str) -> Result<OwnedFd, String> {
-    let sa: SocketAddr = addr
-        .parse()
-        .map_err(|e| format!("invalid udp address `{addr}`: {e}"))?;
+fn bind_udp(addr: &str, recv_buffer: usize, name: &str) -> Result<OwnedFd, SyslogError> {
+    let sa = parse_addr(addr, "udp")?;
     let sock = socket2::Socket::new(
         socket2::Domain::for_address(sa),
         socket2::Type::DGRAM,
         Some(socket2::Protocol::UDP),
     )
-    .map_err(|e| format!("udp socket: {e}"))?;
+    .map_err(|source| SyslogError::Socket {
+        what: "udp",
+        addr: addr.to_string(),
+        source,
+    })?;
     // Root may exceed net.core.rmem_max with SO_RCVBUFFORCE; otherwise the kernel caps the request.
     if !force_receive_buffer(&sock, recv_buffer) {
         let _ = sock.set_recv_buffer_size(recv_buffer);
     }
     let effective = sock.recv_buffer_size().unwrap_or(0);
     tracing::info!(source = %name, udp = %addr, requested = recv_buffer, effective, "UDP receive buffer (the kernel reports twice the usable size).");
-    sock.bind(&sa.into())
-        .map_err(|e| format!("cannot bind udp {addr}: {e}"))?;
+    sock.bind(&sa.into()).map_err(|source| SyslogError::Bind {
+        what: "udp",
+        addr: addr.to_string(),
+        source,
+    })?;
     Ok(sock.into())
 }
 
@@ -188,53 +311,80 @@ fn force_receive_buffer(sock: &socket2::Socket, size: usize) -> bool {
 }
 
 /// Removes a stale socket file left by a crash, refusing to touch a live socket or another file.
-fn replace_stale_socket(path: &Path) -> Result<(), String> {
+fn replace_stale_socket(path: &Path) -> Result<(), SyslogError> {
     use std::os::unix::fs::FileTypeExt;
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return Ok(());
     };
     if !meta.file_type().is_socket() {
-        return Err(format!(
+        return Err(SyslogError::UnixPath(format!(
             "{} exists and is not a socket; refusing to replace it",
             path.display()
-        ));
+        )));
     }
     let live = std::os::unix::net::UnixDatagram::unbound()
         .and_then(|s| s.connect(path))
         .is_ok()
         || std::os::unix::net::UnixStream::connect(path).is_ok();
     if live {
-        return Err(format!("{} is in use by a running process", path.display()));
+        return Err(SyslogError::UnixPath(format!(
+            "{} is in use by a running process",
+            path.display()
+        )));
     }
-    std::fs::remove_file(path)
-        .map_err(|e| format!("cannot remove stale socket {}: {e}", path.display()))
+    std::fs::remove_file(path).map_err(|e| {
+        SyslogError::UnixPath(format!(
+            "cannot remove stale socket {}: {e}",
+            path.display()
+        ))
+    })
 }
 
-fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| format!("cannot set mode {mode:o} on {}: {e}", path.display()))
+fn set_mode(path: &Path, mode: u32) -> Result<(), SyslogError> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| {
+        SyslogError::UnixPath(format!(
+            "cannot set mode {mode:o} on {}: {e}",
+            path.display()
+        ))
+    })
 }
 
-fn bind_unix_datagram(path: &Path, mode: u32) -> Result<OwnedFd, String> {
+fn bind_unix_datagram(path: &Path, mode: u32) -> Result<OwnedFd, SyslogError> {
     replace_stale_socket(path)?;
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let sock = std::os::unix::net::UnixDatagram::bind(path)
-        .map_err(|e| format!("cannot bind unix socket {}: {e}", path.display()))?;
+    let sock =
+        std::os::unix::net::UnixDatagram::bind(path).map_err(|source| SyslogError::Bind {
+            what: "unix",
+            addr: path.display().to_string(),
+            source,
+        })?;
     set_mode(path, mode)?;
     let sock2 = socket2::Socket::from(OwnedFd::from(sock));
     let _ = force_receive_buffer(&sock2, 8 << 20);
     Ok(sock2.into())
 }
 
-fn bind_unix_stream(path: &Path, mode: u32) -> Result<UnixListener, String> {
+fn bind_unix_stream(
+    path: &Path,
+    mode: u32,
+) -> Result<std::os::unix::net::UnixListener, SyslogError> {
     replace_stale_socket(path)?;
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let l = UnixListener::bind(path)
-        .map_err(|e| format!("cannot bind unix stream socket {}: {e}", path.display()))?;
+    let l = std::os::unix::net::UnixListener::bind(path).map_err(|source| SyslogError::Bind {
+        what: "unix_stream",
+        addr: path.display().to_string(),
+        source,
+    })?;
+    l.set_nonblocking(true)
+        .map_err(|source| SyslogError::Socket {
+            what: "unix_stream",
+            addr: path.display().to_string(),
+            source,
+        })?;
     set_mode(path, mode)?;
     Ok(l)
 }
