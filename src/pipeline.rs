@@ -399,8 +399,9 @@ fn status_text(
     for (name, s) in sinks {
         let _ = write!(
             line,
-            " | sink {name}: {} records",
-            s.records.load(Ordering::Relaxed)
+            " | sink {name}: {} records{}",
+            s.records.load(Ordering::Relaxed),
+            crate::telemetry::sink_status(s)
         );
     }
     let parse_errors: Vec<String> = parsers

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::component::HealthState;
 use crate::journal::Journal;
 
 /// Counters of one source.
@@ -40,6 +41,15 @@ pub struct SinkStats {
     pub bytes_basis: [AtomicU64; 4],
     /// Records the byte join holds (waiting for a partner, or behind one that waits).
     pub join_held: AtomicU64,
+    /// Running, retrying (with the last error) or failed: kept by the sink's supervisor.
+    pub health: Arc<crate::component::Health>,
+    /// How far the sink's journal cursor is behind: records and journal bytes.
+    pub lag_records: AtomicU64,
+    pub lag_bytes: AtomicU64,
+    /// Times the sink failed and was restarted from its cursor.
+    pub restarts: AtomicU64,
+    /// Records the sink never wrote because it fell more than `max_lag` behind.
+    pub skipped: AtomicU64,
 }
 
 impl SinkStats {
@@ -52,6 +62,46 @@ impl SinkStats {
         }
         self.join_held.store(held as u64, Ordering::Relaxed);
     }
+}
+
+/// The states `quill_sink_state{state}` reports (1 for the current one, 0 for the others).
+const SINK_STATES: [HealthState; 5] = [
+    HealthState::Starting,
+    HealthState::Running,
+    HealthState::Retrying,
+    HealthState::Stopped,
+    HealthState::Failed,
+];
+
+/// A sink's part of the status line after its record count: state when not running (with the
+/// last error), lag, restarts and skipped records when there are any.
+pub fn sink_status(s: &SinkStats) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let state = s.health.state();
+    if state != HealthState::Running {
+        let _ = write!(out, ", {}", state.as_str());
+        if let Some(e) = s.health.last_error() {
+            let _ = write!(out, " ({e})");
+        }
+    }
+    let lag = s.lag_records.load(Ordering::Relaxed);
+    if lag > 0 {
+        let _ = write!(
+            out,
+            ", lag {lag} records/{} bytes",
+            s.lag_bytes.load(Ordering::Relaxed)
+        );
+    }
+    let restarts = s.restarts.load(Ordering::Relaxed);
+    if restarts > 0 {
+        let _ = write!(out, ", {restarts} restarts");
+    }
+    let skipped = s.skipped.load(Ordering::Relaxed);
+    if skipped > 0 {
+        let _ = write!(out, ", {skipped} skipped (max_lag)");
+    }
+    out
 }
 
 /// Serves the metrics registry at `http://ADDR/metrics`; needs a tokio runtime context.
@@ -88,6 +138,19 @@ pub fn publish(
             .absolute(s.bytes.load(Ordering::Relaxed));
         metrics::gauge!("quill_sink_join_held", &label)
             .set(s.join_held.load(Ordering::Relaxed) as f64);
+        metrics::gauge!("quill_sink_lag_records", &label)
+            .set(s.lag_records.load(Ordering::Relaxed) as f64);
+        metrics::gauge!("quill_sink_lag_bytes", &label)
+            .set(s.lag_bytes.load(Ordering::Relaxed) as f64);
+        metrics::counter!("quill_sink_restarts_total", &label)
+            .absolute(s.restarts.load(Ordering::Relaxed));
+        metrics::counter!("quill_sink_skipped_total", &label)
+            .absolute(s.skipped.load(Ordering::Relaxed));
+        let state = s.health.state();
+        for st in SINK_STATES {
+            metrics::gauge!("quill_sink_state", "sink" => name.clone(), "state" => st.as_str())
+                .set(if st == state { 1.0 } else { 0.0 });
+        }
         for basis in [
             crate::accounting::Basis::Exact,
             crate::accounting::Basis::Estimate,

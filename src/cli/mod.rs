@@ -87,7 +87,9 @@ pub fn main() -> ExitCode {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("QUILL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // tantivy logs every segment merge and commit at INFO: warn unless QUILL_LOG asks for more.
+    let filter = EnvFilter::try_from_env("QUILL_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,tantivy=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

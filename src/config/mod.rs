@@ -510,6 +510,15 @@ impl SinkConfig {
             SinkConfig::Index(_) => "index",
         }
     }
+
+    /// `max_lag` of whichever sink this is.
+    pub fn max_lag(&self) -> Option<ByteSize> {
+        match self {
+            SinkConfig::File(c) => c.max_lag,
+            SinkConfig::Forward(c) => c.max_lag,
+            SinkConfig::Index(c) => c.max_lag,
+        }
+    }
 }
 
 /// `type = "file"`: GELF JSON lines under `<path>/<category>/`.
@@ -517,6 +526,11 @@ impl SinkConfig {
 #[serde(deny_unknown_fields)]
 pub struct FileSinkConfig {
     pub path: PathBuf,
+    /// Past this much journal behind it (while it is down), the journal stops waiting for the
+    /// sink: its cursor moves on and the records it skips are counted. Default: no limit (the
+    /// sink holds the journal, sources see backpressure).
+    #[serde(default)]
+    pub max_lag: Option<ByteSize>,
     /// A category's current file is rotated when it would grow past this.
     #[serde(default = "default_file_sink_max")]
     pub max_size: ByteSize,
@@ -530,6 +544,11 @@ fn default_file_sink_max() -> ByteSize {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardSinkConfig {
+    /// Past this much journal behind it (while it is down), the journal stops waiting for the
+    /// sink: its cursor moves on and the records it skips are counted. Default: no limit (the
+    /// sink holds the journal, sources see backpressure).
+    #[serde(default)]
+    pub max_lag: Option<ByteSize>,
     /// Aggregators, `HOST:PORT`: the first that works (failover), or spread with `load_balance`.
     pub to: Vec<String>,
     pub token: Option<String>,
@@ -602,6 +621,11 @@ fn default_forward_drain_timeout() -> HumanDuration {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IndexSinkConfig {
+    /// Past this much journal behind it (while it is down), the journal stops waiting for the
+    /// sink: its cursor moves on and the records it skips are counted. Default: no limit (the
+    /// sink holds the journal, sources see backpressure).
+    #[serde(default)]
+    pub max_lag: Option<ByteSize>,
     /// How often new entries are made searchable.
     #[serde(default = "default_commit_interval")]
     pub commit_interval: HumanDuration,
