@@ -23,9 +23,13 @@ pub mod component;
 #[cfg(feature = "pipeline")]
 pub mod config;
 #[cfg(feature = "pipeline")]
+pub mod host;
+#[cfg(feature = "pipeline")]
 pub mod index;
 #[cfg(feature = "pipeline")]
 pub mod journal;
+#[cfg(feature = "pipeline")]
+pub mod ops;
 #[cfg(feature = "pipeline")]
 pub mod pipeline;
 #[cfg(feature = "pipeline")]

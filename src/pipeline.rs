@@ -229,17 +229,19 @@ pub fn run_until(
 
     // Status line until shutdown.
     if let Some(addr) = &config.metrics_listen {
-        let addr: std::net::SocketAddr = addr.parse().map_err(|e| PipelineError::Setting {
-            key: "metrics_listen".into(),
-            message: format!("invalid address `{addr}`: {e}"),
-        })?;
-        let _guard = runtime.enter();
-        crate::telemetry::install_exporter(addr).map_err(|message| PipelineError::Setting {
+        let (sources, sinks, journal) = (source_stats.clone(), sink_stats.clone(), journal.clone());
+        let report = Arc::new(move || crate::telemetry::report(true, &sources, &sinks, &journal));
+        let setting = |message| PipelineError::Setting {
             key: "metrics_listen".into(),
             message,
-        })?;
-        tracing::info!(%addr, "Serving Prometheus metrics at /metrics.");
+        };
+        let prometheus = crate::ops::install_recorder().map_err(setting)?;
+        let addr = crate::ops::serve(addr, prometheus, report, runtime, &shutdown)
+            .map_err(|e| setting(e.to_string()))?;
+        tracing::info!(%addr, "Serving /metrics, /health/live, /health/ready and /status.");
     }
+    crate::host::notify_ready();
+    crate::host::start_watchdog(&shutdown);
     let status_every = config.status_interval.0;
     let mut sd = shutdown.clone();
     let status_journal = journal.clone();
@@ -261,6 +263,7 @@ pub fn run_until(
     });
 
     // Orderly stop: sources flush, the journal closes, sinks drain.
+    crate::host::notify_stopping();
     let handle = runtime.handle();
     let mut first_error = None;
     for (_, source) in &sources_running {

@@ -164,6 +164,20 @@ fn file_sink_recovers_from_a_full_disk_with_every_line_once() {
     assert!(state_is(metrics, "retrying"), "{}", daemon.stderr());
     let restarts = scrape_metric(metrics, "quill_sink_restarts_total", "sink=\"out\"").unwrap();
     assert!(restarts >= 1.0);
+    // `quill status` shows it, with the error, and exits 1.
+    let out = Command::new(quill_bin())
+        .args(["status", "-c", "quill.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{table}");
+    assert!(
+        table.lines().any(|l| l.starts_with("sink")
+            && l.contains("retrying")
+            && l.contains("No space left")),
+        "{table}"
+    );
 
     // Space is freed: the sink resumes by itself.
     std::fs::remove_file(dir.path().join("out/ballast")).unwrap();

@@ -11,6 +11,7 @@ mod journal_cmd;
 pub mod parse;
 pub mod search;
 mod send;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +49,8 @@ pub enum Command {
     Bytes(bytes::Args),
     /// The journal's cursors: list them, drop the one of a sink that was removed.
     Journal(journal_cmd::JournalArgs),
+    /// A running daemon's sources, sinks, lag, losses and last errors (exit 1 if unhealthy).
+    Status(status::StatusArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -126,5 +129,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Cat(args) => cat::run(&args),
         Command::Bytes(args) => bytes::run(&args).map(exit_code),
         Command::Journal(args) => journal_cmd::run(&args),
+        Command::Status(args) => status::run(&args),
     }
 }
