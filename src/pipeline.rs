@@ -220,6 +220,15 @@ pub fn run_until(
         sources_running.push((name.clone(), running));
         source_stats.push((name.clone(), stats));
     }
+    crate::host::drop_privileges(
+        config.user.as_deref(),
+        config.group.as_deref(),
+        &writable_paths(&config),
+    )
+    .map_err(|e| PipelineError::Setting {
+        key: "user".into(),
+        message: e.to_string(),
+    })?;
     tracing::info!(
         sources = config.sources.len(),
         sinks = config.sinks.len(),
@@ -295,6 +304,16 @@ pub fn run_until(
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// What Quill writes to: the data directory and every file sink's output.
+fn writable_paths(config: &Config) -> Vec<&std::path::Path> {
+    let mut paths = vec![config.data_dir.as_path()];
+    paths.extend(config.sinks.values().filter_map(|s| match s {
+        SinkConfig::File(f) => Some(f.path.as_path()),
+        _ => None,
+    }));
+    paths
 }
 
 /// Reads `[bytes]`'s haproxy.cfg into the sinks' join settings.

@@ -181,3 +181,161 @@ fn notifies_ready_watchdog_and_stopping_and_serves_health_and_status() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{}", log());
 }
+
+fn syslog_config(udp: &str, tcp: &str, extra: &str) -> String {
+    format!(
+        r#"data_dir = "./data"
+{extra}
+
+[sources.sys]
+type = "syslog"
+udp = "{udp}"
+tcp = "{tcp}"
+category = "sys"
+
+[sinks.out]
+type = "file"
+path = "./out"
+"#
+    )
+}
+
+#[test]
+fn takes_the_syslog_sockets_systemd_passes() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // The test holds both sockets, as systemd would: quill cannot bind them itself.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (udp_addr, tcp_addr) = (udp.local_addr().unwrap(), tcp.local_addr().unwrap());
+    write_file(
+        &root.join("quill.toml"),
+        &syslog_config(&udp_addr.to_string(), &tcp_addr.to_string(), ""),
+    );
+    let (ufd, tfd) = (udp.as_raw_fd(), tcp.as_raw_fd());
+    let stderr = std::fs::File::create(root.join("stderr.log")).unwrap();
+    // LISTEN_PID must be the pid quill runs as: sh sets it to its own and execs quill.
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "LISTEN_PID=$$ exec \"$0\" \"$@\""])
+        .arg(quill_bin())
+        .args(["run", "-c"])
+        .arg(root.join("quill.toml"))
+        .current_dir(root)
+        .env("LISTEN_FDS", "2")
+        .env("LISTEN_FDNAMES", "sys-udp:sys-tcp")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    // SAFETY: between fork and exec only dup/dup2 run in the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Move the sockets to fds 3 and 4 (via high numbers, in case they are 3/4 already).
+            let (u, t) = (libc::dup(ufd), libc::dup(tfd));
+            if libc::dup2(u, 3) < 0 || libc::dup2(t, 4) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let log = || std::fs::read_to_string(root.join("stderr.log")).unwrap_or_default();
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut stream = None;
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            sender
+                .send_to(b"<14>Jan  1 00:00:00 h app: over udp", udp_addr)
+                .unwrap();
+            if stream.is_none() {
+                stream = std::net::TcpStream::connect(tcp_addr).ok().map(|mut s| {
+                    s.write_all(b"<14>Jan  1 00:00:00 h app: over tcp\n")
+                        .unwrap();
+                    s
+                });
+            }
+            let got = messages(&read_sink(&root.join("out")));
+            got.iter().any(|m| m.contains("over udp")) && got.iter().any(|m| m.contains("over tcp"))
+        }),
+        "nothing arrived over the passed sockets\n{}",
+        log()
+    );
+    assert!(
+        log().contains("Using the socket passed by the service manager"),
+        "{}",
+        log()
+    );
+    drop(stream);
+    // SAFETY: kill(2) on the child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success(), "{}", log());
+}
+
+#[test]
+fn binds_port_514_as_root_then_runs_as_nobody() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test needs root (CI runs it as root)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_file(
+        &root.join("quill.toml"),
+        &syslog_config(
+            "127.0.0.1:514",
+            "127.0.0.1:514",
+            "user = \"nobody\"\ngroup = \"nogroup\"",
+        ),
+    );
+    let mut daemon = Daemon::start(root, &root.join("quill.toml"));
+    let pid = daemon.child.id();
+    let uid_line = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), || uid_line()
+            == "65534 65534 65534 65534"),
+        "Uid: {} (quill did not drop root)\n{}",
+        uid_line(),
+        daemon.stderr()
+    );
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "{}",
+        daemon.stderr()
+    );
+    // Real logger(1), over UDP and TCP to port 514.
+    for (flag, text) in [("--udp", "dropped udp"), ("--tcp", "dropped tcp")] {
+        let out = Command::new("logger")
+            .args(["--server", "127.0.0.1", "--port", "514", flag, text])
+            .output()
+            .expect("logger(1) (bsdutils) is needed");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            let got = messages(&read_sink(&root.join("out")));
+            got.iter().any(|m| m.contains("dropped udp"))
+                && got.iter().any(|m| m.contains("dropped tcp"))
+        }),
+        "messages did not arrive after dropping root\n{}",
+        daemon.stderr()
+    );
+    let meta = std::fs::metadata(root.join("data/journal")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
+    assert!(daemon.stop().success());
+}

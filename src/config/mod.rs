@@ -53,6 +53,10 @@ pub struct Config {
     pub status_interval: HumanDuration,
     /// Serve Prometheus metrics at `http://ADDR/metrics` (e.g. `127.0.0.1:9598`); off by default.
     pub metrics_listen: Option<String>,
+    /// Run as this user after binding the listeners (when started as root).
+    pub user: Option<String>,
+    /// ... and this group (default: the user's primary group).
+    pub group: Option<String>,
     #[serde(default)]
     pub journal: JournalSection,
     /// `[parse]`: how records of sources without parse settings of their own (those forwarded

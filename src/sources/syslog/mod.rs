@@ -72,7 +72,7 @@ pub fn start(
     let tcp = config
         .tcp
         .as_deref()
-        .map(|a| bind_tcp(a, "tcp"))
+        .map(|a| bind_tcp(a, "tcp", &ctx.name))
         .transpose()?;
     let tls = match &config.tls {
         Some(addr) => {
@@ -80,7 +80,7 @@ pub fn start(
                 return Err("`tls` needs `tls_cert` and `tls_key`".into());
             };
             let acceptor = tls::acceptor(cert, key, config.tls_client_ca.as_deref())?;
-            Some((bind_tcp(addr, "tls")?, acceptor))
+            Some((bind_tcp(addr, "tls", &ctx.name)?, acceptor))
         }
         None => None,
     };
@@ -126,10 +126,19 @@ pub fn start(
     }))
 }
 
-fn bind_tcp(addr: &str, what: &str) -> Result<TcpListener, String> {
+/// Binds a TCP listener, or takes the one the service manager passed for `addr` (socket
+/// activation: matched by address or by the name `<source>-<what>`).
+fn bind_tcp(addr: &str, what: &str, source: &str) -> Result<TcpListener, String> {
     let sa: SocketAddr = addr
         .parse()
         .map_err(|e| format!("invalid {what} address `{addr}`: {e}"))?;
+    let name = format!("{source}-{what}");
+    if let Some(fd) = crate::host::inherited_socket(sa, &name, crate::host::SocketKind::Stream) {
+        let l = std::net::TcpListener::from(fd);
+        l.set_nonblocking(true)
+            .map_err(|e| format!("{what} {addr}: {e}"))?;
+        return TcpListener::from_std(l).map_err(|e| format!("{what} {addr}: {e}"));
+    }
     let sock = socket2::Socket::new(
         socket2::Domain::for_address(sa),
         socket2::Type::STREAM,
@@ -151,6 +160,14 @@ fn bind_udp(addr: &str, recv_buffer: usize, name: &str) -> Result<OwnedFd, Strin
     let sa: SocketAddr = addr
         .parse()
         .map_err(|e| format!("invalid udp address `{addr}`: {e}"))?;
+    let passed = crate::host::inherited_socket(
+        sa,
+        &format!("{name}-udp"),
+        crate::host::SocketKind::Datagram,
+    );
+    if let Some(fd) = passed {
+        return Ok(fd);
+    }
     let sock = socket2::Socket::new(
         socket2::Domain::for_address(sa),
         socket2::Type::DGRAM,
