@@ -249,3 +249,90 @@ fn max_lag_counts_exactly_what_the_sink_skipped() {
     );
     drop(fs);
 }
+
+#[test]
+fn index_sink_recovers_from_a_full_disk_with_every_line_once() {
+    use quill::index::{IndexReaderSet, SearchRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_file(&root.join("logs/app.log"), "");
+    let fs = Tmpfs::mount(&root.join("data/index"), "16m");
+    let metrics = free_port();
+    write_file(
+        &root.join("quill.toml"),
+        &format!(
+            r#"data_dir = "./data"
+metrics_listen = "127.0.0.1:{metrics}"
+
+[sources.app]
+type = "file"
+include = ["logs/*.log"]
+category = "app"
+format = "raw"
+poll_interval = "20ms"
+
+[sinks.idx]
+type = "index"
+commit_interval = "200ms"
+listen = ""
+"#
+        ),
+    );
+    let daemon = Daemon::start(root, &root.join("quill.toml"));
+    let state = |s: &str| {
+        scrape_metric(
+            metrics,
+            "quill_sink_state",
+            &format!("sink=\"idx\",state=\"{s}\""),
+        ) == Some(1.0)
+    };
+    let indexed =
+        || scrape_metric(metrics, "quill_sink_records_total", "sink=\"idx\"").unwrap_or(0.0);
+    let log = root.join("logs/app.log");
+    write_lines(&log, 0, 1000, 50);
+    assert!(
+        wait_until(Duration::from_secs(20), || indexed() >= 1000.0),
+        "{}",
+        daemon.stderr()
+    );
+    fs.fill("ballast");
+    let writer = {
+        let log = log.clone();
+        std::thread::spawn(move || write_lines(&log, 1000, 3000, 30))
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || state("retrying")),
+        "the index sink never reported the full disk\n{}",
+        daemon.stderr()
+    );
+    std::fs::remove_file(root.join("data/index/ballast")).unwrap();
+    writer.join().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(60), || state("running")
+            && scrape_metric(metrics, "quill_sink_lag_records", "sink=\"idx\"")
+                == Some(0.0)
+            && indexed() >= 4000.0),
+        "the index sink did not recover\n{}",
+        daemon.stderr()
+    );
+    assert!(daemon.stop().success());
+    let hits = IndexReaderSet::new(&root.join("data/index"))
+        .search(&SearchRequest {
+            query: Some("*".into()),
+            limit: 10_000,
+            ..SearchRequest::default()
+        })
+        .unwrap();
+    let mut got: Vec<String> = hits
+        .iter()
+        .map(|h| {
+            let v: serde_json::Value = serde_json::from_str(&h.gelf).unwrap();
+            v["short_message"].as_str().unwrap().to_string()
+        })
+        .collect();
+    got.sort();
+    let want: Vec<String> = (0..4000).map(|n| format!("line {n:06}")).collect();
+    assert_eq!(got.len(), 4000, "entries lost or duplicated in the index");
+    assert!(got == want);
+    drop(fs);
+}
