@@ -405,18 +405,7 @@ fn status_text(
         if let Some((_, Some(detail))) = details.iter().find(|(n, _)| n == name) {
             let _ = write!(line, ", {detail}");
         }
-        let dropped = s.dropped.load(Ordering::Relaxed);
-        if dropped > 0 {
-            let _ = write!(line, ", {dropped} dropped (journal full)");
-        }
-        let kernel = s.kernel_dropped.load(Ordering::Relaxed);
-        if kernel > 0 {
-            let _ = write!(line, ", {kernel} dropped by the kernel");
-        }
-        let errors = s.errors.load(Ordering::Relaxed);
-        if errors > 0 {
-            let _ = write!(line, ", {errors} malformed");
-        }
+        line.push_str(&crate::telemetry::source_losses(s));
     }
     for (name, s) in sinks {
         let _ = write!(

@@ -102,6 +102,19 @@ const SINK_STATES: [HealthState; 5] = [
     HealthState::Failed,
 ];
 
+/// A source's losses for the status line (`, 3 kernel_dropped, 1 truncated`): the non-zero
+/// ones, named as their metrics.
+pub fn source_losses(s: &SourceStats) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for (name, n) in s.losses() {
+        if n > 0 {
+            let _ = write!(out, ", {n} {name}");
+        }
+    }
+    out
+}
+
 /// A sink's part of the status line after its record count: state when not running (with the
 /// last error), lag, restarts and skipped records when there are any.
 pub fn sink_status(s: &SinkStats) -> String {

@@ -537,6 +537,36 @@ mod tests {
     }
 
     #[test]
+    fn cursor_lag_and_skip_to_lag() {
+        let j = Journal::memory(JournalConfig {
+            segment_bytes: 4096,
+            ..JournalConfig::default()
+        });
+        let _c = j.cursor("s").unwrap();
+        let a = j.appender();
+        let text = "x".repeat(100);
+        let mut last = 0;
+        for _ in 0..200 {
+            last = a.append_blocking(batch(vec![rec(&text)])).unwrap().last_seq;
+        }
+        a.wait_durable_blocking(last).unwrap();
+        let (records, bytes) = j.cursor_lag("s").unwrap();
+        assert_eq!(records, 200);
+        assert!(bytes > 200 * 100, "{bytes}");
+        assert!(j.cursor_lag("nobody").is_none());
+        // Nothing to skip when within the limit.
+        assert_eq!(j.skip_cursor_to_lag("s", bytes).unwrap(), 0);
+        let skipped = j.skip_cursor_to_lag("s", 8192).unwrap();
+        let (records_after, bytes_after) = j.cursor_lag("s").unwrap();
+        assert_eq!(records_after + skipped, 200);
+        assert!(bytes_after <= 8192, "{bytes_after}");
+        assert!(skipped > 100, "{skipped}");
+        // A fresh cursor starts after what was skipped.
+        let c = j.cursor("s").unwrap();
+        assert_eq!(c.acked(), skipped);
+    }
+
+    #[test]
     fn full_journal_hands_batch_back() {
         let j = Journal::memory(JournalConfig {
             max_bytes: 100,
