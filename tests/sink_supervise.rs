@@ -181,6 +181,14 @@ fn file_sink_recovers_from_a_full_disk_with_every_line_once() {
 
     // Space is freed: the sink resumes by itself.
     std::fs::remove_file(dir.path().join("out/ballast")).unwrap();
+    let freed = std::time::Instant::now();
+    assert!(wait_until(Duration::from_secs(60), || state_is(
+        metrics, "running"
+    )));
+    eprintln!(
+        "file sink: running again {:?} after the space was freed",
+        freed.elapsed()
+    );
     writer.join().unwrap();
     assert!(
         wait_until(Duration::from_secs(60), || state_is(metrics, "running")
