@@ -25,12 +25,14 @@ pub mod config;
 #[cfg(feature = "pipeline")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod host;
 #[cfg(feature = "pipeline")]
 pub mod index;
 #[cfg(feature = "pipeline")]
 pub mod journal;
 #[cfg(feature = "pipeline")]
 pub mod limits;
+pub mod ops;
 #[cfg(feature = "pipeline")]
 pub mod pipeline;
 #[cfg(feature = "pipeline")]

@@ -1,13 +1,13 @@
 //! Quill's own metrics: per-source, per-sink and journal counters, and their Prometheus export.
 //!
 //! Stages count into plain atomics ([`SourceStats`], [`SinkStats`]); [`publish`] copies them into the
-//! `metrics` registry ten times a second, and [`install_exporter`] serves that registry in Prometheus text
-//! format over HTTP (`metrics_listen` in the config). This module touches nothing else.
+//! `metrics` registry ten times a second (served by [`crate::ops`] at `/metrics`), and [`report`]
+//! builds the `/status` report. This module touches nothing else.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::component::HealthState;
 use crate::journal::Journal;
 
 /// Counters of one source.
@@ -21,9 +21,39 @@ pub struct SourceStats {
     pub kernel_dropped: AtomicU64,
     /// Malformed input (frames, lines) seen; the data itself is kept where it can be.
     pub errors: AtomicU64,
+    /// Messages cut to the source's maximum message size (the rest of each is lost).
+    pub truncated: AtomicU64,
+    /// Connections refused because `max_connections` were open.
+    pub refused_connections: AtomicU64,
+    /// Files a file source skipped (unreadable, not a regular file, over its file limit).
+    pub files_skipped: AtomicU64,
+    /// Files a file source forgot before reading them to the end (deleted or rotated away
+    /// beyond reach).
+    pub files_forgotten: AtomicU64,
+    /// Bytes lost in the copytruncate window (written to a file after it was copied and before
+    /// it was truncated, so never read).
+    pub copytruncate_lost_bytes: AtomicU64,
 }
 
 impl SourceStats {
+    /// Every loss counter of the source: (name as in `quill_source_<name>_total`, count).
+    pub fn losses(&self) -> [(&'static str, u64); 8] {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        [
+            ("dropped_journal_full", get(&self.dropped)),
+            ("kernel_dropped", get(&self.kernel_dropped)),
+            ("malformed", get(&self.errors)),
+            ("truncated", get(&self.truncated)),
+            ("refused_connections", get(&self.refused_connections)),
+            ("files_skipped", get(&self.files_skipped)),
+            ("files_forgotten", get(&self.files_forgotten)),
+            (
+                "copytruncate_lost_bytes",
+                get(&self.copytruncate_lost_bytes),
+            ),
+        ]
+    }
+
     pub fn add(&self, records: u64, bytes: u64) {
         self.records.fetch_add(records, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -42,6 +72,15 @@ pub struct SinkStats {
     pub join_held: AtomicU64,
     /// Receivers' WELCOMEs refused for claiming more than the journal holds (forward sinks).
     pub welcome_refused: AtomicU64,
+    /// Running, retrying (with the last error) or failed: kept by the sink's supervisor.
+    pub health: Arc<crate::component::Health>,
+    /// How far the sink's journal cursor is behind: records and journal bytes.
+    pub lag_records: AtomicU64,
+    pub lag_bytes: AtomicU64,
+    /// Times the sink failed and was restarted from its cursor.
+    pub restarts: AtomicU64,
+    /// Records the sink never wrote because it fell more than `max_lag` behind.
+    pub skipped: AtomicU64,
 }
 
 impl SinkStats {
@@ -56,12 +95,112 @@ impl SinkStats {
     }
 }
 
-/// Serves the metrics registry at `http://ADDR/metrics`; needs a tokio runtime context.
-pub fn install_exporter(addr: SocketAddr) -> Result<(), String> {
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(addr)
-        .install()
-        .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))
+/// The states `quill_sink_state{state}` reports (1 for the current one, 0 for the others).
+const SINK_STATES: [HealthState; 5] = [
+    HealthState::Starting,
+    HealthState::Running,
+    HealthState::Retrying,
+    HealthState::Stopped,
+    HealthState::Failed,
+];
+
+/// A source's losses for the status line (`, 3 kernel_dropped, 1 truncated`): the non-zero
+/// ones, named as their metrics.
+pub fn source_losses(s: &SourceStats) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for (name, n) in s.losses() {
+        if n > 0 {
+            let _ = write!(out, ", {n} {name}");
+        }
+    }
+    out
+}
+
+/// A sink's part of the status line after its record count: state when not running (with the
+/// last error), lag, restarts and skipped records when there are any.
+pub fn sink_status(s: &SinkStats) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let state = s.health.state();
+    if state != HealthState::Running {
+        let _ = write!(out, ", {}", state.as_str());
+        if let Some(e) = s.health.last_error() {
+            let _ = write!(out, " ({e})");
+        }
+    }
+    let lag = s.lag_records.load(Ordering::Relaxed);
+    if lag > 0 {
+        let _ = write!(
+            out,
+            ", lag {lag} records/{} bytes",
+            s.lag_bytes.load(Ordering::Relaxed)
+        );
+    }
+    let restarts = s.restarts.load(Ordering::Relaxed);
+    if restarts > 0 {
+        let _ = write!(out, ", {restarts} restarts");
+    }
+    let skipped = s.skipped.load(Ordering::Relaxed);
+    if skipped > 0 {
+        let _ = write!(out, ", {skipped} skipped (max_lag)");
+    }
+    out
+}
+
+/// The `/status` report of these components (`ready`: whether start-up finished, which only the
+/// caller knows; a failed sink makes it false).
+pub fn report(
+    started: bool,
+    sources: &[(String, Arc<SourceStats>)],
+    sinks: &[(String, Arc<SinkStats>)],
+    journal: &Journal,
+) -> crate::ops::StatusReport {
+    use crate::ops::{JournalStatus, SinkStatus, SourceStatus, StatusReport};
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let sinks: Vec<SinkStatus> = sinks
+        .iter()
+        .map(|(name, s)| SinkStatus {
+            name: name.clone(),
+            state: s.health.state().as_str().to_string(),
+            last_error: s.health.last_error(),
+            records: get(&s.records),
+            bytes: get(&s.bytes),
+            lag_records: get(&s.lag_records),
+            lag_bytes: get(&s.lag_bytes),
+            restarts: get(&s.restarts),
+            skipped: get(&s.skipped),
+        })
+        .collect();
+    let js = journal.stats();
+    StatusReport {
+        ready: started
+            && sinks
+                .iter()
+                .all(|s| s.state != HealthState::Failed.as_str()),
+        sources: sources
+            .iter()
+            .map(|(name, s)| SourceStatus {
+                name: name.clone(),
+                records: get(&s.records),
+                bytes: get(&s.bytes),
+                losses: s
+                    .losses()
+                    .iter()
+                    .map(|(k, n)| (k.to_string(), *n))
+                    .collect(),
+            })
+            .collect(),
+        sinks,
+        journal: JournalStatus {
+            last_seq: js.last_seq,
+            durable_seq: js.durable_seq,
+            bytes_held: js.bytes_held,
+            dropped_journal_full: js.dropped_journal_full,
+            write_errors: js.write_errors,
+            write_blocked: js.write_blocked,
+        },
+    }
 }
 
 /// Copies the current counter values into the metrics registry.
@@ -76,11 +215,9 @@ pub fn publish(
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         metrics::counter!("quill_source_records_total", &label).absolute(get(&s.records));
         metrics::counter!("quill_source_bytes_total", &label).absolute(get(&s.bytes));
-        metrics::counter!("quill_source_dropped_journal_full_total", &label)
-            .absolute(get(&s.dropped));
-        metrics::counter!("quill_source_kernel_dropped_total", &label)
-            .absolute(get(&s.kernel_dropped));
-        metrics::counter!("quill_source_malformed_total", &label).absolute(get(&s.errors));
+        for (loss, n) in s.losses() {
+            metrics::counter!(format!("quill_source_{loss}_total"), &label).absolute(n);
+        }
     }
     for (name, s) in sinks {
         let label = [("sink", name.clone())];
@@ -92,6 +229,19 @@ pub fn publish(
             .absolute(s.welcome_refused.load(Ordering::Relaxed));
         metrics::gauge!("quill_sink_join_held", &label)
             .set(s.join_held.load(Ordering::Relaxed) as f64);
+        metrics::gauge!("quill_sink_lag_records", &label)
+            .set(s.lag_records.load(Ordering::Relaxed) as f64);
+        metrics::gauge!("quill_sink_lag_bytes", &label)
+            .set(s.lag_bytes.load(Ordering::Relaxed) as f64);
+        metrics::counter!("quill_sink_restarts_total", &label)
+            .absolute(s.restarts.load(Ordering::Relaxed));
+        metrics::counter!("quill_sink_skipped_total", &label)
+            .absolute(s.skipped.load(Ordering::Relaxed));
+        let state = s.health.state();
+        for st in SINK_STATES {
+            metrics::gauge!("quill_sink_state", "sink" => name.clone(), "state" => st.as_str())
+                .set(if st == state { 1.0 } else { 0.0 });
+        }
         for basis in [
             crate::accounting::Basis::Exact,
             crate::accounting::Basis::Estimate,

@@ -11,6 +11,7 @@ mod journal_cmd;
 pub mod parse;
 pub mod search;
 mod send;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +53,8 @@ pub enum Command {
     /// Ask the daemon running this config to reload it (SIGHUP through its pid file); the
     /// config is checked first.
     Reload(ValidateArgs),
+    /// A running daemon's sources, sinks, lag, losses and last errors (exit 1 if unhealthy).
+    Status(status::StatusArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,7 +94,9 @@ pub fn main() -> ExitCode {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("QUILL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // tantivy logs every segment merge and commit at INFO: warn unless QUILL_LOG asks for more.
+    let filter = EnvFilter::try_from_env("QUILL_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,tantivy=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -138,5 +143,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Cat(args) => cat::run(&args),
         Command::Bytes(args) => bytes::run(&args).map(exit_code),
         Command::Journal(args) => journal_cmd::run(&args),
+        Command::Status(args) => status::run(&args),
     }
 }

@@ -60,6 +60,10 @@ pub struct Config {
     /// Where the running daemon writes its pid (`quill reload` reads it); default
     /// `<data_dir>/quill.pid`.
     pub pid_file: Option<PathBuf>,
+    /// Run as this user after binding the listeners (when started as root).
+    pub user: Option<String>,
+    /// ... and this group (default: the user's primary group).
+    pub group: Option<String>,
     #[serde(default)]
     pub journal: JournalSection,
     /// `[parse]`: how records of sources without parse settings of their own (those forwarded
@@ -554,6 +558,15 @@ impl SinkConfig {
             SinkConfig::Index(c) => &c.route,
         }
     }
+
+    /// `max_lag` of whichever sink this is.
+    pub fn max_lag(&self) -> Option<ByteSize> {
+        match self {
+            SinkConfig::File(c) => c.max_lag,
+            SinkConfig::Forward(c) => c.max_lag,
+            SinkConfig::Index(c) => c.max_lag,
+        }
+    }
 }
 
 /// `type = "file"`: GELF JSON lines under `<path>/<category>/`.
@@ -564,6 +577,11 @@ pub struct FileSinkConfig {
     #[serde(flatten)]
     pub route: RouteConfig,
     pub path: PathBuf,
+    /// Past this much journal behind it (while it is down), the journal stops waiting for the
+    /// sink: its cursor moves on and the records it skips are counted. Default: no limit (the
+    /// sink holds the journal, sources see backpressure).
+    #[serde(default)]
+    pub max_lag: Option<ByteSize>,
     /// A category's current file is rotated when it would grow past this.
     #[serde(default = "default_file_sink_max")]
     pub max_size: ByteSize,
@@ -580,6 +598,11 @@ pub struct ForwardSinkConfig {
     /// Which records this sink takes (`inputs`, `categories`, `min_severity`, `hosts`).
     #[serde(flatten)]
     pub route: RouteConfig,
+    /// Past this much journal behind it (while it is down), the journal stops waiting for the
+    /// sink: its cursor moves on and the records it skips are counted. Default: no limit (the
+    /// sink holds the journal, sources see backpressure).
+    #[serde(default)]
+    pub max_lag: Option<ByteSize>,
     /// Aggregators, `HOST:PORT`: the first that works (failover), or spread with `load_balance`.
     pub to: Vec<String>,
     pub token: Option<String>,
@@ -655,6 +678,11 @@ pub struct IndexSinkConfig {
     /// Which records this sink takes (`inputs`, `categories`, `min_severity`, `hosts`).
     #[serde(flatten)]
     pub route: RouteConfig,
+    /// Past this much journal behind it (while it is down), the journal stops waiting for the
+    /// sink: its cursor moves on and the records it skips are counted. Default: no limit (the
+    /// sink holds the journal, sources see backpressure).
+    #[serde(default)]
+    pub max_lag: Option<ByteSize>,
     /// How often new entries are made searchable.
     #[serde(default = "default_commit_interval")]
     pub commit_interval: HumanDuration,

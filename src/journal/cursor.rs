@@ -37,6 +37,13 @@ impl Cursor {
         &self.name
     }
 
+    /// The journal this cursor reads (a supervisor re-opens the cursor through it).
+    pub fn journal(&self) -> super::Journal {
+        super::Journal {
+            life: self.life.clone(),
+        }
+    }
+
     /// The last acknowledged sequence number (0: nothing yet).
     pub fn acked(&self) -> u64 {
         self.acked

@@ -164,6 +164,37 @@ pub struct JournalStats {
     pub dropped_journal_full: u64,
 }
 
+/// The records a segment holds (`first..=last`) and its length on disk.
+struct SegmentSpan {
+    first: u64,
+    last: u64,
+    len: u64,
+}
+
+impl SegmentSpan {
+    /// Bytes of the records after `seq`, in proportion to their number.
+    fn bytes_after(&self, seq: u64) -> u64 {
+        let count = self.last - self.first + 1;
+        let after = self.last - seq.max(self.first - 1);
+        (self.len as u128 * after as u128 / count as u128) as u64
+    }
+}
+
+/// The durable records of each segment, oldest first (empty segments left out).
+fn segment_spans(st: &shared::State) -> impl Iterator<Item = SegmentSpan> + '_ {
+    st.segments.iter().enumerate().filter_map(|(i, seg)| {
+        let last = st
+            .segments
+            .get(i + 1)
+            .map_or(st.durable_seq, |next| next.first_seq.saturating_sub(1));
+        (last >= seg.first_seq && seg.first_seq > 0).then_some(SegmentSpan {
+            first: seg.first_seq,
+            last,
+            len: seg.len,
+        })
+    })
+}
+
 /// The journal handle; cheap to clone. The journal closes (flushing everything) when the last
 /// handle, appender or cursor is dropped.
 #[derive(Clone)]
@@ -359,6 +390,59 @@ impl Journal {
         }
     }
 
+    /// How far the named cursor's acknowledgement is behind the durable end: (records, bytes).
+    /// Bytes are the journal's on-disk bytes of the unacknowledged records, estimated per
+    /// segment (a segment partly acknowledged counts in proportion to its records).
+    pub fn cursor_lag(&self, name: &str) -> Option<(u64, u64)> {
+        let st = self.shared().lock();
+        let acked = st.cursors.get(name)?.acked;
+        let bytes = segment_spans(&st)
+            .filter(|s| s.last > acked)
+            .map(|s| s.bytes_after(acked))
+            .sum();
+        Some((st.durable_seq.saturating_sub(acked), bytes))
+    }
+
+    /// Moves the named cursor forward so that at most `max_bytes` of journal lie behind it,
+    /// keeping its sink state: the records it passes over are never read through it. Only for
+    /// a cursor no reader holds right now (a supervised sink between restarts). Returns how
+    /// many records it skipped.
+    pub fn skip_cursor_to_lag(&self, name: &str, max_bytes: u64) -> Result<u64, JournalError> {
+        let shared = self.shared();
+        let (acked, state, target) = {
+            let st = shared.lock();
+            let Some(meta) = st.cursors.get(name) else {
+                return Ok(0);
+            };
+            let mut room = max_bytes;
+            let mut target = meta.acked;
+            let spans: Vec<SegmentSpan> = segment_spans(&st).collect();
+            for span in spans.iter().rev() {
+                if span.last <= meta.acked {
+                    break;
+                }
+                let len = span.bytes_after(meta.acked);
+                if len <= room {
+                    room -= len;
+                    continue;
+                }
+                // Keep the newest records of this segment that fit.
+                let count = span.last - span.first + 1;
+                let fit = (room as u128 * count as u128 / span.len.max(1) as u128) as u64;
+                target = span.last - fit;
+                break;
+            }
+            (meta.acked, meta.sink_state.clone(), target)
+        };
+        if target <= acked {
+            return Ok(0);
+        }
+        shared.persist_cursor(name, target, state.as_ref())?;
+        shared.record_ack(name, target, state);
+        shared.trim();
+        Ok(target - acked)
+    }
+
     /// Writes everything appended (and fsyncs it unless `fsync = "never"`), then stops accepting
     /// appends; readers drain what is there and then see the end. Blocks until the writer thread
     /// has finished (also what dropping the last handle does): call it from a blocking context.
@@ -474,6 +558,36 @@ mod tests {
         let err = j.appender().append_blocking(batch(vec![huge])).unwrap_err();
         assert!(matches!(err, JournalError::TooLarge { .. }), "{err}");
         assert_eq!(j.stats().last_seq, 0);
+    }
+
+    #[test]
+    fn cursor_lag_and_skip_to_lag() {
+        let j = Journal::memory(JournalConfig {
+            segment_bytes: 4096,
+            ..JournalConfig::default()
+        });
+        let _c = j.cursor("s").unwrap();
+        let a = j.appender();
+        let text = "x".repeat(100);
+        let mut last = 0;
+        for _ in 0..200 {
+            last = a.append_blocking(batch(vec![rec(&text)])).unwrap().last_seq;
+        }
+        a.wait_durable_blocking(last).unwrap();
+        let (records, bytes) = j.cursor_lag("s").unwrap();
+        assert_eq!(records, 200);
+        assert!(bytes > 200 * 100, "{bytes}");
+        assert!(j.cursor_lag("nobody").is_none());
+        // Nothing to skip when within the limit.
+        assert_eq!(j.skip_cursor_to_lag("s", bytes).unwrap(), 0);
+        let skipped = j.skip_cursor_to_lag("s", 8192).unwrap();
+        let (records_after, bytes_after) = j.cursor_lag("s").unwrap();
+        assert_eq!(records_after + skipped, 200);
+        assert!(bytes_after <= 8192, "{bytes_after}");
+        assert!(skipped > 100, "{skipped}");
+        // A fresh cursor starts after what was skipped.
+        let c = j.cursor("s").unwrap();
+        assert_eq!(c.acked(), skipped);
     }
 
     #[test]

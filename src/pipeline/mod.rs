@@ -170,6 +170,19 @@ pub fn serve(
             });
         }
     };
+    if let Err(e) = crate::host::drop_privileges(
+        topo.config.user.as_deref(),
+        topo.config.group.as_deref(),
+        &writable_paths(&topo.config),
+    ) {
+        let _ = topo.stop_all();
+        return Err(PipelineError::Setting {
+            key: "user".into(),
+            message: e.to_string(),
+        });
+    }
+    topo.ops
+        .update(true, topo.source_stats(), topo.sink_stats());
     tracing::info!(
         sources = topo.sources.len(),
         sinks = topo.sinks.len(),
@@ -177,6 +190,8 @@ pub fn serve(
         pid_file = %pid_path.display(),
         "Quill is running."
     );
+    crate::host::notify_ready();
+    crate::host::start_watchdog(&shutdown);
 
     let mut sd = shutdown.clone();
     let mut tick = {
@@ -202,13 +217,16 @@ pub fn serve(
             Event::Shutdown => break,
             Event::Reload => {
                 if let Some(r) = &reloads {
+                    crate::host::notify_reloading();
                     apply_reload(&mut topo, r.path.as_deref(), runtime);
+                    crate::host::notify_ready();
                 }
             }
             Event::Tick => {
                 let (sources, sinks) = (topo.source_stats(), topo.sink_stats());
                 let parsers = topo.parsing.parsers.clone();
                 crate::telemetry::publish(&sources, &sinks, &topo.journal, &parsers);
+                topo.ops.update(true, sources.clone(), sinks.clone());
                 let unrouted = topo.unrouted.counts();
                 for (source, n) in &unrouted {
                     metrics::counter!("quill_unrouted_total", "source" => source.clone())
@@ -229,6 +247,7 @@ pub fn serve(
     }
 
     // Orderly stop: sources flush, the journal closes, sinks drain.
+    crate::host::notify_stopping();
     let (sources, sinks) = (topo.source_stats(), topo.sink_stats());
     let (first_error, details) = topo.stop_all();
     let parsers = topo.parsing.parsers.clone();
@@ -282,6 +301,16 @@ fn unrouted_text(counts: &[(String, u64)]) -> String {
     s
 }
 
+/// What Quill writes to: the data directory and every file sink's output.
+fn writable_paths(config: &Config) -> Vec<&Path> {
+    let mut paths = vec![config.data_dir.as_path()];
+    paths.extend(config.sinks.values().filter_map(|s| match s {
+        crate::config::SinkConfig::File(f) => Some(f.path.as_path()),
+        _ => None,
+    }));
+    paths
+}
+
 /// Reads `[bytes]`'s haproxy.cfg into the sinks' join settings.
 pub(crate) fn join_settings(bytes: &crate::config::BytesSection) -> Result<JoinSettings, String> {
     let path = &bytes.haproxy_config;
@@ -324,24 +353,14 @@ fn status_text(
         if let Some((_, Some(detail))) = details.iter().find(|(n, _)| n == name) {
             let _ = write!(line, ", {detail}");
         }
-        let dropped = s.dropped.load(Ordering::Relaxed);
-        if dropped > 0 {
-            let _ = write!(line, ", {dropped} dropped (journal full)");
-        }
-        let kernel = s.kernel_dropped.load(Ordering::Relaxed);
-        if kernel > 0 {
-            let _ = write!(line, ", {kernel} dropped by the kernel");
-        }
-        let errors = s.errors.load(Ordering::Relaxed);
-        if errors > 0 {
-            let _ = write!(line, ", {errors} malformed");
-        }
+        line.push_str(&crate::telemetry::source_losses(s));
     }
     for (name, s) in sinks {
         let _ = write!(
             line,
-            " | sink {name}: {} records",
-            s.records.load(Ordering::Relaxed)
+            " | sink {name}: {} records{}",
+            s.records.load(Ordering::Relaxed),
+            crate::telemetry::sink_status(s)
         );
     }
     let parse_errors: Vec<String> = parsers

@@ -101,7 +101,39 @@ pub(super) struct Topology {
     pub sinks: BTreeMap<String, Slot<SinkStats>>,
     pub unrouted: Unrouted,
     search: BTreeMap<String, SearchApi>,
+    /// What the operations server reports (refreshed by the pipeline's tick).
+    pub ops: OpsView,
+    ops_stop: ShutdownTrigger,
     runtime: tokio::runtime::Handle,
+}
+
+/// The components the operations server (`/status`, `/health/ready`) reports on: a snapshot the
+/// pipeline refreshes, so a reload's new components show up.
+#[derive(Clone, Default)]
+pub struct OpsView {
+    inner: Arc<std::sync::Mutex<OpsSnapshot>>,
+}
+
+type OpsSnapshot = (
+    bool,
+    Vec<(String, Arc<SourceStats>)>,
+    Vec<(String, Arc<SinkStats>)>,
+);
+
+impl OpsView {
+    /// Replaces the snapshot; `ready` once every component started.
+    pub fn update(
+        &self,
+        ready: bool,
+        sources: Vec<(String, Arc<SourceStats>)>,
+        sinks: Vec<(String, Arc<SinkStats>)>,
+    ) {
+        *self.inner.lock().unwrap_or_else(|p| p.into_inner()) = (ready, sources, sinks);
+    }
+
+    fn snapshot(&self) -> OpsSnapshot {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 fn hostname_of(config: &Config) -> String {
@@ -202,17 +234,25 @@ impl Topology {
         let parsing = Parsing::build(&config)?;
 
         // Every listener first.
+        let ops = OpsView::default();
+        let (ops_stop, ops_shutdown) = Shutdown::new();
         if let Some(addr) = &config.metrics_listen {
-            let addr: std::net::SocketAddr = addr.parse().map_err(|e| PipelineError::Setting {
-                key: "metrics_listen".into(),
-                message: format!("invalid address `{addr}`: {e}"),
-            })?;
-            let _guard = runtime.enter();
-            crate::telemetry::install_exporter(addr).map_err(|message| PipelineError::Setting {
+            let setting = |message| PipelineError::Setting {
                 key: "metrics_listen".into(),
                 message,
-            })?;
-            tracing::info!(%addr, "Serving Prometheus metrics at /metrics.");
+            };
+            let prometheus = crate::ops::install_recorder().map_err(setting)?;
+            let (view, journal) = (ops.clone(), journal.clone());
+            let report: crate::ops::Reporter = Arc::new(move || {
+                let (ready, sources, sinks) = view.snapshot();
+                crate::telemetry::report(ready, &sources, &sinks, &journal)
+            });
+            let addr = crate::ops::serve(addr, prometheus, report, runtime, &ops_shutdown)
+                .map_err(|source| PipelineError::Listen {
+                    what: "operations server (metrics_listen)".into(),
+                    source,
+                })?;
+            tracing::info!(%addr, "Serving /metrics, /health/live, /health/ready and /status.");
         }
         let mut search_bound = Vec::new();
         for addr in search_listens(&config) {
@@ -235,6 +275,8 @@ impl Topology {
             sinks: BTreeMap::new(),
             unrouted: Unrouted::default(),
             search: BTreeMap::new(),
+            ops,
+            ops_stop,
             runtime: runtime.handle().clone(),
             config: config.clone(),
         };
@@ -528,6 +570,7 @@ impl Topology {
         for api in std::mem::take(&mut self.search).into_values() {
             api.stop.trigger();
         }
+        self.ops_stop.trigger();
         (first_error, details)
     }
 

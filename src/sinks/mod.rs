@@ -13,23 +13,31 @@ pub mod file;
 pub mod forward;
 pub mod index;
 pub mod route;
+pub mod supervise;
 
 use crate::component::{ComponentError, Running, ShutdownTrigger, SinkContext};
 use crate::config::SinkConfig;
 
-/// Starts the sink described by `config` with `ctx`; its stop signal is `stop` (the trigger of
-/// `ctx.shutdown`).
+/// Starts the sink described by `config` with `ctx` under a [`supervise`] supervisor (restarts
+/// with backoff when it fails); its stop signal is `stop` (the trigger of `ctx.shutdown`).
 pub fn start(
     config: &SinkConfig,
     ctx: SinkContext,
     stop: ShutdownTrigger,
 ) -> Result<Running, ComponentError> {
-    let handle = match config {
-        SinkConfig::File(cfg) => file::spawn(cfg.clone(), ctx)?,
-        SinkConfig::Forward(cfg) => forward::spawn(cfg.clone(), ctx)?,
-        SinkConfig::Index(cfg) => index::spawn(cfg, ctx)?,
-    };
-    Ok(Running::thread(handle).with_stop(stop))
+    supervise::start(config, ctx, stop, supervise::Backoff::default())
+}
+
+/// Starts one attempt of the sink on its own thread (no supervision).
+pub fn spawn(
+    config: &SinkConfig,
+    ctx: SinkContext,
+) -> Result<std::thread::JoinHandle<Result<(), ComponentError>>, ComponentError> {
+    match config {
+        SinkConfig::File(cfg) => file::spawn(cfg.clone(), ctx),
+        SinkConfig::Forward(cfg) => forward::spawn(cfg.clone(), ctx),
+        SinkConfig::Index(cfg) => index::spawn(cfg, ctx),
+    }
 }
 
 /// True for sinks that parse records (and so start with the parser registry and `[bytes]`).

@@ -396,6 +396,10 @@ impl Tailer {
         };
         let (offset, adopted) = match decision {
             Decision::Skip => {
+                self.ctx
+                    .stats
+                    .files_skipped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.skipped.insert(key, (size, meta.modified().ok()));
                 return Ok(());
             }
@@ -633,6 +637,10 @@ impl Tailer {
             })
             .collect();
         self.known = KnownFiles::default();
+        self.ctx
+            .stats
+            .files_forgotten
+            .fetch_add(forgotten.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if !forgotten.is_empty() {
             self.append(Vec::new(), forgotten)?;
         }

@@ -192,6 +192,7 @@ fn receive_loop(
             data.extend_from_slice(&bytes[..keep]);
             let mut flags = RecordFlags::empty();
             if kernel_truncated || keep < bytes.len() {
+                ctx.stats.truncated.fetch_add(1, Ordering::Relaxed);
                 flags.insert(RecordFlags::TRUNCATED);
             }
             records.push(Record {

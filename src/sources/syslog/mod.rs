@@ -114,7 +114,7 @@ pub fn bind(config: &SyslogSourceConfig, name: &str) -> Result<Bound, SyslogErro
     let tcp = config
         .tcp
         .as_deref()
-        .map(|a| bind_tcp(a, "tcp"))
+        .map(|a| bind_tcp(a, "tcp", name))
         .transpose()?;
     let tls = match &config.tls {
         Some(addr) => {
@@ -125,7 +125,7 @@ pub fn bind(config: &SyslogSourceConfig, name: &str) -> Result<Bound, SyslogErro
             };
             let acceptor = tls::acceptor(cert, key, config.tls_client_ca.as_deref())
                 .map_err(SyslogError::Tls)?;
-            Some((bind_tcp(addr, "tls")?, acceptor))
+            Some((bind_tcp(addr, "tls", name)?, acceptor))
         }
         None => None,
     };
@@ -244,8 +244,18 @@ fn parse_addr(addr: &str, what: &'static str) -> Result<SocketAddr, SyslogError>
     })
 }
 
-fn bind_tcp(addr: &str, what: &'static str) -> Result<std::net::TcpListener, SyslogError> {
+/// Binds a TCP listener, or takes the one the service manager passed for `addr` (socket
+/// activation: matched by address or by the name `<source>-<what>`).
+fn bind_tcp(
+    addr: &str,
+    what: &'static str,
+    source: &str,
+) -> Result<std::net::TcpListener, SyslogError> {
     let sa = parse_addr(addr, what)?;
+    let name = format!("{source}-{what}");
+    if let Some(fd) = crate::host::inherited_socket(sa, &name, crate::host::SocketKind::Stream) {
+        return Ok(std::net::TcpListener::from(fd));
+    }
     let setup = |source| SyslogError::Socket {
         what,
         addr: addr.to_string(),
@@ -271,6 +281,14 @@ fn bind_tcp(addr: &str, what: &'static str) -> Result<std::net::TcpListener, Sys
 
 fn bind_udp(addr: &str, recv_buffer: usize, name: &str) -> Result<OwnedFd, SyslogError> {
     let sa = parse_addr(addr, "udp")?;
+    let passed = crate::host::inherited_socket(
+        sa,
+        &format!("{name}-udp"),
+        crate::host::SocketKind::Datagram,
+    );
+    if let Some(fd) = passed {
+        return Ok(fd);
+    }
     let sock = socket2::Socket::new(
         socket2::Domain::for_address(sa),
         socket2::Type::DGRAM,

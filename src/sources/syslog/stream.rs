@@ -70,6 +70,7 @@ pub async fn serve<S: AsyncRead + Unpin>(
                 Ok(Some(frame)) => {
                     bytes += frame.data.len() as u64;
                     let flags = if frame.truncated {
+                        ctx.stats.truncated.fetch_add(1, Ordering::Relaxed);
                         RecordFlags::TRUNCATED
                     } else {
                         RecordFlags::empty()
@@ -138,6 +139,9 @@ impl RefusalLog {
 
     pub fn refused(&mut self, ctx: &SourceContext, limits: &StreamLimits, peer: &str) {
         let total = limits.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        ctx.stats
+            .refused_connections
+            .fetch_add(1, Ordering::Relaxed);
         if self
             .last
             .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))

@@ -1,0 +1,240 @@
+//! The operations HTTP server on `metrics_listen`: `/metrics` (Prometheus text), `/health/live`,
+//! `/health/ready` and `/status` (JSON: sources, sinks, state, lag, losses, last errors), and
+//! the [`StatusReport`] that `/status` returns and `quill status` prints.
+//!
+//! The server renders what it is handed ([`Reporter`], a Prometheus handle); it counts nothing
+//! itself and touches nothing but its listener.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::{Deserialize, Serialize};
+
+use crate::component::{ComponentError, Shutdown};
+
+/// What `/status` returns.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Every component started and no sink has failed.
+    pub ready: bool,
+    pub sources: Vec<SourceStatus>,
+    pub sinks: Vec<SinkStatus>,
+    pub journal: JournalStatus,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SourceStatus {
+    pub name: String,
+    pub records: u64,
+    pub bytes: u64,
+    /// Loss counter name (as in the README table, without `quill_source_` and `_total`) →
+    /// count; zero counters included.
+    pub losses: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SinkStatus {
+    pub name: String,
+    /// `running`, `retrying`, `failed`, ... ([`crate::component::HealthState`]).
+    pub state: String,
+    pub last_error: Option<String>,
+    pub records: u64,
+    pub bytes: u64,
+    pub lag_records: u64,
+    pub lag_bytes: u64,
+    pub restarts: u64,
+    /// Records skipped past `max_lag`.
+    pub skipped: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct JournalStatus {
+    pub last_seq: u64,
+    pub durable_seq: u64,
+    pub bytes_held: u64,
+    pub dropped_journal_full: u64,
+    pub write_errors: u64,
+    pub write_blocked: bool,
+}
+
+impl StatusReport {
+    /// Healthy: ready, no sink retrying, nothing lost.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.ready {
+            out.push("not ready".to_string());
+        }
+        for s in &self.sinks {
+            if s.state != "running" {
+                out.push(format!(
+                    "sink {} is {}{}",
+                    s.name,
+                    s.state,
+                    s.last_error
+                        .as_ref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        if self.journal.write_blocked {
+            out.push("journal writes are failing".to_string());
+        }
+        out
+    }
+
+    /// The report as a table for a terminal.
+    pub fn to_table(&self) -> String {
+        use std::fmt::Write as _;
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "{:<8} {:<20} {:<10} {:>12} {:>14} {:>12} {:>14}  LOSSES / LAST ERROR",
+            "KIND", "NAME", "STATE", "RECORDS", "BYTES", "LAG RECORDS", "LAG BYTES"
+        );
+        for s in &self.sources {
+            let losses: Vec<String> = s
+                .losses
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(k, n)| format!("{k}={n}"))
+                .collect();
+            let _ = writeln!(
+                t,
+                "{:<8} {:<20} {:<10} {:>12} {:>14} {:>12} {:>14}  {}",
+                "source",
+                s.name,
+                "running",
+                s.records,
+                s.bytes,
+                "-",
+                "-",
+                losses.join(" ")
+            );
+        }
+        for s in &self.sinks {
+            let mut notes = Vec::new();
+            if s.skipped > 0 {
+                notes.push(format!("skipped={}", s.skipped));
+            }
+            if s.restarts > 0 {
+                notes.push(format!("restarts={}", s.restarts));
+            }
+            if let Some(e) = &s.last_error {
+                notes.push(format!("last error: {e}"));
+            }
+            let _ = writeln!(
+                t,
+                "{:<8} {:<20} {:<10} {:>12} {:>14} {:>12} {:>14}  {}",
+                "sink",
+                s.name,
+                s.state,
+                s.records,
+                s.bytes,
+                s.lag_records,
+                s.lag_bytes,
+                notes.join(" ")
+            );
+        }
+        let j = &self.journal;
+        let _ = writeln!(
+            t,
+            "journal: last_seq={} durable_seq={} bytes_held={} dropped_journal_full={} write_errors={}{}",
+            j.last_seq,
+            j.durable_seq,
+            j.bytes_held,
+            j.dropped_journal_full,
+            j.write_errors,
+            if j.write_blocked {
+                " (writes failing)"
+            } else {
+                ""
+            }
+        );
+        t
+    }
+}
+
+/// Builds the current [`StatusReport`] (called per request).
+pub type Reporter = Arc<dyn Fn() -> StatusReport + Send + Sync>;
+
+#[derive(Clone)]
+struct Ops {
+    prometheus: PrometheusHandle,
+    report: Reporter,
+}
+
+/// Installs the Prometheus recorder (once per process: the `metrics` macros record into it).
+pub fn install_recorder() -> Result<PrometheusHandle, String> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))
+}
+
+/// The routes, for a listener of the caller's.
+pub fn router(prometheus: PrometheusHandle, report: Reporter) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health/live", get(|| async { "live\n" }))
+        .route("/health/ready", get(ready))
+        .route("/status", get(status))
+        .with_state(Ops { prometheus, report })
+}
+
+/// Binds `addr` and serves the routes on `runtime` until `shutdown`.
+pub fn serve(
+    addr: &str,
+    prometheus: PrometheusHandle,
+    report: Reporter,
+    runtime: &tokio::runtime::Runtime,
+    shutdown: &Shutdown,
+) -> Result<std::net::SocketAddr, ComponentError> {
+    let bind_err = |source| ComponentError::Bind {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
+    listener.set_nonblocking(true).map_err(bind_err)?;
+    let local = listener.local_addr().map_err(bind_err)?;
+    let _guard = runtime.enter();
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(bind_err)?;
+    let mut sd = shutdown.clone();
+    let app = router(prometheus, report);
+    runtime.spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { sd.triggered().await })
+            .await
+        {
+            tracing::error!("Operations server stopped: {e}.");
+        }
+    });
+    Ok(local)
+}
+
+async fn metrics(State(ops): State<Ops>) -> Response {
+    ops.prometheus.run_upkeep();
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        ops.prometheus.render(),
+    )
+        .into_response()
+}
+
+async fn ready(State(ops): State<Ops>) -> Response {
+    let report = (ops.report)();
+    if report.ready {
+        "ready\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn status(State(ops): State<Ops>) -> Json<StatusReport> {
+    Json((ops.report)())
+}
