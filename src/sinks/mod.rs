@@ -8,6 +8,7 @@
 //!
 //! A sink touches its own output and its journal cursor, nothing else.
 
+mod encode_pool;
 pub mod file;
 pub mod forward;
 pub mod index;
