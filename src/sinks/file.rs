@@ -444,6 +444,76 @@ impl FileSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{ByteSize, HumanDuration};
+    use crate::journal::{AppendBatch, Journal, JournalConfig};
+    use crate::record::{Format, Origin, Record};
+
+    /// A journal holding `n` raw records `line 0..n` of category `web`, and a sink over it.
+    fn sink_over(n: usize, fsync: OutputFsync, dir: &Path) -> (Journal, FileSink) {
+        let journal = Journal::memory(JournalConfig::default());
+        let origin = Origin::new("app", "web", Format::Raw, "h1");
+        let records = (0..n)
+            .map(|i| Record::new(origin.clone(), Bytes::from(format!("line {i}"))))
+            .collect();
+        let appender = journal.appender();
+        let receipt = appender
+            .append_blocking(AppendBatch {
+                records,
+                checkpoints: vec![],
+            })
+            .unwrap();
+        appender.wait_durable_blocking(receipt.last_seq).unwrap();
+        let config = FileSinkConfig {
+            path: dir.to_path_buf(),
+            max_size: ByteSize::mib(100),
+            fsync: Some(fsync),
+            fsync_interval: Some(HumanDuration(Duration::from_secs(3600))),
+            workers: Some(3),
+        };
+        let cursor = journal.cursor("out").unwrap();
+        let parsers = Arc::new(ParserRegistry::new(Vec::new()));
+        let sink = FileSink::open(config, cursor, Arc::default(), parsers).unwrap();
+        (journal, sink)
+    }
+
+    fn read_batch(sink: &mut FileSink) -> Vec<Joined> {
+        let batch = sink
+            .cursor
+            .next_batch_blocking(BATCH, Duration::from_millis(500))
+            .unwrap();
+        batch.into_iter().map(Joined::plain).collect()
+    }
+
+    #[test]
+    fn acknowledges_only_what_the_policy_made_durable() {
+        for fsync in [
+            OutputFsync::Batch,
+            OutputFsync::Interval,
+            OutputFsync::Never,
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (_journal, mut sink) = sink_over(3000, fsync, dir.path());
+            let batch = read_batch(&mut sink);
+            assert_eq!(batch.len(), 3000);
+            sink.write_batch(batch).unwrap();
+            sink.commit_if_due(false).unwrap();
+            // `batch` commits every batch; the others wait for their (one hour) interval.
+            let want = if fsync == OutputFsync::Batch { 3000 } else { 0 };
+            assert_eq!(sink.cursor.acked(), want, "{fsync:?}");
+            assert_eq!(sink.pending.is_empty(), fsync == OutputFsync::Batch);
+            sink.commit_if_due(true).unwrap();
+            assert_eq!(sink.cursor.acked(), 3000, "{fsync:?}");
+            let text = std::fs::read_to_string(file_path(dir.path(), "web", 0)).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.len(), 3000);
+            for (i, line) in lines.iter().enumerate() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert_eq!(v["short_message"], format!("line {i}"), "{fsync:?}");
+            }
+            let state = decode_state(sink.cursor.sink_state().unwrap());
+            assert_eq!(state, vec![("web".to_string(), 0, text.len() as u64)]);
+        }
+    }
 
     #[test]
     fn state_round_trip_rejects_unsafe() {
