@@ -1,7 +1,7 @@
 //! The `file` sink: every record as one GELF JSON line in `<path>/<category>/<category>_NNNNN.gelf`,
 //! a category's file rotated to the next number when it would grow past `max_size`.
 //!
-//! Records are parsed and encoded in parallel ([`EncodePool`], `workers` threads) and written in
+//! Records are parsed and encoded in parallel (`encode_pool::EncodePool`, `workers` threads) and written in
 //! journal order, a run of consecutive lines of one category in one `write`.
 //!
 //! Exactly once across crashes: the sink makes what it wrote durable under its `fsync` policy
