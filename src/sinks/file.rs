@@ -1,8 +1,8 @@
 //! The `file` sink: every record as one GELF JSON line in `<path>/<category>/<category>_NNNNN.gelf`,
 //! a category's file rotated to the next number when it would grow past `max_size`.
 //!
-//! Records are parsed and encoded in parallel (`encode_pool::EncodePool`, `workers` threads) and written in
-//! journal order, a run of consecutive lines of one category in one `write`.
+//! Records are parsed and encoded in parallel (`encode_pool::EncodePool`, `workers` threads) and
+//! written in journal order, a run of consecutive lines of one category in one `write`.
 //!
 //! Exactly once across crashes: the sink makes what it wrote durable under its `fsync` policy
 //! ([`OutputFsync`]: after every batch, once per `fsync_interval` for all files together, or never),
