@@ -7,6 +7,7 @@
 //! This module reads the config file and nothing else; it starts nothing.
 
 mod limits;
+mod output;
 mod route;
 mod search;
 mod values;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
+pub use output::{MAX_WORKERS, OutputFsync, default_workers};
 pub use route::{RouteConfig, Severity, SeveritySetting};
 pub use values::{ByteSize, HumanDuration};
 
@@ -585,6 +587,14 @@ pub struct FileSinkConfig {
     /// A category's current file is rotated when it would grow past this.
     #[serde(default = "default_file_sink_max")]
     pub max_size: ByteSize,
+    /// When the output is fdatasynced (`batch`, `interval`, `never`); default: follows
+    /// `[journal] fsync` (see [`OutputFsync`]).
+    pub fsync: Option<OutputFsync>,
+    /// Group-commit interval for `fsync = "interval"` (and how often `never` acknowledges);
+    /// default: `[journal] fsync_interval`.
+    pub fsync_interval: Option<HumanDuration>,
+    /// Threads that parse and encode records (default: the machine's cores).
+    pub workers: Option<usize>,
 }
 
 fn default_file_sink_max() -> ByteSize {
@@ -1053,6 +1063,13 @@ impl Config {
                     if f.max_size.0 < 4096 {
                         return Err(err(&table, "max_size", "must be at least 4KiB".into()));
                     }
+                    if f.workers.is_some_and(|w| w == 0 || w > MAX_WORKERS) {
+                        let msg = format!("must be between 1 and {MAX_WORKERS}");
+                        return Err(err(&table, "workers", msg));
+                    }
+                    if f.fsync_interval.as_ref().is_some_and(|i| i.0.is_zero()) {
+                        return Err(err(&table, "fsync_interval", "must be above 0".into()));
+                    }
                 }
                 SinkConfig::Forward(f) => {
                     if f.to.is_empty() {
@@ -1355,6 +1372,29 @@ max_size = "100MiB"
         let text = GOOD.replace("udp = \"127.0.0.1:5514\"", "udp = 5514");
         let (line, key, _) = invalid(&text);
         assert_eq!((line, key.as_str()), (13, "sources.sys.udp"));
+    }
+
+    #[test]
+    fn file_sink_output_settings() {
+        let with = |extra: &str| {
+            GOOD.replace(
+                "max_size = \"100MiB\"",
+                &format!("max_size = \"100MiB\"\n{extra}"),
+            )
+        };
+        let (line, key, msg) = invalid(&with("workers = 0"));
+        assert_eq!((line, key.as_str()), (19, "sinks.out.workers"), "{msg}");
+        let (line, key, msg) = invalid(&with("fsync = \"sometimes\""));
+        assert_eq!((line, key.as_str()), (19, "sinks.out.fsync"), "{msg}");
+        let (_, key, msg) = invalid(&with("fsync_interval = \"0s\""));
+        assert_eq!(key, "sinks.out.fsync_interval", "{msg}");
+        let cfg = Config::parse(&with("fsync = \"never\"\nworkers = 3"), "t.toml").unwrap();
+        match &cfg.sinks["out"] {
+            SinkConfig::File(f) => {
+                assert_eq!((f.fsync, f.workers), (Some(OutputFsync::Never), Some(3)));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -59,6 +59,12 @@ impl Cursor {
         self.sink_state.as_ref()
     }
 
+    /// The journal's fsync policy and group-commit interval (sinks follow them by default).
+    pub fn journal_fsync(&self) -> (super::FsyncPolicy, Duration) {
+        let config = &self.life.shared.config;
+        (config.fsync, config.fsync_interval)
+    }
+
     fn writer_done(&self) -> bool {
         self.life.shared.lock().writer_done
     }

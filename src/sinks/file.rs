@@ -1,11 +1,15 @@
 //! The `file` sink: every record as one GELF JSON line in `<path>/<category>/<category>_NNNNN.gelf`,
 //! a category's file rotated to the next number when it would grow past `max_size`.
 //!
-//! Exactly once across crashes: after each batch the sink flushes and fsyncs the files it wrote,
-//! then acknowledges the batch with a sink state listing, per category, the current file number and
-//! its length. On start it truncates each category's current file back to that length and removes
-//! files numbered after it, so a batch written but not acknowledged before a crash is written again
-//! exactly once. A file is registered in the sink state before its first byte is written.
+//! Records are parsed and encoded in parallel (`encode_pool::EncodePool`, `workers` threads) and
+//! written in journal order, a run of consecutive lines of one category in one `write`.
+//!
+//! Exactly once across crashes: the sink makes what it wrote durable under its `fsync` policy
+//! ([`OutputFsync`]: after every batch, once per `fsync_interval` for all files together, or never),
+//! then acknowledges it with a sink state listing, per category, the current file number and its
+//! length. On start it truncates each category's current file back to that length and removes
+//! files numbered after it, so what was written but not acknowledged before a crash is written
+//! again exactly once. A file is registered in the sink state before its first byte is written.
 //!
 //! With `[bytes]` configured, records pass through the byte join ([`JoinStage`]) on their way:
 //! HAProxy entries get `_bytes_sent`, and records are still written in journal order. The
@@ -29,13 +33,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::accounting::stream::{JoinStage, Joined, append_correction};
+use super::encode_pool::{EncodePool, EncodedChunk};
+use crate::accounting::stream::{JoinStage, Joined};
 use crate::component::{ComponentError, Shutdown, SinkContext};
-use crate::config::{FileSinkConfig, is_safe_category};
+use crate::config::{FileSinkConfig, OutputFsync, default_workers, is_safe_category};
 use crate::journal::Cursor;
 use crate::parse::registry::ParserRegistry;
 use crate::record::Timestamp;
@@ -44,6 +49,8 @@ use crate::telemetry::SinkStats;
 
 /// Records read from the journal per batch at most.
 const BATCH: usize = 4096;
+/// Longest wait for journal records (the sink checks for a due commit at least this often).
+const IDLE_WAIT: Duration = Duration::from_millis(200);
 /// Where records with an unsafe category go.
 const INVALID_CATEGORY: &str = "_invalid_category";
 
@@ -82,15 +89,21 @@ pub struct FileSink {
     max_size: u64,
     cursor: Cursor,
     stats: Arc<SinkStats>,
-    parsers: Arc<ParserRegistry>,
     outputs: BTreeMap<String, Output>,
-    line: Vec<u8>,
+    /// Parses and encodes batches on `workers` threads.
+    pool: EncodePool,
+    fsync: OutputFsync,
+    fsync_interval: Duration,
+    /// When written states last became durable (were committed).
+    last_commit: Instant,
+    /// States after each written batch not yet durable under `fsync`, oldest first.
+    pending: Vec<(u64, FileStates)>,
     /// The byte join, when configured.
     join: Option<JoinStage>,
     /// Records the join released, to be written.
     ready: Vec<Joined>,
-    /// States after each written batch, oldest first, not yet acknowledged: (last seq written,
-    /// category → (file number, length)).
+    /// Durable states after each written batch, oldest first, not yet acknowledged: (last seq
+    /// written, category → (file number, length)).
     snapshots: VecDeque<(u64, FileStates)>,
     /// The state last acknowledged.
     acked_state: FileStates,
@@ -195,14 +208,21 @@ impl FileSink {
             );
         }
         let acked_state = file_states(&outputs);
+        let (journal_fsync, journal_interval) = cursor.journal_fsync();
+        let workers = config.workers.unwrap_or_else(default_workers);
         Ok(FileSink {
             root,
             max_size: config.max_size.as_u64(),
+            pool: EncodePool::new(cursor.name(), workers, parsers)?,
+            fsync: config
+                .fsync
+                .unwrap_or_else(|| OutputFsync::following(journal_fsync)),
+            fsync_interval: config.fsync_interval.map_or(journal_interval, |i| i.0),
+            last_commit: Instant::now(),
+            pending: Vec::new(),
             cursor,
             stats,
-            parsers,
             outputs,
-            line: Vec::with_capacity(4096),
             join: None,
             ready: Vec::new(),
             snapshots: VecDeque::new(),
@@ -221,7 +241,7 @@ impl FileSink {
                 && !self.cursor.journal_closed();
             let batch = self
                 .cursor
-                .next_batch_blocking(BATCH, Duration::from_millis(200))
+                .next_batch_blocking(BATCH, self.wait())
                 .map_err(std::io::Error::other)?;
             let drained = batch.is_empty() && self.cursor.is_drained();
             let caught_up = batch.len() < BATCH;
@@ -243,53 +263,89 @@ impl FileSink {
             }
             let written_through = ready.last().map(|j| j.entry.seq);
             if !ready.is_empty() {
-                self.write_batch(&ready)?;
+                ready = self.write_batch(ready)?;
             }
             ready.clear();
             self.ready = ready;
             // Records read after the last one written were not taken: done for this sink (once
-            // the join holds nothing older, so the state is the one after them).
+            // the join holds nothing older, so the state is the one after them); acknowledged
+            // with the next commit.
             if let Some(seq) = read_through
                 && written_through.is_none_or(|w| w < seq)
                 && self.join.as_ref().is_none_or(|j| j.held() == 0)
             {
-                self.snapshots.push_back((seq, file_states(&self.outputs)));
-                self.acknowledge(false)?;
+                self.pending.push((seq, file_states(&self.outputs)));
             }
+            self.commit_if_due(drained || stopping)?;
             if drained || stopping {
                 return Ok(());
             }
         }
     }
 
-    fn write_batch(&mut self, batch: &[Joined]) -> std::io::Result<()> {
-        let mut bytes = 0u64;
-        for Joined { entry, correction } in batch {
-            let record = &entry.record;
-            let category: &str = if is_safe_category(&record.origin.category) {
-                &record.origin.category
-            } else {
-                tracing::warn!(category = ?record.origin.category, "Record with an unsafe category written to {INVALID_CATEGORY}.");
-                INVALID_CATEGORY
-            };
-            self.line.clear();
-            self.parsers.encode(record, &mut self.line);
-            append_correction(&mut self.line, *correction);
-            self.line.push(b'\n');
-            bytes += self.line.len() as u64;
-            let line_len = self.line.len() as u64;
-            self.output_for(category, line_len, entry.seq - 1)?;
-            let Some(out) = self.outputs.get_mut(category) else {
-                continue;
-            };
-            out.file.write_all(&self.line)?;
-            out.len += line_len;
-            out.dirty = true;
+    /// How long to wait for records: until the next commit is due when written data waits for it.
+    fn wait(&self) -> Duration {
+        if self.pending.is_empty() {
+            return IDLE_WAIT;
         }
-        self.sync_dirty()?;
+        let due = self.last_commit + self.fsync_interval;
+        due.saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(1), IDLE_WAIT)
+    }
+
+    /// Encodes `batch` in parallel and writes it in order; hands the batch back (emptied later).
+    fn write_batch(&mut self, batch: Vec<Joined>) -> std::io::Result<Vec<Joined>> {
+        let (batch, chunks) = self.pool.encode(batch);
+        let result = self.write_chunks(&batch, &chunks);
+        self.pool.recycle(chunks);
+        result?;
         let last = batch.last().map_or(0, |j| j.entry.seq);
-        self.snapshots.push_back((last, file_states(&self.outputs)));
-        self.acknowledge(false)?;
+        self.pending.push((last, file_states(&self.outputs)));
+        Ok(batch)
+    }
+
+    /// Writes the encoded lines of `batch`, each run of consecutive lines of one category (within
+    /// a chunk) in one write.
+    fn write_chunks(&mut self, batch: &[Joined], chunks: &[EncodedChunk]) -> std::io::Result<()> {
+        let mut bytes = 0u64;
+        for chunk in chunks {
+            // The pending run: (category, start, end) in `chunk.buf`.
+            let mut run: Option<(&str, usize, usize)> = None;
+            for (i, Joined { entry, .. }) in
+                batch[chunk.first..][..chunk.ends.len()].iter().enumerate()
+            {
+                let record = &entry.record;
+                let category: &str = if is_safe_category(&record.origin.category) {
+                    &record.origin.category
+                } else {
+                    tracing::warn!(category = ?record.origin.category, "Record with an unsafe category written to {INVALID_CATEGORY}.");
+                    INVALID_CATEGORY
+                };
+                let range = chunk.line_range(i);
+                let line_len = range.len() as u64;
+                bytes += line_len;
+                let same_run = run.is_some_and(|(c, _, _)| c == category);
+                if !same_run || self.needs_file(category, line_len) {
+                    if let Some((c, start, end)) = run.take() {
+                        self.write_run(c, &chunk.buf[start..end])?;
+                    }
+                    if self.needs_file(category, line_len) {
+                        self.output_for(category, entry.seq - 1)?;
+                    }
+                    run = Some((category, range.start, range.start));
+                }
+                if let Some((_, _, end)) = run.as_mut() {
+                    *end = range.end;
+                }
+                if let Some(out) = self.outputs.get_mut(category) {
+                    out.len += line_len;
+                    out.dirty = true;
+                }
+            }
+            if let Some((c, start, end)) = run {
+                self.write_run(c, &chunk.buf[start..end])?;
+            }
+        }
         self.stats
             .records
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -297,18 +353,53 @@ impl FileSink {
         Ok(())
     }
 
-    /// Makes sure `category` has an open file with room for `incoming` bytes (a line larger than
-    /// `max_size` gets a file of its own). Opening a file first makes everything written so far
-    /// durable and acknowledges it up to `written_through`, registering the new file in the same
-    /// acknowledgement.
-    fn output_for(
-        &mut self,
-        category: &str,
-        incoming: u64,
-        written_through: u64,
-    ) -> std::io::Result<()> {
+    fn write_run(&mut self, category: &str, bytes: &[u8]) -> std::io::Result<()> {
+        match self.outputs.get_mut(category) {
+            Some(out) => out.file.write_all(bytes),
+            None => Ok(()),
+        }
+    }
+
+    /// True when `category` has no open file, or no room in it for `incoming` bytes (a line
+    /// larger than `max_size` gets a file of its own).
+    fn needs_file(&self, category: &str, incoming: u64) -> bool {
+        !matches!(self.outputs.get(category),
+            Some(o) if o.len == 0 || o.len + incoming <= self.max_size)
+    }
+
+    /// Makes what was written durable under the policy and acknowledges it when the policy says
+    /// so now: after every batch (`batch`), once `fsync_interval` passed since the last commit
+    /// (`interval`, `never`), or when `force`d.
+    fn commit_if_due(&mut self, force: bool) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let due = force
+            || self.fsync == OutputFsync::Batch
+            || self.last_commit.elapsed() >= self.fsync_interval;
+        if due {
+            self.commit()?;
+            self.acknowledge(false)?;
+        }
+        Ok(())
+    }
+
+    /// Group commit: one fdatasync per file written since the last commit (none with `never`),
+    /// after which every written state is durable and may be acknowledged.
+    fn commit(&mut self) -> std::io::Result<()> {
+        if self.fsync != OutputFsync::Never {
+            self.sync_dirty()?;
+        }
+        self.snapshots.extend(self.pending.drain(..));
+        self.last_commit = Instant::now();
+        Ok(())
+    }
+
+    /// Opens the next file of `category` (see [`FileSink::needs_file`]). Opening a file first
+    /// commits everything written so far and acknowledges it up to `written_through`,
+    /// registering the new file in the same acknowledgement.
+    fn output_for(&mut self, category: &str, written_through: u64) -> std::io::Result<()> {
         let next_index = match self.outputs.get(category) {
-            Some(o) if o.len == 0 || o.len + incoming <= self.max_size => return Ok(()),
             Some(o) => o.index + 1,
             None => {
                 let dir = self.root.join(category);
@@ -317,7 +408,7 @@ impl FileSink {
                 highest_index(&dir, category).map_or(0, |h| h + 1)
             }
         };
-        self.sync_dirty()?;
+        self.commit()?;
         let path = file_path(&self.root, category, next_index);
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         file.set_len(0)?;
@@ -383,6 +474,78 @@ impl FileSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{ByteSize, HumanDuration};
+    use crate::journal::{AppendBatch, Journal, JournalConfig};
+    use crate::record::{Format, Origin, Record};
+
+    /// A journal holding `n` raw records `line 0..n` of category `web`, and a sink over it.
+    fn sink_over(n: usize, fsync: OutputFsync, dir: &Path) -> (Journal, FileSink) {
+        let journal = Journal::memory(JournalConfig::default());
+        let origin = Origin::new("app", "web", Format::Raw, "h1");
+        let records = (0..n)
+            .map(|i| Record::new(origin.clone(), Bytes::from(format!("line {i}"))))
+            .collect();
+        let appender = journal.appender();
+        let receipt = appender
+            .append_blocking(AppendBatch {
+                records,
+                checkpoints: vec![],
+            })
+            .unwrap();
+        appender.wait_durable_blocking(receipt.last_seq).unwrap();
+        let config = FileSinkConfig {
+            path: dir.to_path_buf(),
+            max_size: ByteSize::mib(100),
+            fsync: Some(fsync),
+            fsync_interval: Some(HumanDuration(Duration::from_secs(3600))),
+            workers: Some(3),
+            max_lag: None,
+            route: Default::default(),
+        };
+        let cursor = journal.cursor("out").unwrap();
+        let parsers = Arc::new(ParserRegistry::new(Vec::new()));
+        let sink = FileSink::open(config, cursor, Arc::default(), parsers).unwrap();
+        (journal, sink)
+    }
+
+    fn read_batch(sink: &mut FileSink) -> Vec<Joined> {
+        let batch = sink
+            .cursor
+            .next_batch_blocking(BATCH, Duration::from_millis(500))
+            .unwrap();
+        batch.into_iter().map(Joined::plain).collect()
+    }
+
+    #[test]
+    fn acknowledges_only_what_the_policy_made_durable() {
+        for fsync in [
+            OutputFsync::Batch,
+            OutputFsync::Interval,
+            OutputFsync::Never,
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (_journal, mut sink) = sink_over(3000, fsync, dir.path());
+            let batch = read_batch(&mut sink);
+            assert_eq!(batch.len(), 3000);
+            sink.write_batch(batch).unwrap();
+            sink.commit_if_due(false).unwrap();
+            // `batch` commits every batch; the others wait for their (one hour) interval.
+            let want = if fsync == OutputFsync::Batch { 3000 } else { 0 };
+            assert_eq!(sink.cursor.acked(), want, "{fsync:?}");
+            assert_eq!(sink.pending.is_empty(), fsync == OutputFsync::Batch);
+            sink.commit_if_due(true).unwrap();
+            assert_eq!(sink.cursor.acked(), 3000, "{fsync:?}");
+            let text = std::fs::read_to_string(file_path(dir.path(), "web", 0)).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.len(), 3000);
+            for (i, line) in lines.iter().enumerate() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert_eq!(v["short_message"], format!("line {i}"), "{fsync:?}");
+            }
+            let state = decode_state(sink.cursor.sink_state().unwrap());
+            assert_eq!(state, vec![("web".to_string(), 0, text.len() as u64)]);
+        }
+    }
 
     #[test]
     fn state_round_trip_rejects_unsafe() {

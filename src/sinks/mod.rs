@@ -9,6 +9,7 @@
 //! The file and index sinks take only the records their route ([`route`]) takes; the others
 //! they acknowledge unwritten. A sink touches its own output and its journal cursor, nothing else.
 
+mod encode_pool;
 pub mod file;
 pub mod forward;
 pub mod index;

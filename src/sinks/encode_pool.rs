@@ -1,0 +1,279 @@
+//! Parallel GELF encoding for sinks that write lines in journal order.
+//!
+//! [`EncodePool::encode`] splits a batch of records into contiguous chunks, encodes them on a pool
+//! of worker threads (and the calling thread) into one buffer per chunk, and returns the chunks in
+//! batch order: the caller writes them with few large writes, in journal order, so acknowledgements
+//! and exactly-once stay exactly as with one thread. Each record is parsed once, with the parser
+//! registry the pool was given (a value, never a process-wide lookup), and its byte-join correction
+//! appended to its line.
+//!
+//! Touches nothing but the records and its own buffers: no I/O.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::accounting::stream::{Joined, append_correction};
+use crate::parse::registry::ParserRegistry;
+
+/// Records below which a batch is encoded on the calling thread alone (a hand-off costs more).
+const MIN_PARALLEL: usize = 256;
+/// A chunk buffer that grew past this (a huge record) is not kept for reuse.
+const KEEP_BUFFER_BYTES: usize = 8 << 20;
+
+/// One chunk of a batch, encoded: record `i` of the chunk (batch index `first + i`) is the line
+/// `buf[ends[i - 1]..ends[i]]` (from 0 for the first), newline included.
+#[derive(Default)]
+pub struct EncodedChunk {
+    pub first: usize,
+    pub buf: Vec<u8>,
+    pub ends: Vec<usize>,
+}
+
+impl EncodedChunk {
+    /// The byte range of the chunk's `i`-th line.
+    pub fn line_range(&self, i: usize) -> std::ops::Range<usize> {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        start..self.ends[i]
+    }
+
+    fn encode(&mut self, parsers: &ParserRegistry, records: &[Joined]) {
+        self.buf.clear();
+        self.ends.clear();
+        for Joined { entry, correction } in records {
+            parsers.encode(&entry.record, &mut self.buf);
+            append_correction(&mut self.buf, *correction);
+            self.buf.push(b'\n');
+            self.ends.push(self.buf.len());
+        }
+    }
+}
+
+struct Job {
+    batch: Arc<Vec<Joined>>,
+    first: usize,
+    end: usize,
+    chunk: EncodedChunk,
+}
+
+/// Encoding threads and the chunk buffers they reuse.
+pub struct EncodePool {
+    parsers: Arc<ParserRegistry>,
+    workers: usize,
+    jobs: Option<Sender<Job>>,
+    done: Receiver<EncodedChunk>,
+    threads: Vec<JoinHandle<()>>,
+    spare: Vec<EncodedChunk>,
+}
+
+impl EncodePool {
+    /// A pool that encodes on `workers` threads in all: the caller's and `workers - 1` others.
+    pub fn new(
+        name: &str,
+        workers: usize,
+        parsers: Arc<ParserRegistry>,
+    ) -> std::io::Result<EncodePool> {
+        let workers = workers.max(1);
+        let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
+        let (done_tx, done) = crossbeam_channel::unbounded();
+        let mut threads = Vec::new();
+        for i in 1..workers {
+            let jobs = jobs_rx.clone();
+            let done = done_tx.clone();
+            let parsers = parsers.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("enc-{name}-{i}"))
+                    .spawn(move || worker(&parsers, &jobs, &done))?,
+            );
+        }
+        Ok(EncodePool {
+            parsers,
+            workers,
+            jobs: Some(jobs_tx),
+            done,
+            threads,
+            spare: Vec::new(),
+        })
+    }
+
+    /// Encodes `batch` in chunks, returned in batch order, and hands the batch back.
+    pub fn encode(&mut self, batch: Vec<Joined>) -> (Vec<Joined>, Vec<EncodedChunk>) {
+        let n = batch.len();
+        if self.workers == 1 || n < MIN_PARALLEL || self.jobs.is_none() {
+            let mut chunk = self.spare.pop().unwrap_or_default();
+            chunk.first = 0;
+            chunk.encode(&self.parsers, &batch);
+            return (batch, vec![chunk]);
+        }
+        // Two chunks per thread, so a slow chunk does not hold the others up.
+        let chunks = (self.workers * 2).min(n);
+        let per = n.div_ceil(chunks);
+        let batch = Arc::new(batch);
+        let mut sent = 0;
+        let mut first = per; // the caller encodes chunk 0 itself
+        while first < n {
+            let end = (first + per).min(n);
+            let chunk = self.spare.pop().unwrap_or_default();
+            let job = Job {
+                batch: batch.clone(),
+                first,
+                end,
+                chunk,
+            };
+            if let Some(jobs) = &self.jobs
+                && jobs.send(job).is_ok()
+            {
+                sent += 1;
+            }
+            first = end;
+        }
+        let mut own = self.spare.pop().unwrap_or_default();
+        own.first = 0;
+        own.encode(&self.parsers, &batch[..per.min(n)]);
+        let mut out = Vec::with_capacity(sent + 1);
+        out.push(own);
+        for _ in 0..sent {
+            match self.done.recv() {
+                Ok(chunk) => out.push(chunk),
+                Err(_) => break,
+            }
+        }
+        out.sort_by_key(|c| c.first);
+        // Workers drop their handle before answering; if one died, encode what is missing here.
+        let batch = Arc::try_unwrap(batch).unwrap_or_else(|shared| {
+            shared
+                .iter()
+                .map(|j| Joined {
+                    entry: j.entry.clone(),
+                    correction: j.correction,
+                })
+                .collect()
+        });
+        fill_gaps(&self.parsers, &batch, &mut out, per);
+        (batch, out)
+    }
+
+    /// Takes chunk buffers back for reuse.
+    pub fn recycle(&mut self, chunks: Vec<EncodedChunk>) {
+        for mut chunk in chunks {
+            if chunk.buf.capacity() <= KEEP_BUFFER_BYTES && self.spare.len() < self.workers * 4 {
+                chunk.buf.clear();
+                chunk.ends.clear();
+                self.spare.push(chunk);
+            }
+        }
+    }
+}
+
+/// Encodes on this thread any chunk a worker did not return (it panicked), so no record is lost.
+fn fill_gaps(parsers: &ParserRegistry, batch: &[Joined], out: &mut Vec<EncodedChunk>, per: usize) {
+    let expected = batch.len().div_ceil(per.max(1));
+    if out.len() == expected {
+        return;
+    }
+    let have: Vec<usize> = out.iter().map(|c| c.first).collect();
+    let mut first = 0;
+    while first < batch.len() {
+        if !have.contains(&first) {
+            let end = (first + per).min(batch.len());
+            let mut chunk = EncodedChunk {
+                first,
+                ..EncodedChunk::default()
+            };
+            chunk.encode(parsers, &batch[first..end]);
+            out.push(chunk);
+        }
+        first += per;
+    }
+    out.sort_by_key(|c| c.first);
+}
+
+fn worker(parsers: &ParserRegistry, jobs: &Receiver<Job>, done: &Sender<EncodedChunk>) {
+    while let Ok(Job {
+        batch,
+        first,
+        end,
+        mut chunk,
+    }) = jobs.recv()
+    {
+        chunk.first = first;
+        chunk.encode(parsers, &batch[first..end]);
+        drop(batch);
+        if done.send(chunk).is_err() {
+            return;
+        }
+    }
+}
+
+impl Drop for EncodePool {
+    fn drop(&mut self) {
+        self.jobs = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Entry;
+    use crate::record::{Format, Origin, Record};
+    use bytes::Bytes;
+
+    fn batch(n: usize) -> Vec<Joined> {
+        let origin = Origin::new("app", "web", Format::Raw, "h1");
+        (0..n)
+            .map(|i| {
+                Joined::plain(Entry {
+                    seq: i as u64 + 1,
+                    record: Record::new(origin.clone(), Bytes::from(format!("line {i}"))),
+                })
+            })
+            .collect()
+    }
+
+    fn lines(chunks: &[EncodedChunk]) -> Vec<String> {
+        let mut v = Vec::new();
+        for c in chunks {
+            for i in 0..c.ends.len() {
+                v.push(String::from_utf8(c.buf[c.line_range(i)].to_vec()).unwrap());
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn parallel_output_equals_sequential_in_order() {
+        let parsers = Arc::new(ParserRegistry::new(Vec::new()));
+        let mut one = EncodePool::new("t", 1, parsers.clone()).unwrap();
+        let mut four = EncodePool::new("t", 4, parsers).unwrap();
+        for n in [0, 1, 255, 256, 1000, 4096] {
+            let records = batch(n);
+            let copy = records
+                .iter()
+                .map(|j| Joined::plain(j.entry.clone()))
+                .collect();
+            let (b1, c1) = one.encode(copy);
+            let (b4, c4) = four.encode(records);
+            assert_eq!(b1.len(), n);
+            assert_eq!(b4.len(), n);
+            let (l1, l4) = (lines(&c1), lines(&c4));
+            assert_eq!(l1.len(), n);
+            assert!(l1 == l4, "batch of {n}: parallel output differs");
+            for (i, line) in l4.iter().enumerate() {
+                assert!(line.ends_with("}\n"), "{line}");
+                assert!(line.contains(&format!("\"line {i}\"")), "{i}: {line}");
+            }
+            assert!(
+                b4.iter()
+                    .enumerate()
+                    .all(|(i, j)| j.entry.seq == i as u64 + 1)
+            );
+            four.recycle(c4);
+            one.recycle(c1);
+        }
+    }
+}
