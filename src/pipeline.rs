@@ -118,6 +118,28 @@ pub fn run(config: Config) -> Result<(), PipelineError> {
     result
 }
 
+/// How long sources may take to stop before the journal closes under them.
+const SOURCE_STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// A source waiting for journal space that will not come (a full disk) must not hold shutdown
+/// forever: unless the returned sender is dropped within [`SOURCE_STOP_GRACE`], the journal is
+/// closed, so waiting appends fail and count what they held as dropped.
+fn close_if_sources_hang(journal: &Journal) -> std::sync::mpsc::Sender<()> {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let journal = journal.clone();
+    let _ = std::thread::Builder::new()
+        .name("quill-stop".into())
+        .spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                rx.recv_timeout(SOURCE_STOP_GRACE)
+            {
+                tracing::warn!("Sources did not stop within {SOURCE_STOP_GRACE:?} (the journal cannot take more: is the disk full?); closing the journal under them.");
+                let _ = journal.close();
+            }
+        });
+    tx
+}
+
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let term = signal(SignalKind::terminate());
@@ -314,6 +336,7 @@ pub fn run_until(
     });
 
     // Orderly stop: sources flush, the journal closes, sinks drain.
+    let sources_done = close_if_sources_hang(&journal);
     let mut first_error = None;
     for (name, task) in source_tasks {
         if let Err(message) = task.join(runtime) {
@@ -321,7 +344,15 @@ pub fn run_until(
             first_error.get_or_insert(PipelineError::Source { name, message });
         }
     }
+    drop(sources_done);
     journal.close()?;
+    let dropped = journal.stats().dropped_journal_full;
+    if dropped > 0 {
+        tracing::warn!(
+            dropped,
+            "{dropped} records could not be journaled (the journal was full or its disk failed); file sources read theirs again at the next start."
+        );
+    }
     for (name, handle) in sink_threads {
         match handle.join() {
             Ok(Ok(())) => {}
