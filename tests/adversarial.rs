@@ -394,14 +394,19 @@ fn bombs_and_stalls(connections: usize, budget_mib: u64, overhead_mib: u64) {
     assert!(agg.stop().success());
 }
 
+/// The fixed overhead above the budget: the idle daemon (about 50 MiB), one `max_batch_size`
+/// (64 MiB) the allocator may keep after a decompressed batch is freed while the next is
+/// allocated, and the state of up to 1,000 connections (tasks, sockets, ack queues).
+const OVERHEAD_MIB: u64 = 160;
+
 #[test]
 fn zstd_bombs_and_stalled_frames_stay_within_the_memory_budget() {
-    bombs_and_stalls(120, 128, 96);
+    bombs_and_stalls(120, 128, OVERHEAD_MIB);
 }
 
 #[test]
 fn a_thousand_connections_of_bombs_and_stalls_stay_within_the_memory_budget() {
-    bombs_and_stalls(1000, 128, 96);
+    bombs_and_stalls(1000, 128, OVERHEAD_MIB);
 }
 
 #[test]
