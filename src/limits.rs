@@ -94,7 +94,7 @@ pub fn is_out_of_descriptors(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
 }
 
-/// What an accept loop does after `accept` failed: pause, and log once per [`LOG_INTERVAL`].
+/// What an accept loop does after `accept` failed: pause, and log at most once per 5 s.
 pub struct AcceptBackoff {
     source: String,
     last_log: Option<Instant>,

@@ -23,13 +23,16 @@ impl Appender {
     /// Appends, waiting while the journal is full.
     pub async fn append(&self, mut batch: AppendBatch) -> Result<AppendReceipt, JournalError> {
         let shared = self.shared();
+        let mut waited = false;
         loop {
             let notified = shared.space.notified();
+            let records = batch.records.len() as u64;
             match shared.try_push(batch) {
                 Ok(r) => return Ok(r),
-                Err(TryAppendError::Journal(e)) => return Err(e),
+                Err(TryAppendError::Journal(e)) => return Err(self.gave_up(e, waited, records)),
                 Err(TryAppendError::Full(b)) => batch = b,
             }
+            waited = true;
             // Re-check periodically as well: a notification may race with the check above.
             let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
         }
@@ -38,15 +41,27 @@ impl Appender {
     /// Appends from a blocking thread, waiting while the journal is full.
     pub fn append_blocking(&self, mut batch: AppendBatch) -> Result<AppendReceipt, JournalError> {
         let shared = self.shared();
+        let mut waited = false;
         loop {
+            let records = batch.records.len() as u64;
             match shared.try_push(batch) {
                 Ok(r) => return Ok(r),
-                Err(TryAppendError::Journal(e)) => return Err(e),
+                Err(TryAppendError::Journal(e)) => return Err(self.gave_up(e, waited, records)),
                 Err(TryAppendError::Full(b)) => batch = b,
             }
+            waited = true;
             let st = shared.lock();
             let _ = shared.changed.wait_timeout(st, Duration::from_millis(100));
         }
+    }
+
+    /// A batch that waited for space and then found the journal closed (a shutdown that could not
+    /// wait for a full disk) was not journaled: count its records as dropped.
+    fn gave_up(&self, e: JournalError, waited: bool, records: u64) -> JournalError {
+        if waited && matches!(e, JournalError::Closed) {
+            self.note_dropped(records);
+        }
+        e
     }
 
     /// Appends without waiting; a full journal hands the batch back.

@@ -206,6 +206,28 @@ fn bind_search(addr: &str) -> Result<std::net::TcpListener, PipelineError> {
     Ok(listener)
 }
 
+/// How long sources may take to stop before the journal closes under them.
+const SOURCE_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A source waiting for journal space that will not come (a full disk) must not hold shutdown
+/// forever: unless the returned sender is dropped within [`SOURCE_STOP_GRACE`], the journal is
+/// closed, so waiting appends fail and count what they held as dropped.
+fn close_if_sources_hang(journal: &Journal) -> std::sync::mpsc::Sender<()> {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let journal = journal.clone();
+    let _ = std::thread::Builder::new()
+        .name("quill-stop".into())
+        .spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                rx.recv_timeout(SOURCE_STOP_GRACE)
+            {
+                tracing::warn!("Sources did not stop within {SOURCE_STOP_GRACE:?} (the journal cannot take more: is the disk full?); closing the journal under them.");
+                let _ = journal.close();
+            }
+        });
+    tx
+}
+
 impl Topology {
     /// Binds every listener, then starts sinks and sources; on a failure stops what started.
     pub fn start(
@@ -541,6 +563,7 @@ impl Topology {
         for slot in self.sources.values().rev() {
             slot.running.stop();
         }
+        let sources_done = close_if_sources_hang(&self.journal);
         let mut details = Vec::new();
         let sources = std::mem::take(&mut self.sources);
         for (name, slot) in sources.into_iter().rev() {
@@ -551,8 +574,16 @@ impl Topology {
             }
         }
         details.reverse();
+        drop(sources_done);
         if let Err(e) = self.journal.close() {
             first_error.get_or_insert(e.into());
+        }
+        let dropped = self.journal.stats().dropped_journal_full;
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "{dropped} records could not be journaled (the journal was full or its disk failed); file sources read theirs again at the next start."
+            );
         }
         let sinks = std::mem::take(&mut self.sinks);
         // With the journal closed, file and index sinks drain it; forward sinks get their

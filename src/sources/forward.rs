@@ -19,7 +19,8 @@
 //! `max_connections` agent slots. No IP address holds more than `max_unauthenticated_per_ip`
 //! handshake slots, nor more than `max_connections_per_ip` connections in all. After the handshake a frame's payload must arrive within `frame_timeout` of its header
 //! and an agent may be silent for `idle_timeout` between frames. Frames being read and batches
-//! being decompressed share one byte budget (`memory_budget`, [`ByteBudget`]): a frame holds
+//! being decompressed share one byte budget (`memory_budget`, [`ByteBudget`]; HELLOs have their
+//! own, `max_unauthenticated` x 64 KiB, so a spent budget never blocks a handshake): a frame holds
 //! what its buffer has grown to, a batch its declared decompressed size, so memory stays within
 //! the budget whatever the peers declare.
 //!
@@ -72,6 +73,8 @@ struct Shared {
     frame_timeout: Duration,
     idle_timeout: Duration,
     budget: ByteBudget,
+    /// HELLOs being read: their own budget, so a spent `budget` never blocks a handshake.
+    hello_budget: ByteBudget,
     /// Agent slots: taken once the HELLO is accepted.
     slots: Arc<Semaphore>,
     agents: Mutex<HashMap<String, Arc<tokio::sync::Mutex<StreamState>>>>,
@@ -220,6 +223,7 @@ pub fn start(
         frame_timeout: config.frame_timeout.0,
         idle_timeout: config.idle_timeout.0,
         budget: ByteBudget::new(config.memory_budget.as_usize()),
+        hello_budget: ByteBudget::new(config.max_unauthenticated.max(1) * MAX_HELLO),
         slots: Arc::new(Semaphore::new(max_connections)),
         agents: Mutex::new(HashMap::new()),
     });
@@ -368,7 +372,7 @@ async fn serve(
     };
     let hello = match tokio::time::timeout_at(
         deadline,
-        read_frame_budgeted(&mut rd, limits, &shared.budget),
+        read_frame_budgeted(&mut rd, limits, &shared.hello_budget),
     )
     .await
     {
