@@ -7,6 +7,7 @@
 pub mod config;
 pub mod error;
 pub mod logformat;
+pub mod strftime;
 
 use self::logformat::LogFormat;
 use super::{ConfigError, Context, FieldSink, LineInfo, ParseError};
