@@ -55,6 +55,24 @@ pub struct LogFormat {
     items: Vec<Item>,
 }
 
+impl LogFormat {
+    /// The same format with its `%b` reported as `response_body_or_sent_bytes`: for the
+    /// nicknames `combined` and `common` without the config that defines them, which upstream
+    /// httpd defines with `%b` (body bytes) and Debian/Ubuntu with `%O` (bytes sent, headers
+    /// included). The line does not say which; the field is named for that.
+    pub(crate) fn with_ambiguous_size(mut self) -> LogFormat {
+        for item in &mut self.items {
+            if let Item::Var { code: c @ b'b', .. } = item {
+                *c = AMBIGUOUS_SIZE;
+            }
+        }
+        self
+    }
+}
+
+/// Internal directive code of an ambiguous `%b`/`%O` (see [`LogFormat::with_ambiguous_size`]).
+const AMBIGUOUS_SIZE: u8 = b'~';
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CompileError {
     #[error("unknown directive %{0} at byte {1}")]
@@ -425,6 +443,10 @@ fn emit<'a, S: FieldSink>(
             Value::Int(if v == b"-" { 0 } else { int(v)? }),
         ),
         b'B' => sink.field("response_body_bytes", Value::Int(int(v)?)),
+        AMBIGUOUS_SIZE => sink.field(
+            "response_body_or_sent_bytes",
+            Value::Int(if v == b"-" { 0 } else { int(v)? }),
+        ),
         b'O' => sink.field("bytes_sent", Value::Int(int(v)?)),
         b'I' => sink.field("bytes_received", Value::Int(int(v)?)),
         b'S' => sink.field("bytes_transferred", Value::Int(int(v)?)),
