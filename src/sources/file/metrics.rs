@@ -1,7 +1,7 @@
 //! Per-file metrics of a file source: bytes read, lines, lag (size minus offset), rotations.
 //!
 //! The source thread publishes a snapshot a few times a second; anyone may read it through
-//! [`metrics`] (by source name) or the [`FileSourceMetrics`] handle, e.g. for the status line.
+//! [`metrics()`] (by source name) or the [`FileSourceMetrics`] handle, e.g. for the status line.
 //!
 //! This module holds counters only; it touches no files.
 
