@@ -176,6 +176,7 @@ fn gelf_problems(json: &str) -> Vec<String> {
         "_time_active_ms",
         "_bytes_sent",
         "_response_body_bytes",
+        "_response_body_or_sent_bytes",
         "_actconn",
         "_retries",
     ] {

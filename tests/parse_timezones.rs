@@ -155,3 +155,54 @@ fn rfc3164_year_is_the_one_nearest_the_receive_time() {
         Some(1_783_180_800_000)
     );
 }
+
+#[test]
+fn apache_strftime_times_are_the_timestamp() {
+    let p = |fmt: &str, tz: &str| {
+        ParserConfig {
+            format: Format::Apache,
+            apache_log_formats: vec![fmt.to_owned()],
+            timezone: LogZone::parse(tz).unwrap(),
+            ..ParserConfig::default()
+        }
+        .compile()
+        .unwrap()
+    };
+    let ts = |parser: &quill::parse::Parser, line: &str| {
+        let mut f = FieldList::default();
+        parser
+            .parse_line(Format::Apache, line.as_bytes(), 0, &mut f)
+            .unwrap()
+            .timestamp_ms
+    };
+    // Apache's documented composite: strftime without zone, milliseconds, then the zone.
+    let docs = p(
+        r#"%h [%{%d/%b/%Y:%H:%M:%S}t.%{msec_frac}t %{%z}t] "%r" %>s %b"#,
+        "UTC",
+    );
+    assert_eq!(
+        ts(
+            &docs,
+            r#"10.0.0.1 [08/Mar/2026:01:59:59.250 -0800] "GET / HTTP/1.1" 200 5"#
+        ),
+        Some(1_772_963_999_250)
+    );
+    // A strftime time with spaces and no zone, in an IANA zone, `end:` prefix.
+    let la = p(
+        r#"%h %{end:%Y-%m-%d %H:%M:%S}t "%r" %>s %b"#,
+        "America/Los_Angeles",
+    );
+    assert_eq!(
+        ts(
+            &la,
+            r#"10.0.0.1 2026-11-01 02:00:00 "GET / HTTP/1.1" 200 5"#
+        ),
+        Some(1_793_527_200_000)
+    );
+    // Epoch seconds.
+    let s = p(r#"%h %{%s}t "%r" %>s %b"#, "UTC");
+    assert_eq!(
+        ts(&s, r#"10.0.0.1 1772963999 "GET / HTTP/1.1" 200 5"#),
+        Some(1_772_963_999_000)
+    );
+}

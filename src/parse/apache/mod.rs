@@ -7,6 +7,7 @@
 pub mod config;
 pub mod error;
 pub mod logformat;
+pub mod strftime;
 
 use self::logformat::LogFormat;
 use super::{ConfigError, Context, FieldSink, LineInfo, ParseError};
@@ -19,7 +20,9 @@ pub struct ApacheParser {
 
 impl ApacheParser {
     /// `formats` are LogFormat strings or nicknames; empty means combined, common,
-    /// vhost_combined and combinedio.
+    /// vhost_combined and combinedio. A nickname `combined`/`common` reports its size as
+    /// `response_body_or_sent_bytes` (upstream `%b` or Debian `%O`); a format string read from
+    /// the config that defines it is exact about which.
     pub fn new(formats: &[String]) -> Result<ApacheParser, ConfigError> {
         let mut compiled = Vec::new();
         let defaults = [
@@ -28,18 +31,36 @@ impl ApacheParser {
             ("apache-vhost_combined", logformat::VHOST_COMBINED),
             ("apache-combinedio", logformat::COMBINEDIO),
         ];
+        // Upstream's `combined`/`common` log `%b`, Debian's and Ubuntu's `%O`: by nickname alone
+        // (no config defining it) the size field is named for the ambiguity.
+        let ambiguous = |name: &str, f: LogFormat| {
+            if matches!(name, "apache-combined" | "apache-common") {
+                f.with_ambiguous_size()
+            } else {
+                f
+            }
+        };
         if formats.is_empty() {
             for (n, f) in defaults {
-                compiled.push((n, compile(f)?));
+                compiled.push((n, ambiguous(n, compile(f)?)));
             }
         }
         for f in formats {
-            let text = logformat::nickname(f).unwrap_or(f.as_str());
+            let nick = logformat::nickname(f);
+            let text = nick.unwrap_or(f.as_str());
             let name = defaults
                 .iter()
                 .find(|(_, d)| *d == text)
                 .map_or("apache-custom", |(n, _)| *n);
-            compiled.push((name, compile(text)?));
+            let c = compile(text)?;
+            compiled.push((
+                name,
+                if nick.is_some() {
+                    ambiguous(name, c)
+                } else {
+                    c
+                },
+            ));
         }
         Ok(ApacheParser { formats: compiled })
     }

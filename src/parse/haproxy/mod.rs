@@ -74,6 +74,18 @@ impl HaproxyParser {
         match msg.first() {
             None => return Err(ParseError::at("empty HAProxy line", 0)),
             Some(c) if c.is_ascii_alphabetic() && !looks_like_address_start(msg) => {
+                // A custom log-format may start with a name (`%b`, `%HM`, `%ft`): those are
+                // tried first; a line none of them matches is an admin message.
+                for (name, f) in self.formats.iter().filter(|(n, _)| *n == "haproxy-custom") {
+                    let mark = sink.mark();
+                    let saved = *info;
+                    if f.parse(msg, cx, &self.captures, sink, info).is_ok() {
+                        info.format = name;
+                        return Ok(());
+                    }
+                    sink.rollback(mark);
+                    *info = saved;
+                }
                 info.format = "haproxy-admin";
                 info.message = Some(Value::Str(msg));
                 parse_admin(msg, sink);
