@@ -32,7 +32,9 @@ pub struct ApiState {
     pub readers: Arc<IndexReaderSet>,
     /// This aggregator's name, stamped on every answer.
     pub server: String,
-    pub permits: Semaphore,
+    /// One per running search; held by the blocking job itself, so a client that goes away
+    /// does not free its slot while its search still runs.
+    pub permits: Arc<Semaphore>,
 }
 
 impl ApiState {
@@ -40,7 +42,7 @@ impl ApiState {
         ApiState {
             readers: Arc::new(readers),
             server,
-            permits: Semaphore::new(max_concurrent.max(1)),
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
         }
     }
 }
@@ -128,7 +130,7 @@ async fn run_limited<T: Send + 'static>(
     job: impl FnOnce(&IndexReaderSet) -> Result<T, IndexError> + Send + 'static,
 ) -> Result<T, Response> {
     let budget = state.readers.limits().time_budget;
-    let permit = match tokio::time::timeout(budget, state.permits.acquire()).await {
+    let permit = match tokio::time::timeout(budget, state.permits.clone().acquire_owned()).await {
         Ok(Ok(p)) => p,
         _ => {
             return Err(error(
@@ -138,8 +140,11 @@ async fn run_limited<T: Send + 'static>(
         }
     };
     let readers = state.readers.clone();
-    let result = tokio::task::spawn_blocking(move || job(&readers)).await;
-    drop(permit);
+    let result = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        job(&readers)
+    })
+    .await;
     match result {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(index_error(e)),
