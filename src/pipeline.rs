@@ -200,6 +200,7 @@ pub fn run_until(
             SourceConfig::File(f) => (Config::source_category(name, &f.category), f.format),
             SourceConfig::Syslog(s) => (Config::source_category(name, &s.category), s.format),
             SourceConfig::Forward(_) => (name.as_str(), crate::record::Format::Auto),
+            SourceConfig::Scribe(s) => (name.as_str(), s.format),
         };
         let (stop, source_shutdown) = Shutdown::new();
         let ctx = SourceContext {

@@ -6,6 +6,7 @@
 //!
 //! This module reads the config file and nothing else; it starts nothing.
 
+mod scribe;
 mod values;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
+pub use scribe::{Compression, FileFormat, ScribeSourceConfig};
 pub use values::{ByteSize, HumanDuration};
 
 use crate::journal::{FsyncPolicy, JournalConfig};
@@ -130,6 +132,7 @@ pub enum SourceConfig {
     File(FileSourceConfig),
     Syslog(SyslogSourceConfig),
     Forward(ForwardSourceConfig),
+    Scribe(ScribeSourceConfig),
 }
 
 impl SourceConfig {
@@ -138,6 +141,7 @@ impl SourceConfig {
             SourceConfig::File(_) => "file",
             SourceConfig::Syslog(_) => "syslog",
             SourceConfig::Forward(_) => "forward",
+            SourceConfig::Scribe(_) => "scribe",
         }
     }
 }
@@ -450,7 +454,7 @@ impl SourceConfig {
         match self {
             SourceConfig::File(c) => Some(opts!(c)),
             SourceConfig::Syslog(c) => Some(opts!(c)),
-            SourceConfig::Forward(_) => None,
+            SourceConfig::Forward(_) | SourceConfig::Scribe(_) => None,
         }
     }
 }
@@ -520,6 +524,18 @@ pub struct FileSinkConfig {
     /// A category's current file is rotated when it would grow past this.
     #[serde(default = "default_file_sink_max")]
     pub max_size: ByteSize,
+    /// `gelf` (default) or `raw` (Scribe's file store, [`crate::sinks::scribe_store`]).
+    #[serde(default)]
+    pub format: FileFormat,
+    /// `raw` only: a category's file is also rotated when it is this old (`"1h"`).
+    pub rotate_period: Option<HumanDuration>,
+    /// `raw` only: compress closed files (`gzip`, `zstd`; default none).
+    #[serde(default)]
+    pub compress: Compression,
+    /// `raw` only: append a newline after every message (Scribe's `add_newlines`; default off:
+    /// the message bytes are written as they came).
+    #[serde(default)]
+    pub add_newlines: bool,
 }
 
 fn default_file_sink_max() -> ByteSize {
@@ -874,6 +890,12 @@ impl Config {
                     }
                     &None
                 }
+                SourceConfig::Scribe(s) => {
+                    if let Some((key, message)) = s.check() {
+                        return Err(err(&table, key, message));
+                    }
+                    &None
+                }
             };
             if let Some(c) = category
                 && !is_safe_category(c)
@@ -898,6 +920,9 @@ impl Config {
                 SinkConfig::File(f) => {
                     if f.max_size.0 < 4096 {
                         return Err(err(&table, "max_size", "must be at least 4KiB".into()));
+                    }
+                    if let Some((key, message)) = scribe::check_file_sink(f) {
+                        return Err(err(&table, key, message));
                     }
                 }
                 SinkConfig::Forward(f) => {

@@ -3,6 +3,7 @@
 //! resume exactly, stored atomically with the cursor position).
 //!
 //! - [`file`]: GELF JSON lines under `<path>/<category>/`, rotated by size, exactly once.
+//! - [`scribe_store`]: the file sink with `format = "raw"`: Scribe's file store, exactly once.
 //! - [`index`]: the transaction-id index under `<data_dir>/index`, exactly once via commit payloads.
 //! - [`forward`]: ships the journal to aggregators, advancing on their durable acks.
 //!
@@ -11,6 +12,7 @@
 pub mod file;
 pub mod forward;
 pub mod index;
+pub mod scribe_store;
 
 use crate::component::{ComponentError, Running, ShutdownTrigger, SinkContext};
 use crate::config::SinkConfig;
@@ -23,6 +25,9 @@ pub fn start(
     stop: ShutdownTrigger,
 ) -> Result<Running, ComponentError> {
     let handle = match config {
+        SinkConfig::File(cfg) if cfg.format == crate::config::FileFormat::Raw => {
+            scribe_store::spawn(cfg.clone(), ctx)?
+        }
         SinkConfig::File(cfg) => file::spawn(cfg.clone(), ctx)?,
         SinkConfig::Forward(cfg) => forward::spawn(cfg.clone(), ctx)?,
         SinkConfig::Index(cfg) => index::spawn(cfg, ctx)?,

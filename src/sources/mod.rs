@@ -3,12 +3,14 @@
 //!
 //! - [`file`]: tails files matched by globs (a dedicated thread; file I/O never on the reactor).
 //! - [`syslog`]: syslog over UDP, TCP and unix datagram sockets (async tasks).
+//! - [`scribe`]: Scribe's Thrift `Log()` (async tasks; a drop-in for Scribe servers).
 //! - [`forward`]: batches from agents over the forward protocol (async tasks; aggregators).
 //!
 //! A source may touch only its own input and the journal's append side.
 
 pub mod file;
 pub mod forward;
+pub mod scribe;
 pub mod syslog;
 
 use crate::component::{ComponentError, Running, SourceContext};
@@ -37,6 +39,10 @@ pub fn start(
             let handle =
                 forward::start(cfg.clone(), ctx, runtime).map_err(ComponentError::Failed)?;
             Running::task(runtime.spawn(legacy(handle)))
+        }
+        SourceConfig::Scribe(cfg) => {
+            let (handle, counters) = scribe::start(cfg.clone(), ctx, runtime)?;
+            Running::task(handle).with_detail(move || counters.summary())
         }
     };
     Ok(running.with_stop(stop))
