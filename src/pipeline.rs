@@ -201,6 +201,7 @@ pub fn run_until(
             SourceConfig::Syslog(s) => (Config::source_category(name, &s.category), s.format),
             SourceConfig::Forward(_) => (name.as_str(), crate::record::Format::Auto),
             SourceConfig::Scribe(s) => (name.as_str(), s.format),
+            SourceConfig::Relp(r) => (Config::source_category(name, &r.category), r.format),
         };
         let (stop, source_shutdown) = Shutdown::new();
         let ctx = SourceContext {

@@ -6,6 +6,7 @@
 //!
 //! This module reads the config file and nothing else; it starts nothing.
 
+mod relp;
 mod scribe;
 mod values;
 
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
+pub use relp::RelpSourceConfig;
 pub use scribe::{Compression, FileFormat, ScribeSourceConfig};
 pub use values::{ByteSize, HumanDuration};
 
@@ -133,6 +135,7 @@ pub enum SourceConfig {
     Syslog(SyslogSourceConfig),
     Forward(ForwardSourceConfig),
     Scribe(ScribeSourceConfig),
+    Relp(RelpSourceConfig),
 }
 
 impl SourceConfig {
@@ -142,6 +145,7 @@ impl SourceConfig {
             SourceConfig::Syslog(_) => "syslog",
             SourceConfig::Forward(_) => "forward",
             SourceConfig::Scribe(_) => "scribe",
+            SourceConfig::Relp(_) => "relp",
         }
     }
 }
@@ -454,6 +458,7 @@ impl SourceConfig {
         match self {
             SourceConfig::File(c) => Some(opts!(c)),
             SourceConfig::Syslog(c) => Some(opts!(c)),
+            SourceConfig::Relp(c) => Some(c.parse_options()),
             SourceConfig::Forward(_) | SourceConfig::Scribe(_) => None,
         }
     }
@@ -895,6 +900,12 @@ impl Config {
                         return Err(err(&table, key, message));
                     }
                     &None
+                }
+                SourceConfig::Relp(r) => {
+                    if let Some((key, message)) = r.check() {
+                        return Err(err(&table, key, message));
+                    }
+                    &r.category
                 }
             };
             if let Some(c) = category

@@ -4,12 +4,14 @@
 //! - [`file`]: tails files matched by globs (a dedicated thread; file I/O never on the reactor).
 //! - [`syslog`]: syslog over UDP, TCP and unix datagram sockets (async tasks).
 //! - [`scribe`]: Scribe's Thrift `Log()` (async tasks; a drop-in for Scribe servers).
+//! - [`relp`]: rsyslog's RELP, acked once durable (async tasks).
 //! - [`forward`]: batches from agents over the forward protocol (async tasks; aggregators).
 //!
 //! A source may touch only its own input and the journal's append side.
 
 pub mod file;
 pub mod forward;
+pub mod relp;
 pub mod scribe;
 pub mod syslog;
 
@@ -44,6 +46,7 @@ pub fn start(
             let (handle, counters) = scribe::start(cfg.clone(), ctx, runtime)?;
             Running::task(handle).with_detail(move || counters.summary())
         }
+        SourceConfig::Relp(cfg) => Running::task(relp::start(cfg.clone(), ctx, runtime)?),
     };
     Ok(running.with_stop(stop))
 }
