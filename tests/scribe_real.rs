@@ -511,3 +511,78 @@ fn hostile_input_closes_only_its_connection_with_bounded_memory() {
     );
     eprintln!("RSS before {rss_before} KiB, with 60 slow senders {rss_during} KiB");
 }
+
+/// Lines of every kind `quill send --protocol scribe` must carry unchanged.
+fn migration_input(dir: &Path) -> (PathBuf, Vec<u8>) {
+    let mut text = String::new();
+    for i in 0..3000 {
+        text.push_str(&format!("line {i}\tété ☃ {}\n", "x".repeat(i % 50)));
+    }
+    text.push_str("last line without newline");
+    let path = dir.join("input.log");
+    std::fs::write(&path, &text).unwrap();
+    (path, text.into_bytes())
+}
+
+#[test]
+fn quill_send_scribe_to_a_thrift_scribe_server_and_to_quill() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let Some(gen_py) = generated_client(root) else {
+        return;
+    };
+    let (input, bytes) = migration_input(root);
+    // To a Scribe server made with the generated Thrift server code.
+    let py_port = free_port();
+    let out = root.join("python-server.out");
+    let mut server = Command::new("/usr/bin/python3")
+        .env("PYTHONPATH", &gen_py)
+        .arg(fixtures().join("scribe_server.py"))
+        .arg(py_port.to_string())
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(
+        ("127.0.0.1", py_port)
+    )
+    .is_ok()));
+    let status = Command::new(quill_bin())
+        .args(["send", "--protocol", "scribe", "--category", "mig", "--to"])
+        .arg(format!("127.0.0.1:{py_port}"))
+        .arg(&input)
+        .status()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(status.success());
+    let got = std::fs::read(&out).unwrap();
+    let mut want = Vec::new();
+    for line in bytes.split_inclusive(|b| *b == b'\n') {
+        want.extend_from_slice(b"mig\t");
+        want.extend_from_slice(line);
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
+
+    // To Quill's scribe source: the raw store holds the input byte for byte.
+    let port = free_port();
+    let cfg = config(root, port, "", "", true);
+    let daemon = start_daemon(root, &cfg, port);
+    let status = Command::new(quill_bin())
+        .args(["send", "--protocol", "scribe", "--category", "mig", "--to"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let dir = root.join("store/mig");
+    assert!(wait_until(Duration::from_secs(10), || {
+        dir.exists() && read_category(&dir, "mig").len() >= bytes.len()
+    }));
+    assert!(daemon.stop().success());
+    assert_eq!(read_category(&dir, "mig"), bytes);
+}

@@ -16,7 +16,7 @@
 //!
 //! This module touches its listening socket, its connections and the journal's append side.
 
-pub mod framing;
+pub use crate::wire::relp as framing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -17,7 +17,7 @@
 //!
 //! This module touches its listening socket, its connections and the journal's append side.
 
-pub mod thrift;
+pub use crate::wire::thrift;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -38,9 +38,7 @@ use crate::journal::{AppendBatch, Appender, JournalError};
 use crate::record::{Origin, Record};
 use thrift::{Call, Limits, Message, ThriftError, Value};
 
-/// `ResultCode` values.
-pub const OK: i32 = 0;
-pub const TRY_LATER: i32 = 1;
+use thrift::{RESULT_OK as OK, RESULT_TRY_LATER as TRY_LATER};
 /// fb303 `fb_status` values.
 const ALIVE: i32 = 2;
 const STOPPING: i32 = 3;

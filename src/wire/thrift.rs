@@ -41,6 +41,10 @@ pub const ONEWAY: u8 = 4;
 const VERSION_1: u32 = 0x8001_0000;
 const VERSION_MASK: u32 = 0xffff_0000;
 
+/// `ResultCode` values.
+pub const RESULT_OK: i32 = 0;
+pub const RESULT_TRY_LATER: i32 = 1;
+
 /// `TApplicationException` types.
 pub const UNKNOWN_METHOD: i32 = 1;
 
