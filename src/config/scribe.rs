@@ -135,3 +135,43 @@ pub(super) fn check_file_sink(f: &super::FileSinkConfig) -> Option<(&'static str
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, FileFormat, SinkConfig, SourceConfig};
+
+    #[test]
+    fn scribe_relp_and_raw_store_keys() {
+        let c = Config::parse(
+            "[sources.s]\ntype = \"scribe\"\n[sources.r]\ntype = \"relp\"\nlisten = \"127.0.0.1:2514\"\n\
+             [sinks.o]\ntype = \"file\"\npath = \"o\"\nformat = \"raw\"\nrotate_period = \"1h\"\ncompress = \"gzip\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let SourceConfig::Scribe(s) = &c.sources["s"] else {
+            panic!("scribe")
+        };
+        assert_eq!(s.listen, "127.0.0.1:1463");
+        let SinkConfig::File(f) = &c.sinks["o"] else {
+            panic!("file")
+        };
+        assert_eq!(f.format, FileFormat::Raw);
+        for (text, want) in [
+            (
+                "[sources.s]\ntype = \"scribe\"\ntry_later_after = \"0s\"\n",
+                "t.toml:3: sources.s.try_later_after: must be above 0",
+            ),
+            (
+                "[sinks.o]\ntype = \"file\"\npath = \"o\"\nadd_newlines = true\n",
+                "t.toml:4: sinks.o.add_newlines: applies to `format = \"raw\"` only",
+            ),
+            (
+                "[sources.r]\ntype = \"relp\"\nlisten = \"127.0.0.1:1\"\nwindow = 0\n",
+                "t.toml:4: sources.r.window: must be between 1 and 65536",
+            ),
+        ] {
+            let e = Config::parse(text, "t.toml").unwrap_err().to_string();
+            assert_eq!(e, want);
+        }
+    }
+}
