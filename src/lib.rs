@@ -12,6 +12,7 @@ pub mod accounting;
 pub mod gelf;
 pub mod parse;
 pub mod record;
+pub mod wire;
 
 #[cfg(feature = "logging")]
 pub mod logging;

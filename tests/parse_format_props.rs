@@ -2,6 +2,7 @@
 //! made of random directives (in random order, separated by spaces), a line written by
 //! formatting random values with it, and the parse must give every value back under its field
 //! (and the time directives back as the timestamp).
+#![cfg(feature = "pipeline")]
 
 use proptest::prelude::*;
 use quill::parse::{FieldList, FieldValue, Format, ParserConfig};

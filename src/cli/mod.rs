@@ -11,6 +11,7 @@ mod journal_cmd;
 pub mod parse;
 pub mod search;
 mod send;
+mod send_scribe;
 mod status;
 
 use std::path::PathBuf;

@@ -61,8 +61,19 @@ pub struct SendArgs {
     /// Give up after this many failed connections in a row.
     #[arg(long, default_value_t = 5)]
     pub retries: u32,
+    /// `forward` (Quill's forward protocol, default) or `scribe` (Scribe's Thrift `Log()`, to a
+    /// Scribe server or Quill's `scribe` source; only `--to`, `--category` and `--retries` apply).
+    #[arg(long, value_enum, default_value = "forward")]
+    pub protocol: SendProtocol,
     /// Files to send (stdin if none).
     pub files: Vec<PathBuf>,
+}
+
+/// The protocol `quill send` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SendProtocol {
+    Forward,
+    Scribe,
 }
 
 pub fn run(args: SendArgs) -> anyhow::Result<u8> {
@@ -104,6 +115,11 @@ pub fn run(args: SendArgs) -> anyhow::Result<u8> {
         let file =
             std::fs::File::open(f).with_context(|| format!("cannot open {}", f.display()))?;
         inputs.push((f.display().to_string(), Box::new(file)));
+    }
+    if args.protocol == SendProtocol::Scribe {
+        let sent = super::send_scribe::send(&args.to[0], &args.category, inputs, args.retries)?;
+        eprintln!("quill send: {sent} entries logged (Scribe OK).");
+        return Ok(0);
     }
     let origin = Origin::new("send", &args.category, args.format, &hostname);
     let (tx, rx) = mpsc::channel::<Record>(8192);

@@ -8,7 +8,9 @@
 
 mod limits;
 mod output;
+mod relp;
 mod route;
+mod scribe;
 mod search;
 mod values;
 
@@ -20,7 +22,9 @@ use serde::Deserialize;
 use thiserror::Error;
 
 pub use output::{MAX_WORKERS, OutputFsync, default_workers};
+pub use relp::RelpSourceConfig;
 pub use route::{RouteConfig, Severity, SeveritySetting};
+pub use scribe::{Compression, FileFormat, ScribeSourceConfig};
 pub use values::{ByteSize, HumanDuration};
 
 use crate::journal::{FsyncPolicy, JournalConfig};
@@ -143,6 +147,8 @@ pub enum SourceConfig {
     File(FileSourceConfig),
     Syslog(SyslogSourceConfig),
     Forward(ForwardSourceConfig),
+    Scribe(ScribeSourceConfig),
+    Relp(RelpSourceConfig),
 }
 
 impl SourceConfig {
@@ -151,6 +157,8 @@ impl SourceConfig {
             SourceConfig::File(_) => "file",
             SourceConfig::Syslog(_) => "syslog",
             SourceConfig::Forward(_) => "forward",
+            SourceConfig::Scribe(_) => "scribe",
+            SourceConfig::Relp(_) => "relp",
         }
     }
 }
@@ -491,7 +499,8 @@ impl SourceConfig {
         match self {
             SourceConfig::File(c) => Some(opts!(c)),
             SourceConfig::Syslog(c) => Some(opts!(c)),
-            SourceConfig::Forward(_) => None,
+            SourceConfig::Relp(c) => Some(c.parse_options()),
+            SourceConfig::Forward(_) | SourceConfig::Scribe(_) => None,
         }
     }
 }
@@ -595,6 +604,18 @@ pub struct FileSinkConfig {
     pub fsync_interval: Option<HumanDuration>,
     /// Threads that parse and encode records (default: the machine's cores).
     pub workers: Option<usize>,
+    /// `gelf` (default) or `raw` (Scribe's file store, [`crate::sinks::scribe_store`]).
+    #[serde(default)]
+    pub format: FileFormat,
+    /// `raw` only: a category's file is also rotated when it is this old (`"1h"`).
+    pub rotate_period: Option<HumanDuration>,
+    /// `raw` only: compress closed files (`gzip`, `zstd`; default none).
+    #[serde(default)]
+    pub compress: Compression,
+    /// `raw` only: append a newline after every message (Scribe's `add_newlines`; default off:
+    /// the message bytes are written as they came).
+    #[serde(default)]
+    pub add_newlines: bool,
 }
 
 fn default_file_sink_max() -> ByteSize {
@@ -1022,6 +1043,18 @@ impl Config {
                     }
                     &None
                 }
+                SourceConfig::Scribe(s) => {
+                    if let Some((key, message)) = s.check() {
+                        return Err(err(&table, key, message));
+                    }
+                    &None
+                }
+                SourceConfig::Relp(r) => {
+                    if let Some((key, message)) = r.check() {
+                        return Err(err(&table, key, message));
+                    }
+                    &r.category
+                }
             };
             if let Some(c) = category
                 && !is_safe_category(c)
@@ -1069,6 +1102,9 @@ impl Config {
                     }
                     if f.fsync_interval.as_ref().is_some_and(|i| i.0.is_zero()) {
                         return Err(err(&table, "fsync_interval", "must be above 0".into()));
+                    }
+                    if let Some((key, message)) = scribe::check_file_sink(f) {
+                        return Err(err(&table, key, message));
                     }
                 }
                 SinkConfig::Forward(f) => {

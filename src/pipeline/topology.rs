@@ -381,6 +381,8 @@ impl Topology {
             SourceConfig::File(f) => (Config::source_category(name, &f.category), f.format),
             SourceConfig::Syslog(s) => (Config::source_category(name, &s.category), s.format),
             SourceConfig::Forward(_) => (name, crate::record::Format::Auto),
+            SourceConfig::Scribe(s) => (name, s.format),
+            SourceConfig::Relp(r) => (Config::source_category(name, &r.category), r.format),
         };
         let (stop, shutdown) = Shutdown::new();
         let ctx = SourceContext {

@@ -501,6 +501,10 @@ mod tests {
             workers: Some(3),
             max_lag: None,
             route: Default::default(),
+            format: Default::default(),
+            rotate_period: None,
+            compress: Default::default(),
+            add_newlines: false,
         };
         let cursor = journal.cursor("out").unwrap();
         let parsers = Arc::new(ParserRegistry::new(Vec::new()));

@@ -3,6 +3,7 @@
 //! resume exactly, stored atomically with the cursor position).
 //!
 //! - [`file`](mod@file): GELF JSON lines under `<path>/<category>/`, rotated by size, exactly once.
+//! - [`scribe_store`]: the file sink with `format = "raw"`: Scribe's file store, exactly once.
 //! - [`index`]: the transaction-id index under `<data_dir>/index`, exactly once via commit payloads.
 //! - [`forward`]: ships the journal to aggregators, advancing on their durable acks.
 //!
@@ -14,6 +15,7 @@ pub mod file;
 pub mod forward;
 pub mod index;
 pub mod route;
+pub mod scribe_store;
 pub mod supervise;
 
 use crate::component::{ComponentError, Running, ShutdownTrigger, SinkContext};
@@ -35,6 +37,9 @@ pub fn spawn(
     ctx: SinkContext,
 ) -> Result<std::thread::JoinHandle<Result<(), ComponentError>>, ComponentError> {
     match config {
+        SinkConfig::File(cfg) if cfg.format == crate::config::FileFormat::Raw => {
+            scribe_store::spawn(cfg.clone(), ctx)
+        }
         SinkConfig::File(cfg) => file::spawn(cfg.clone(), ctx),
         SinkConfig::Forward(cfg) => forward::spawn(cfg.clone(), ctx),
         SinkConfig::Index(cfg) => index::spawn(cfg, ctx),

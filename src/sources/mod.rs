@@ -3,12 +3,16 @@
 //!
 //! - [`file`](mod@file): tails files matched by globs (a dedicated thread; file I/O never on the reactor).
 //! - [`syslog`]: syslog over UDP, TCP and unix datagram sockets (async tasks).
+//! - [`scribe`]: Scribe's Thrift `Log()` (async tasks; a drop-in for Scribe servers).
+//! - [`relp`]: rsyslog's RELP, acked once durable (async tasks).
 //! - [`forward`]: batches from agents over the forward protocol (async tasks; aggregators).
 //!
 //! A source may touch only its own input and the journal's append side.
 
 pub mod file;
 pub mod forward;
+pub mod relp;
+pub mod scribe;
 pub mod syslog;
 
 use crate::component::{ComponentError, Running, SourceContext};
@@ -25,7 +29,10 @@ pub enum Bound {
 pub fn bind(config: &SourceConfig, name: &str) -> Result<Bound, ComponentError> {
     Ok(match config {
         SourceConfig::Syslog(cfg) => Bound::Syslog(syslog::bind(cfg, name)?),
-        SourceConfig::File(_) | SourceConfig::Forward(_) => Bound::Later,
+        SourceConfig::File(_)
+        | SourceConfig::Forward(_)
+        | SourceConfig::Scribe(_)
+        | SourceConfig::Relp(_) => Bound::Later,
     })
 }
 
@@ -42,6 +49,8 @@ pub fn watched_files(config: &SourceConfig) -> Vec<&std::path::Path> {
             &c.apache_config,
         ],
         SourceConfig::Forward(c) => vec![&c.token_file, &c.tls_cert, &c.tls_key, &c.tls_client_ca],
+        SourceConfig::Scribe(_) => Vec::new(),
+        SourceConfig::Relp(c) => vec![&c.tls_cert, &c.tls_key, &c.tls_client_ca],
     };
     paths.into_iter().flatten().map(|p| p.as_path()).collect()
 }
@@ -84,6 +93,11 @@ pub fn start_bound(
                 forward::start(cfg.clone(), ctx, runtime).map_err(ComponentError::Failed)?;
             Running::task(runtime.spawn(legacy(handle)))
         }
+        (SourceConfig::Scribe(cfg), _) => {
+            let (handle, counters) = scribe::start(cfg.clone(), ctx, runtime)?;
+            Running::task(handle).with_detail(move || counters.summary())
+        }
+        (SourceConfig::Relp(cfg), _) => Running::task(relp::start(cfg.clone(), ctx, runtime)?),
     };
     Ok(running.with_stop(stop))
 }

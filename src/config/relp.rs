@@ -1,0 +1,106 @@
+//! Config of the `relp` source (rsyslog's RELP, `omrelp` → Quill).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{ByteSize, HumanDuration, ParseOptions};
+use crate::record::Format;
+
+/// `type = "relp"`: RELP over TCP, or TLS with `tls_cert` and `tls_key`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelpSourceConfig {
+    /// Listen address, e.g. `127.0.0.1:2514`.
+    pub listen: String,
+    /// PEM certificate chain; with `tls_key`, the source speaks TLS only.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle: clients must present a certificate it signed (mutual TLS).
+    pub tls_client_ca: Option<PathBuf>,
+    /// Largest frame data accepted; a larger one closes its connection.
+    #[serde(default = "default_relp_max_frame")]
+    pub max_frame_size: ByteSize,
+    /// Unacknowledged frames per connection at most (rsyslog's default window is 128).
+    #[serde(default = "default_relp_window")]
+    pub window: usize,
+    #[serde(default = "default_relp_max_connections")]
+    pub max_connections: usize,
+    /// A connection silent for this long is closed.
+    #[serde(default = "default_relp_idle_timeout")]
+    pub idle_timeout: HumanDuration,
+    /// Category of every record (default: the source's name).
+    pub category: Option<String>,
+    /// Parsing hint (default `syslog`).
+    #[serde(default = "default_relp_format")]
+    pub format: Format,
+}
+
+fn default_relp_max_frame() -> ByteSize {
+    ByteSize::kib(256)
+}
+fn default_relp_window() -> usize {
+    1024
+}
+fn default_relp_max_connections() -> usize {
+    1024
+}
+fn default_relp_idle_timeout() -> HumanDuration {
+    HumanDuration::secs(600)
+}
+fn default_relp_format() -> Format {
+    Format::Syslog
+}
+
+impl RelpSourceConfig {
+    /// The first problem with these settings: (key, message).
+    pub fn check(&self) -> Option<(&'static str, String)> {
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Some((
+                "listen",
+                format!(
+                    "invalid socket address `{}` (expected IP:PORT)",
+                    self.listen
+                ),
+            ));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Some(("tls_cert", "`tls_cert` and `tls_key` go together".into()));
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return Some((
+                "tls_client_ca",
+                "mutual TLS needs `tls_cert` and `tls_key` too".into(),
+            ));
+        }
+        if self.max_frame_size.0 < 1024 || self.max_frame_size.0 > 999_999_999 {
+            return Some((
+                "max_frame_size",
+                "must be between 1KiB and 999999999 bytes (9 digits)".into(),
+            ));
+        }
+        if self.window == 0 || self.window > 65536 {
+            return Some(("window", "must be between 1 and 65536".into()));
+        }
+        if self.max_connections == 0 {
+            return Some(("max_connections", "must be at least 1".into()));
+        }
+        if self.idle_timeout.0.is_zero() {
+            return Some(("idle_timeout", "must be above 0".into()));
+        }
+        None
+    }
+
+    /// Parse options: the format only (the syslog parser needs no more).
+    pub fn parse_options(&self) -> ParseOptions<'_> {
+        ParseOptions {
+            format: self.format,
+            haproxy_config: None,
+            haproxy_format: &[],
+            apache_format: &[],
+            apache_config: None,
+            timezone: None,
+            txn_id_fields: &[],
+        }
+    }
+}

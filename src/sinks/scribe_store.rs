@@ -1,0 +1,458 @@
+//! The file sink with `format = "raw"`: Scribe's file store. Each record's payload is written as
+//! it came (Scribe's default; with `add_newlines = true` a `\n` follows every message, as Scribe's
+//! `add_newlines=1` did) to `<path>/<category>/<category>_NNNNN`, Scribe's naming, with a
+//! `<category>_current` symlink to the file being written. A category's file is rotated to the
+//! next number when it would grow past `max_size` and, with `rotate_period`, when it has been
+//! written for that long. Closed files are compressed (`compress = "gzip" | "zstd"`) on a worker
+//! thread to `<category>_NNNNN.gz` / `.zst`.
+//!
+//! Exactly once, as the GELF file sink: after each batch the written files are fsynced and the
+//! batch is acknowledged with a sink state naming, per category, the current file number and its
+//! length; a new file is registered in that state before its first byte. On start each category's
+//! current file is cut back to the acknowledged length and files numbered after it are removed, so
+//! what was written but not acknowledged before a crash is written again exactly once. Closed
+//! files a crash left uncompressed are compressed on start.
+//!
+//! Categories that are not safe file names go to `_invalid_category`, with a warning.
+//!
+//! This module touches files under `path` and its journal cursor, nothing else.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::component::{ComponentError, SinkContext};
+use crate::config::{Compression, FileSinkConfig, is_safe_category};
+use crate::journal::{Cursor, Entry};
+use crate::telemetry::SinkStats;
+
+/// Records read from the journal per batch at most.
+const BATCH: usize = 4096;
+/// Where records with an unsafe category go.
+const INVALID_CATEGORY: &str = "_invalid_category";
+
+/// Starts the sink thread.
+pub fn spawn(
+    config: FileSinkConfig,
+    ctx: SinkContext,
+) -> Result<JoinHandle<Result<(), ComponentError>>, ComponentError> {
+    std::fs::create_dir_all(&config.path)
+        .map_err(|e| ComponentError::io(format!("cannot create {}", config.path.display()), e))?;
+    let path = config.path.clone();
+    let io_error = move |e| ComponentError::io(format!("output {}", path.display()), e);
+    let mut store = ScribeStore::open(&config, ctx.cursor, ctx.stats).map_err(&io_error)?;
+    std::thread::Builder::new()
+        .name(format!("sink-{}", ctx.name))
+        .spawn(move || store.run().map_err(io_error))
+        .map_err(ComponentError::Thread)
+}
+
+/// One category's current file.
+struct Output {
+    index: u32,
+    len: u64,
+    file: File,
+    dirty: bool,
+    opened: Instant,
+}
+
+/// Category → (file number, length).
+type FileStates = BTreeMap<String, (u32, u64)>;
+
+pub struct ScribeStore {
+    root: PathBuf,
+    max_size: u64,
+    rotate_period: Option<Duration>,
+    add_newlines: bool,
+    cursor: Cursor,
+    stats: Arc<SinkStats>,
+    outputs: BTreeMap<String, Output>,
+    compressor: Option<Compressor>,
+}
+
+/// The file name of file `index` of `category`.
+pub fn file_name(category: &str, index: u32) -> String {
+    format!("{category}_{index:05}")
+}
+
+fn file_path(root: &Path, category: &str, index: u32) -> PathBuf {
+    root.join(category).join(file_name(category, index))
+}
+
+fn encode_state(outputs: &BTreeMap<String, Output>) -> Bytes {
+    let mut s = String::new();
+    for (cat, o) in outputs {
+        s.push_str(&format!("{cat} {} {}\n", o.index, o.len));
+    }
+    Bytes::from(s)
+}
+
+fn decode_state(state: &[u8]) -> FileStates {
+    String::from_utf8_lossy(state)
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split(' ');
+            let cat = it.next()?;
+            let index = it.next()?.parse().ok()?;
+            let len = it.next()?.parse().ok()?;
+            is_safe_category(cat).then(|| (cat.to_string(), (index, len)))
+        })
+        .collect()
+}
+
+/// The numbers of `<category>_NNNNN` files in `dir` (compressed or not), with whether each is
+/// still uncompressed.
+fn numbered_files(dir: &Path, category: &str) -> Vec<(u32, bool)> {
+    let prefix = format!("{category}_");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let rest = name.strip_prefix(&prefix)?;
+            let (num, plain) = match rest.split_once('.') {
+                Some((n, "gz" | "zst")) => (n, false),
+                Some(_) => return None,
+                None => (rest, true),
+            };
+            (num.len() >= 5 && num.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| Some((num.parse().ok()?, plain)))?
+        })
+        .collect()
+}
+
+impl ScribeStore {
+    /// Opens the store and rolls its files back to the last acknowledged state.
+    pub fn open(
+        config: &FileSinkConfig,
+        cursor: Cursor,
+        stats: Arc<SinkStats>,
+    ) -> std::io::Result<ScribeStore> {
+        let root = config.path.clone();
+        let compressor = Compressor::start(config.compress)?;
+        let mut outputs = BTreeMap::new();
+        let state = cursor
+            .sink_state()
+            .map(|b| decode_state(b))
+            .unwrap_or_default();
+        for (category, (index, len)) in state {
+            let dir = root.join(&category);
+            std::fs::create_dir_all(&dir)?;
+            for (n, plain) in numbered_files(&dir, &category) {
+                if n > index {
+                    // Started after the last acknowledgement.
+                    let _ = std::fs::remove_file(file_path(&root, &category, n));
+                } else if n < index
+                    && plain
+                    && let Some(c) = &compressor
+                {
+                    c.submit(file_path(&root, &category, n));
+                }
+            }
+            let path = file_path(&root, &category, index);
+            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            if file.metadata()?.len() != len {
+                file.set_len(len)?;
+                file.sync_data()?;
+            }
+            point_current(&root, &category, index)?;
+            outputs.insert(
+                category,
+                Output {
+                    index,
+                    len,
+                    file,
+                    dirty: false,
+                    opened: Instant::now(),
+                },
+            );
+        }
+        Ok(ScribeStore {
+            root,
+            max_size: config.max_size.as_u64(),
+            rotate_period: config.rotate_period.map(|d| d.0),
+            add_newlines: config.add_newlines,
+            cursor,
+            stats,
+            outputs,
+            compressor,
+        })
+    }
+
+    /// Writes batches until the journal is closed and drained.
+    pub fn run(&mut self) -> std::io::Result<()> {
+        loop {
+            let batch = self
+                .cursor
+                .next_batch_blocking(BATCH, Duration::from_millis(200))
+                .map_err(std::io::Error::other)?;
+            if batch.is_empty() && self.cursor.is_drained() {
+                break;
+            }
+            self.rotate_old(batch.first().map_or(self.cursor.acked(), |e| e.seq - 1))?;
+            if !batch.is_empty() {
+                self.write_batch(&batch)?;
+            }
+        }
+        if let Some(c) = self.compressor.take() {
+            c.finish();
+        }
+        Ok(())
+    }
+
+    fn write_batch(&mut self, batch: &[Entry]) -> std::io::Result<()> {
+        let mut bytes = 0u64;
+        let add_newlines = self.add_newlines;
+        for entry in batch {
+            let record = &entry.record;
+            let category: &str = if is_safe_category(&record.origin.category) {
+                &record.origin.category
+            } else {
+                tracing::warn!(category = ?record.origin.category, "Record with an unsafe category written to {INVALID_CATEGORY}.");
+                INVALID_CATEGORY
+            };
+            let len = record.raw.len() as u64 + u64::from(add_newlines);
+            let out = self.output_for(category, len, entry.seq - 1)?;
+            out.file.write_all(&record.raw)?;
+            if add_newlines {
+                out.file.write_all(b"\n")?;
+            }
+            out.len += len;
+            out.dirty = true;
+            bytes += len;
+        }
+        self.sync_dirty()?;
+        let last = batch.last().map_or(0, |e| e.seq);
+        self.cursor
+            .ack(last, Some(encode_state(&self.outputs)))
+            .map_err(std::io::Error::other)?;
+        self.stats
+            .records
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Rotates the non-empty files older than `rotate_period` (everything before journal
+    /// sequence `written_through` is written).
+    fn rotate_old(&mut self, written_through: u64) -> std::io::Result<()> {
+        let Some(period) = self.rotate_period else {
+            return Ok(());
+        };
+        let old: Vec<String> = self
+            .outputs
+            .iter()
+            .filter(|(_, o)| o.len > 0 && o.opened.elapsed() >= period)
+            .map(|(c, _)| c.clone())
+            .collect();
+        for category in old {
+            let next = self.outputs.get(&category).map_or(0, |o| o.index + 1);
+            self.start_file(&category, next, written_through)?;
+        }
+        Ok(())
+    }
+
+    /// The open file of `category` with room for `incoming` bytes (a message larger than
+    /// `max_size` gets a file of its own).
+    fn output_for(
+        &mut self,
+        category: &str,
+        incoming: u64,
+        written_through: u64,
+    ) -> std::io::Result<&mut Output> {
+        let next = match self.outputs.get(category) {
+            Some(o) if o.len == 0 || o.len + incoming <= self.max_size => None,
+            Some(o) => Some(o.index + 1),
+            None => {
+                let dir = self.root.join(category);
+                std::fs::create_dir_all(&dir)?;
+                // Files of this category never registered belong to someone else: start after them.
+                let high = numbered_files(&dir, category)
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .max();
+                Some(high.map_or(0, |h| h + 1))
+            }
+        };
+        if let Some(index) = next {
+            self.start_file(category, index, written_through)?;
+        }
+        self.outputs
+            .get_mut(category)
+            .ok_or_else(|| std::io::Error::other("output vanished"))
+    }
+
+    /// Makes everything written durable, opens file `index` of `category`, registers it in an
+    /// acknowledgement up to `written_through` before anything is written to it, points the
+    /// `_current` symlink at it and hands the file it replaces to the compressor.
+    fn start_file(
+        &mut self,
+        category: &str,
+        index: u32,
+        written_through: u64,
+    ) -> std::io::Result<()> {
+        self.sync_dirty()?;
+        let path = file_path(&self.root, category, index);
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        file.set_len(0)?;
+        let previous = self.outputs.insert(
+            category.to_string(),
+            Output {
+                index,
+                len: 0,
+                file,
+                dirty: false,
+                opened: Instant::now(),
+            },
+        );
+        self.cursor
+            .ack(written_through, Some(encode_state(&self.outputs)))
+            .map_err(std::io::Error::other)?;
+        point_current(&self.root, category, index)?;
+        if let (Some(prev), Some(c)) = (previous, &self.compressor) {
+            c.submit(file_path(&self.root, category, prev.index));
+        }
+        Ok(())
+    }
+
+    fn sync_dirty(&mut self) -> std::io::Result<()> {
+        for out in self.outputs.values_mut() {
+            if out.dirty {
+                out.file.sync_data()?;
+                out.dirty = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Points `<category>_current` at file `index` (atomically: a new link renamed over the old).
+fn point_current(root: &Path, category: &str, index: u32) -> std::io::Result<()> {
+    let dir = root.join(category);
+    let link = dir.join(format!("{category}_current"));
+    let tmp = dir.join(format!(".{category}_current.tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(file_name(category, index), &tmp)?;
+    std::fs::rename(&tmp, &link)
+}
+
+/// Compresses closed files on its own thread.
+struct Compressor {
+    tx: crossbeam_channel::Sender<PathBuf>,
+    thread: JoinHandle<()>,
+}
+
+impl Compressor {
+    fn start(kind: Compression) -> std::io::Result<Option<Compressor>> {
+        if kind == Compression::None {
+            return Ok(None);
+        }
+        let (tx, rx) = crossbeam_channel::unbounded::<PathBuf>();
+        let thread = std::thread::Builder::new()
+            .name("scribe-store-compress".into())
+            .spawn(move || {
+                for path in rx {
+                    if let Err(e) = compress_file(&path, kind) {
+                        tracing::warn!(path = %path.display(), "Cannot compress closed file: {e}.");
+                    }
+                }
+            })?;
+        Ok(Some(Compressor { tx, thread }))
+    }
+
+    fn submit(&self, path: PathBuf) {
+        let _ = self.tx.send(path);
+    }
+
+    /// Compresses what was submitted, then stops.
+    fn finish(self) {
+        drop(self.tx);
+        let _ = self.thread.join();
+    }
+}
+
+/// Compresses `path` to `path.gz` / `path.zst` (written to a temporary name, fsynced, renamed),
+/// then removes `path`.
+pub fn compress_file(path: &Path, kind: Compression) -> std::io::Result<()> {
+    let ext = match kind {
+        Compression::None => return Ok(()),
+        Compression::Gzip => "gz",
+        Compression::Zstd => "zst",
+    };
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| std::io::Error::other("bad file name"))?;
+    let target = path.with_file_name(format!("{name}.{ext}"));
+    let tmp = path.with_file_name(format!(".{name}.{ext}.tmp"));
+    let mut input = File::open(path)?;
+    let output = File::create(&tmp)?;
+    let output = match kind {
+        Compression::Gzip => {
+            let mut enc = flate2::write::GzEncoder::new(output, flate2::Compression::default());
+            std::io::copy(&mut input, &mut enc)?;
+            enc.finish()?
+        }
+        _ => {
+            let mut enc = zstd::stream::write::Encoder::new(output, 3)?;
+            std::io::copy(&mut input, &mut enc)?;
+            enc.finish()?
+        }
+    };
+    output.sync_all()?;
+    std::fs::rename(&tmp, &target)?;
+    std::fs::remove_file(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_state() {
+        assert_eq!(file_name("web", 3), "web_00003");
+        let s = decode_state(b"web 3 120\n../x 1 1\nbad\n");
+        assert_eq!(
+            s.into_iter().collect::<Vec<_>>(),
+            vec![("web".to_string(), (3, 120))]
+        );
+    }
+
+    #[test]
+    fn numbered_files_sees_compressed() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in [
+            "web_00000.gz",
+            "web_00001.zst",
+            "web_00002",
+            "web_current",
+            "web_x",
+            "db_00009",
+        ] {
+            std::fs::write(dir.path().join(n), b"").unwrap();
+        }
+        let mut v = numbered_files(dir.path(), "web");
+        v.sort();
+        assert_eq!(v, vec![(0, false), (1, false), (2, true)]);
+    }
+
+    #[test]
+    fn compresses_and_removes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("web_00000");
+        std::fs::write(&p, b"hello\n").unwrap();
+        compress_file(&p, Compression::Zstd).unwrap();
+        assert!(!p.exists());
+        let data = std::fs::read(dir.path().join("web_00000.zst")).unwrap();
+        assert_eq!(zstd::decode_all(&data[..]).unwrap(), b"hello\n");
+    }
+}
