@@ -200,6 +200,10 @@ pub fn run_until(
             SourceConfig::File(f) => (Config::source_category(name, &f.category), f.format),
             SourceConfig::Syslog(s) => (Config::source_category(name, &s.category), s.format),
             SourceConfig::Forward(_) => (name.as_str(), crate::record::Format::Auto),
+            SourceConfig::Gelf(g) => (
+                Config::source_category(name, &g.category),
+                crate::record::Format::Gelf,
+            ),
         };
         let (stop, source_shutdown) = Shutdown::new();
         let ctx = SourceContext {

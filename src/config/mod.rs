@@ -6,6 +6,7 @@
 //!
 //! This module reads the config file and nothing else; it starts nothing.
 
+mod gelf;
 mod values;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
+pub use gelf::GelfSourceConfig;
 pub use values::{ByteSize, HumanDuration};
 
 use crate::journal::{FsyncPolicy, JournalConfig};
@@ -130,6 +132,7 @@ pub enum SourceConfig {
     File(FileSourceConfig),
     Syslog(SyslogSourceConfig),
     Forward(ForwardSourceConfig),
+    Gelf(GelfSourceConfig),
 }
 
 impl SourceConfig {
@@ -138,6 +141,7 @@ impl SourceConfig {
             SourceConfig::File(_) => "file",
             SourceConfig::Syslog(_) => "syslog",
             SourceConfig::Forward(_) => "forward",
+            SourceConfig::Gelf(_) => "gelf",
         }
     }
 }
@@ -451,6 +455,15 @@ impl SourceConfig {
             SourceConfig::File(c) => Some(opts!(c)),
             SourceConfig::Syslog(c) => Some(opts!(c)),
             SourceConfig::Forward(_) => None,
+            SourceConfig::Gelf(c) => Some(ParseOptions {
+                format: Format::Gelf,
+                haproxy_config: None,
+                haproxy_format: &[],
+                apache_format: &[],
+                apache_config: None,
+                timezone: None,
+                txn_id_fields: &c.txn_id_fields,
+            }),
         }
     }
 }
@@ -874,6 +887,12 @@ impl Config {
                     }
                     &None
                 }
+                SourceConfig::Gelf(g) => {
+                    if let Some((key, message)) = g.check() {
+                        return Err(err(&table, key, message));
+                    }
+                    &g.category
+                }
             };
             if let Some(c) = category
                 && !is_safe_category(c)
@@ -1007,6 +1026,7 @@ fn relocate_in_tagged_table(text: &str, origin: &str, table: &str) -> Option<Con
         ("sources", "file") => toml::from_str::<FileSourceConfig>(&body).err(),
         ("sources", "syslog") => toml::from_str::<SyslogSourceConfig>(&body).err(),
         ("sources", "forward") => toml::from_str::<ForwardSourceConfig>(&body).err(),
+        ("sources", "gelf") => toml::from_str::<GelfSourceConfig>(&body).err(),
         ("sinks", "file") => toml::from_str::<FileSinkConfig>(&body).err(),
         ("sinks", "forward") => toml::from_str::<ForwardSinkConfig>(&body).err(),
         ("sinks", "index") => toml::from_str::<IndexSinkConfig>(&body).err(),

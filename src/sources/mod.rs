@@ -4,11 +4,13 @@
 //! - [`file`]: tails files matched by globs (a dedicated thread; file I/O never on the reactor).
 //! - [`syslog`]: syslog over UDP, TCP and unix datagram sockets (async tasks).
 //! - [`forward`]: batches from agents over the forward protocol (async tasks; aggregators).
+//! - [`gelf`]: GELF over UDP (chunked, compressed), TCP and HTTP.
 //!
 //! A source may touch only its own input and the journal's append side.
 
 pub mod file;
 pub mod forward;
+pub mod gelf;
 pub mod syslog;
 
 use crate::component::{ComponentError, Running, SourceContext};
@@ -37,6 +39,10 @@ pub fn start(
             let handle =
                 forward::start(cfg.clone(), ctx, runtime).map_err(ComponentError::Failed)?;
             Running::task(runtime.spawn(legacy(handle)))
+        }
+        SourceConfig::Gelf(cfg) => {
+            let (handle, stats) = gelf::start(cfg, ctx, runtime)?;
+            Running::task(handle).with_detail(move || stats.summary())
         }
     };
     Ok(running.with_stop(stop))

@@ -126,7 +126,7 @@ pub fn start(
     }))
 }
 
-fn bind_tcp(addr: &str, what: &str) -> Result<TcpListener, String> {
+pub(crate) fn bind_tcp(addr: &str, what: &str) -> Result<TcpListener, String> {
     let sa: SocketAddr = addr
         .parse()
         .map_err(|e| format!("invalid {what} address `{addr}`: {e}"))?;
@@ -147,7 +147,7 @@ fn bind_tcp(addr: &str, what: &str) -> Result<TcpListener, String> {
     TcpListener::from_std(sock.into()).map_err(|e| format!("{what} {addr}: {e}"))
 }
 
-fn bind_udp(addr: &str, recv_buffer: usize, name: &str) -> Result<OwnedFd, String> {
+pub(crate) fn bind_udp(addr: &str, recv_buffer: usize, name: &str) -> Result<OwnedFd, String> {
     let sa: SocketAddr = addr
         .parse()
         .map_err(|e| format!("invalid udp address `{addr}`: {e}"))?;
