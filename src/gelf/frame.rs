@@ -57,9 +57,15 @@ impl NulDecoder {
                     if data.is_empty() {
                         continue;
                     }
+                    // One read may bring a whole long frame with its NUL.
+                    let truncated = data.len() > self.max;
                     return Some(NulFrame {
-                        data,
-                        truncated: false,
+                        data: if truncated {
+                            data.slice(..self.max)
+                        } else {
+                            data
+                        },
+                        truncated,
                     });
                 }
                 None if buf.len() > self.max => {
@@ -141,5 +147,14 @@ mod tests {
             }]
         );
         assert_eq!(d.finish(&mut buf), None);
+        let mut buf = BytesMut::from(&b"abcdefgh\0"[..]);
+        let f = all(&mut d, &mut buf);
+        assert_eq!(
+            f,
+            vec![NulFrame {
+                data: Bytes::from_static(b"abcd"),
+                truncated: true
+            }]
+        );
     }
 }

@@ -68,6 +68,15 @@ impl HttpServer {
             return refuse(StatusCode::METHOD_NOT_ALLOWED, "POST only\n");
         }
         let max = self.limits.max_message;
+        let declared = req
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max as u64) {
+            // Answered before the body is read: a client that sent `Expect: 100-continue`
+            // never sends it.
+            return refuse(StatusCode::PAYLOAD_TOO_LARGE, "message too large\n");
+        }
         let body = match Limited::new(req.into_body(), max).collect().await {
             Ok(b) => b.to_bytes(),
             Err(e)
@@ -129,6 +138,8 @@ impl Serve for HttpServer {
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(idle)
+            // pygelf and other fire-and-forget clients close right after sending the request.
+            .half_close(true)
             .serve_connection(TokioIo::new(stream), service);
         tokio::pin!(conn);
         tokio::select! {

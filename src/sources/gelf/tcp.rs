@@ -60,6 +60,8 @@ impl Serve for TcpServer {
                 _ = shutdown.triggered() => 0,
                 r = tokio::time::timeout(limits.idle_timeout, stream.read_buf(&mut buf)) => match r {
                     Err(_) => return Err(format!("idle for {:?}", limits.idle_timeout)),
+                    // A TLS peer that closes without close_notify (Python's ssl) ends the stream.
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
                     Ok(Err(e)) => return Err(e.to_string()),
                     Ok(Ok(n)) => n,
                 },
