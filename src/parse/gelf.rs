@@ -57,8 +57,25 @@ pub fn parse<'a, S: FieldSink>(
     info: &mut LineInfo<'a>,
 ) -> Result<(), ParseError> {
     info.format = "gelf";
+    let members = entries(line)?.0;
+    // Validate before reporting any field: a sink (and its observers) sees a message whole or
+    // not at all.
+    let mut scratch = LineInfo::default();
+    apply(line, &members, cx, &mut super::Discard, &mut scratch)?;
+    apply(line, &members, cx, sink, info)
+}
+
+type Members<'a> = [(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)];
+
+fn apply<'a, S: FieldSink>(
+    line: &'a [u8],
+    members: &Members<'a>,
+    cx: &Context<'_>,
+    sink: &mut S,
+    info: &mut LineInfo<'a>,
+) -> Result<(), ParseError> {
     let mut version = false;
-    for (key, raw) in entries(line)?.0 {
+    for &(ref key, raw) in members {
         let at = raw.get().as_ptr() as usize - line.as_ptr() as usize;
         let err = |what| Err(ParseError::at(what, at));
         let Some(v) = value(raw) else { continue };
