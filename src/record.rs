@@ -30,16 +30,19 @@ pub enum Format {
     Json,
     /// Never parsed: the line is the message.
     Raw,
+    /// A GELF 1.1 message (JSON), validated and kept field for field (see `parse::gelf`).
+    Gelf,
 }
 
 impl Format {
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 7] = [
         Format::Auto,
         Format::Haproxy,
         Format::Apache,
         Format::Syslog,
         Format::Json,
         Format::Raw,
+        Format::Gelf,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +53,7 @@ impl Format {
             Format::Syslog => "syslog",
             Format::Json => "json",
             Format::Raw => "raw",
+            Format::Gelf => "gelf",
         }
     }
 
@@ -62,6 +66,7 @@ impl Format {
             Format::Syslog => 3,
             Format::Json => 4,
             Format::Raw => 5,
+            Format::Gelf => 6,
         }
     }
 
@@ -73,6 +78,7 @@ impl Format {
             3 => Format::Syslog,
             4 => Format::Json,
             5 => Format::Raw,
+            6 => Format::Gelf,
             _ => Format::Auto,
         }
     }
@@ -90,7 +96,7 @@ impl FromStr for Format {
         Format::ALL
             .into_iter()
             .find(|f| f.as_str() == s)
-            .ok_or_else(|| format!("unknown format `{s}` (expected one of: auto, haproxy, apache, syslog, json, raw)"))
+            .ok_or_else(|| format!("unknown format `{s}` (expected one of: auto, haproxy, apache, syslog, json, raw, gelf)"))
     }
 }
 

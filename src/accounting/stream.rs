@@ -227,7 +227,7 @@ pub fn classify_with(parser: &Parser, record: &Record, fields: &mut JoinFields) 
         log_time_ms: None,
     };
     // Only HAProxy and Apache lines take part; JSON and raw lines are never parsed here.
-    if matches!(format, Format::Json | Format::Raw) {
+    if matches!(format, Format::Json | Format::Raw | Format::Gelf) {
         return other;
     }
     fields.clear();

@@ -18,7 +18,7 @@ pub struct IndexArgs {
     /// The data dir whose index to fill.
     #[arg(long, env = "QUILL_DATA")]
     pub data: PathBuf,
-    /// How the lines are parsed: auto, haproxy, apache, syslog, json, raw.
+    /// How the lines are parsed: auto, haproxy, apache, syslog, json, raw, gelf.
     #[arg(long, default_value = "auto")]
     pub format: Format,
     /// The category the entries are filed under.

@@ -33,7 +33,7 @@ pub struct SendArgs {
     /// Category of every line.
     #[arg(long, default_value = "default")]
     pub category: String,
-    /// Parsing hint for the aggregator: auto, haproxy, apache, syslog, json, raw.
+    /// Parsing hint for the aggregator: auto, haproxy, apache, syslog, json, raw, gelf.
     #[arg(long, default_value = "auto")]
     pub format: Format,
     /// Shared token of the forward source.

@@ -6,6 +6,7 @@
 //!
 //! This module reads the config file and nothing else; it starts nothing.
 
+mod gelf;
 mod limits;
 mod output;
 mod relp;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
+pub use gelf::GelfSourceConfig;
 pub use output::{MAX_WORKERS, OutputFsync, default_workers};
 pub use relp::RelpSourceConfig;
 pub use route::{RouteConfig, Severity, SeveritySetting};
@@ -149,6 +151,7 @@ pub enum SourceConfig {
     Forward(ForwardSourceConfig),
     Scribe(ScribeSourceConfig),
     Relp(RelpSourceConfig),
+    Gelf(GelfSourceConfig),
 }
 
 impl SourceConfig {
@@ -159,6 +162,7 @@ impl SourceConfig {
             SourceConfig::Forward(_) => "forward",
             SourceConfig::Scribe(_) => "scribe",
             SourceConfig::Relp(_) => "relp",
+            SourceConfig::Gelf(_) => "gelf",
         }
     }
 }
@@ -501,6 +505,15 @@ impl SourceConfig {
             SourceConfig::Syslog(c) => Some(opts!(c)),
             SourceConfig::Relp(c) => Some(c.parse_options()),
             SourceConfig::Forward(_) | SourceConfig::Scribe(_) => None,
+            SourceConfig::Gelf(c) => Some(ParseOptions {
+                format: Format::Gelf,
+                haproxy_config: None,
+                haproxy_format: &[],
+                apache_format: &[],
+                apache_config: None,
+                timezone: None,
+                txn_id_fields: &c.txn_id_fields,
+            }),
         }
     }
 }
@@ -1055,6 +1068,12 @@ impl Config {
                     }
                     &r.category
                 }
+                SourceConfig::Gelf(g) => {
+                    if let Some((key, message)) = g.check() {
+                        return Err(err(&table, key, message));
+                    }
+                    &g.category
+                }
             };
             if let Some(c) = category
                 && !is_safe_category(c)
@@ -1217,6 +1236,7 @@ fn relocate_in_tagged_table(text: &str, origin: &str, table: &str) -> Option<Con
         ("sources", "file") => toml::from_str::<FileSourceConfig>(&body).err(),
         ("sources", "syslog") => toml::from_str::<SyslogSourceConfig>(&body).err(),
         ("sources", "forward") => toml::from_str::<ForwardSourceConfig>(&body).err(),
+        ("sources", "gelf") => toml::from_str::<GelfSourceConfig>(&body).err(),
         ("sinks", "file") => toml::from_str::<FileSinkConfig>(&body).err(),
         ("sinks", "forward") => toml::from_str::<ForwardSinkConfig>(&body).err(),
         ("sinks", "index") => toml::from_str::<IndexSinkConfig>(&body).err(),

@@ -5,8 +5,14 @@
 //! [`GelfWriter`] as its field sink, so each field goes straight into `out`, then adds the
 //! envelope (`host`, `short_message`, `timestamp`, `level`, `_txn_id`, `_category`, `_source`).
 //! A line that does not parse is written raw with `_parse_error` and `_format_tried`.
+//!
+//! The GELF wire protocol's pure parts live here too: UDP chunking ([`chunk`]), NUL-delimited
+//! TCP framing ([`frame`]) and payload compression ([`payload`]).
 
+pub mod chunk;
+pub mod frame;
 pub mod json;
+pub mod payload;
 
 use std::cell::RefCell;
 
@@ -354,7 +360,10 @@ pub fn encode_parsed_observed<'r>(
                 write_value(out, full);
             }
             out.extend_from_slice(b",\"timestamp\":");
-            json::write_millis_as_secs(out, info.timestamp_ms.unwrap_or(received_ms));
+            match info.timestamp_text {
+                Some(text) => out.extend_from_slice(text),
+                None => json::write_millis_as_secs(out, info.timestamp_ms.unwrap_or(received_ms)),
+            }
             out.extend_from_slice(b",\"level\":");
             let level = parser.level_for(&info);
             out.extend_from_slice(itoa::Buffer::new().format(level).as_bytes());

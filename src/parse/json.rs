@@ -18,7 +18,8 @@ use serde_json::value::RawValue;
 use super::text::{Escaping, parse_rfc3339};
 use super::{Context, FieldSink, LineInfo, ParseError, Value};
 
-struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+/// A JSON object's members in order, values as their raw JSON text.
+pub(super) struct Entries<'a>(pub(super) Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'de> Deserialize<'de> for Entries<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -45,7 +46,7 @@ pub fn looks_like_json(line: &[u8]) -> bool {
     line.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{')
 }
 
-fn level_from_name(s: &[u8]) -> Option<u8> {
+pub(super) fn level_from_name(s: &[u8]) -> Option<u8> {
     let mut buf = [0u8; 9];
     if s.len() > buf.len() {
         return None;
@@ -66,14 +67,9 @@ fn level_from_name(s: &[u8]) -> Option<u8> {
     })
 }
 
-pub fn parse<'a, S: FieldSink>(
-    line: &'a [u8],
-    cx: &Context<'_>,
-    sink: &mut S,
-    info: &mut LineInfo<'a>,
-) -> Result<(), ParseError> {
-    info.format = "json";
-    let entries: Entries<'a> = serde_json::from_slice(line).map_err(|e| {
+/// The members of the JSON object `line`, or where it is not one.
+pub(super) fn entries(line: &[u8]) -> Result<Entries<'_>, ParseError> {
+    serde_json::from_slice(line).map_err(|e| {
         let what = if e.is_eof() {
             "truncated JSON"
         } else {
@@ -83,27 +79,43 @@ pub fn parse<'a, S: FieldSink>(
             what,
             column: e.column().max(1),
         }
-    })?;
-    for (key, raw) in entries.0 {
-        let text = raw.get().as_bytes();
-        let value = match text.first() {
-            Some(b'"') => {
-                let inner = &text[1..text.len() - 1];
-                if memchr::memchr(b'\\', inner).is_some() {
-                    Value::Escaped(inner, Escaping::Json)
-                } else {
-                    Value::Str(inner)
-                }
+    })
+}
+
+/// A member's value as a field value: strings borrowed (escapes decoded when written), numbers
+/// as integers or floats, booleans as the strings `true`/`false`, objects and arrays as their
+/// JSON text; `None` for null.
+pub(super) fn value(raw: &RawValue) -> Option<Value<'_>> {
+    let text = raw.get().as_bytes();
+    Some(match text.first() {
+        Some(b'"') => {
+            let inner = &text[1..text.len() - 1];
+            if memchr::memchr(b'\\', inner).is_some() {
+                Value::Escaped(inner, Escaping::Json)
+            } else {
+                Value::Str(inner)
             }
-            Some(b't') => Value::Str(b"true"),
-            Some(b'f') => Value::Str(b"false"),
-            Some(b'n') => continue,
-            Some(b'-' | b'0'..=b'9') => match raw.get().parse::<i64>() {
-                Ok(i) => Value::Int(i),
-                Err(_) => Value::Float(raw.get().parse::<f64>().unwrap_or(0.0)),
-            },
-            _ => Value::Str(text),
-        };
+        }
+        Some(b't') => Value::Str(b"true"),
+        Some(b'f') => Value::Str(b"false"),
+        Some(b'n') => return None,
+        Some(b'-' | b'0'..=b'9') => match raw.get().parse::<i64>() {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::Float(raw.get().parse::<f64>().unwrap_or(0.0)),
+        },
+        _ => Value::Str(text),
+    })
+}
+
+pub fn parse<'a, S: FieldSink>(
+    line: &'a [u8],
+    cx: &Context<'_>,
+    sink: &mut S,
+    info: &mut LineInfo<'a>,
+) -> Result<(), ParseError> {
+    info.format = "json";
+    for (key, raw) in entries(line)?.0 {
+        let Some(value) = value(raw) else { continue };
         let k = key.as_ref();
         match k {
             "version" => {}

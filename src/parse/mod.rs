@@ -12,6 +12,7 @@ pub mod apache;
 pub mod detect;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod gelf;
 pub mod haproxy;
 pub mod json;
 pub mod registry;
@@ -209,6 +210,9 @@ pub struct LineInfo<'a> {
     pub format: &'static str,
     /// The log's own time, milliseconds since the epoch.
     pub timestamp_ms: Option<i64>,
+    /// The log's own time as the JSON number it was sent as (GELF input): written verbatim, so
+    /// no precision is lost.
+    pub timestamp_text: Option<&'a [u8]>,
     /// The host named in the line (syslog HOSTNAME, JSON `host`).
     pub host: Option<&'a [u8]>,
     /// The message part when it is not the whole line (syslog MSG, error-log text, JSON message).
@@ -421,6 +425,7 @@ impl Parser {
                 self.parse_inner_detected(line, msg_at, &cx, sink, &mut info);
             }
             Format::Json => json::parse(line, &cx, sink, &mut info)?,
+            Format::Gelf => gelf::parse(line, &cx, sink, &mut info)?,
             Format::Auto => self.parse_auto(line, &cx, sink, &mut info)?,
         }
         Ok(info)

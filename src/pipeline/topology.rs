@@ -383,6 +383,10 @@ impl Topology {
             SourceConfig::Forward(_) => (name, crate::record::Format::Auto),
             SourceConfig::Scribe(s) => (name, s.format),
             SourceConfig::Relp(r) => (Config::source_category(name, &r.category), r.format),
+            SourceConfig::Gelf(g) => (
+                Config::source_category(name, &g.category),
+                crate::record::Format::Gelf,
+            ),
         };
         let (stop, shutdown) = Shutdown::new();
         let ctx = SourceContext {

@@ -6,11 +6,13 @@
 //! - [`scribe`]: Scribe's Thrift `Log()` (async tasks; a drop-in for Scribe servers).
 //! - [`relp`]: rsyslog's RELP, acked once durable (async tasks).
 //! - [`forward`]: batches from agents over the forward protocol (async tasks; aggregators).
+//! - [`gelf`]: GELF over UDP (chunked, compressed), TCP and HTTP.
 //!
 //! A source may touch only its own input and the journal's append side.
 
 pub mod file;
 pub mod forward;
+pub mod gelf;
 pub mod relp;
 pub mod scribe;
 pub mod syslog;
@@ -32,7 +34,8 @@ pub fn bind(config: &SourceConfig, name: &str) -> Result<Bound, ComponentError> 
         SourceConfig::File(_)
         | SourceConfig::Forward(_)
         | SourceConfig::Scribe(_)
-        | SourceConfig::Relp(_) => Bound::Later,
+        | SourceConfig::Relp(_)
+        | SourceConfig::Gelf(_) => Bound::Later,
     })
 }
 
@@ -50,6 +53,7 @@ pub fn watched_files(config: &SourceConfig) -> Vec<&std::path::Path> {
         ],
         SourceConfig::Forward(c) => vec![&c.token_file, &c.tls_cert, &c.tls_key, &c.tls_client_ca],
         SourceConfig::Scribe(_) => Vec::new(),
+        SourceConfig::Gelf(c) => vec![&c.tls_cert, &c.tls_key, &c.tls_client_ca],
         SourceConfig::Relp(c) => vec![&c.tls_cert, &c.tls_key, &c.tls_client_ca],
     };
     paths.into_iter().flatten().map(|p| p.as_path()).collect()
@@ -98,6 +102,10 @@ pub fn start_bound(
             Running::task(handle).with_detail(move || counters.summary())
         }
         (SourceConfig::Relp(cfg), _) => Running::task(relp::start(cfg.clone(), ctx, runtime)?),
+        (SourceConfig::Gelf(cfg), _) => {
+            let (handle, stats) = gelf::start(cfg, ctx, runtime)?;
+            Running::task(handle).with_detail(move || stats.summary())
+        }
     };
     Ok(running.with_stop(stop))
 }

@@ -43,7 +43,7 @@ pub fn spawn(
         .map_err(|e| format!("cannot start thread: {e}"))
 }
 
-fn set_receive_timeout(socket: &OwnedFd, timeout: Duration) -> std::io::Result<()> {
+pub(crate) fn set_receive_timeout(socket: &OwnedFd, timeout: Duration) -> std::io::Result<()> {
     let tv = libc::timeval {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_usec: timeout.subsec_micros() as libc::suseconds_t,
@@ -65,8 +65,8 @@ fn set_receive_timeout(socket: &OwnedFd, timeout: Duration) -> std::io::Result<(
     }
 }
 
-/// The receive buffers and headers `recvmmsg` fills.
-struct Batch {
+/// The receive buffers and headers `recvmmsg` fills (shared with the `gelf` source).
+pub(crate) struct Batch {
     slot: usize,
     buf: Vec<u8>,
     iovecs: Vec<libc::iovec>,
@@ -74,7 +74,7 @@ struct Batch {
 }
 
 impl Batch {
-    fn new(slot: usize) -> Batch {
+    pub(crate) fn new(slot: usize) -> Batch {
         let mut b = Batch {
             slot,
             buf: vec![0u8; slot * BATCH],
@@ -100,7 +100,7 @@ impl Batch {
     }
 
     /// Receives at least one datagram (or times out); returns how many.
-    fn receive(&mut self, fd: i32) -> std::io::Result<usize> {
+    pub(crate) fn receive(&mut self, fd: i32) -> std::io::Result<usize> {
         for h in &mut self.headers {
             h.msg_len = 0;
             h.msg_hdr.msg_flags = 0;
@@ -122,7 +122,7 @@ impl Batch {
         }
     }
 
-    fn datagram(&self, i: usize) -> (&[u8], bool) {
+    pub(crate) fn datagram(&self, i: usize) -> (&[u8], bool) {
         let len = (self.headers[i].msg_len as usize).min(self.slot);
         let truncated = self.headers[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
         (&self.buf[i * self.slot..i * self.slot + len], truncated)
@@ -230,7 +230,7 @@ fn receive_loop(
     }
 }
 
-fn socket_inode(socket: &OwnedFd) -> Option<u64> {
+pub(crate) fn socket_inode(socket: &OwnedFd) -> Option<u64> {
     // SAFETY: fstat on a valid fd into a zeroed stat buffer.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     let rc = unsafe { libc::fstat(socket.as_raw_fd(), &mut st) };

@@ -246,7 +246,7 @@ fn parse_addr(addr: &str, what: &'static str) -> Result<SocketAddr, SyslogError>
 
 /// Binds a TCP listener, or takes the one the service manager passed for `addr` (socket
 /// activation: matched by address or by the name `<source>-<what>`).
-fn bind_tcp(
+pub(crate) fn bind_tcp(
     addr: &str,
     what: &'static str,
     source: &str,
@@ -279,7 +279,7 @@ fn bind_tcp(
     Ok(sock.into())
 }
 
-fn bind_udp(addr: &str, recv_buffer: usize, name: &str) -> Result<OwnedFd, SyslogError> {
+pub(crate) fn bind_udp(addr: &str, recv_buffer: usize, name: &str) -> Result<OwnedFd, SyslogError> {
     let sa = parse_addr(addr, "udp")?;
     let passed = crate::host::inherited_socket(
         sa,

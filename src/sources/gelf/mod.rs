@@ -1,0 +1,332 @@
+//! The `gelf` source: GELF messages over UDP (chunked, compressed), TCP (NUL-delimited, TLS) and
+//! HTTP (`POST /gelf`, HTTPS), journaled one record per message in `format = "gelf"`.
+//!
+//! - [`udp`]: a dedicated `recvmmsg` thread reassembles chunks ([`crate::gelf::chunk`]) and
+//!   decompresses ([`crate::gelf::payload`]) within stated budgets; what cannot be kept is
+//!   counted, never silently lost.
+//! - [`tcp`]: one task per connection splits NUL frames ([`crate::gelf::frame`]) and appends with
+//!   backpressure.
+//! - [`http`]: hyper HTTP/1.1; a request is answered `202 Accepted` once its record is durable.
+//!
+//! The record's payload is the message's JSON as sent (decompressed); validation happens when a
+//! sink parses it ([`crate::parse::gelf`]): an invalid message is kept raw with a parse error.
+//! This module touches its sockets and the journal's append side, nothing else.
+
+pub mod http;
+pub mod tcp;
+pub mod udp;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use thiserror::Error;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::component::{ComponentError, SourceContext};
+use crate::config::GelfSourceConfig;
+use crate::gelf::chunk::{ChunkLimits, ChunkStats};
+use crate::record::{Position, Record, RecordFlags, Timestamp};
+
+/// A TLS client that has not finished its handshake by then is disconnected.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the gelf source could not start or stopped.
+#[derive(Debug, Error)]
+pub enum GelfSourceError {
+    #[error("{0}")]
+    Bind(String),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::transport::tls::TlsError),
+    #[error("cannot start the UDP thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("UDP receive failed: {0}")]
+    Receive(#[source] std::io::Error),
+    #[error("cannot journal: {0}")]
+    Journal(#[from] crate::journal::JournalError),
+}
+
+impl From<GelfSourceError> for ComponentError {
+    fn from(e: GelfSourceError) -> ComponentError {
+        match e {
+            GelfSourceError::Bind(m) => ComponentError::Setting(m),
+            GelfSourceError::Tls(e) => ComponentError::Setting(e.to_string()),
+            GelfSourceError::Thread(e) => ComponentError::Thread(e),
+            GelfSourceError::Journal(e) => ComponentError::Journal(e),
+            e => ComponentError::Failed(e.to_string()),
+        }
+    }
+}
+
+/// The source's own counters (besides the [`crate::telemetry::SourceStats`] every source has),
+/// shown in the status line.
+#[derive(Debug, Default)]
+pub struct GelfStats {
+    pub chunks_completed: AtomicU64,
+    pub chunks_duplicate: AtomicU64,
+    pub chunks_invalid: AtomicU64,
+    pub chunked_expired: AtomicU64,
+    pub chunked_evicted: AtomicU64,
+    pub chunked_oversized: AtomicU64,
+    /// Payloads refused for inflating beyond `max_message_bytes` (decompression bombs).
+    pub inflate_refused: AtomicU64,
+    /// Payloads that did not decompress (kept raw).
+    pub inflate_corrupt: AtomicU64,
+    /// TCP and HTTP connections refused because `max_connections` were open.
+    pub refused_connections: AtomicU64,
+    /// HTTP requests refused (wrong path or method, body too large).
+    pub http_refused: AtomicU64,
+}
+
+impl GelfStats {
+    fn publish_chunks(&self, s: &ChunkStats) {
+        self.chunks_completed.store(s.completed, Ordering::Relaxed);
+        self.chunks_duplicate.store(s.duplicate, Ordering::Relaxed);
+        self.chunks_invalid.store(s.invalid, Ordering::Relaxed);
+        self.chunked_expired.store(s.expired, Ordering::Relaxed);
+        self.chunked_evicted.store(s.evicted, Ordering::Relaxed);
+        self.chunked_oversized.store(s.oversized, Ordering::Relaxed);
+    }
+
+    /// `chunks_completed=.. chunks_duplicate=.. ...` for the status line.
+    pub fn summary(&self) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        format!(
+            "chunked_completed={} chunks_duplicate={} chunks_invalid={} chunked_expired={} chunked_evicted={} chunked_oversized={} inflate_refused={} inflate_corrupt={} connections_refused={} http_refused={}",
+            g(&self.chunks_completed),
+            g(&self.chunks_duplicate),
+            g(&self.chunks_invalid),
+            g(&self.chunked_expired),
+            g(&self.chunked_evicted),
+            g(&self.chunked_oversized),
+            g(&self.inflate_refused),
+            g(&self.inflate_corrupt),
+            g(&self.refused_connections),
+            g(&self.http_refused),
+        )
+    }
+}
+
+/// Limits shared by the source's listeners.
+#[derive(Clone)]
+pub struct Limits {
+    pub max_message: usize,
+    pub idle_timeout: Duration,
+    pub connections: Arc<Semaphore>,
+}
+
+/// The source's task.
+pub type SourceTask = tokio::task::JoinHandle<Result<(), ComponentError>>;
+
+/// Binds the configured sockets and starts the source; returns its task and its counters.
+pub fn start(
+    config: &GelfSourceConfig,
+    ctx: SourceContext,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(SourceTask, Arc<GelfStats>), GelfSourceError> {
+    let stats = Arc::new(GelfStats::default());
+    let limits = Limits {
+        max_message: config.max_message_bytes.as_usize(),
+        idle_timeout: config.tcp_idle_timeout.0,
+        connections: Arc::new(Semaphore::new(config.max_connections)),
+    };
+    let udp_thread = match &config.udp {
+        Some(addr) => {
+            let sock = crate::sources::syslog::bind_udp(
+                addr,
+                config.udp_receive_buffer.as_usize(),
+                &ctx.name,
+            )
+            .map_err(|e| GelfSourceError::Bind(e.to_string()))?;
+            let chunks = ChunkLimits {
+                max_incomplete: config.max_incomplete_messages,
+                max_incomplete_bytes: config.max_incomplete_bytes.as_usize(),
+                max_message_bytes: limits.max_message,
+                timeout: config.chunk_timeout.0,
+            };
+            Some(udp::spawn(
+                sock,
+                ctx.clone(),
+                stats.clone(),
+                chunks,
+                limits.max_message,
+            )?)
+        }
+        None => None,
+    };
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let shared =
+                crate::transport::tls::server_config(cert, key, config.tls_client_ca.as_deref())?;
+            let mut server = (*shared).clone();
+            // No TLS 1.3 session tickets: fire-and-forget clients (pygelf, graypy) never read
+            // them, and a socket closed with unread data sends a reset that makes the kernel
+            // discard the last messages it had not yet handed to Quill.
+            server.send_tls13_tickets = 0;
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(server)))
+        }
+        _ => None,
+    };
+    let _guard = runtime.enter();
+    let bind = |addr: &str, what| {
+        let std_listener = crate::sources::syslog::bind_tcp(addr, what, &ctx.name)
+            .map_err(|e| GelfSourceError::Bind(e.to_string()))?;
+        std_listener
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::TcpListener::from_std(std_listener))
+            .map_err(|e| GelfSourceError::Bind(format!("{what} {addr}: {e}")))
+    };
+    let tcp = config.tcp.as_deref().map(|a| bind(a, "tcp")).transpose()?;
+    let http = config
+        .http
+        .as_deref()
+        .map(|a| bind(a, "http"))
+        .transpose()?;
+    let task_stats = stats.clone();
+    let handle = runtime.spawn(async move {
+        let mut tasks: JoinSet<Result<(), GelfSourceError>> = JoinSet::new();
+        if let Some(l) = tcp {
+            tasks.spawn(tcp::accept(
+                l,
+                tls.clone(),
+                ctx.clone(),
+                limits.clone(),
+                task_stats.clone(),
+            ));
+        }
+        if let Some(l) = http {
+            tasks.spawn(http::accept(
+                l,
+                tls.clone(),
+                ctx.clone(),
+                limits.clone(),
+                task_stats.clone(),
+            ));
+        }
+        if let Some(t) = udp_thread {
+            tasks.spawn(async move {
+                tokio::task::spawn_blocking(move || {
+                    t.join().unwrap_or_else(|_| {
+                        Err(GelfSourceError::Receive(std::io::Error::other(
+                            "UDP thread panicked",
+                        )))
+                    })
+                })
+                .await
+                .unwrap_or_else(|e| Err(GelfSourceError::Receive(std::io::Error::other(e))))
+            });
+        }
+        let mut result = Ok(());
+        while let Some(r) = tasks.join_next().await {
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(ComponentError::from(e)),
+                Err(_) => result = Err(ComponentError::Panicked),
+            }
+        }
+        result
+    });
+    Ok((handle, stats))
+}
+
+/// A record of this source: the message's JSON bytes.
+pub(crate) fn record(
+    ctx: &SourceContext,
+    raw: Bytes,
+    flags: RecordFlags,
+    now: Timestamp,
+) -> Record {
+    Record {
+        origin: ctx.origin.clone(),
+        received_at: now,
+        position: Position::None,
+        flags,
+        raw,
+    }
+}
+
+/// A message without the NULs and newlines some clients put after it.
+pub(crate) fn trim_end(message: &[u8]) -> &[u8] {
+    let end = message
+        .iter()
+        .rposition(|&c| !matches!(c, 0 | b'\n' | b'\r'))
+        .map_or(0, |i| i + 1);
+    &message[..end]
+}
+
+/// What serves one accepted connection (plain or TLS).
+pub(crate) trait Serve: Clone + Send + Sync + 'static {
+    /// Serves `stream` from `peer` until it closes; an error is logged with the peer.
+    fn serve<S>(
+        self,
+        stream: S,
+        peer: String,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+}
+
+/// Serves stream connections from `listener` (after a TLS handshake when `tls` is set), at most
+/// `limits.connections` at once, each with `server` in its own task, until shutdown; then lets
+/// them finish for up to 2 s.
+pub(crate) async fn accept_loop<S: Serve>(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    ctx: &SourceContext,
+    limits: &Limits,
+    stats: &GelfStats,
+    what: &'static str,
+    server: S,
+) {
+    let mut shutdown = ctx.shutdown.clone();
+    let mut connections = JoinSet::new();
+    let mut last_refusal_log: Option<std::time::Instant> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.triggered() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let peer = peer.to_string();
+                    let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
+                        let n = stats.refused_connections.fetch_add(1, Ordering::Relaxed) + 1;
+                        if last_refusal_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                            last_refusal_log = Some(std::time::Instant::now());
+                            tracing::warn!(source = %ctx.name, %peer, refused_total = n, "GELF {what}: connection limit reached, refusing new connections until some close.");
+                        }
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let (name, tls, server) = (ctx.name.clone(), tls.clone(), server.clone());
+                    connections.spawn(async move {
+                        let result = match tls {
+                            None => server.serve(stream, peer.clone()).await,
+                            Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                Ok(Ok(s)) => server.serve(s, peer.clone()).await,
+                                Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+                                Err(_) => Err("TLS handshake timed out".to_string()),
+                            },
+                        };
+                        if let Err(e) = result {
+                            tracing::warn!(source = %name, %peer, "Closed GELF {what} connection: {e}.");
+                        }
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(source = %ctx.name, "GELF {what}: accept failed: {e}.");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    let all = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(2), all)
+        .await
+        .is_err()
+    {
+        connections.abort_all();
+    }
+}
