@@ -26,6 +26,7 @@ pub mod config;
 #[cfg(feature = "pipeline")]
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "pipeline")]
 pub mod host;
 #[cfg(feature = "pipeline")]
 pub mod index;
@@ -33,6 +34,7 @@ pub mod index;
 pub mod journal;
 #[cfg(feature = "pipeline")]
 pub mod limits;
+#[cfg(feature = "pipeline")]
 pub mod ops;
 #[cfg(feature = "pipeline")]
 pub mod pipeline;
