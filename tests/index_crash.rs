@@ -46,7 +46,12 @@ fn committed_coverage(index: &Path) -> HashMap<String, u64> {
 
 /// How many times each transaction id is in the index.
 fn txn_counts(index: &Path, expected_total: usize) -> HashMap<String, usize> {
-    let hits = IndexReaderSet::new(index)
+    // Every entry, past the search API's default cap.
+    let limits = quill::index::limits::SearchLimits {
+        max_limit: expected_total * 2 + 10,
+        ..Default::default()
+    };
+    let hits = IndexReaderSet::with_limits(index, limits)
         .search(&SearchRequest {
             query: Some("*".into()),
             limit: expected_total * 2 + 10,

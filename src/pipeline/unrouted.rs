@@ -33,10 +33,13 @@ pub struct Unrouted {
 
 impl Unrouted {
     /// Counts with `routes` from now on (stops the current thread first). With a route that
-    /// takes everything nothing is unrouted: the thread stops and its cursor is removed.
+    /// takes everything nothing is unrouted, and without sinks records wait for one: in both
+    /// cases the thread stops and its cursor is removed.
     pub fn update(&mut self, journal: &Journal, routes: Vec<Route>) {
         self.stop();
-        if routes.iter().any(Route::takes_all) {
+        // Without any sink every record waits in the journal for one to be configured: the
+        // accountant must not read (and so acknowledge) it.
+        if routes.is_empty() || routes.iter().any(Route::takes_all) {
             if let Err(e) = journal.remove_cursor(CURSOR) {
                 tracing::warn!("Cannot remove the unrouted accountant's cursor: {e}.");
             }

@@ -254,7 +254,15 @@ pub(crate) fn bind_tcp(
     let sa = parse_addr(addr, what)?;
     let name = format!("{source}-{what}");
     if let Some(fd) = crate::host::inherited_socket(sa, &name, crate::host::SocketKind::Stream) {
-        return Ok(std::net::TcpListener::from(fd));
+        let listener = std::net::TcpListener::from(fd);
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| SyslogError::Socket {
+                what,
+                addr: addr.to_string(),
+                source,
+            })?;
+        return Ok(listener);
     }
     let setup = |source| SyslogError::Socket {
         what,
