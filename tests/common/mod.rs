@@ -29,6 +29,11 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(dir: &Path, config: &Path) -> Daemon {
+        Daemon::start_with_env(dir, config, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables for the daemon.
+    pub fn start_with_env(dir: &Path, config: &Path, env: &[(&str, &str)]) -> Daemon {
         let stderr_path = dir.join(format!(
             "quill-stderr-{}.log",
             std::time::SystemTime::now()
@@ -43,6 +48,7 @@ impl Daemon {
             .arg(config)
             .current_dir(dir)
             .env("QUILL_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
