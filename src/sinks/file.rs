@@ -116,15 +116,16 @@ pub struct FileSink {
 }
 
 /// Category → (file number, length).
-type FileStates = BTreeMap<String, (u32, u64)>;
+pub(super) type FileStates = BTreeMap<String, (u32, u64)>;
 
 fn file_path(root: &Path, category: &str, index: u32) -> PathBuf {
     root.join(category)
         .join(format!("{category}_{index:05}.gelf"))
 }
 
-/// Sink state: one `category index length` line per category.
-fn encode_state(states: &FileStates) -> Bytes {
+/// Sink state: one `category index length` line per category (also the raw store's, see
+/// [`super::scribe_store`]).
+pub(super) fn encode_state(states: &FileStates) -> Bytes {
     let mut s = String::new();
     for (cat, (index, len)) in states {
         s.push_str(&format!("{cat} {index} {len}\n"));
@@ -139,15 +140,17 @@ fn file_states(outputs: &BTreeMap<String, Output>) -> FileStates {
         .collect()
 }
 
-fn decode_state(state: &[u8]) -> Vec<(String, u32, u64)> {
-    let text = String::from_utf8_lossy(state);
-    text.lines()
+/// Reads [`encode_state`]'s text back, dropping lines that are malformed or name an unsafe
+/// category.
+pub(super) fn decode_state(state: &[u8]) -> FileStates {
+    String::from_utf8_lossy(state)
+        .lines()
         .filter_map(|l| {
             let mut it = l.split(' ');
             let cat = it.next()?;
             let index = it.next()?.parse().ok()?;
             let len = it.next()?.parse().ok()?;
-            is_safe_category(cat).then(|| (cat.to_string(), index, len))
+            is_safe_category(cat).then(|| (cat.to_string(), (index, len)))
         })
         .collect()
 }
@@ -182,7 +185,7 @@ impl FileSink {
             .sink_state()
             .map(|b| decode_state(b))
             .unwrap_or_default();
-        for (category, index, len) in state {
+        for (category, (index, len)) in state {
             let dir = root.join(&category);
             std::fs::create_dir_all(&dir)?;
             // Files numbered after the acknowledged one were started after the last ack.
@@ -547,13 +550,16 @@ mod tests {
                 assert_eq!(v["short_message"], format!("line {i}"), "{fsync:?}");
             }
             let state = decode_state(sink.cursor.sink_state().unwrap());
-            assert_eq!(state, vec![("web".to_string(), 0, text.len() as u64)]);
+            assert_eq!(
+                state,
+                FileStates::from([("web".to_string(), (0, text.len() as u64))])
+            );
         }
     }
 
     #[test]
     fn state_round_trip_rejects_unsafe() {
         let v = decode_state(b"web 3 120\n../x 1 1\nbad\n");
-        assert_eq!(v, vec![("web".to_string(), 3, 120)]);
+        assert_eq!(v, FileStates::from([("web".to_string(), (3, 120))]));
     }
 }

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::file::{FileStates, decode_state};
 use crate::component::{ComponentError, SinkContext};
 use crate::config::{Compression, FileSinkConfig, is_safe_category};
 use crate::journal::{Cursor, Entry};
@@ -63,9 +64,6 @@ struct Output {
     opened: Instant,
 }
 
-/// Category → (file number, length).
-type FileStates = BTreeMap<String, (u32, u64)>;
-
 pub struct ScribeStore {
     root: PathBuf,
     max_size: u64,
@@ -86,25 +84,14 @@ fn file_path(root: &Path, category: &str, index: u32) -> PathBuf {
     root.join(category).join(file_name(category, index))
 }
 
+/// The sink state: the file sink's format ([`super::file::encode_state`]), one
+/// `category index length` line per category.
 fn encode_state(outputs: &BTreeMap<String, Output>) -> Bytes {
-    let mut s = String::new();
-    for (cat, o) in outputs {
-        s.push_str(&format!("{cat} {} {}\n", o.index, o.len));
-    }
-    Bytes::from(s)
-}
-
-fn decode_state(state: &[u8]) -> FileStates {
-    String::from_utf8_lossy(state)
-        .lines()
-        .filter_map(|l| {
-            let mut it = l.split(' ');
-            let cat = it.next()?;
-            let index = it.next()?.parse().ok()?;
-            let len = it.next()?.parse().ok()?;
-            is_safe_category(cat).then(|| (cat.to_string(), (index, len)))
-        })
-        .collect()
+    let states: FileStates = outputs
+        .iter()
+        .map(|(cat, o)| (cat.clone(), (o.index, o.len)))
+        .collect();
+    super::file::encode_state(&states)
 }
 
 /// The numbers of `<category>_NNNNN` files in `dir` (compressed or not), with whether each is
