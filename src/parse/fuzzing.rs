@@ -72,6 +72,7 @@ pub fn compile_formats(data: &[u8]) {
         zone: &crate::parse::LogZone::UTC,
         received_ms: 0,
         txn: &txn,
+        sd: None,
     };
     if let Ok(f) = haproxy::logformat::LogFormat::compile(s) {
         let mut sink = super::FieldList::default();

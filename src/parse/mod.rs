@@ -357,6 +357,8 @@ pub struct Context<'p> {
     /// The receive time, to guess the year of RFC 3164 dates.
     pub received_ms: i64,
     pub txn: &'p TxnIdSources,
+    /// The `log-format-sd` parameters SD fields are named by (HAProxy's structured data).
+    pub sd: Option<&'p haproxy::sd::SdFormats>,
 }
 
 /// A compiled [`ParserConfig`]: cheap to share between threads, used for every line.
@@ -400,6 +402,7 @@ impl Parser {
             zone: &self.zone,
             received_ms,
             txn: &self.txn,
+            sd: self.haproxy.sd_formats(),
         }
     }
 

@@ -1,0 +1,127 @@
+//! The HAProxy 3.x config language, from a haproxy.cfg written for it (no Debian package runs
+//! 3.x here; the 2.6 mechanisms run live in tests/haproxy_formats_live.rs): `log-profile`
+//! sections and the `log … profile NAME` lines that use them, `%{+json}o` and `%{+cbor}o`
+//! encoded lines with `%(name)` nodes, a profile's `sd` format, and `defaults … from` chains.
+#![cfg(feature = "pipeline")]
+
+use quill::parse::haproxy::config::HaproxyConfig;
+use quill::parse::{FieldList, Format, Parser, ParserConfig};
+
+const CFG: &str = r#"
+log-profile json
+    log-tag "haproxy"
+    on close format "%{+json}o %(client_ip)ci %(client_port)cp %(request_date)tr %(frontend_name)ft %(status_code)ST %(bytes_read)B %(uid)ID %(request_line)r"
+
+log-profile cbor
+    on any format "%{+cbor}o %(client_ip)ci %(status)ST %(uid)ID %(port)cp"
+
+log-profile sd
+    on close format "%ci:%cp %ST" sd "[p@1 b=\"%B\" id=\"%ID\"]"
+
+defaults base
+    mode http
+    log-format "%ci:%cp [%tr] %ft %ST %B base"
+
+defaults mid from base
+    timeout client 5s
+
+frontend fe_json from mid
+    log 127.0.0.1:514 format raw profile json local0
+    unique-id-format %{+X}o%ci%cp
+
+frontend fe_cbor from mid
+    log 127.0.0.1:514 format raw profile cbor local0
+
+frontend fe_plain from mid
+
+frontend fe_sd from mid
+    log 127.0.0.1:514 format rfc5424 profile sd local0
+"#;
+
+fn parser() -> Parser {
+    ParserConfig {
+        format: Format::Haproxy,
+        haproxy_config: Some(HaproxyConfig::parse_with_env(CFG, &|_| None).unwrap()),
+        ..ParserConfig::default()
+    }
+    .compile()
+    .unwrap()
+}
+
+fn parse(p: &Parser, f: Format, line: &str) -> (FieldList, Option<String>) {
+    let mut fl = FieldList::default();
+    let info = p
+        .parse_line(f, line.as_bytes(), 1_796_299_393_000, &mut fl)
+        .unwrap_or_else(|e| panic!("{line}: {e:?}"));
+    let txn = info.txn_id.map(|(_, v)| v.text().unwrap().into_owned());
+    (fl, txn)
+}
+
+#[test]
+fn defaults_chain_gives_the_log_format() {
+    let cfg = HaproxyConfig::parse_with_env(CFG, &|_| None).unwrap();
+    let p = cfg.proxy("fe_plain").unwrap();
+    assert_eq!(
+        p.log_format().as_deref(),
+        Some("%ci:%cp [%tr] %ft %ST %B base")
+    );
+    assert_eq!(p.inherited().count(), 2);
+    let (f, _) = parse(
+        &parser(),
+        Format::Haproxy,
+        "10.0.0.1:4000 [03/Dec/2026:10:00:00.000] fe_plain 200 12 base",
+    );
+    assert_eq!(f.get_int("bytes_read"), Some(12));
+}
+
+#[test]
+fn json_profile_lines_are_fields() {
+    let (f, txn) = parse(
+        &parser(),
+        Format::Haproxy,
+        r#"{"client_ip": "10.1.2.3", "client_port": 41000, "request_date": "03/Dec/2026:10:00:00.250", "frontend_name": "fe_json", "status_code": 404, "bytes_read": 379, "uid": "0A0102039FB8", "request_line": "GET /a\"b HTTP/1.1", "extra": 7}"#,
+    );
+    assert_eq!(f.get_str("client_ip"), Some("10.1.2.3"));
+    assert_eq!(f.get_int("client_port"), Some(41000));
+    assert_eq!(f.get_str("frontend"), Some("fe_json"));
+    assert_eq!(f.get_int("status"), Some(404));
+    assert_eq!(f.get_int("bytes_read"), Some(379));
+    assert_eq!(f.get_str("http_method"), Some("GET"));
+    assert_eq!(f.get_str("http_path"), Some("/a\"b"));
+    assert_eq!(f.get_int("json_extra"), Some(7));
+    assert_eq!(txn.as_deref(), Some("0A0102039FB8"));
+}
+
+#[test]
+fn cbor_profile_lines_are_fields() {
+    // {_ "client_ip": "127.0.0.1", "status": 200, "uid": "ab-1", "port": 12345}, hex-encoded.
+    let (f, txn) = parse(
+        &parser(),
+        Format::Haproxy,
+        "BF69636C69656E745F6970693132372E302E302E316673746174757318C8637569646461622D3164706F7274193039FF",
+    );
+    assert_eq!(f.get_str("client_ip"), Some("127.0.0.1"));
+    assert_eq!(f.get_int("status"), Some(200));
+    assert_eq!(f.get_int("client_port"), Some(12345));
+    assert_eq!(txn.as_deref(), Some("ab-1"));
+    // Truncated CBOR does not parse as CBOR (it is kept as an admin message), no panic.
+    let mut fl = FieldList::default();
+    let info = parser()
+        .parse_line(Format::Haproxy, b"BF69636C69656E74", 0, &mut fl)
+        .unwrap();
+    assert_eq!(info.format, "haproxy-admin");
+    assert_eq!(fl.get_str("client_ip"), None);
+}
+
+#[test]
+fn profile_sd_names_the_structured_data() {
+    let (f, txn) = parse(
+        &parser(),
+        Format::Syslog,
+        r#"<134>1 2026-12-03T10:00:00.000Z h haproxy 1 - [p@1 b="512" id="rid-9"] 10.0.0.9:5000 200"#,
+    );
+    assert_eq!(f.get_int("sd_bytes_read"), Some(512));
+    assert_eq!(f.get_str("sd_unique_id"), Some("rid-9"));
+    assert_eq!(f.get_int("status"), Some(200));
+    assert_eq!(txn.as_deref(), Some("rid-9"));
+}
