@@ -11,6 +11,7 @@ pub mod config;
 pub(crate) mod encoded;
 pub mod logformat;
 pub mod sd;
+mod values;
 mod vars;
 
 use memchr::memchr;
