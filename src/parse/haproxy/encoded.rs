@@ -317,3 +317,44 @@ fn var_key(var: &Var) -> &'static str {
         _ => "value",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{FieldList, LogZone, TxnIdSources};
+
+    /// Every truncation and every one-digit change of a valid line parses or fails, never
+    /// panics, and a long declared length cannot make it read past the line.
+    #[test]
+    fn hostile_cbor_is_an_error() {
+        let f =
+            LogFormat::compile("%{+cbor}o %(client_ip)ci %(status)ST %(uid)ID %(port)cp").unwrap();
+        let txn = TxnIdSources::default();
+        let cx = Context {
+            zone: &LogZone::UTC,
+            received_ms: 0,
+            txn: &txn,
+            sd: None,
+        };
+        let good = b"BF69636C69656E745F6970693132372E302E302E316673746174757318C8637569646461622D3164706F7274193039FF";
+        let run = |line: &[u8]| {
+            let mut fl = FieldList::default();
+            let mut info = LineInfo::default();
+            f.parse(line, &cx, &Captures::default(), &mut fl, &mut info)
+                .is_ok()
+        };
+        assert!(run(good));
+        for n in 0..good.len() {
+            let _ = run(&good[..n]);
+            for d in [b'0', b'7', b'B', b'F'] {
+                let mut m = good.to_vec();
+                m[n] = d;
+                let _ = run(&m);
+            }
+        }
+        // A text string declaring 2^63 bytes.
+        assert!(!run(b"A1617A7B7FFFFFFFFFFFFFFF"));
+        // Raw (`+bin`) CBOR.
+        assert!(!run(&[0xa1, 0x61, b'x', 0x01]));
+    }
+}
