@@ -2,6 +2,9 @@
 //! 3.x here; the 2.6 mechanisms run live in tests/haproxy_formats_live.rs): `log-profile`
 //! sections and the `log … profile NAME` lines that use them, `%{+json}o` and `%{+cbor}o`
 //! encoded lines with `%(name)` nodes, a profile's `sd` format, and `defaults … from` chains.
+//! Also, offline, the lines Debian's HAProxy 2.6.12 wrote in tests/haproxy_formats_live.rs with
+//! the config written for it (tests/fixtures/haproxy_languages/): `+X`, `+E`, `log-format-sd`,
+//! `error-log-format`, a log-format inherited through `defaults web from base`.
 #![cfg(feature = "pipeline")]
 
 use quill::parse::haproxy::config::HaproxyConfig;
@@ -124,4 +127,41 @@ fn profile_sd_names_the_structured_data() {
     assert_eq!(f.get_str("sd_unique_id"), Some("rid-9"));
     assert_eq!(f.get_int("status"), Some(200));
     assert_eq!(txn.as_deref(), Some("rid-9"));
+}
+
+#[test]
+fn haproxy_26_lines_from_the_live_config() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/haproxy_languages");
+    let cfg = std::fs::read_to_string(dir.join("haproxy-2.6.cfg")).unwrap();
+    let p = ParserConfig {
+        format: Format::Syslog,
+        haproxy_config: Some(HaproxyConfig::parse_with_env(&cfg, &|_| None).unwrap()),
+        ..ParserConfig::default()
+    }
+    .compile()
+    .unwrap();
+    let log = std::fs::read_to_string(dir.join("haproxy-2.6.log")).unwrap();
+    let lines: Vec<_> = log.lines().map(|l| parse(&p, Format::Syslog, l)).collect();
+    // fe_hex: `%{+X}o` addresses and ports, then `%{-X}o`, a sample and `+Q,+E` (with `#22`).
+    let (a, _) = &lines[0];
+    assert_eq!(a.get_str("client_ip"), Some("127.0.0.1"));
+    assert_eq!(a.get_int("client_port"), Some(0x84A6));
+    assert_eq!(a.get_int("status"), Some(200));
+    assert_eq!(a.get_int("bytes_read"), Some(297));
+    assert_eq!(a.get_str("var_txn.tag"), Some("tag-1"));
+    assert_eq!(a.get_str("http_query"), Some("?a=%5Bb%5D\"c"));
+    // fe_sd: the SD parameters named for what they hold; %ID is the txn id.
+    let (b, txn) = &lines[1];
+    assert_eq!(b.get_str("sd_unique_id"), Some("7F000001BE9A-0001"));
+    assert_eq!(txn.as_deref(), Some("7F000001BE9A-0001"));
+    assert_eq!(b.get_int("sd_bytes_read"), Some(297));
+    assert_eq!(b.get_int("sd_status"), Some(200));
+    assert_eq!(b.get_str("sd_http_query"), Some("?x=]\"\\"));
+    assert_eq!(b.get_int("client_port"), Some(48794));
+    // fe_err: error-log-format.
+    let (c, _) = &lines[2];
+    assert_eq!(c.get_int("fc_err"), Some(15));
+    assert_eq!(c.get_int("feconn"), Some(1));
+    assert_eq!(c.get_int("client_port"), Some(55816));
 }
