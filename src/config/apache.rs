@@ -50,7 +50,7 @@ pub fn load(path: &Path, root: &Path) -> Result<ApacheConfig, String> {
 
 /// The texts of the files `full` names: one file, a directory's files (sorted), or a glob's
 /// matches (sorted). A required Include that matches nothing is an error, as in Apache.
-fn read_matches(full: &Path, optional: bool) -> Result<Vec<String>, String> {
+fn read_matches(full: &Path, optional: bool) -> Result<Vec<(String, String)>, String> {
     let shown = full.display().to_string();
     let mut files: Vec<PathBuf> = if full.is_dir() {
         std::fs::read_dir(full)
@@ -76,7 +76,9 @@ fn read_matches(full: &Path, optional: bool) -> Result<Vec<String>, String> {
     files
         .iter()
         .map(|f| {
-            std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+            Ok((f.display().to_string(), text))
         })
         .collect()
 }
@@ -132,6 +134,13 @@ mod tests {
         std::fs::write(etc.join("bad.conf"), "\n\nInclude nope/*.conf\n").unwrap();
         let e = load(&etc.join("bad.conf"), Path::new("/")).unwrap_err();
         assert!(e.contains("bad.conf") && e.contains("line 3"), "{e}");
+        // An error inside an included file names that file and its line.
+        std::fs::write(etc.join("conf-enabled/b.conf"), "\nLogFormat \"open\n").unwrap();
+        let e = load(&p, Path::new("/")).unwrap_err();
+        assert!(
+            e.contains("b.conf line 2") && e.contains("unterminated"),
+            "{e}"
+        );
         assert!(platform_config(&root.join("none")).is_none());
     }
 }

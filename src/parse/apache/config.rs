@@ -20,9 +20,10 @@ pub struct ApacheConfig {
 }
 
 /// Reads what an `Include`/`IncludeOptional` names: `(pattern, optional, server_root)` to the
-/// texts of the files it matches, in Apache's order; an error message when a required one
-/// cannot be read.
-pub type Includer<'i> = dyn FnMut(&str, bool, Option<&str>) -> Result<Vec<String>, String> + 'i;
+/// `(file name, text)` of the files it matches, in Apache's order; an error message when a
+/// required one cannot be read.
+pub type Includer<'i> =
+    dyn FnMut(&str, bool, Option<&str>) -> Result<Vec<(String, String)>, String> + 'i;
 
 /// `Include`s nested deeper than this are refused (a file that includes itself).
 const MAX_INCLUDE_DEPTH: usize = 16;
@@ -120,8 +121,10 @@ impl ApacheConfig {
                 }
                 let optional = directive.eq_ignore_ascii_case("IncludeOptional");
                 let root = cfg.server_root.clone();
-                for text in include(pattern, optional, root.as_deref()).map_err(err)? {
-                    cfg.read(&text, include, depth + 1)?;
+                for (name, text) in include(pattern, optional, root.as_deref()).map_err(err)? {
+                    // An error inside an included file names it and its line, at the Include.
+                    cfg.read(&text, include, depth + 1)
+                        .map_err(|e| err(format!("{name} line {}: {}", e.line, e.what)))?;
                 }
             }
         }
