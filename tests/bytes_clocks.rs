@@ -33,7 +33,7 @@ fn join(apache_log: &std::path::Path) -> BTreeMap<String, (i64, String)> {
         .filter_map(|l| {
             let j: serde_json::Value = serde_json::from_str(l).unwrap();
             let basis = j.get("_bytes_sent_basis")?.as_str()?.to_owned();
-            let tid = j.get("_sd_tid")?.as_str()?.to_owned();
+            let tid = j.get("_sd_var_txn.tid")?.as_str()?.to_owned();
             Some((tid, (j["_bytes_sent"].as_i64().unwrap_or(-1), basis)))
         })
         .collect()

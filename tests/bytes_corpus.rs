@@ -183,9 +183,15 @@ fn corpus_table(extra: &[&str], allowed_reasons: &[&str]) -> Vec<(String, String
         ) else {
             continue;
         };
-        let tid = j.get("_sd_tid").and_then(|v| v.as_str()).unwrap_or("-");
-        let fe = j.get("_sd_fe").and_then(|v| v.as_str()).unwrap_or("");
-        let cp = j.get("_sd_cp").map(|v| v.to_string()).unwrap_or_default();
+        let tid = j
+            .get("_sd_var_txn.tid")
+            .and_then(|v| v.as_str())
+            .unwrap_or("-");
+        let fe = j.get("_sd_frontend").and_then(|v| v.as_str()).unwrap_or("");
+        let cp = j
+            .get("_sd_client_port")
+            .map(|v| v.to_string())
+            .unwrap_or_default();
         let is_tcp = j
             .get("_termination_state")
             .and_then(|v| v.as_str())

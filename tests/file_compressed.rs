@@ -1,6 +1,7 @@
 //! A file rotated and compressed while the agent was down (real `logrotate` with `compress`
 //! and no `delaycompress`: `app.log` becomes `app.log.1.gz` at once) is read on from its
-//! checkpoint inside the `.gz`, exactly once; likewise for `.zst` (`compresscmd zstd`).
+//! checkpoint inside the `.gz`, exactly once; likewise for `.zst` (`compresscmd zstd`), `.bz2`
+//! (`compresscmd bzip2`) and `.xz` (`compresscmd xz`).
 #![cfg(feature = "pipeline")]
 
 mod common;
@@ -87,4 +88,31 @@ fn zstd_without_delaycompress() {
         "create\n    compress\n    compresscmd /usr/bin/zstd\n    compressext .zst\n    compressoptions -q",
         ".zst",
     );
+}
+
+/// `compresscmd PROGRAM` with `compressext SUFFIX` (the program must be installed under CI).
+fn with_program(program: &str, suffix: &str) {
+    let path = format!("/usr/bin/{program}");
+    if !Path::new(&path).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{program} must be installed"
+        );
+        eprintln!("SKIPPED: {program} not installed");
+        return;
+    }
+    rotated_and_compressed_while_down(
+        &format!("create\n    compress\n    compresscmd {path}\n    compressext {suffix}"),
+        suffix,
+    );
+}
+
+#[test]
+fn bzip2_without_delaycompress() {
+    with_program("bzip2", ".bz2");
+}
+
+#[test]
+fn xz_without_delaycompress() {
+    with_program("xz", ".xz");
 }

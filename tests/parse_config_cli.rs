@@ -190,7 +190,9 @@ fn quill_parse_command_with_configs() {
 #[test]
 fn quill_parse_auto_detects_per_line_and_reports_errors() {
     let out = quill()
-        .args(["parse", "--txn-id", "request_id"])
+        .args(["parse", "--txn-id", "request_id", "--apache-root"])
+        // A root without a platform Apache config: the nicknames stay ambiguous.
+        .arg(fixture("cli"))
         .arg(fixture("cli/mixed.log"))
         .output()
         .unwrap();

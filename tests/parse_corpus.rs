@@ -287,7 +287,7 @@ fn haproxy_rfc5424_matches_ground_truth_by_sd_tid() {
     let (mut joined, mut mismatches) = (0, Vec::new());
     for (i, x) in parsed.iter().enumerate() {
         let f = &x.fields;
-        let tid = f.get_str("sd_tid").unwrap_or("-");
+        let tid = f.get_str("sd_var_txn.tid").unwrap_or("-");
         let cp = f.get_int("client_port").unwrap_or(-1);
         let fe = f.get_str("frontend").unwrap_or("");
         // HTTP lines carry the tid; tcp ones and bad requests are joined by port.
@@ -302,7 +302,7 @@ fn haproxy_rfc5424_matches_ground_truth_by_sd_tid() {
             mismatches.push(format!("line {}: {} ({m})", i + 1, t.tid));
         }
         assert_eq!(
-            f.get_str("sd_fe"),
+            f.get_str("sd_frontend"),
             f.get_str("frontend"),
             "SD fe vs parsed frontend, line {}",
             i + 1

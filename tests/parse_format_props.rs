@@ -19,6 +19,12 @@ enum Gen {
     Id,
     Method,
     Epoch,
+    /// `+X`: a port written as 4 hex digits.
+    HexPort,
+    /// `+X`: an IPv4 address written as 8 hex digits.
+    HexIp,
+    /// `+E`: text with `"`, `\` and `]`, written backslash-escaped.
+    Escaped,
 }
 
 const HAPROXY: &[(&str, Option<&str>, Gen)] = &[
@@ -37,6 +43,9 @@ const HAPROXY: &[(&str, Option<&str>, Gen)] = &[
     ("%rc", Some("retries"), Gen::Count),
     ("%[var(txn.tag)]", Some("var_txn.tag"), Gen::Name),
     ("%Ts", None, Gen::Epoch),
+    ("%{+X}fp", Some("frontend_port"), Gen::HexPort),
+    ("%{+X}bi", Some("backend_source_ip"), Gen::HexIp),
+    ("%{+E}HQ", Some("http_query"), Gen::Escaped),
 ];
 
 const APACHE: &[(&str, Option<&str>, Gen)] = &[
@@ -53,6 +62,8 @@ const APACHE: &[(&str, Option<&str>, Gen)] = &[
     ("%m", Some("http_method"), Gen::Method),
     ("%{X-Trace}i", Some("request_header_x-trace"), Gen::Name),
     ("%{%Y-%m-%dT%H:%M:%S}t", None, Gen::Epoch),
+    ("%{c}a", Some("peer_ip"), Gen::Ip),
+    ("%{SSL_PROTOCOL}x", Some("ssl_protocol"), Gen::Name),
 ];
 
 fn value(g: Gen) -> BoxedStrategy<(String, FieldValue)> {
@@ -79,6 +90,29 @@ fn value(g: Gen) -> BoxedStrategy<(String, FieldValue)> {
         Gen::Method => text("(GET|POST|HEAD|PUT|DELETE|OPTIONS|PATCH)"),
         // 2000-01-01 .. 2037
         Gen::Epoch => int(946_684_800..=2_100_000_000),
+        Gen::HexPort => (1i64..=65535)
+            .prop_map(|n| (format!("{n:04X}"), FieldValue::Int(n)))
+            .boxed(),
+        Gen::HexIp => (0u8..=255, 0u8..=255, 1u8..=254)
+            .prop_map(|(a, b, c)| {
+                (
+                    format!("0A{a:02X}{b:02X}{c:02X}"),
+                    FieldValue::Str(format!("10.{a}.{b}.{c}")),
+                )
+            })
+            .boxed(),
+        Gen::Escaped => "[a-z?=\\]\"\\\\]{1,10}"
+            .prop_map(|raw: String| {
+                let mut text = String::new();
+                for c in raw.chars() {
+                    if matches!(c, '"' | '\\' | ']') {
+                        text.push('\\');
+                    }
+                    text.push(c);
+                }
+                (text, FieldValue::Str(raw))
+            })
+            .boxed(),
     }
 }
 

@@ -35,6 +35,10 @@ pub struct ParseArgs {
     /// the same name as an input selects that input's format.
     #[arg(long, value_name = "FILE")]
     pub apache_config: Option<PathBuf>,
+    /// Without --apache-config and --apache-format, the platform's Apache config
+    /// (etc/apache2/apache2.conf, etc/httpd/conf/httpd.conf) is read below this directory.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub apache_root: PathBuf,
     /// Time zone of times that carry none: an IANA name with its DST rules
     /// (`America/Los_Angeles`), `UTC`, an offset (`+01:00`, `-0500`) or `local`. Default: the
     /// host's local zone (`TZ`, then /etc/localtime).
@@ -87,14 +91,24 @@ pub fn parser_config(args: &ParseArgs, file: Option<&Path>) -> anyhow::Result<Pa
             Some(HaproxyConfig::parse(&text).with_context(|| format!("in {}", path.display()))?);
     }
     cfg.apache_log_formats = args.apache_format.clone();
-    if let Some(path) = &args.apache_config {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let ac = ApacheConfig::parse(&text).with_context(|| format!("in {}", path.display()))?;
+    let platform = if args.apache_config.is_none() && args.apache_format.is_empty() {
+        crate::config::apache::platform_config(&args.apache_root)
+    } else {
+        None
+    };
+    if let Some(path) = args.apache_config.as_ref().or(platform.as_ref()) {
+        let ac: ApacheConfig = match crate::config::apache::load(path, Path::new("/")) {
+            Ok(ac) => ac,
+            // An unreadable platform config leaves the nicknames ambiguous.
+            Err(_) if platform.is_some() => ApacheConfig::default(),
+            Err(e) => anyhow::bail!(e),
+        };
         match file.and_then(|f| ac.format_for_file(f)) {
             Some(f) => cfg.apache_log_formats.insert(0, f.to_owned()),
+            None if platform.is_some() => cfg.apache_log_formats.extend(ac.all_formats()),
             None => cfg.apache_log_formats.extend(ac.formats()),
         }
+        cfg.apache_error_log_formats = ac.error_log_formats;
     }
     Ok(cfg)
 }

@@ -6,6 +6,7 @@
 //!
 //! This module reads the config file and nothing else; it starts nothing.
 
+pub mod apache;
 mod gelf;
 mod limits;
 mod output;
@@ -521,6 +522,12 @@ impl SourceConfig {
 impl ParseOptions<'_> {
     /// Reads the named config files and builds the parser configuration.
     pub fn to_parser_config(&self) -> Result<crate::parse::ParserConfig, String> {
+        self.to_parser_config_in(Path::new("/"))
+    }
+
+    /// [`ParseOptions::to_parser_config`] with the Apache config files (and the platform's, see
+    /// [`apache`]) read below `root`.
+    pub fn to_parser_config_in(&self, root: &Path) -> Result<crate::parse::ParserConfig, String> {
         use crate::parse::{ParserConfig, TxnIdSources};
         let mut cfg = ParserConfig {
             format: self.format,
@@ -545,11 +552,18 @@ impl ParseOptions<'_> {
             );
         }
         if let Some(path) = self.apache_config {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let ac = crate::parse::apache::config::ApacheConfig::parse(&text)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let ac = apache::load(path, root)?;
             cfg.apache_log_formats.extend(ac.formats());
+            cfg.apache_error_log_formats = ac.error_log_formats;
+        } else if self.apache_format.is_empty()
+            && let Some(path) = apache::platform_config(root)
+        {
+            // Without a config, the platform's: its LogFormats say whether `combined` is `%b`
+            // or `%O` (an unreadable one is ignored: the nicknames stay ambiguous).
+            if let Ok(ac) = apache::load(&path, Path::new("/")) {
+                cfg.apache_log_formats.extend(ac.all_formats());
+                cfg.apache_error_log_formats = ac.error_log_formats;
+            }
         }
         Ok(cfg)
     }

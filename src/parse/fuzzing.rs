@@ -12,7 +12,7 @@ use super::haproxy::config::HaproxyConfig;
 use super::{Format, Parser, ParserConfig, apache, haproxy};
 use crate::record::{Origin, Record, Timestamp};
 
-const CFG: &str = "frontend fe_cookie\n capture request header X-Test-Id len 40\n capture response header Server len 40\nfrontend fe_custom\n log-format \"%ci:%cp [%t] %ft %ID %{+Q}[var(txn.tid)] %Ts %HM %HU %HV %U %{+Q}r\"\n";
+const CFG: &str = "frontend fe_cookie\n capture request header X-Test-Id len 40\n capture response header Server len 40\nfrontend fe_custom\n log-format \"%ci:%cp [%t] %ft %ID %{+Q}[var(txn.tid)] %Ts %HM %HU %HV %U %{+Q}r\"\nfrontend fe_enc\n log-format \"%{+json}o %(ci)ci %(st)ST %(id)ID %(r)r\"\n error-log-format \"%{+X}o %ci:%cp [%tr] %ft %{+E}[fc_err]\"\n log-format-sd \"[q@1 b=\\\"%B\\\" t=\\\"%tr\\\"]\"\nfrontend fe_cbor\n log-format \"%{+cbor}o %(ci)ci %(st)ST %(t)tr\"\n";
 
 fn parser(format: Format) -> &'static Parser {
     static P: OnceLock<Vec<Parser>> = OnceLock::new();
@@ -72,6 +72,7 @@ pub fn compile_formats(data: &[u8]) {
         zone: &crate::parse::LogZone::UTC,
         received_ms: 0,
         txn: &txn,
+        sd: None,
     };
     if let Ok(f) = haproxy::logformat::LogFormat::compile(s) {
         let mut sink = super::FieldList::default();
@@ -85,6 +86,11 @@ pub fn compile_formats(data: &[u8]) {
         );
     }
     if let Ok(f) = apache::logformat::LogFormat::compile(s) {
+        let mut sink = super::FieldList::default();
+        let mut info = super::LineInfo::default();
+        let _ = f.parse(data, &cx, &mut sink, &mut info);
+    }
+    if let Ok(f) = apache::errorformat::ErrorLogFormat::compile(s) {
         let mut sink = super::FieldList::default();
         let mut info = super::LineInfo::default();
         let _ = f.parse(data, &cx, &mut sink, &mut info);
@@ -106,6 +112,7 @@ pub fn read_configs(data: &[u8]) {
     if let Ok(cfg) = ApacheConfig::parse(s) {
         let _ = ParserConfig {
             apache_log_formats: cfg.formats(),
+            apache_error_log_formats: cfg.error_log_formats,
             ..ParserConfig::default()
         }
         .compile();

@@ -44,6 +44,7 @@ pub fn validate(line: &[u8]) -> Result<(), ParseError> {
         zone: &super::LogZone::UTC,
         received_ms: 0,
         txn: &txn,
+        sd: None,
     };
     parse(line, &cx, &mut super::Discard, &mut LineInfo::default())
 }
@@ -149,6 +150,7 @@ mod tests {
             zone: &crate::parse::LogZone::UTC,
             received_ms: 0,
             txn: &txn,
+            sd: None,
         };
         let mut f = FieldList::default();
         let mut info = LineInfo::default();

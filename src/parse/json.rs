@@ -175,6 +175,7 @@ mod tests {
             zone: &crate::parse::LogZone::UTC,
             received_ms: 0,
             txn: &txn,
+            sd: None,
         };
         let mut f = FieldList::default();
         let mut info = LineInfo::default();

@@ -300,6 +300,8 @@ pub struct ParserConfig {
     /// Apache `LogFormat` strings (or nicknames `common`, `combined`, `vhost_combined`,
     /// `combinedio`), tried in order; empty means the standard ones.
     pub apache_log_formats: Vec<String>,
+    /// Apache `ErrorLogFormat` strings (error lines in the default layout parse without).
+    pub apache_error_log_formats: Vec<String>,
     /// The zone of times that carry no offset. The library default is UTC (deterministic);
     /// the daemon and `quill parse` default to the host's local zone ([`LogZone::local`]).
     pub timezone: LogZone,
@@ -316,6 +318,7 @@ impl Default for ParserConfig {
             haproxy_log_formats: Vec::new(),
             haproxy_config: None,
             apache_log_formats: Vec::new(),
+            apache_error_log_formats: Vec::new(),
             timezone: LogZone::UTC,
             txn_id_sources: TxnIdSources::default(),
             level_5xx: 3,
@@ -357,6 +360,8 @@ pub struct Context<'p> {
     /// The receive time, to guess the year of RFC 3164 dates.
     pub received_ms: i64,
     pub txn: &'p TxnIdSources,
+    /// The `log-format-sd` parameters SD fields are named by (HAProxy's structured data).
+    pub sd: Option<&'p haproxy::sd::SdFormats>,
 }
 
 /// A compiled [`ParserConfig`]: cheap to share between threads, used for every line.
@@ -384,7 +389,10 @@ impl Parser {
                 &config.haproxy_log_formats,
                 config.haproxy_config.as_ref(),
             )?,
-            apache: apache::ApacheParser::new(&config.apache_log_formats)?,
+            apache: apache::ApacheParser::new(
+                &config.apache_log_formats,
+                &config.apache_error_log_formats,
+            )?,
             zone: config.timezone.clone(),
             txn: config.txn_id_sources.clone(),
             level_5xx: config.level_5xx,
@@ -400,6 +408,7 @@ impl Parser {
             zone: &self.zone,
             received_ms,
             txn: &self.txn,
+            sd: self.haproxy.sd_formats(),
         }
     }
 

@@ -150,6 +150,7 @@ fn parse_sd<'a, S: FieldSink>(
     }
     while line.get(pos) == Some(&b'[') {
         pos += 1;
+        let id_at = pos;
         let id_end = line[pos..]
             .iter()
             .position(|&c| c == b' ' || c == b']')
@@ -195,6 +196,19 @@ fn parse_sd<'a, S: FieldSink>(
             }
             let value = &line[vstart..pos.min(line.len())];
             pos += 1;
+            let sd_id = &line[id_at..id_at + id_end];
+            if cx.sd.is_some_and(|sd| {
+                sd.emit(
+                    sd_id,
+                    name,
+                    &line[vstart - 1..pos.min(line.len())],
+                    cx,
+                    sink,
+                    info,
+                )
+            }) {
+                continue;
+            }
             let v = if memchr(b'\\', value).is_some() {
                 Value::Escaped(value, Escaping::Sd)
             } else {
@@ -327,6 +341,7 @@ pub fn header<'a>(
         zone,
         received_ms,
         txn: &txn,
+        sd: None,
     };
     let mut sink = FacilitySink::default();
     let mut info = LineInfo::default();
@@ -389,6 +404,7 @@ mod tests {
             zone: &crate::parse::LogZone::UTC,
             received_ms: 1_795_396_130_000,
             txn: &txn,
+            sd: None,
         };
         let mut f = FieldList::default();
         let mut info = LineInfo::default();

@@ -265,6 +265,12 @@ pub enum Escaping {
     Sd,
     /// JSON string contents: `\"`, `\\`, `\/`, `\b\f\n\r\t`, `\uXXXX` (with surrogate pairs).
     Json,
+    /// An IPv4 address HAProxy wrote with `+X`: eight hex digits (`7F000001` is `127.0.0.1`).
+    HexIp,
+    /// HAProxy `+E`: RFC 5424 backslash escapes over HAProxy's `#XX` escapes.
+    HashSd,
+    /// Bytes written as hex digit pairs (CBOR strings of a hex-encoded `+cbor` line).
+    Hex,
 }
 
 impl Escaping {
@@ -273,12 +279,58 @@ impl Escaping {
         match self {
             Escaping::Apache | Escaping::Sd | Escaping::Json => b'\\',
             Escaping::Hash => b'#',
+            Escaping::HexIp | Escaping::Hex => 0,
+            Escaping::HashSd => b'\\',
         }
+    }
+}
+
+/// `7F000001` → `127.0.0.1`; anything else is kept as it is.
+fn hex_ipv4(src: &[u8], out: &mut Vec<u8>) {
+    let octets: Option<Vec<u8>> = (src.len() == 8)
+        .then(|| {
+            src.chunks(2)
+                .map(|p| Some(hexval(p[0])? << 4 | hexval(p[1])?))
+                .collect()
+        })
+        .flatten();
+    match octets {
+        Some(o) => {
+            let mut b = itoa::Buffer::new();
+            for (i, v) in o.iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(b.format(*v).as_bytes());
+            }
+        }
+        None => out.extend_from_slice(src),
     }
 }
 
 /// Appends the decoded form of `src` to `out`. Malformed escapes are kept as they are.
 pub fn unescape(src: &[u8], esc: Escaping, out: &mut Vec<u8>) {
+    match esc {
+        Escaping::HexIp => return hex_ipv4(src, out),
+        Escaping::HashSd => {
+            let mut sd = Vec::with_capacity(src.len());
+            unescape(src, Escaping::Sd, &mut sd);
+            return unescape(&sd, Escaping::Hash, out);
+        }
+        Escaping::Hex => {
+            for p in src.chunks(2) {
+                match (
+                    p.first().copied().and_then(hexval),
+                    p.get(1).copied().and_then(hexval),
+                ) {
+                    (Some(a), Some(b)) => out.push(a << 4 | b),
+                    _ => out.extend_from_slice(p),
+                }
+            }
+            return;
+        }
+        _ => {}
+    }
     let marker = esc.marker();
     let mut rest = src;
     while let Some(i) = memchr::memchr(marker, rest) {
@@ -330,6 +382,7 @@ pub fn unescape(src: &[u8], esc: Escaping, out: &mut Vec<u8>) {
                 Some(c @ (b'"' | b'\\' | b']')) => (Some(*c), 1),
                 _ => (None, 0),
             },
+            Escaping::HexIp | Escaping::Hex | Escaping::HashSd => (None, 0),
         };
         match decoded {
             Some(c) => {

@@ -17,7 +17,7 @@ pub fn looks_like_error_log(line: &[u8]) -> bool {
 }
 
 /// Syslog severity of an Apache log level.
-fn severity(level: &[u8]) -> Option<u8> {
+pub(super) fn severity(level: &[u8]) -> Option<u8> {
     Some(match level {
         b"emerg" => 0,
         b"alert" => 1,

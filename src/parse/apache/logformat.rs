@@ -85,7 +85,7 @@ pub enum CompileError {
     Empty,
 }
 
-const CODES: &[u8] = b"aABbCDefhHiIklLmnoOpPqrRsStTuUvVX";
+const CODES: &[u8] = b"aABbCDefhHiIklLmnoOpPqrRsStTuUvVXx";
 
 impl LogFormat {
     pub fn compile(fmt: &str) -> Result<LogFormat, CompileError> {
@@ -492,6 +492,16 @@ fn emit<'a, S: FieldSink>(
         b'L' => s("log_id", sink),
         b'f' => s("filename", sink),
         b'R' => s("handler", sink),
+        // mod_ssl's `%{SSL_PROTOCOL}x` etc.: `ssl_protocol`; other variables `ssl_var_<name>`.
+        b'x' => {
+            if !absent {
+                let name = arg.unwrap_or("");
+                match name.get(..4).filter(|p| p.eq_ignore_ascii_case("ssl_")) {
+                    Some(_) => sink.dynamic_field("ssl_", &name.as_bytes()[4..], esc(v)),
+                    None => sink.dynamic_field("ssl_var_", name.as_bytes(), esc(v)),
+                }
+            }
+        }
         b'i' | b'o' | b'e' | b'n' | b'C' => {
             let name = arg.unwrap_or("");
             if absent {

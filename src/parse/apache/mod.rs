@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod error;
+pub mod errorformat;
 pub mod logformat;
 pub mod strftime;
 
@@ -16,6 +17,8 @@ use super::{ConfigError, Context, FieldSink, LineInfo, ParseError};
 #[derive(Debug)]
 pub struct ApacheParser {
     formats: Vec<(&'static str, LogFormat)>,
+    /// `ErrorLogFormat`s of the config, tried before the default error-log layout.
+    error_formats: Vec<errorformat::ErrorLogFormat>,
 }
 
 impl ApacheParser {
@@ -23,7 +26,7 @@ impl ApacheParser {
     /// vhost_combined and combinedio. A nickname `combined`/`common` reports its size as
     /// `response_body_or_sent_bytes` (upstream `%b` or Debian `%O`); a format string read from
     /// the config that defines it is exact about which.
-    pub fn new(formats: &[String]) -> Result<ApacheParser, ConfigError> {
+    pub fn new(formats: &[String], error_formats: &[String]) -> Result<ApacheParser, ConfigError> {
         let mut compiled = Vec::new();
         let defaults = [
             ("apache-combined", logformat::COMBINED),
@@ -62,7 +65,19 @@ impl ApacheParser {
                 },
             ));
         }
-        Ok(ApacheParser { formats: compiled })
+        let error_formats = error_formats
+            .iter()
+            .map(|f| {
+                errorformat::ErrorLogFormat::compile(f).map_err(|e| ConfigError::ApacheLogFormat {
+                    format: f.clone(),
+                    error: e.to_string(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(ApacheParser {
+            formats: compiled,
+            error_formats,
+        })
     }
 
     /// Parses an access or error log line.
@@ -74,6 +89,16 @@ impl ApacheParser {
         info: &mut LineInfo<'a>,
     ) -> Result<(), ParseError> {
         let line = trim_end(line);
+        for f in &self.error_formats {
+            let mark = sink.mark();
+            let saved = *info;
+            if f.parse(line, cx, sink, info).is_ok() {
+                info.format = "apache-error";
+                return Ok(());
+            }
+            sink.rollback(mark);
+            *info = saved;
+        }
         if error::looks_like_error_log(line) {
             info.format = "apache-error";
             return error::parse(line, cx, sink, info);

@@ -5,8 +5,12 @@
 //! The result keeps every section with its directives as word lists, so later readers (byte
 //! accounting: cookie insert, http-response headers, compression) query the same structure.
 //! [`ProxyView`] answers the questions the log parser asks: the effective log-format of a proxy
-//! (its own or its defaults section's, `option httplog/tcplog/httpslog/httplog clf`); its
-//! capture slots are read by [`super::captures`]. No I/O: the caller reads the file.
+//! (its own or its defaults section's, `option httplog/tcplog/httpslog/httplog clf`), its
+//! `error-log-format` and `log-format-sd`, and the formats of the 3.1 `log-profile`s its `log`
+//! lines name; its capture slots are read by [`super::captures`]. Defaults are HAProxy's: a
+//! proxy inherits the last `defaults` section before it, or the one it names with `from`, and a
+//! named defaults section may itself inherit (`defaults b from a`). No I/O: the caller reads
+//! the file.
 
 use super::logformat;
 
@@ -85,9 +89,8 @@ impl HaproxyConfig {
                 "listen" => Some(SectionKind::Listen),
                 "backend" => Some(SectionKind::Backend),
                 "peers" | "resolvers" | "userlist" | "cache" | "ring" | "mailers" | "program"
-                | "http-errors" | "namespace_list" | "traces" | "log-forward" | "crt-store" => {
-                    Some(SectionKind::Other)
-                }
+                | "http-errors" | "namespace_list" | "traces" | "log-forward" | "crt-store"
+                | "log-profile" | "acme" => Some(SectionKind::Other),
                 _ => None,
             };
             match kind {
@@ -140,6 +143,7 @@ impl HaproxyConfig {
                 name: s.name.as_deref().unwrap_or(""),
                 section: s,
                 defaults,
+                cfg: self,
             })
         })
     }
@@ -156,21 +160,108 @@ pub struct ProxyView<'c> {
     pub name: &'c str,
     pub section: &'c Section,
     pub defaults: Option<&'c Section>,
+    cfg: &'c HaproxyConfig,
 }
 
-impl ProxyView<'_> {
+impl<'c> ProxyView<'c> {
     /// The log-format string this proxy logs with (a built-in one for `option httplog` etc.),
     /// or `None` if it sets none (HAProxy then uses the default "Connect from" format).
     pub fn log_format(&self) -> Option<String> {
-        own_log_format(self.section).or_else(|| self.defaults.and_then(own_log_format))
+        own_log_format(self.section).or_else(|| self.inherited().find_map(own_log_format))
     }
 
-    /// Directives of the proxy itself, then of its defaults section.
-    pub fn directives(&self) -> impl Iterator<Item = &Directive> {
+    /// Its `error-log-format` (own or inherited), if any.
+    pub fn error_log_format(&self) -> Option<String> {
+        self.last_of("error-log-format")
+    }
+
+    /// Its `log-format-sd` (own or inherited), if any.
+    pub fn log_format_sd(&self) -> Option<String> {
+        self.last_of("log-format-sd")
+    }
+
+    /// `(format, sd)` of every `on <step> … format F sd S` of the `log-profile`s its `log`
+    /// lines name (`log … profile NAME`; with `log global`, the global section's).
+    pub fn profile_formats(&self) -> Vec<(Option<String>, Option<String>)> {
+        let global = self
+            .cfg
+            .sections
+            .iter()
+            .filter(|s| s.kind == SectionKind::Global);
+        let uses_global = self.directives().any(|d| d.starts_with(&["log", "global"]));
+        let logs = self
+            .directives()
+            .chain(
+                global
+                    .filter(|_| uses_global)
+                    .flat_map(|s| s.directives.iter()),
+            )
+            .filter(|d| d.starts_with(&["log"]));
+        let mut out = Vec::new();
+        for d in logs {
+            let Some(p) = d.words.iter().position(|w| w == "profile") else {
+                continue;
+            };
+            let Some(name) = d.words.get(p + 1) else {
+                continue;
+            };
+            let profile =
+                self.cfg.sections.iter().find(|s| {
+                    s.keyword == "log-profile" && s.name.as_deref() == Some(name.as_str())
+                });
+            for on in profile
+                .into_iter()
+                .flat_map(|s| s.directives.iter())
+                .filter(|d| d.starts_with(&["on"]))
+            {
+                let after = |kw: &str| {
+                    let i = on.words.iter().position(|w| w == kw)?;
+                    on.words.get(i + 1).cloned()
+                };
+                let entry = (after("format"), after("sd"));
+                if (entry.0.is_some() || entry.1.is_some()) && !out.contains(&entry) {
+                    out.push(entry);
+                }
+            }
+        }
+        out
+    }
+
+    /// The words after `kw` of its last `kw` line, own or inherited.
+    fn last_of(&self, kw: &str) -> Option<String> {
+        let own = |s: &Section| {
+            s.directives
+                .iter()
+                .rev()
+                .find(|d| d.starts_with(&[kw]))
+                .map(|d| d.words[1..].join(" "))
+        };
+        own(self.section).or_else(|| self.inherited().find_map(own))
+    }
+
+    /// Its defaults section, then the named defaults that one inherits `from`, and so on.
+    pub fn inherited(&self) -> impl Iterator<Item = &'c Section> + '_ {
+        let sections = &self.cfg.sections;
+        let mut cur = self.defaults;
+        // At most one step per section: a `from` cycle cannot loop.
+        (0..sections.len()).map_while(move |_| {
+            let d = cur?;
+            let at = sections.iter().position(|s| std::ptr::eq(s, d))?;
+            cur = d.from.as_ref().and_then(|from| {
+                sections[..at].iter().rev().find(|s| {
+                    s.kind == SectionKind::Defaults && s.name.as_deref() == Some(from.as_str())
+                })
+            });
+            Some(d)
+        })
+    }
+
+    /// Directives of the proxy itself, then of its defaults sections.
+    pub fn directives(&self) -> impl Iterator<Item = &'c Directive> + '_ {
         self.section
             .directives
             .iter()
-            .chain(self.defaults.into_iter().flat_map(|d| d.directives.iter()))
+            .chain(self.inherited().flat_map(|d| d.directives.iter()))
     }
 }
 

@@ -9,6 +9,10 @@ use memchr::memchr;
 
 use super::Captures;
 use super::captures::emit_slot;
+pub(crate) use super::values::{emit_request, esc, find_short, starts_with_short};
+use super::values::{expected_lit, parse_hex, str_value, unescaped_quote};
+pub(crate) use super::vars::Var;
+use super::vars::{Encoding, Flags, sample_field_name};
 use crate::parse::text::{Escaping, parse_clf_date, parse_i64};
 use crate::parse::{Context, FieldSink, LineInfo, ParseError, Value};
 
@@ -25,135 +29,36 @@ pub const CLF: &str = "%{+Q}o %{-Q}ci - - [%trg] %r %ST %B \"\" \"\" %cp %ms %ft
 const MAX_FORMAT_LEN: usize = 16 * 1024;
 const MAX_ITEMS: usize = 512;
 
-/// What a variable holds, and so how it is read and which field it becomes.
 #[derive(Debug, Clone, PartialEq)]
-enum Var {
-    Ip(&'static str),
-    Int(&'static str),
-    Date,
-    Unix,
-    /// `%ft`/`%f`: the frontend, `~` marks SSL.
-    Frontend,
-    Str(&'static str),
-    Status,
-    /// `%ts`/`%tsc`: never quoted.
-    TermState,
-    /// Ta (also `request_time_ms`).
-    ActiveTime,
-    /// Tt (also `request_time_ms` when the format has no Ta).
-    TotalTime,
-    Request,
-    CaptureReq,
-    CaptureRes,
-    CaptureReqList,
-    CaptureResList,
-    UniqueId,
-    /// `%CC` (true) / `%CS`: the captured cookie.
-    Cookie(bool),
-    /// `%[fetch,conv]`: field named after the fetch (index into `LogFormat::sample_names`, so
-    /// that `Var` stays a plain tagged enum that matches with a jump table).
-    Sample(u16),
-    /// Parsed but not reported (`%ms`).
-    Skip,
-}
-
-impl Var {
-    fn lookup(name: &str) -> Option<Var> {
-        Some(match name {
-            "ci" => Var::Ip("client_ip"),
-            "cp" => Var::Int("client_port"),
-            "fi" => Var::Ip("frontend_ip"),
-            "fp" => Var::Int("frontend_port"),
-            "bi" => Var::Ip("backend_source_ip"),
-            "bp" => Var::Int("backend_source_port"),
-            "si" => Var::Ip("server_ip"),
-            "sp" => Var::Int("server_port"),
-            "t" | "tr" | "trg" | "trl" | "T" | "Tl" => Var::Date,
-            "Ts" => Var::Unix,
-            "ms" => Var::Skip,
-            "ft" | "f" => Var::Frontend,
-            "b" => Var::Str("backend"),
-            "s" => Var::Str("server"),
-            "TR" => Var::Int("time_request_ms"),
-            "Tw" => Var::Int("time_queue_ms"),
-            "Tc" => Var::Int("time_connect_ms"),
-            "Tr" => Var::Int("time_response_ms"),
-            "Ta" => Var::ActiveTime,
-            "Tt" => Var::TotalTime,
-            "Th" => Var::Int("time_handshake_ms"),
-            "Ti" => Var::Int("time_idle_ms"),
-            "Tq" => Var::Int("time_before_request_ms"),
-            "Td" => Var::Int("time_data_ms"),
-            "Tu" => Var::Int("time_user_ms"),
-            "ST" => Var::Status,
-            "B" => Var::Int("bytes_read"),
-            "U" => Var::Int("bytes_uploaded"),
-            "CC" => Var::Cookie(true),
-            "CS" => Var::Cookie(false),
-            "ts" | "tsc" => Var::TermState,
-            "ac" => Var::Int("actconn"),
-            "fc" => Var::Int("feconn"),
-            "bc" => Var::Int("beconn"),
-            "sc" => Var::Int("srvconn"),
-            "rc" => Var::Int("retries"),
-            "sq" => Var::Int("srv_queue"),
-            "bq" => Var::Int("backend_queue"),
-            "lc" => Var::Int("log_counter"),
-            "rt" => Var::Int("request_counter"),
-            "pid" => Var::Int("haproxy_pid"),
-            "H" => Var::Str("haproxy_host"),
-            "hr" => Var::CaptureReq,
-            "hs" => Var::CaptureRes,
-            "hrl" => Var::CaptureReqList,
-            "hsl" => Var::CaptureResList,
-            "r" => Var::Request,
-            "HM" => Var::Str("http_method"),
-            "HU" => Var::Str("http_path"),
-            "HP" => Var::Str("http_path"),
-            "HPO" => Var::Str("http_path_only"),
-            "HQ" => Var::Str("http_query"),
-            "HV" => Var::Str("http_version"),
-            "ID" => Var::UniqueId,
-            "sslv" => Var::Str("ssl_version"),
-            "sslc" => Var::Str("ssl_cipher"),
-            _ => return None,
-        })
-    }
-
-    /// Whether `+Q` puts this variable in quotes (HAProxy quotes strings, not numbers or dates).
-    fn quotable(&self) -> bool {
-        matches!(
-            self,
-            Var::Ip(_)
-                | Var::Frontend
-                | Var::Str(_)
-                | Var::Request
-                | Var::CaptureReqList
-                | Var::CaptureResList
-                | Var::UniqueId
-                | Var::Cookie(_)
-                | Var::Sample(_)
-        )
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Item {
+pub(super) enum Item {
     Lit(Box<[u8]>),
     /// `dup`: the same variable appears earlier; it is matched but not reported twice.
+    /// `name`: the 3.0 node name `%(name)`, the key of an encoded (`+json`/`+cbor`) line.
     Var {
         var: Var,
         quoted: bool,
+        fl: ValueFlags,
         dup: bool,
+        name: Option<Box<str>>,
     },
+}
+
+/// How one variable's value is written, beyond quoting: `+X` hex, `+E` backslash escapes (or
+/// the JSON escapes of a `+json` line).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct ValueFlags {
+    pub hex: bool,
+    pub escaping: Option<Escaping>,
 }
 
 /// A compiled log-format.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogFormat {
-    items: Vec<Item>,
+    pub(super) items: Vec<Item>,
     sample_names: Vec<String>,
-    has_active_time: bool,
+    pub(super) has_active_time: bool,
+    /// `%{+json}o` / `%{+cbor}o`: the line is an encoded object, not text.
+    pub(super) encoding: Option<Encoding>,
 }
 
 /// Why a log-format string did not compile.
@@ -179,7 +84,7 @@ impl LogFormat {
         }
         let mut items = Vec::new();
         let mut lit: Vec<u8> = Vec::new();
-        let mut global_quote = false;
+        let mut global = Flags::default();
         let mut sample_names: Vec<String> = Vec::new();
         let mut i = 0;
         let flush = |lit: &mut Vec<u8>, items: &mut Vec<Item>| {
@@ -196,13 +101,25 @@ impl LogFormat {
                 b'%' => {
                     let at = i;
                     i += 1;
-                    let mut quote: Option<bool> = None;
-                    if s.get(i) == Some(&b'{') {
-                        let end = memchr(b'}', &s[i..])
-                            .ok_or(CompileError::Unterminated("flags", at))?
-                            + i;
-                        quote = parse_flags(&fmt[i + 1..end], at)?;
-                        i = end + 1;
+                    let mut flags = Flags::default();
+                    let mut name: Option<Box<str>> = None;
+                    // `%(name){flags}var` (3.0) or `%{flags}(name)var`.
+                    for _ in 0..2 {
+                        if s.get(i) == Some(&b'{') {
+                            let end = memchr(b'}', &s[i..])
+                                .ok_or(CompileError::Unterminated("flags", at))?
+                                + i;
+                            flags = Flags::parse(&fmt[i + 1..end], at)?;
+                            i = end + 1;
+                        } else if s.get(i) == Some(&b'(') {
+                            let end = memchr(b')', &s[i..])
+                                .ok_or(CompileError::Unterminated("node name", at))?
+                                + i;
+                            // `%(name:type)`: the type only changes how HAProxy encodes it.
+                            let n = fmt[i + 1..end].split(':').next().unwrap_or("");
+                            name = Some(n.into());
+                            i = end + 1;
+                        }
                     }
                     let var = if s.get(i) == Some(&b'[') {
                         let mut depth = 0usize;
@@ -239,20 +156,29 @@ impl LogFormat {
                         }
                         let name = &fmt[start..i];
                         if name == "o" {
-                            if let Some(q) = quote {
-                                global_quote = q;
-                            }
+                            global = flags.over(global);
                             continue;
                         }
                         Var::lookup(name)
                             .ok_or_else(|| CompileError::UnknownVar(name.to_owned(), at))?
                     };
                     flush(&mut lit, &mut items);
-                    let quoted = var.quotable() && quote.unwrap_or(global_quote);
+                    let f = flags.over(global);
+                    let quoted = var.quotable() && f.quote.unwrap_or(false);
+                    let fl = ValueFlags {
+                        hex: var.hexable() && f.hex.unwrap_or(false),
+                        escaping: f.escape.unwrap_or(false).then_some(Escaping::HashSd),
+                    };
                     let dup = items
                         .iter()
                         .any(|it| matches!(it, Item::Var { var: v, .. } if *v == var));
-                    items.push(Item::Var { var, quoted, dup });
+                    items.push(Item::Var {
+                        var,
+                        quoted,
+                        fl,
+                        dup,
+                        name,
+                    });
                 }
                 b'\\' if i + 1 < s.len() => {
                     lit.push(s[i + 1]);
@@ -306,6 +232,7 @@ impl LogFormat {
             items,
             sample_names,
             has_active_time,
+            encoding: global.encoding,
         })
     }
 
@@ -318,6 +245,9 @@ impl LogFormat {
         sink: &mut S,
         info: &mut LineInfo<'a>,
     ) -> Result<(), ParseError> {
+        if let Some(enc) = self.encoding {
+            return super::encoded::parse(self, enc, line, cx, captures, sink, info);
+        }
         let mut pos = 0usize;
         let mut frontend: &[u8] = b"";
         let mut skip_space = false;
@@ -341,7 +271,13 @@ impl LogFormat {
                         return Err(ParseError::at(expected_lit(l), pos));
                     }
                 }
-                Item::Var { var, quoted, dup } => {
+                Item::Var {
+                    var,
+                    quoted,
+                    fl,
+                    dup,
+                    ..
+                } => {
                     skip_space = false;
                     let next_lit: Option<&[u8]> = match self.items.get(k) {
                         Some(Item::Lit(l)) => Some(l),
@@ -391,7 +327,12 @@ impl LogFormat {
                             if line.get(pos) != Some(&b'"') {
                                 return Err(ParseError::at("expected `\"`", pos));
                             }
-                            match memchr(b'"', &line[pos + 1..]) {
+                            let close = if fl.escaping.is_some() {
+                                unescaped_quote(&line[pos + 1..])
+                            } else {
+                                memchr(b'"', &line[pos + 1..])
+                            };
+                            match close {
                                 Some(i) => {
                                     value = &line[pos + 1..pos + 1 + i];
                                     pos += i + 2;
@@ -439,6 +380,7 @@ impl LogFormat {
                         self.emit(
                             var,
                             value,
+                            *fl,
                             start,
                             cx,
                             captures,
@@ -447,7 +389,17 @@ impl LogFormat {
                             &mut info2,
                         )?;
                     } else {
-                        self.emit(var, value, start, cx, captures, &mut frontend, sink, info)?;
+                        self.emit(
+                            var,
+                            value,
+                            *fl,
+                            start,
+                            cx,
+                            captures,
+                            &mut frontend,
+                            sink,
+                            info,
+                        )?;
                     }
                     if info.truncated {
                         return Ok(());
@@ -462,10 +414,11 @@ impl LogFormat {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn emit<'a, S: FieldSink>(
+    pub(super) fn emit<'a, S: FieldSink>(
         &self,
         var: &Var,
         value: &'a [u8],
+        fl: ValueFlags,
         at: usize,
         cx: &Context<'_>,
         captures: &Captures,
@@ -473,7 +426,11 @@ impl LogFormat {
         sink: &mut S,
         info: &mut LineInfo<'a>,
     ) -> Result<(), ParseError> {
-        let int = |v: &[u8]| parse_i64(v).ok_or(ParseError::at("expected a number", at));
+        let int = |v: &[u8]| {
+            if fl.hex { parse_hex(v) } else { parse_i64(v) }
+                .ok_or(ParseError::at("expected a number", at))
+        };
+        let esc = |v: &'a [u8]| str_value(v, fl);
         match var {
             Var::Ip(name) => {
                 if value.is_empty()
@@ -488,7 +445,14 @@ impl LogFormat {
                     return Err(ParseError::at("expected an address", at));
                 }
                 if value != b"-" {
-                    sink.field(name, Value::Str(value));
+                    sink.field(
+                        name,
+                        if fl.hex && value.len() == 8 {
+                            Value::Escaped(value, Escaping::HexIp)
+                        } else {
+                            Value::Str(value)
+                        },
+                    );
                 }
             }
             Var::Int(name) => {
@@ -578,7 +542,7 @@ impl LogFormat {
                     .get(usize::from(*idx))
                     .map_or("sample", String::as_str);
                 if !value.is_empty() && value != b"-" {
-                    let v = if memchr(b'#', value).is_some() {
+                    let v = if memchr(b'#', value).is_some() || memchr(b'\\', value).is_some() {
                         esc(value)
                     } else {
                         Value::number_or_str(value)
@@ -586,7 +550,7 @@ impl LogFormat {
                     sink.field(name, v);
                 }
             }
-            Var::Request => emit_request(value, sink),
+            Var::Request => emit_request(value, sink, |v| str_value(v, fl)),
             Var::CaptureReq | Var::CaptureRes => {
                 let req = matches!(var, Var::CaptureReq);
                 sink.field(
@@ -631,119 +595,6 @@ impl LogFormat {
             }
         }
         Ok(())
-    }
-}
-
-/// `hay.starts_with(lit)` without a `memcmp` call for the one- and two-byte literals that
-/// separate most fields.
-#[inline]
-pub(crate) fn starts_with_short(hay: &[u8], lit: &[u8]) -> bool {
-    match *lit {
-        [a] => hay.first() == Some(&a),
-        [a, b] => hay.len() >= 2 && hay[0] == a && hay[1] == b,
-        _ => hay.starts_with(lit),
-    }
-}
-
-/// `memchr` for values that are usually a few bytes long (names, numbers): a plain loop over
-/// the first 16 bytes, then memchr.
-#[inline]
-pub(crate) fn find_short(needle: u8, hay: &[u8]) -> Option<usize> {
-    let head = hay.len().min(16);
-    match hay[..head].iter().position(|&c| c == needle) {
-        Some(i) => Some(i),
-        None if hay.len() > head => memchr(needle, &hay[head..]).map(|i| i + head),
-        None => None,
-    }
-}
-
-/// HAProxy `#XX` escapes only need decoding when a `#` is present.
-pub(crate) fn esc(v: &[u8]) -> Value<'_> {
-    if memchr(b'#', v).is_some() {
-        Value::Escaped(v, Escaping::Hash)
-    } else {
-        Value::Str(v)
-    }
-}
-
-/// Splits `METHOD URI VERSION` into fields; `<BADREQ>` and other odd requests stay whole.
-pub(crate) fn emit_request<S: FieldSink>(value: &[u8], sink: &mut S) {
-    if value.is_empty() || value == b"-" {
-        return;
-    }
-    let Some(sp) = memchr(b' ', value) else {
-        sink.field("http_request", esc(value));
-        return;
-    };
-    let method = &value[..sp];
-    let rest = &value[sp + 1..];
-    sink.field("http_method", Value::Str(method));
-    match memchr::memrchr(b' ', rest) {
-        Some(sp2) if rest[sp2 + 1..].starts_with(b"HTTP/") => {
-            sink.field("http_path", esc(&rest[..sp2]));
-            sink.field("http_version", Value::Str(&rest[sp2 + 1..]));
-        }
-        _ => sink.field("http_path", esc(rest)),
-    }
-}
-
-fn expected_lit(l: &[u8]) -> &'static str {
-    match l.first() {
-        Some(b' ') => "expected a space",
-        Some(b'/') => "expected `/`",
-        Some(b':') => "expected `:`",
-        Some(b'[') => "expected `[`",
-        Some(b']') => "expected `]`",
-        Some(b'"') => "expected `\"`",
-        Some(b'{') => "expected `{`",
-        _ => "expected literal text of the log-format",
-    }
-}
-
-fn parse_flags(flags: &str, at: usize) -> Result<Option<bool>, CompileError> {
-    let mut quote = None;
-    let b = flags.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b',' => i += 1,
-            s @ (b'+' | b'-') => {
-                let start = i + 1;
-                let mut j = start;
-                while j < b.len() && b[j].is_ascii_alphabetic() {
-                    j += 1;
-                }
-                match &flags[start..j] {
-                    "Q" => quote = Some(s == b'+'),
-                    "X" | "E" | "M" | "bin" => {}
-                    other => return Err(CompileError::BadFlag(other.to_owned(), at)),
-                }
-                i = j;
-            }
-            _ => return Err(CompileError::BadFlag(flags.to_owned(), at)),
-        }
-    }
-    Ok(quote)
-}
-
-/// `ssl_fc_err,hex` → `ssl_fc_err`; `var(txn.tid)` → `var_txn.tid`.
-fn sample_field_name(expr: &str) -> String {
-    let fetch = expr.split(',').next().unwrap_or(expr);
-    let mut out = String::with_capacity(fetch.len());
-    for c in fetch.chars() {
-        out.push(
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            },
-        );
-    }
-    let trimmed = out.trim_end_matches('_').to_owned();
-    if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("id") {
-        format!("sample_{trimmed}")
-    } else {
-        trimmed
     }
 }
 

@@ -8,7 +8,11 @@
 
 pub mod captures;
 pub mod config;
+pub(crate) mod encoded;
 pub mod logformat;
+pub mod sd;
+mod values;
+mod vars;
 
 use memchr::memchr;
 
@@ -22,6 +26,7 @@ use super::{ConfigError, Context, FieldSink, LineInfo, ParseError, Value};
 pub struct HaproxyParser {
     formats: Vec<(&'static str, LogFormat)>,
     captures: Captures,
+    sd: sd::SdFormats,
 }
 
 impl HaproxyParser {
@@ -34,13 +39,26 @@ impl HaproxyParser {
             .map(|f| ("haproxy-custom", f.clone()))
             .collect();
         let captures = cfg.map(Captures::from_config).unwrap_or_default();
+        let mut sd = sd::SdFormats::default();
         if let Some(cfg) = cfg {
             for p in cfg.proxies() {
-                if let Some(f) = p.log_format() {
+                // Its log-format, error-log-format and the formats of the log-profiles it
+                // logs with: each a custom format (the built-in ones are tried anyway).
+                let profiles = p.profile_formats();
+                let texts = [p.log_format(), p.error_log_format()]
+                    .into_iter()
+                    .chain(profiles.iter().map(|(f, _)| f.clone()));
+                for f in texts.flatten() {
                     let name = builtin_name(&f).unwrap_or("haproxy-custom");
                     if name == "haproxy-custom" && !sources.iter().any(|(_, s)| *s == f) {
                         sources.push((name, f));
                     }
+                }
+                for f in std::iter::once(p.log_format_sd())
+                    .chain(profiles.into_iter().map(|(_, s)| s))
+                    .flatten()
+                {
+                    sd.add(&f);
                 }
             }
         }
@@ -55,7 +73,16 @@ impl HaproxyParser {
             })?;
             formats.push((name, compiled));
         }
-        Ok(HaproxyParser { formats, captures })
+        Ok(HaproxyParser {
+            formats,
+            captures,
+            sd,
+        })
+    }
+
+    /// The `log-format-sd` parameters of the configuration (`None` without any).
+    pub fn sd_formats(&self) -> Option<&sd::SdFormats> {
+        (!self.sd.is_empty()).then_some(&self.sd)
     }
 
     /// Parses an HAProxy message (without syslog header).

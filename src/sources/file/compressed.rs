@@ -1,16 +1,15 @@
 //! Rotated files compressed while Quill was down (logrotate `compress` without
 //! `delaycompress`: `app.log` → `app.log.1` → `app.log.1.gz` before Quill read its end).
 //!
-//! After a restart, a checkpointed file that is nowhere to be found may be a `.gz` or `.zst`
-//! in the directory it was in. [`stage`] decompresses such a file on the source thread and, if
+//! After a restart, a checkpointed file that is nowhere to be found may be a `.gz`, `.zst`,
+//! `.bz2` or `.xz` in the directory it was in. [`stage`] decompresses such a file on the source thread and, if
 //! its decompressed first bytes are a known identity's (full fingerprint), writes into an
 //! anonymous in-memory file (`memfd`) what the tailer needs at the same offsets: the first
 //! bytes (the fingerprint), the bytes just before the checkpoint offset (the offset marker),
 //! and everything after it. The rest stays a hole, so memory holds only the head and the part
 //! not read yet. The tailer then reads that file as the rotated file it is, from its
 //! checkpoint, exactly once (its checkpoints move with it; a crash while draining finds the
-//! same compressed file again at the next start). `.bz2`, `.xz`, `.lz4` and `.zip` are not
-//! read (logged).
+//! same compressed file again at the next start). `.lz4` and `.zip` are not read (logged).
 //!
 //! Touches only the compressed file it is given (read) and the memfd it creates.
 
@@ -36,6 +35,11 @@ fn decoder(path: &Path) -> std::io::Result<Option<Box<dyn Read>>> {
         Some(Box::new(flate2::read::MultiGzDecoder::new(f)))
     } else if name.ends_with(b".zst") {
         Some(Box::new(zstd::stream::read::Decoder::new(f)?))
+    } else if name.ends_with(b".bz2") {
+        // Concatenated streams too (`cat a.bz2 b.bz2`, pbzip2).
+        Some(Box::new(bzip2::read::MultiBzDecoder::new(f)))
+    } else if name.ends_with(b".xz") {
+        Some(Box::new(liblzma::read::XzDecoder::new_multi_decoder(f)))
     } else {
         None
     })
@@ -63,7 +67,7 @@ pub fn stage(
     fingerprint_bytes: u32,
 ) -> std::io::Result<Option<Staged>> {
     let Some(mut r) = decoder(path)? else {
-        tracing::info!(path = %path.display(), "Compressed file not read (only .gz and .zst are).");
+        tracing::info!(path = %path.display(), "Compressed file not read (only .gz, .zst, .bz2 and .xz are).");
         return Ok(None);
     };
     let mut head = vec![0u8; fingerprint_bytes as usize];

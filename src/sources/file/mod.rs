@@ -40,9 +40,9 @@
 //!   bytes that were before that checkpoint's offset. Otherwise it is another file, read from
 //!   its start.
 //! - **deleted while open**: drained to the end, then released; its checkpoint is forgotten.
-//! - rotated `*.gz` / `*.zst` (and `.bz2`, `.xz`, `.lz4`, `.zip`) files are never matched by the
+//! - rotated `*.gz` / `*.zst` / `*.bz2` / `*.xz` (and `.lz4`, `.zip`) files are never matched by the
 //!   globs. A file Quill had not read to its end that was rotated **and compressed** while Quill
-//!   was down (logrotate `compress` without `delaycompress`) is found as `.gz`/`.zst` next to
+//!   was down (logrotate `compress` without `delaycompress`) is found as `.gz`/`.zst`/`.bz2`/`.xz` next to
 //!   where it was and read on from its checkpoint inside the decompressed data ([`compressed`]);
 //!   while Quill runs, the renamed file stays open and is drained before compression matters.
 //! - **after a restart**, a file renamed while Quill was down is found again by inode and
