@@ -2,11 +2,12 @@
 //!
 //! Pure text functions over the config file's contents; they read nothing else.
 
+use serde::Deserialize;
 use thiserror::Error;
 
 use super::{
     FileSinkConfig, FileSourceConfig, ForwardSinkConfig, ForwardSourceConfig, GelfSourceConfig,
-    IndexSinkConfig, SyslogSourceConfig,
+    IndexSinkConfig, ParseKeys, SyslogSourceConfig,
 };
 
 /// A config error, located in its file.
@@ -101,6 +102,18 @@ fn relocate_in_tagged_table(text: &str, origin: &str, table: &str) -> Option<Con
             let (k, v) = l.split_once('=')?;
             (k.trim() == "type").then(|| v.trim().trim_matches('"').to_string())
         })?;
+    // The parse keys are flattened into file and syslog sources, and serde reports their bad
+    // values without a position: try each alone.
+    if matches!((kind, type_name.as_str()), ("sources", "file" | "syslog"))
+        && let Some((key, message)) = first_bad_parse_key(&body)
+    {
+        return Some(ConfigError::Invalid {
+            path: origin.to_string(),
+            line: find_key_line(text, table, key),
+            key: join_key(table, key),
+            message,
+        });
+    }
     let err = match (kind, type_name.as_str()) {
         ("sources", "file") => toml::from_str::<FileSourceConfig>(&body).err(),
         ("sources", "syslog") => toml::from_str::<SyslogSourceConfig>(&body).err(),
@@ -118,6 +131,18 @@ fn relocate_in_tagged_table(text: &str, origin: &str, table: &str) -> Option<Con
         line,
         key,
         message: err.message().trim().to_string(),
+    })
+}
+
+/// The first parse key of a table's `body` whose value [`ParseKeys`] rejects, with why.
+fn first_bad_parse_key(body: &str) -> Option<(&'static str, String)> {
+    let table: toml::Table = toml::from_str(body).ok()?;
+    ParseKeys::NAMES.iter().find_map(|&name| {
+        let value = table.get(name)?;
+        let mut alone = toml::Table::new();
+        alone.insert(name.to_string(), value.clone());
+        let err = ParseKeys::deserialize(alone).err()?;
+        Some((name, err.message().trim().to_string()))
     })
 }
 

@@ -28,7 +28,7 @@ mod values;
 pub use gelf::GelfSourceConfig;
 pub use locate::ConfigError;
 pub use output::{MAX_WORKERS, OutputFsync, default_workers};
-pub use parse_keys::{DefaultParseSection, ParseOptions};
+pub use parse_keys::{DefaultParseSection, ParseKeyError, ParseKeys, ParseOptions};
 pub use relp::RelpSourceConfig;
 pub use root::{BytesSection, Config, JournalSection};
 pub use route::{RouteConfig, Severity, SeveritySetting};

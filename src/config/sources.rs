@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{
-    ByteSize, GelfSourceConfig, HumanDuration, RelpSourceConfig, ScribeSourceConfig, limits, values,
+    ByteSize, GelfSourceConfig, HumanDuration, ParseKeys, RelpSourceConfig, ScribeSourceConfig,
+    limits, values,
 };
 use crate::record::Format;
 
@@ -49,7 +50,9 @@ pub enum ReadFrom {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSourceConfig {
-    /// Glob patterns of files to tail.
+    /// Glob patterns of files to tail (at least one: checked in `validate`, so that a misspelt
+    /// key is reported as unknown rather than `include` as missing).
+    #[serde(default)]
     pub include: Vec<String>,
     /// Glob patterns excluded from `include` (rotated `*.gz`/`*.zst` are always excluded).
     #[serde(default)]
@@ -100,22 +103,10 @@ pub struct FileSourceConfig {
     /// character, everything else is literal. E.g. `"\d\d\d\d-\d\d-\d\d "`. A joined
     /// record is flushed when the next start line arrives or after `partial_line_timeout`.
     pub multiline_start: Option<String>,
-    /// haproxy.cfg to read custom `log-format`s and `capture` declarations from.
-    pub haproxy_config: Option<PathBuf>,
-    /// Custom HAProxy `log-format` strings, tried before the built-in formats.
-    #[serde(default)]
-    pub haproxy_format: Vec<String>,
-    /// Apache `LogFormat` strings or nicknames (`combined`, ...), tried in order.
-    #[serde(default)]
-    pub apache_format: Vec<String>,
-    /// Apache config to read `LogFormat` lines from.
-    pub apache_config: Option<PathBuf>,
-    /// Time zone of log times that carry none, as an offset (`"+01:00"`, `"UTC"`).
-    pub timezone: Option<String>,
-    /// Field and header names `_txn_id` is taken from, in priority order (default: unique-id,
-    /// X-Request-ID, X-Response-Id, X-Unique-ID, UNIQUE_ID, txnId, txn_id, request_id).
-    #[serde(default)]
-    pub txn_id_fields: Vec<String>,
+    /// The parse keys (`haproxy_config`, `haproxy_format`, `apache_format`, `apache_config`,
+    /// `timezone`, `txn_id_fields`).
+    #[serde(flatten)]
+    pub parse: ParseKeys,
 }
 
 /// How a file source learns that files changed.
@@ -172,22 +163,10 @@ pub struct SyslogSourceConfig {
     /// Stream connections (TCP, TLS, unix) open at once at most; more are refused and counted.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
-    /// haproxy.cfg to read custom `log-format`s and `capture` declarations from.
-    pub haproxy_config: Option<PathBuf>,
-    /// Custom HAProxy `log-format` strings, tried before the built-in formats.
-    #[serde(default)]
-    pub haproxy_format: Vec<String>,
-    /// Apache `LogFormat` strings or nicknames (`combined`, ...), tried in order.
-    #[serde(default)]
-    pub apache_format: Vec<String>,
-    /// Apache config to read `LogFormat` lines from.
-    pub apache_config: Option<PathBuf>,
-    /// Time zone of log times that carry none, as an offset (`"+01:00"`, `"UTC"`).
-    pub timezone: Option<String>,
-    /// Field and header names `_txn_id` is taken from, in priority order (default: unique-id,
-    /// X-Request-ID, X-Response-Id, X-Unique-ID, UNIQUE_ID, txnId, txn_id, request_id).
-    #[serde(default)]
-    pub txn_id_fields: Vec<String>,
+    /// The parse keys (`haproxy_config`, `haproxy_format`, `apache_format`, `apache_config`,
+    /// `timezone`, `txn_id_fields`).
+    #[serde(flatten)]
+    pub parse: ParseKeys,
     /// Category of every record (default: the source's name).
     pub category: Option<String>,
     #[serde(default = "default_syslog_format")]

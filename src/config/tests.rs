@@ -108,3 +108,72 @@ fn categories() {
         assert!(!is_safe_category(bad), "{bad:?}");
     }
 }
+
+#[test]
+fn flattened_parse_keys_are_located() {
+    // The parse keys are one struct flattened into the file and syslog sources: a typo or a bad
+    // value there is still reported at its own line and key.
+    let text = GOOD.replace(
+        "udp = \"127.0.0.1:5514\"",
+        "udp = \"127.0.0.1:5514\"\ntimezon = \"UTC\"",
+    );
+    let (line, key, msg) = invalid(&text);
+    assert_eq!((line, key.as_str()), (14, "sources.sys.timezon"), "{msg}");
+    assert!(msg.contains("unknown field"), "{msg}");
+    let text = GOOD.replace(
+        "format = \"haproxy\"",
+        "format = \"haproxy\"\nhaproxy_format = 5",
+    );
+    let (line, key, msg) = invalid(&text);
+    assert_eq!(
+        (line, key.as_str()),
+        (10, "sources.web.haproxy_format"),
+        "{msg}"
+    );
+    let c = Config::parse(
+        &GOOD.replace("format = \"haproxy\"", "timezone = \"UTC\""),
+        "q.toml",
+    )
+    .unwrap();
+    match &c.sources["web"] {
+        SourceConfig::File(f) => assert_eq!(f.parse.timezone.as_deref(), Some("UTC")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn check_parsers_locates_what_only_compiling_finds() {
+    let with = |extra: &str| {
+        GOOD.replace(
+            "format = \"haproxy\"",
+            &format!("format = \"haproxy\"\n{extra}"),
+        )
+    };
+    let located = |text: &str| {
+        let c = Config::parse(text, "q.toml").unwrap();
+        match c.check_parsers(text, "q.toml") {
+            Err(ConfigError::Invalid {
+                line, key, message, ..
+            }) => (line, key, message),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    };
+    let (line, key, msg) = located(&with("haproxy_format = [\"%{+Q}o %[unclosed\"]"));
+    assert_eq!(
+        (line, key.as_str()),
+        (10, "sources.web.haproxy_format"),
+        "{msg}"
+    );
+    let (line, key, msg) = located(&with("haproxy_config = \"/nonexistent/haproxy.cfg\""));
+    assert_eq!(
+        (line, key.as_str()),
+        (10, "sources.web.haproxy_config"),
+        "{msg}"
+    );
+    assert!(msg.contains("/nonexistent/haproxy.cfg"), "{msg}");
+    let text = format!("{GOOD}\n[parse]\napache_format = [\"%{{unclosed\"]\n");
+    let (line, key, msg) = located(&text);
+    assert_eq!((line, key.as_str()), (21, "parse.apache_format"), "{msg}");
+    let c = Config::parse(GOOD, "q.toml").unwrap();
+    c.check_parsers(GOOD, "q.toml").unwrap();
+}
