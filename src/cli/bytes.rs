@@ -19,7 +19,7 @@ use crate::parse::Parser;
 use crate::parse::haproxy::config::HaproxyConfig;
 use crate::record::{Origin, Record, Timestamp};
 
-use super::parse::{ParseArgs, parser_config};
+use super::parse::{ParseArgs, parser_for};
 
 /// Arguments of `quill bytes`.
 #[derive(clap::Args, Debug, Clone)]
@@ -529,6 +529,7 @@ impl Input {
 /// prints every entry, HAProxy entries with `_bytes_sent` and `_bytes_sent_basis`.
 pub fn run_joined(args: &ParseArgs) -> anyhow::Result<i32> {
     let cfg_path = args
+        .keys
         .haproxy_config
         .as_ref()
         .context("--haproxy-config is required for the byte join")?;
@@ -553,7 +554,7 @@ pub fn run_joined(args: &ParseArgs) -> anyhow::Result<i32> {
         args.files.iter().map(Some).collect()
     };
     for p in paths {
-        let parser = parser_config(args, p.map(PathBuf::as_path))?.compile()?;
+        let parser = parser_for(args, p.map(PathBuf::as_path))?;
         let source = p.map_or_else(|| "stdin".to_owned(), |p| p.display().to_string());
         let reader: Box<dyn Read> = match p {
             Some(p) => Box::new(

@@ -33,6 +33,10 @@ pub struct IndexArgs {
     /// How often progress is committed (an interrupted run resumes from the last commit).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub commit_interval: Duration,
+    /// How the lines are parsed beyond `--format` (`--haproxy-config`, `--tz`, ...): the same
+    /// keys as `quill parse` and a source's config.
+    #[command(flatten)]
+    pub keys: super::parse::ParseKeyArgs,
     /// Log files to index.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -79,7 +83,12 @@ pub fn run(args: &IndexArgs) -> anyhow::Result<i32> {
         .iter()
         .map(|f| (f.clone(), opts.clone()))
         .collect();
-    let parsers = std::sync::Arc::new(crate::parse::registry::ParserRegistry::new(Vec::new()));
+    // Every file's records carry `--format` as their hint; the default parser follows it.
+    let parser = args.keys.compile(Format::Auto, None)?;
+    let parsers = std::sync::Arc::new(crate::parse::registry::ParserRegistry::with_default(
+        Vec::new(),
+        parser,
+    ));
     let summary = backfill_files(
         &index_root(&args.data),
         &settings,

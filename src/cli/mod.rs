@@ -128,7 +128,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Validate(args) => {
-            let config = Config::load(&args.config)?;
+            let config = Config::load_with_parsers(&args.config)?;
             println!(
                 "{}: ok ({} sources, {} sinks)",
                 args.config.display(),

@@ -11,17 +11,14 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use bytes::Bytes;
 
-use crate::parse::apache::config::ApacheConfig;
-use crate::parse::haproxy::config::HaproxyConfig;
-use crate::parse::{Format, ParserConfig, TxnIdSources};
+use crate::config::ParseKeys;
+use crate::parse::{Format, Parser};
 use crate::record::{Origin, Record, Timestamp};
 
-/// Arguments of `quill parse`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct ParseArgs {
-    /// Input format: auto (per line), haproxy, apache, syslog, json or raw.
-    #[arg(long, default_value = "auto")]
-    pub format: Format,
+/// The parse keys on the command line (`quill parse`, `quill index`): the same keys as a source's
+/// in the config file, loaded by the same function ([`crate::config::ParseOptions::load`]).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ParseKeyArgs {
     /// A haproxy.cfg to read `log-format`s and `capture` declarations from.
     #[arg(long, value_name = "FILE")]
     pub haproxy_config: Option<PathBuf>,
@@ -47,6 +44,37 @@ pub struct ParseArgs {
     /// Names `_txn_id` is taken from, in priority order (repeatable; replaces the defaults).
     #[arg(long = "txn-id", value_name = "NAME")]
     pub txn_id: Vec<String>,
+}
+
+impl ParseKeyArgs {
+    /// The keys as the config file spells them.
+    pub fn to_keys(&self) -> ParseKeys {
+        ParseKeys {
+            haproxy_config: self.haproxy_config.clone(),
+            haproxy_format: self.haproxy_format.clone(),
+            apache_format: self.apache_format.clone(),
+            apache_config: self.apache_config.clone(),
+            timezone: self.tz.clone(),
+            txn_id_fields: self.txn_id.clone(),
+        }
+    }
+
+    /// The compiled parser for `input` (if known, an Apache `CustomLog` writing a file of that
+    /// name selects its format); an error names the flag's key.
+    pub fn compile(&self, format: Format, input: Option<&Path>) -> anyhow::Result<Parser> {
+        let keys = self.to_keys();
+        Ok(keys.options(format).compile_in(input, &self.apache_root)?)
+    }
+}
+
+/// Arguments of `quill parse`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ParseArgs {
+    /// Input format: auto (per line), haproxy, apache, syslog, json or raw.
+    #[arg(long, default_value = "auto")]
+    pub format: Format,
+    #[command(flatten)]
+    pub keys: ParseKeyArgs,
     /// GELF host for lines that name none (default: this machine's hostname).
     #[arg(long)]
     pub host: Option<String>,
@@ -70,52 +98,14 @@ pub struct ParseArgs {
     pub files: Vec<PathBuf>,
 }
 
-/// Builds the parser configuration the arguments describe (for one input file, if given).
-pub fn parser_config(args: &ParseArgs, file: Option<&Path>) -> anyhow::Result<ParserConfig> {
-    let mut cfg = ParserConfig {
-        format: args.format,
-        haproxy_log_formats: args.haproxy_format.clone(),
-        timezone: match &args.tz {
-            Some(tz) => crate::parse::LogZone::parse(tz)?,
-            None => crate::parse::LogZone::local(),
-        },
-        ..ParserConfig::default()
-    };
-    if !args.txn_id.is_empty() {
-        cfg.txn_id_sources = TxnIdSources::new(&args.txn_id);
-    }
-    if let Some(path) = &args.haproxy_config {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        cfg.haproxy_config =
-            Some(HaproxyConfig::parse(&text).with_context(|| format!("in {}", path.display()))?);
-    }
-    cfg.apache_log_formats = args.apache_format.clone();
-    let platform = if args.apache_config.is_none() && args.apache_format.is_empty() {
-        crate::config::apache::platform_config(&args.apache_root)
-    } else {
-        None
-    };
-    if let Some(path) = args.apache_config.as_ref().or(platform.as_ref()) {
-        let ac: ApacheConfig = match crate::config::apache::load(path, Path::new("/")) {
-            Ok(ac) => ac,
-            // An unreadable platform config leaves the nicknames ambiguous.
-            Err(_) if platform.is_some() => ApacheConfig::default(),
-            Err(e) => anyhow::bail!(e),
-        };
-        match file.and_then(|f| ac.format_for_file(f)) {
-            Some(f) => cfg.apache_log_formats.insert(0, f.to_owned()),
-            None if platform.is_some() => cfg.apache_log_formats.extend(ac.all_formats()),
-            None => cfg.apache_log_formats.extend(ac.formats()),
-        }
-        cfg.apache_error_log_formats = ac.error_log_formats;
-    }
-    Ok(cfg)
+/// The compiled parser the arguments describe (for one input file, if given).
+pub fn parser_for(args: &ParseArgs, file: Option<&Path>) -> anyhow::Result<Parser> {
+    args.keys.compile(args.format, file)
 }
 
 /// Runs `quill parse`; returns the exit status.
 pub fn run(args: &ParseArgs) -> anyhow::Result<i32> {
-    if args.haproxy_config.is_some() {
+    if args.keys.haproxy_config.is_some() {
         return super::bytes::run_joined(args);
     }
     let host = args
@@ -133,7 +123,7 @@ pub fn run(args: &ParseArgs) -> anyhow::Result<i32> {
     };
     let mut buf = Vec::with_capacity(1024);
     for input in inputs {
-        let parser = parser_config(args, input.map(PathBuf::as_path))?.compile()?;
+        let parser = parser_for(args, input.map(PathBuf::as_path))?;
         let source = input.map_or_else(|| "stdin".to_owned(), |p| p.display().to_string());
         let origin = Origin::new(&source, "parse", args.format, &host);
         let reader: Box<dyn Read> = match input {

@@ -93,14 +93,6 @@ impl RelpSourceConfig {
 
     /// Parse options: the format only (the syslog parser needs no more).
     pub fn parse_options(&self) -> ParseOptions<'_> {
-        ParseOptions {
-            format: self.format,
-            haproxy_config: None,
-            haproxy_format: &[],
-            apache_format: &[],
-            apache_config: None,
-            timezone: None,
-            txn_id_fields: &[],
-        }
+        ParseOptions::format_only(self.format, &[])
     }
 }

@@ -41,13 +41,10 @@ impl Parsing {
         let mut parsers = Vec::new();
         for (name, source) in &config.sources {
             if let Some(options) = source.parse_options() {
-                let parser = options
-                    .to_parser_config()
-                    .and_then(|c| c.compile().map_err(|e| e.to_string()))
-                    .map_err(|message| PipelineError::Source {
-                        name: name.clone(),
-                        source: ComponentError::Setting(message),
-                    })?;
+                let parser = options.compile(None).map_err(|e| PipelineError::Source {
+                    name: name.clone(),
+                    source: ComponentError::Setting(e.to_string()),
+                })?;
                 parsers.push((name.clone(), parser));
             }
         }
@@ -66,11 +63,10 @@ impl Parsing {
         let default_parser = config
             .parse
             .parse_options(config.bytes.as_ref())
-            .to_parser_config()
-            .and_then(|c| c.compile().map_err(|e| e.to_string()))
-            .map_err(|message| PipelineError::Setting {
+            .compile(None)
+            .map_err(|e| PipelineError::Setting {
                 key: "parse".into(),
-                message,
+                message: e.to_string(),
             })?;
         Ok(Parsing {
             parsers: Arc::new(ParserRegistry::with_default(parsers, default_parser)),

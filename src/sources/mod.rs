@@ -43,13 +43,13 @@ pub fn bind(config: &SourceConfig, name: &str) -> Result<Bound, ComponentError> 
 /// configs): a reload restarts the source when one of them changed.
 pub fn watched_files(config: &SourceConfig) -> Vec<&std::path::Path> {
     let paths: Vec<&Option<std::path::PathBuf>> = match config {
-        SourceConfig::File(c) => vec![&c.haproxy_config, &c.apache_config],
+        SourceConfig::File(c) => vec![&c.parse.haproxy_config, &c.parse.apache_config],
         SourceConfig::Syslog(c) => vec![
             &c.tls_cert,
             &c.tls_key,
             &c.tls_client_ca,
-            &c.haproxy_config,
-            &c.apache_config,
+            &c.parse.haproxy_config,
+            &c.parse.apache_config,
         ],
         SourceConfig::Forward(c) => vec![&c.token_file, &c.tls_cert, &c.tls_key, &c.tls_client_ca],
         SourceConfig::Scribe(_) => Vec::new(),

@@ -61,7 +61,16 @@ fn parse_json<'a, S: FieldSink>(
             Some((var, mut fl)) if value != b"null" || quoted => {
                 fl.escaping = Some(Escaping::Json);
                 matched += 1;
-                f.emit(var, value, fl, 0, cx, captures, &mut frontend, sink, info)?;
+                let mut out = super::logformat::Emitter {
+                    format: f,
+                    cx,
+                    captures,
+                    frontend,
+                    sink: &mut *sink,
+                    info: &mut *info,
+                };
+                out.emit(var, value, fl, 0)?;
+                frontend = out.frontend;
             }
             Some(_) => {}
             None => {

@@ -5,7 +5,11 @@
 //! reporting each variable as a typed GELF field. The built-in formats (`option httplog`,
 //! `tcplog`, `httpslog`, `httplog clf`) are such strings too. Pure, allocation-free matching.
 
+mod emit;
+
 use memchr::memchr;
+
+pub(super) use emit::Emitter;
 
 use super::Captures;
 use super::captures::emit_slot;
@@ -249,7 +253,14 @@ impl LogFormat {
             return super::encoded::parse(self, enc, line, cx, captures, sink, info);
         }
         let mut pos = 0usize;
-        let mut frontend: &[u8] = b"";
+        let mut out = Emitter {
+            format: self,
+            cx,
+            captures,
+            frontend: b"",
+            sink,
+            info,
+        };
         let mut skip_space = false;
         let n = self.items.len();
         let mut k = 0;
@@ -300,7 +311,7 @@ impl LogFormat {
                         }
                         Var::CaptureReqList | Var::CaptureResList => {
                             let limit =
-                                captures.count(frontend, matches!(var, Var::CaptureReqList));
+                                captures.count(out.frontend, matches!(var, Var::CaptureReqList));
                             let mut count = 0;
                             let mut end = pos;
                             while line.get(end) == Some(&b'"') && limit.is_none_or(|l| count < l) {
@@ -341,7 +352,7 @@ impl LogFormat {
                                     // Cut by HAProxy's line length: keep what is there.
                                     value = &line[pos + 1..];
                                     pos = line.len();
-                                    info.truncated = true;
+                                    out.info.truncated = true;
                                 }
                             }
                         }
@@ -375,33 +386,20 @@ impl LogFormat {
                         }
                     }
                     if *dup {
-                        let mut info2 = *info;
-                        let mut fe2 = frontend;
-                        self.emit(
-                            var,
-                            value,
-                            *fl,
-                            start,
+                        let mut info2 = *out.info;
+                        Emitter {
+                            format: self,
                             cx,
                             captures,
-                            &mut fe2,
-                            &mut crate::parse::Discard,
-                            &mut info2,
-                        )?;
+                            frontend: out.frontend,
+                            sink: &mut crate::parse::Discard,
+                            info: &mut info2,
+                        }
+                        .emit(var, value, *fl, start)?;
                     } else {
-                        self.emit(
-                            var,
-                            value,
-                            *fl,
-                            start,
-                            cx,
-                            captures,
-                            &mut frontend,
-                            sink,
-                            info,
-                        )?;
+                        out.emit(var, value, *fl, start)?;
                     }
-                    if info.truncated {
+                    if out.info.truncated {
                         return Ok(());
                     }
                 }
@@ -409,190 +407,6 @@ impl LogFormat {
         }
         if line[pos..].iter().any(|&c| c != b' ') {
             return Err(ParseError::at("unexpected data after the last field", pos));
-        }
-        Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn emit<'a, S: FieldSink>(
-        &self,
-        var: &Var,
-        value: &'a [u8],
-        fl: ValueFlags,
-        at: usize,
-        cx: &Context<'_>,
-        captures: &Captures,
-        frontend: &mut &'a [u8],
-        sink: &mut S,
-        info: &mut LineInfo<'a>,
-    ) -> Result<(), ParseError> {
-        let int = |v: &[u8]| {
-            if fl.hex { parse_hex(v) } else { parse_i64(v) }
-                .ok_or(ParseError::at("expected a number", at))
-        };
-        let esc = |v: &'a [u8]| str_value(v, fl);
-        match var {
-            Var::Ip(name) => {
-                if value.is_empty()
-                    || !value.iter().all(|&c| {
-                        c.is_ascii_alphanumeric()
-                            || c == b'.'
-                            || c == b':'
-                            || c == b'_'
-                            || c == b'-'
-                    })
-                {
-                    return Err(ParseError::at("expected an address", at));
-                }
-                if value != b"-" {
-                    sink.field(
-                        name,
-                        if fl.hex && value.len() == 8 {
-                            Value::Escaped(value, Escaping::HexIp)
-                        } else {
-                            Value::Str(value)
-                        },
-                    );
-                }
-            }
-            Var::Int(name) => {
-                if value != b"-" {
-                    sink.field(name, Value::Int(int(value)?));
-                }
-            }
-            Var::Status => {
-                let s = int(value)?;
-                info.status = Some(s);
-                sink.field("status", Value::Int(s));
-            }
-            Var::ActiveTime => {
-                let t = int(value)?;
-                sink.field("time_active_ms", Value::Int(t));
-                sink.field("request_time_ms", Value::Int(t));
-            }
-            Var::TotalTime => {
-                let t = int(value)?;
-                sink.field("time_total_ms", Value::Int(t));
-                if !self.has_active_time {
-                    sink.field("request_time_ms", Value::Int(t));
-                }
-            }
-            Var::Date => {
-                let t = parse_clf_date(value, cx.zone).ok_or(ParseError::at("bad date", at))?;
-                if info.timestamp_ms.is_none() || !info.own_time {
-                    info.timestamp_ms = Some(t);
-                    info.own_time = true;
-                }
-            }
-            Var::Unix => {
-                let t = int(value)?;
-                if !info.own_time {
-                    info.timestamp_ms = Some(t.saturating_mul(1000));
-                    info.own_time = true;
-                }
-            }
-            Var::Skip => {}
-            Var::Frontend => {
-                if value.is_empty() {
-                    return Err(ParseError::at("expected a frontend name", at));
-                }
-                let (name, ssl) = match value.strip_suffix(b"~") {
-                    Some(n) => (n, true),
-                    None => (value, false),
-                };
-                *frontend = name;
-                sink.field("frontend", Value::Str(name));
-                if ssl {
-                    sink.field("ssl", Value::Int(1));
-                }
-            }
-            Var::TermState => {
-                if value.is_empty() {
-                    return Err(ParseError::at("expected a termination state", at));
-                }
-                sink.field("termination_state", Value::Str(value));
-            }
-            Var::Str(name) => {
-                if !value.is_empty() && value != b"-" {
-                    sink.field(name, esc(value));
-                }
-            }
-            Var::Cookie(req) => {
-                if !value.is_empty() && value != b"-" {
-                    sink.field(
-                        if *req {
-                            "captured_request_cookie"
-                        } else {
-                            "captured_response_cookie"
-                        },
-                        esc(value),
-                    );
-                    captures.emit_cookie(frontend, value, *req, cx, sink, info);
-                }
-            }
-            Var::UniqueId => {
-                if !value.is_empty() && value != b"-" {
-                    sink.field("unique_id", esc(value));
-                    info.offer_txn_id(cx.txn, b"unique-id", esc(value));
-                }
-            }
-            Var::Sample(idx) => {
-                let name = self
-                    .sample_names
-                    .get(usize::from(*idx))
-                    .map_or("sample", String::as_str);
-                if !value.is_empty() && value != b"-" {
-                    let v = if memchr(b'#', value).is_some() || memchr(b'\\', value).is_some() {
-                        esc(value)
-                    } else {
-                        Value::number_or_str(value)
-                    };
-                    sink.field(name, v);
-                }
-            }
-            Var::Request => emit_request(value, sink, |v| str_value(v, fl)),
-            Var::CaptureReq | Var::CaptureRes => {
-                let req = matches!(var, Var::CaptureReq);
-                sink.field(
-                    if req {
-                        "captured_request_headers"
-                    } else {
-                        "captured_response_headers"
-                    },
-                    esc(value),
-                );
-                if let Some(slots) = captures.slots(frontend, req) {
-                    for (slot, v) in slots.iter().zip(value.split(|&c| c == b'|')) {
-                        emit_slot(slot, v, cx, sink, info);
-                    }
-                }
-            }
-            Var::CaptureReqList | Var::CaptureResList => {
-                if value.is_empty() {
-                    return Ok(());
-                }
-                let req = matches!(var, Var::CaptureReqList);
-                sink.field(
-                    if req {
-                        "captured_request_headers"
-                    } else {
-                        "captured_response_headers"
-                    },
-                    esc(value),
-                );
-                if let Some(slots) = captures.slots(frontend, req) {
-                    let mut rest = value;
-                    for slot in slots {
-                        // `"v1" "v2"`: each value quoted
-                        let Some(r) = rest.strip_prefix(b"\"") else {
-                            break;
-                        };
-                        let Some(q) = memchr(b'"', r) else { break };
-                        emit_slot(slot, &r[..q], cx, sink, info);
-                        rest = r[q + 1..].strip_prefix(b" ").unwrap_or(&r[q + 1..]);
-                    }
-                }
-            }
         }
         Ok(())
     }

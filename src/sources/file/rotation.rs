@@ -1,0 +1,218 @@
+//! Rotation: files renamed out of the globs while Quill was down (orphans), a short file's
+//! identity decided again once it is long enough, truncation (copytruncate), and releasing
+//! rotated-away files once drained. Methods of the [`Tailer`] loop.
+
+use super::*;
+
+impl Tailer {
+    /// After the first scan: checkpointed files that no glob found are looked for in the
+    /// directory they were in (rotated out of the globs while Quill was down) and drained;
+    /// identities found nowhere are forgotten.
+    pub(super) fn adopt_orphans(&mut self) -> Result<(), TailError> {
+        if self.known.is_empty() {
+            return Ok(());
+        }
+        let mut dirs: BTreeMap<PathBuf, ()> = BTreeMap::new();
+        for k in self.known.all() {
+            if let Some(dir) = k.path.parent() {
+                dirs.insert(dir.to_path_buf(), ());
+            }
+        }
+        for dir in dirs.into_keys() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            paths.sort();
+            let mut packed = Vec::new();
+            for path in paths {
+                if self.known.is_empty() {
+                    break;
+                }
+                if discover::is_compressed(&path) {
+                    packed.push(path);
+                    continue;
+                }
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                let key = FileKey::of(&meta);
+                if !meta.is_file() || self.files.contains_key(&key) {
+                    continue;
+                }
+                if let Err(e) = self.start_file(&path, key, true) {
+                    tracing::warn!(source = %self.ctx.name, path = %path.display(), "Cannot open rotated file: {e}.");
+                }
+            }
+            // Rotated and compressed while Quill was down: read on inside it.
+            for path in packed {
+                if self.known.is_empty() {
+                    break;
+                }
+                let staged = match compressed::stage(&path, &self.known, self.fingerprint_bytes) {
+                    Ok(Some(s)) => s,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(source = %self.ctx.name, path = %path.display(), "Cannot decompress rotated file: {e}.");
+                        continue;
+                    }
+                };
+                let key = FileKey::of(&staged.file.metadata()?);
+                tracing::info!(source = %self.ctx.name, path = %path.display(), offset = staged.known.offset, was = %staged.known.path.display(), "Reading on inside a file compressed after rotation.");
+                if let Err(e) = self.start_opened(staged.file, &path, key, true) {
+                    tracing::warn!(source = %self.ctx.name, path = %path.display(), "Cannot read decompressed file: {e}.");
+                }
+            }
+        }
+        self.skipped.clear();
+        let forgotten: Vec<Checkpoint> = self
+            .known
+            .all()
+            .map(|k| {
+                tracing::info!(source = %self.ctx.name, path = %k.path.display(), offset = k.offset, "A file read before is gone; forgetting it.");
+                checkpoint::tombstone(&self.prefix, k.fingerprint, k.key)
+            })
+            .collect();
+        self.known = KnownFiles::default();
+        self.ctx
+            .stats
+            .files_forgotten
+            .fetch_add(forgotten.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        if !forgotten.is_empty() {
+            self.append(Vec::new(), forgotten)?;
+        }
+        Ok(())
+    }
+
+    /// A short new file reached the fingerprint length before anything was read: decide its
+    /// identity again with the full fingerprint. Returns false when it is to be dropped.
+    pub(super) fn redecide(&mut self, f: &mut Tracked) -> Result<bool, TailError> {
+        identity::read_head(&f.file, self.fingerprint_bytes, &mut self.head)?;
+        let fp = Fingerprint::of(&self.head);
+        f.fingerprint = fp;
+        match self.decide(f.key, fp, f.size, &f.file) {
+            Decision::Skip => {
+                tracing::info!(source = %self.ctx.name, path = %f.path.display(), "File duplicates the content of a tracked file; skipping it.");
+                f.untrack = true;
+                Ok(false)
+            }
+            Decision::Read {
+                offset,
+                adopted: None,
+            } => {
+                // Found after the first scan: a new file, read from its start.
+                let _ = offset;
+                Ok(true)
+            }
+            Decision::Read {
+                offset,
+                adopted: Some(old),
+            } => {
+                f.reader.reset(offset);
+                f.committed = offset;
+                f.marker = identity::marker(&f.file, offset, &mut self.marker_buf)?;
+                f.metrics.offset = offset;
+                f.metrics.rotations += 1;
+                let cps = vec![
+                    Checkpoint {
+                        key: checkpoint::key(&self.prefix, fp, f.key),
+                        value: checkpoint::value(offset, f.marker, &f.path),
+                    },
+                    checkpoint::tombstone(&self.prefix, old.fingerprint, old.key),
+                ];
+                self.append(Vec::new(), cps)?;
+                tracing::info!(source = %self.ctx.name, path = %f.path.display(), offset, was = %old.path.display(), "Resuming file.");
+                Ok(true)
+            }
+        }
+    }
+
+    /// Whether the first bytes still are the ones the fingerprint was taken of.
+    pub(super) fn head_unchanged(&mut self, f: &Tracked) -> std::io::Result<bool> {
+        identity::read_head(&f.file, f.fingerprint.len, &mut self.head)?;
+        Ok(Fingerprint::of(&self.head) == f.fingerprint)
+    }
+
+    /// Copytruncate (or a rewrite): journal what was held of the old content, remember the old
+    /// identity (so its copy can be matched) and start again at 0.
+    pub(super) fn on_truncated(&mut self, f: &mut Tracked) -> Result<(), TailError> {
+        tracing::info!(source = %self.ctx.name, path = %f.path.display(), offset = f.reader.read_to(), size = f.size, "File was truncated; reading from its start.");
+        self.flush_held(f)?;
+        self.known.insert(Known {
+            fingerprint: f.fingerprint,
+            key: f.key,
+            offset: f.committed,
+            marker: f.marker,
+            path: f.path.clone(),
+        });
+        self.skipped.clear();
+        self.rescan_requested = true;
+        f.reader.reset(0);
+        if let Some(j) = f.joiner.as_mut() {
+            j.clear();
+        }
+        f.committed = 0;
+        f.metrics.offset = 0;
+        f.metrics.rotations += 1;
+        f.fingerprint = identity::fingerprint(&f.file, self.fingerprint_bytes, &mut self.head)?;
+        Ok(())
+    }
+
+    /// Releases rotated-away files that were read to their end and stopped growing.
+    pub(super) fn release_finished(&mut self) -> Result<(), TailError> {
+        let release_after = self.config.release_after.0;
+        let done: Vec<FileKey> = self
+            .files
+            .values()
+            .filter(|f| {
+                f.draining
+                    && f.reader.read_to() >= f.size
+                    && f.last_growth.elapsed() >= release_after
+            })
+            .map(|f| f.key)
+            .collect();
+        for key in done {
+            // It may have grown since the last pass: read it once more first.
+            match self.service(key) {
+                Ok(_) | Err(TailError::Io(_)) => {}
+                Err(e) => return Err(e),
+            }
+            let Some(mut f) = self.files.remove(&key) else {
+                continue;
+            };
+            if f.reader.read_to() < f.size {
+                self.files.insert(key, f);
+                continue;
+            }
+            match self.flush_held(&mut f) {
+                Ok(()) | Err(TailError::Io(_)) => {}
+                Err(e) => return Err(e),
+            }
+            let deleted = f.file.metadata().map(|m| m.nlink() == 0).unwrap_or(true);
+            if deleted {
+                self.append(
+                    Vec::new(),
+                    vec![checkpoint::tombstone(&self.prefix, f.fingerprint, f.key)],
+                )?;
+            } else {
+                self.known.insert(Known {
+                    fingerprint: f.fingerprint,
+                    key: f.key,
+                    offset: f.committed,
+                    marker: f.marker,
+                    path: f.path.clone(),
+                });
+            }
+            tracing::info!(
+                source = %self.ctx.name,
+                path = %f.path.display(),
+                lines = f.metrics.lines,
+                bytes = f.metrics.bytes_read,
+                deleted,
+                "Released rotated file after reading it to its end."
+            );
+            self.metrics.add_released(&f.metrics);
+        }
+        Ok(())
+    }
+}
