@@ -1,5 +1,6 @@
 //! The daemon as systemd runs it: `Type=notify` messages on a `NOTIFY_SOCKET` the test creates
-//! (READY=1 after start, WATCHDOG=1 pings at half of `WATCHDOG_USEC`, STOPPING=1 on SIGTERM),
+//! (READY=1 after start, WATCHDOG=1 pings at half of `WATCHDOG_USEC`, RELOADING=1 then READY=1
+//! around a SIGHUP reload, STOPPING=1 on SIGTERM),
 //! and the operations endpoints beside `/metrics` (`/health/live`, `/health/ready`, `/status`,
 //! `quill status`).
 #![cfg(feature = "pipeline")]
@@ -66,7 +67,7 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
 }
 
 #[test]
-fn notifies_ready_watchdog_and_stopping_and_serves_health_and_status() {
+fn notifies_ready_watchdog_reloading_and_stopping_and_serves_health_and_status() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let (metrics, syslog) = (free_port(), free_port());
@@ -165,6 +166,44 @@ fn notifies_ready_watchdog_and_stopping_and_serves_health_and_status() {
             .any(|l| l.starts_with("source") && l.contains("sys")),
         "{table}"
     );
+
+    // SIGHUP: RELOADING=1 (with MONOTONIC_USEC, as `Type=notify-reload` wants), then READY=1
+    // once the reload is applied, in that order.
+    // SAFETY: kill(2) on the child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let reloading = |m: &String| m.lines().any(|l| l == "RELOADING=1");
+    let got = receive(
+        &sock,
+        |g| {
+            g.iter()
+                .position(reloading)
+                .is_some_and(|i| g[i..].iter().any(|m| m.lines().any(|l| l == "READY=1")))
+        },
+        Duration::from_secs(15),
+    );
+    let at = got
+        .iter()
+        .position(reloading)
+        .unwrap_or_else(|| panic!("no RELOADING=1: {got:?}\n{}", log()));
+    assert!(
+        got[at].lines().any(|l| l.starts_with("MONOTONIC_USEC=")
+            && l["MONOTONIC_USEC=".len()..]
+                .parse::<u64>()
+                .is_ok_and(|v| v > 0)),
+        "RELOADING=1 without MONOTONIC_USEC: {got:?}"
+    );
+    assert!(
+        !got[..at].iter().any(|m| m.lines().any(|l| l == "READY=1")),
+        "READY=1 before RELOADING=1: {got:?}"
+    );
+    assert!(
+        got[at..].iter().any(|m| m.lines().any(|l| l == "READY=1")),
+        "no READY=1 after RELOADING=1: {got:?}\n{}",
+        log()
+    );
+    assert!(log().contains("Reloaded."), "{}", log());
+    // Still serving after the reload.
+    assert_eq!(http_get(metrics, "/health/ready").0, 200);
 
     // SIGTERM: STOPPING=1, then a clean exit.
     // SAFETY: kill(2) on the child we started.

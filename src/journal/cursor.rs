@@ -30,6 +30,18 @@ pub struct Cursor {
     /// Read state; `None` only while a read runs on a blocking thread (or after one was
     /// cancelled, in which case reading restarts from `read_pos`).
     pub(super) io: Option<Box<CursorIo>>,
+    /// Ranges `(from, to]` this reader jumped over because the journal moved the cursor past
+    /// `max_lag` (already counted as skipped), above its own acknowledgement.
+    pub(super) jumped: Vec<(u64, u64)>,
+}
+
+impl Drop for Cursor {
+    /// What the journal moved this cursor past and this reader never acknowledged is skipped
+    /// for good: the next reader starts after it.
+    fn drop(&mut self) {
+        self.read_pos = self.acked;
+        self.catch_up(true);
+    }
 }
 
 impl Cursor {
@@ -74,11 +86,55 @@ impl Cursor {
         self.writer_done()
     }
 
+    /// When the journal moved the cursor past the read position (`max_lag`), jumps there and
+    /// counts the records passed over that were not counted before (a rewind re-reads from the
+    /// own acknowledgement, so a range may be passed over twice). True if it jumped.
+    /// `release`: this reader goes away (in the same step, so no move goes uncounted).
+    fn catch_up(&mut self, release: bool) -> bool {
+        let mut st = self.life.shared.lock();
+        let Some(meta) = st.cursors.get_mut(&self.name) else {
+            return false;
+        };
+        if release {
+            meta.readers = meta.readers.saturating_sub(1);
+        }
+        let (from, to) = (self.read_pos, meta.acked);
+        if to <= from {
+            return false;
+        }
+        let counted: u64 = self
+            .jumped
+            .iter()
+            .map(|&(a, b)| b.min(to).saturating_sub(a.max(from)))
+            .sum();
+        meta.skipped += (to - from).saturating_sub(counted);
+        drop(st);
+        let mut merged = (from, to);
+        self.jumped.retain(|&(a, b)| {
+            let overlaps = a < to && b > from;
+            if overlaps {
+                merged = (merged.0.min(a), merged.1.max(b));
+            }
+            !overlaps
+        });
+        self.jumped.push(merged);
+        self.read_pos = to;
+        self.io = Some(Box::default());
+        true
+    }
+
     /// Reads what is readable now, without waiting.
     fn fill_now(&mut self, max: usize) -> Result<Vec<Entry>, JournalError> {
+        self.catch_up(false);
         let mut io = self.io.take().unwrap_or_default();
         let mut out = Vec::new();
-        let r = io.fill(&self.life.shared, &mut self.read_pos, max, &mut out);
+        let r = io.fill(
+            &self.life.shared,
+            &self.name,
+            &mut self.read_pos,
+            max,
+            &mut out,
+        );
         self.io = Some(io);
         r.map(|()| out)
     }
@@ -88,8 +144,10 @@ impl Cursor {
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Entry>, JournalError> {
         let max = max.max(1);
         loop {
-            let notified = self.life.shared.progress.notified();
+            let progress = self.life.clone();
+            let notified = progress.shared.progress.notified();
             let done_before = self.writer_done();
+            self.catch_up(false);
             let mut io = self.io.take().unwrap_or_default();
             let out = if io.buffered_len() >= max {
                 let mut out = Vec::new();
@@ -99,9 +157,10 @@ impl Cursor {
             } else {
                 let life = self.life.clone();
                 let mut read_pos = self.read_pos;
+                let name = self.name.clone();
                 let (io, read_pos, r) = tokio::task::spawn_blocking(move || {
                     let mut out = Vec::new();
-                    let r = io.fill(&life.shared, &mut read_pos, max, &mut out);
+                    let r = io.fill(&life.shared, &name, &mut read_pos, max, &mut out);
                     (io, read_pos, r.map(|()| out))
                 })
                 .await
@@ -112,6 +171,9 @@ impl Cursor {
             };
             if !out.is_empty() || done_before {
                 return Ok(out);
+            }
+            if self.catch_up(false) {
+                continue;
             }
             let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
         }
@@ -159,7 +221,7 @@ impl Cursor {
         let seq = seq.max(self.acked);
         self.life
             .shared
-            .persist_cursor(&self.name, seq, sink_state.as_ref())?;
+            .persist_ack(&self.name, seq, sink_state.clone())?;
         self.after_ack(seq, sink_state);
         self.life.shared.trim();
         Ok(())
@@ -176,7 +238,7 @@ impl Cursor {
         let name = self.name.clone();
         let state = sink_state.clone();
         tokio::task::spawn_blocking(move || -> Result<(), JournalError> {
-            life.shared.persist_cursor(&name, seq, state.as_ref())?;
+            life.shared.persist_ack(&name, seq, state)?;
             Ok(())
         })
         .await
@@ -194,6 +256,7 @@ impl Cursor {
         self.acked = seq;
         self.sink_state = sink_state;
         self.read_pos = self.read_pos.max(seq);
+        self.jumped.retain(|&(_, to)| to > seq);
         if let Some(io) = self.io.as_mut() {
             io.acked(seq);
         }
@@ -284,10 +347,13 @@ impl CursorIo {
         self.resume_at = mark.map(|m| (m.segment, m.offset));
     }
 
-    /// Moves up to `max` durable entries after `read_pos` into `out`, without waiting.
+    /// Moves up to `max` durable entries after `read_pos` into `out`, without waiting. Stops
+    /// early when the journal moved cursor `name` past `read_pos` (the cursor jumps, and
+    /// counts, before it reads on): segments behind it may be gone.
     pub fn fill(
         &mut self,
         shared: &Shared,
+        name: &str,
         read_pos: &mut u64,
         max: usize,
         out: &mut Vec<Entry>,
@@ -297,8 +363,11 @@ impl CursorIo {
             if out.len() >= max {
                 return Ok(());
             }
-            let durable_seq = shared.lock().durable_seq;
-            if *read_pos >= durable_seq {
+            let (durable_seq, floor) = {
+                let st = shared.lock();
+                (st.durable_seq, st.cursors.get(name).map_or(0, |m| m.acked))
+            };
+            if *read_pos >= durable_seq || floor > *read_pos {
                 return Ok(());
             }
             if self.open.is_none() && !self.open_next(shared, *read_pos)? {
@@ -446,5 +515,101 @@ impl CursorIo {
                 Ok(true)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{AppendBatch, Journal, JournalConfig};
+    use crate::record::{Format, Origin, Record};
+    use bytes::Bytes;
+    use std::time::Duration;
+
+    fn append(j: &Journal, n: usize) -> u64 {
+        let a = j.appender();
+        let mut last = 0;
+        for i in 0..n {
+            let record = Record::new(
+                Origin::new("t", "c", Format::Raw, "h"),
+                Bytes::from(format!("{i:0>100}")),
+            );
+            let batch = AppendBatch {
+                records: vec![record],
+                checkpoints: Vec::new(),
+            };
+            last = a.append_blocking(batch).unwrap().last_seq;
+        }
+        a.wait_durable_blocking(last).unwrap();
+        last
+    }
+
+    fn read_all(c: &mut super::Cursor) -> Vec<u64> {
+        let mut seqs = Vec::new();
+        loop {
+            let batch = c
+                .next_batch_blocking(1000, Duration::from_millis(50))
+                .unwrap();
+            if batch.is_empty() {
+                return seqs;
+            }
+            seqs.extend(batch.iter().map(|e| e.seq));
+        }
+    }
+
+    /// A reader holding the cursor while the journal moves it past `max_lag` jumps over what it
+    /// did not read and counts it; a rewind and the reader's end count what it had read but
+    /// never acknowledged, and nothing is counted twice.
+    #[test]
+    fn a_held_cursor_moved_past_max_lag_counts_exactly_what_it_skipped() {
+        let j = Journal::memory(JournalConfig {
+            segment_bytes: 4096,
+            ..JournalConfig::default()
+        });
+        let mut c = j.cursor("s").unwrap();
+        append(&j, 50);
+        let first = c.next_batch_blocking(10, Duration::from_secs(1)).unwrap();
+        assert_eq!(first.last().map(|e| e.seq), Some(10));
+        c.ack(5, None).unwrap();
+        let last = append(&j, 250);
+        let moved = j.skip_cursor_to_lag("s", 8192).unwrap();
+        assert!(moved > 0 && 5 + moved < last, "{moved}");
+        let to = 5 + moved;
+        // The reader goes on at `to + 1`: 11..=to are skipped (never read).
+        let rest = read_all(&mut c);
+        assert_eq!(rest.first(), Some(&(to + 1)));
+        assert_eq!(rest.last(), Some(&last));
+        assert_eq!(j.take_cursor_skips("s"), to - 10);
+        // A rewind to its own acknowledgement (5): 6..=10 were read but are given up now; the
+        // range it jumped is not counted again; everything after `to` is read again.
+        c.rewind();
+        let again = read_all(&mut c);
+        assert_eq!(again.first(), Some(&(to + 1)));
+        assert_eq!(j.take_cursor_skips("s"), 5);
+        // An acknowledgement below the moved position never moves the cursor file back.
+        c.ack(8, None).unwrap();
+        drop(c);
+        assert_eq!(j.take_cursor_skips("s"), 0);
+        let reopened = j.cursor("s").unwrap();
+        assert_eq!(reopened.acked(), to);
+    }
+
+    /// A reader that ends (a sink attempt that fails) while the journal moved its cursor counts
+    /// what it had not acknowledged up to the new position.
+    #[test]
+    fn a_reader_that_ends_behind_the_moved_cursor_counts_the_rest() {
+        let j = Journal::memory(JournalConfig {
+            segment_bytes: 4096,
+            ..JournalConfig::default()
+        });
+        let mut c = j.cursor("s").unwrap();
+        append(&j, 300);
+        let got = c.next_batch_blocking(20, Duration::from_secs(1)).unwrap();
+        assert_eq!(got.len(), 20);
+        c.ack(20, None).unwrap();
+        let moved = j.skip_cursor_to_lag("s", 8192).unwrap();
+        assert!(moved > 0);
+        drop(c);
+        assert_eq!(j.take_cursor_skips("s"), moved);
+        assert_eq!(j.cursor("s").unwrap().acked(), 20 + moved);
     }
 }

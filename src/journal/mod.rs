@@ -228,6 +228,7 @@ impl Journal {
             space: Notify::new(),
             dropped_journal_full: AtomicU64::new(0),
             snapshot_lock: Mutex::new(()),
+            cursor_files: Mutex::new(()),
             reserve_present: AtomicBool::new(false),
         });
         shared.restore_reserve();
@@ -308,11 +309,14 @@ impl Journal {
                     .entry(name.to_string())
                     .or_insert(CursorMeta {
                         acked: start,
-                        sink_state: None,
+                        ..CursorMeta::default()
                     })
                     .clone()
             }
         };
+        if let Some(m) = shared.lock().cursors.get_mut(name) {
+            m.readers += 1;
+        }
         Ok(Cursor {
             life: self.life.clone(),
             name: name.to_string(),
@@ -320,6 +324,7 @@ impl Journal {
             acked: meta.acked,
             sink_state: meta.sink_state,
             io: Some(Box::default()),
+            jumped: Vec::new(),
         })
     }
 
@@ -404,11 +409,17 @@ impl Journal {
     }
 
     /// Moves the named cursor forward so that at most `max_bytes` of journal lie behind it,
-    /// keeping its sink state: the records it passes over are never read through it. Only for
-    /// a cursor no reader holds right now (a supervised sink between restarts). Returns how
-    /// many records it skipped.
+    /// keeping its sink state: the records it passes over are never read through it. Returns
+    /// how many records the position moved. What is skipped is counted for
+    /// [`Journal::take_cursor_skips`]: with no open [`Cursor`] of this name, all of it at once;
+    /// otherwise the reader counts it as it jumps (what it never read) and when it rewinds or
+    /// is dropped (what it read but never acknowledged).
     pub fn skip_cursor_to_lag(&self, name: &str, max_bytes: u64) -> Result<u64, JournalError> {
         let shared = self.shared();
+        let _serial = shared
+            .cursor_files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let (acked, state, target) = {
             let st = shared.lock();
             let Some(meta) = st.cursors.get(name) else {
@@ -438,9 +449,28 @@ impl Journal {
             return Ok(0);
         }
         shared.persist_cursor(name, target, state.as_ref())?;
-        shared.record_ack(name, target, state);
+        {
+            let mut st = shared.lock();
+            let meta = st.cursors.entry(name.to_string()).or_default();
+            meta.acked = meta.acked.max(target);
+            meta.sink_state = state;
+            if meta.readers == 0 {
+                meta.skipped += target - acked;
+            }
+        }
+        shared.notify_all();
+        drop(_serial);
         shared.trim();
         Ok(target - acked)
+    }
+
+    /// Takes the count of records the named cursor's readers passed over because
+    /// [`Journal::skip_cursor_to_lag`] moved it while they held it (0 when none).
+    pub fn take_cursor_skips(&self, name: &str) -> u64 {
+        let mut st = self.shared().lock();
+        st.cursors
+            .get_mut(name)
+            .map_or(0, |m| std::mem::take(&mut m.skipped))
     }
 
     /// Writes everything appended (and fsyncs it unless `fsync = "never"`), then stops accepting

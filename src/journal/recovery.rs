@@ -185,7 +185,11 @@ fn load_cursors(dir: &Path) -> Result<HashMap<String, CursorMeta>, JournalError>
         let path = entry.path();
         let bytes = std::fs::read(&path).map_err(|e| io_err(&path, e))?;
         let meta = match format::decode_cursor(&bytes) {
-            Ok((acked, sink_state)) => CursorMeta { acked, sink_state },
+            Ok((acked, sink_state)) => CursorMeta {
+                acked,
+                sink_state,
+                ..CursorMeta::default()
+            },
             Err(e) => {
                 tracing::warn!(
                     path = %path.display(),

@@ -53,8 +53,16 @@ pub(super) struct PendingChunk {
 
 #[derive(Debug, Default, Clone)]
 pub(super) struct CursorMeta {
+    /// The persisted position: the sink's own acknowledgements, or further when the journal
+    /// moved it past `max_lag` (a reader that is behind it jumps there).
     pub(super) acked: u64,
     pub(super) sink_state: Option<Bytes>,
+    /// Records the cursor's readers passed over because the journal moved it on, not yet
+    /// taken by [`super::Journal::take_cursor_skips`].
+    pub(super) skipped: u64,
+    /// Open [`super::Cursor`]s of this name: with none, what the journal moves the cursor
+    /// past is counted as skipped at once; otherwise the reader counts it.
+    pub(super) readers: u32,
 }
 
 #[derive(Debug, Default)]
@@ -111,6 +119,8 @@ pub(super) struct Shared {
     pub(super) dropped_journal_full: AtomicU64,
     /// Serialises snapshot writes and segment deletion.
     pub(super) snapshot_lock: Mutex<()>,
+    /// Serialises cursor file writes, so a position on disk never goes back.
+    pub(super) cursor_files: Mutex<()>,
     /// Whether the reserve (ballast) file is in place.
     pub(super) reserve_present: AtomicBool,
 }
@@ -412,6 +422,25 @@ impl Shared {
         let bytes = format::encode_cursor(acked, sink_state.map(|b| &b[..]));
         self.write_small_file(&self.cursors_dir, &format!("{name}.cur"), &bytes)
             .map_err(|e| io_err(&self.cursors_dir.join(format!("{name}.cur")), e))
+    }
+
+    /// Persists `acked` (or the cursor's position, if the journal moved it further) with
+    /// `sink_state` and records it; returns the position persisted.
+    pub(super) fn persist_ack(
+        &self,
+        name: &str,
+        acked: u64,
+        sink_state: Option<Bytes>,
+    ) -> Result<u64, JournalError> {
+        let _serial = self.cursor_files.lock().unwrap_or_else(|p| p.into_inner());
+        let at = self
+            .lock()
+            .cursors
+            .get(name)
+            .map_or(acked, |m| m.acked.max(acked));
+        self.persist_cursor(name, at, sink_state.as_ref())?;
+        self.record_ack(name, at, sink_state);
+        Ok(at)
     }
 
     pub(super) fn record_ack(&self, name: &str, acked: u64, sink_state: Option<Bytes>) {

@@ -15,6 +15,11 @@
 //!
 //! Categories that are not safe file names go to `_invalid_category`, with a warning.
 //!
+//! Like the GELF file sink, it honours its route ([`super::route`]): records it does not take
+//! are not written, and acknowledged with the state before them. Stopped on its own
+//! (`ctx.shutdown`: removed or changed by a reload) it finishes the batch in hand and returns;
+//! once the journal is closed it drains it instead.
+//!
 //! This module touches files under `path` and its journal cursor, nothing else.
 
 use std::collections::BTreeMap;
@@ -29,9 +34,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::file::{FileStates, decode_state};
-use crate::component::{ComponentError, SinkContext};
+use crate::component::{ComponentError, Shutdown, SinkContext};
 use crate::config::{Compression, FileSinkConfig, is_safe_category};
 use crate::journal::{Cursor, Entry};
+use crate::sinks::route::Route;
 use crate::telemetry::SinkStats;
 
 /// Records read from the journal per batch at most.
@@ -49,6 +55,7 @@ pub fn spawn(
     let path = config.path.clone();
     let io_error = move |e| ComponentError::io(format!("output {}", path.display()), e);
     let mut store = ScribeStore::open(&config, ctx.cursor, ctx.stats).map_err(&io_error)?;
+    store.shutdown = Some(ctx.shutdown);
     std::thread::Builder::new()
         .name(format!("sink-{}", ctx.name))
         .spawn(move || store.run().map_err(io_error))
@@ -73,6 +80,9 @@ pub struct ScribeStore {
     stats: Arc<SinkStats>,
     outputs: BTreeMap<String, Output>,
     compressor: Option<Compressor>,
+    route: Route,
+    /// Fires when this sink alone is to stop (a reload); `None`: run until the journal closes.
+    shutdown: Option<Shutdown>,
 }
 
 /// The file name of file `index` of `category`.
@@ -172,12 +182,16 @@ impl ScribeStore {
             stats,
             outputs,
             compressor,
+            route: Route::new(&config.route),
+            shutdown: None,
         })
     }
 
-    /// Writes batches until the journal is closed and drained.
+    /// Writes batches until the journal is closed and drained, or the sink's shutdown fires.
     pub fn run(&mut self) -> std::io::Result<()> {
         loop {
+            let stopping = self.shutdown.as_ref().is_some_and(Shutdown::is_triggered)
+                && !self.cursor.journal_closed();
             let batch = self
                 .cursor
                 .next_batch_blocking(BATCH, Duration::from_millis(200))
@@ -189,6 +203,9 @@ impl ScribeStore {
             if !batch.is_empty() {
                 self.write_batch(&batch)?;
             }
+            if stopping {
+                break;
+            }
         }
         if let Some(c) = self.compressor.take() {
             c.finish();
@@ -196,37 +213,46 @@ impl ScribeStore {
         Ok(())
     }
 
+    /// Writes the records of `batch` its route takes, makes them durable and acknowledges the
+    /// whole batch.
     fn write_batch(&mut self, batch: &[Entry]) -> std::io::Result<()> {
         let mut bytes = 0u64;
-        let add_newlines = self.add_newlines;
+        let mut written = 0u64;
         for entry in batch {
-            let record = &entry.record;
-            let category: &str = if is_safe_category(&record.origin.category) {
-                &record.origin.category
-            } else {
-                tracing::warn!(category = ?record.origin.category, "Record with an unsafe category written to {INVALID_CATEGORY}.");
-                INVALID_CATEGORY
-            };
-            let len = record.raw.len() as u64 + u64::from(add_newlines);
-            let out = self.output_for(category, len, entry.seq - 1)?;
-            out.file.write_all(&record.raw)?;
-            if add_newlines {
-                out.file.write_all(b"\n")?;
+            if self.route.takes(&entry.record) {
+                bytes += self.write_entry(entry)?;
+                written += 1;
             }
-            out.len += len;
-            out.dirty = true;
-            bytes += len;
         }
         self.sync_dirty()?;
         let last = batch.last().map_or(0, |e| e.seq);
         self.cursor
             .ack(last, Some(encode_state(&self.outputs)))
             .map_err(std::io::Error::other)?;
-        self.stats
-            .records
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.stats.records.fetch_add(written, Ordering::Relaxed);
         self.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Appends one record to its category's file; returns the bytes written.
+    fn write_entry(&mut self, entry: &Entry) -> std::io::Result<u64> {
+        let record = &entry.record;
+        let category: &str = if is_safe_category(&record.origin.category) {
+            &record.origin.category
+        } else {
+            tracing::warn!(category = ?record.origin.category, "Record with an unsafe category written to {INVALID_CATEGORY}.");
+            INVALID_CATEGORY
+        };
+        let add_newlines = self.add_newlines;
+        let len = record.raw.len() as u64 + u64::from(add_newlines);
+        let out = self.output_for(category, len, entry.seq - 1)?;
+        out.file.write_all(&record.raw)?;
+        if add_newlines {
+            out.file.write_all(b"\n")?;
+        }
+        out.len += len;
+        out.dirty = true;
+        Ok(len)
     }
 
     /// Rotates the non-empty files older than `rotate_period` (everything before journal
@@ -441,5 +467,83 @@ mod tests {
         assert!(!p.exists());
         let data = std::fs::read(dir.path().join("web_00000.zst")).unwrap();
         assert_eq!(zstd::decode_all(&data[..]).unwrap(), b"hello\n");
+    }
+
+    fn store_config(path: &Path, inputs: &[&str]) -> FileSinkConfig {
+        FileSinkConfig {
+            path: path.to_path_buf(),
+            max_size: crate::config::ByteSize::mib(100),
+            fsync: None,
+            fsync_interval: None,
+            workers: None,
+            max_lag: None,
+            route: crate::config::RouteConfig {
+                inputs: inputs.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            },
+            format: crate::config::FileFormat::Raw,
+            rotate_period: None,
+            compress: Default::default(),
+            add_newlines: true,
+        }
+    }
+
+    fn journal_with(records: &[(&str, &str)]) -> crate::journal::Journal {
+        use crate::journal::{AppendBatch, Journal, JournalConfig};
+        use crate::record::{Format, Origin, Record};
+        let journal = Journal::memory(JournalConfig::default());
+        let appender = journal.appender();
+        let records = records
+            .iter()
+            .map(|(source, msg)| {
+                Record::new(
+                    Origin::new(source, "web", Format::Raw, "h"),
+                    Bytes::from(msg.to_string()),
+                )
+            })
+            .collect();
+        let receipt = appender
+            .append_blocking(AppendBatch {
+                records,
+                checkpoints: vec![],
+            })
+            .unwrap();
+        appender.wait_durable_blocking(receipt.last_seq).unwrap();
+        journal
+    }
+
+    /// Records the route does not take are not written, and acknowledged all the same.
+    #[test]
+    fn writes_only_what_its_route_takes() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = journal_with(&[("a", "one"), ("b", "two"), ("a", "three"), ("b", "four")]);
+        let stats = Arc::new(SinkStats::default());
+        let config = store_config(dir.path(), &["a"]);
+        let mut store =
+            ScribeStore::open(&config, journal.cursor("raw").unwrap(), stats.clone()).unwrap();
+        journal.close().unwrap();
+        store.run().unwrap();
+        let text = std::fs::read_to_string(dir.path().join("web/web_00000")).unwrap();
+        assert_eq!(text, "one\nthree\n");
+        assert_eq!(stats.records.load(Ordering::Relaxed), 2);
+        assert_eq!(journal.stats().cursors, vec![("raw".to_string(), 4, 0)]);
+    }
+
+    /// Its own shutdown (a reload removing it) ends it while the journal stays open.
+    #[test]
+    fn stops_on_its_shutdown_while_the_journal_is_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = journal_with(&[("a", "one")]);
+        let config = store_config(dir.path(), &[]);
+        let mut store =
+            ScribeStore::open(&config, journal.cursor("raw").unwrap(), Arc::default()).unwrap();
+        let (trigger, shutdown) = Shutdown::new();
+        store.shutdown = Some(shutdown);
+        trigger.trigger();
+        let started = Instant::now();
+        store.run().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(!store.cursor.journal_closed());
+        assert_eq!(store.cursor.acked(), 1, "the batch in hand was written");
     }
 }

@@ -10,9 +10,12 @@
 //! An attempt that has run for a second counts as recovered (state `running`, backoff reset).
 //!
 //! While it watches, the supervisor keeps the sink's lag (records and journal bytes behind the
-//! durable end) in [`SinkStats`]. With `max_lag`, a sink that is down and further behind than
-//! that has its cursor moved forward (while no attempt runs, so nothing holds the cursor), and
-//! every record it passes over is counted in [`SinkStats::skipped`] and logged.
+//! durable end) in [`SinkStats`]. With `max_lag`, a sink further behind than that, down or
+//! running but stuck or slow (a forward sink whose aggregator is unreachable), has its cursor
+//! moved forward, so the journal stops waiting for it; every record it passes over is counted
+//! in [`SinkStats::skipped`] and logged. While an attempt runs, its cursor jumps at its next
+//! read and counts what it never read, plus what it had read but not acknowledged when it
+//! rewinds or ends (see [`Journal::skip_cursor_to_lag`]).
 //!
 //! After the sink was asked to stop, a failing sink still gets [`GIVE_UP_AFTER_STOP`] of
 //! retries to drain; then it stops with its error (what it did not write stays in the journal).
@@ -123,25 +126,29 @@ impl Template {
         }
     }
 
-    /// Passes over what lies more than `max_lag` behind (only between attempts).
+    /// Moves the cursor past what lies more than `max_lag` behind (the journal counts what
+    /// is skipped: at once while no attempt holds the cursor, else as the attempt jumps).
     fn enforce_max_lag(&self) {
         let Some(max) = self.max_lag else { return };
-        match self.journal.skip_cursor_to_lag(&self.name, max) {
-            Ok(0) => {}
-            Ok(n) => {
-                self.stats.skipped.fetch_add(n, Ordering::Relaxed);
-                tracing::warn!(
-                    sink = %self.name,
-                    skipped = n,
-                    "Sink `{}` is more than max_lag behind while it is down: {n} records skipped (never written by it).",
-                    self.name
-                );
-            }
-            Err(e) => {
-                tracing::error!(sink = %self.name, "Cannot move the cursor past max_lag: {e}")
-            }
+        if let Err(e) = self.journal.skip_cursor_to_lag(&self.name, max) {
+            tracing::error!(sink = %self.name, "Cannot move the cursor past max_lag: {e}")
         }
+        self.take_skips();
         self.update_lag();
+    }
+
+    /// Counts what the journal skipped for this sink since the last call.
+    fn take_skips(&self) {
+        let n = self.journal.take_cursor_skips(&self.name);
+        if n > 0 {
+            self.stats.skipped.fetch_add(n, Ordering::Relaxed);
+            tracing::warn!(
+                sink = %self.name,
+                skipped = n,
+                "Sink `{}` is more than max_lag behind: {n} records skipped (never written by it).",
+                self.name
+            );
+        }
     }
 
     /// Waits `delay` (less once stopping), keeping lag and max_lag current.
@@ -167,7 +174,7 @@ impl Template {
                 Ok(handle) => {
                     let started = Instant::now();
                     while !handle.is_finished() {
-                        self.update_lag();
+                        self.enforce_max_lag();
                         if health.state() == HealthState::Retrying
                             && started.elapsed() >= HEALTHY_AFTER
                         {
@@ -177,6 +184,7 @@ impl Template {
                         }
                         std::thread::sleep(POLL);
                     }
+                    self.take_skips();
                     self.update_lag();
                     match handle.join() {
                         Ok(Ok(())) => return Ok(()),

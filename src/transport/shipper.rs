@@ -503,12 +503,19 @@ async fn gather_more<S: BatchSource>(
     Ok(())
 }
 
-/// Splits entries into runs whose payload reaches `max_bytes` at most by one record.
+/// Splits entries into runs of consecutive sequence numbers (a batch covers one range; the
+/// journal may have moved the cursor past `max_lag`) whose payload reaches `max_bytes` at most
+/// by one record.
 fn split_by_bytes(entries: &[Entry], max_bytes: usize) -> Vec<&[Entry]> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut bytes = 0usize;
     for (i, e) in entries.iter().enumerate() {
+        if i > start && entries[i - 1].seq + 1 != e.seq {
+            out.push(&entries[start..i]);
+            start = i;
+            bytes = 0;
+        }
         bytes += e.record.raw.len() + 16;
         if bytes >= max_bytes {
             out.push(&entries[start..=i]);
