@@ -13,6 +13,7 @@ mod relp;
 mod route;
 mod scribe;
 mod search;
+mod sink_out;
 mod values;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,10 @@ pub use output::{MAX_WORKERS, OutputFsync, default_workers};
 pub use relp::RelpSourceConfig;
 pub use route::{RouteConfig, Severity, SeveritySetting};
 pub use scribe::{Compression, FileFormat, ScribeSourceConfig};
+pub use sink_out::{
+    GelfCompression, GelfSinkConfig, OutScheme, OutTarget, OutTls, SyslogFraming, SyslogMessage,
+    SyslogProtocol, SyslogSinkConfig,
+};
 pub use values::{ByteSize, HumanDuration};
 
 use crate::journal::{FsyncPolicy, JournalConfig};
@@ -563,6 +568,8 @@ pub enum SinkConfig {
     File(FileSinkConfig),
     Forward(ForwardSinkConfig),
     Index(IndexSinkConfig),
+    Gelf(GelfSinkConfig),
+    Syslog(SyslogSinkConfig),
 }
 
 impl SinkConfig {
@@ -571,6 +578,8 @@ impl SinkConfig {
             SinkConfig::File(_) => "file",
             SinkConfig::Forward(_) => "forward",
             SinkConfig::Index(_) => "index",
+            SinkConfig::Gelf(_) => "gelf",
+            SinkConfig::Syslog(_) => "syslog",
         }
     }
 
@@ -580,6 +589,8 @@ impl SinkConfig {
             SinkConfig::File(c) => &c.route,
             SinkConfig::Forward(c) => &c.route,
             SinkConfig::Index(c) => &c.route,
+            SinkConfig::Gelf(c) => &c.route,
+            SinkConfig::Syslog(c) => &c.route,
         }
     }
 
@@ -589,6 +600,8 @@ impl SinkConfig {
             SinkConfig::File(c) => c.max_lag,
             SinkConfig::Forward(c) => c.max_lag,
             SinkConfig::Index(c) => c.max_lag,
+            SinkConfig::Gelf(c) => c.max_lag,
+            SinkConfig::Syslog(c) => c.max_lag,
         }
     }
 }
@@ -1138,6 +1151,16 @@ impl Config {
                         return Err(err(&table, key, message));
                     }
                 }
+                SinkConfig::Gelf(g) => {
+                    if let Some((key, message)) = g.check() {
+                        return Err(err(&table, key, message));
+                    }
+                }
+                SinkConfig::Syslog(g) => {
+                    if let Some((key, message)) = g.check() {
+                        return Err(err(&table, key, message));
+                    }
+                }
                 SinkConfig::Index(i) => {
                     if !i.listen.is_empty() && i.listen.parse::<std::net::SocketAddr>().is_err() {
                         return Err(err(
@@ -1240,6 +1263,8 @@ fn relocate_in_tagged_table(text: &str, origin: &str, table: &str) -> Option<Con
         ("sinks", "file") => toml::from_str::<FileSinkConfig>(&body).err(),
         ("sinks", "forward") => toml::from_str::<ForwardSinkConfig>(&body).err(),
         ("sinks", "index") => toml::from_str::<IndexSinkConfig>(&body).err(),
+        ("sinks", "gelf") => toml::from_str::<GelfSinkConfig>(&body).err(),
+        ("sinks", "syslog") => toml::from_str::<SyslogSinkConfig>(&body).err(),
         _ => None,
     }?;
     let line = line_of(&body, err.span()?.start);
