@@ -51,6 +51,9 @@ pub struct SinkStatus {
     pub restarts: u64,
     /// Records skipped past `max_lag`.
     pub skipped: u64,
+    /// Records a network sink could not deliver ever and passed over (counted).
+    #[serde(default)]
+    pub dropped: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -122,6 +125,9 @@ impl StatusReport {
             let mut notes = Vec::new();
             if s.skipped > 0 {
                 notes.push(format!("skipped={}", s.skipped));
+            }
+            if s.dropped > 0 {
+                notes.push(format!("dropped={}", s.dropped));
             }
             if s.restarts > 0 {
                 notes.push(format!("restarts={}", s.restarts));

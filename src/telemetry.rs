@@ -81,6 +81,9 @@ pub struct SinkStats {
     pub restarts: AtomicU64,
     /// Records the sink never wrote because it fell more than `max_lag` behind.
     pub skipped: AtomicU64,
+    /// Records a network sink passed over because its receiver can never take them (a GELF
+    /// message too large for 128 UDP chunks, a datagram above the UDP limit, an HTTP 4xx).
+    pub dropped: AtomicU64,
 }
 
 impl SinkStats {
@@ -145,6 +148,13 @@ pub fn sink_status(s: &SinkStats) -> String {
     if skipped > 0 {
         let _ = write!(out, ", {skipped} skipped (max_lag)");
     }
+    let dropped = s.dropped.load(Ordering::Relaxed);
+    if dropped > 0 {
+        let _ = write!(
+            out,
+            ", {dropped} dropped (refused by the receiver or too large)"
+        );
+    }
     out
 }
 
@@ -170,6 +180,7 @@ pub fn report(
             lag_bytes: get(&s.lag_bytes),
             restarts: get(&s.restarts),
             skipped: get(&s.skipped),
+            dropped: get(&s.dropped),
         })
         .collect();
     let js = journal.stats();
@@ -237,6 +248,8 @@ pub fn publish(
             .absolute(s.restarts.load(Ordering::Relaxed));
         metrics::counter!("quill_sink_skipped_total", &label)
             .absolute(s.skipped.load(Ordering::Relaxed));
+        metrics::counter!("quill_sink_dropped_total", &label)
+            .absolute(s.dropped.load(Ordering::Relaxed));
         let state = s.health.state();
         for st in SINK_STATES {
             metrics::gauge!("quill_sink_state", "sink" => name.clone(), "state" => st.as_str())

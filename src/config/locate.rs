@@ -6,8 +6,8 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use super::{
-    FileSinkConfig, FileSourceConfig, ForwardSinkConfig, ForwardSourceConfig, GelfSourceConfig,
-    IndexSinkConfig, ParseKeys, SyslogSourceConfig,
+    FileSinkConfig, FileSourceConfig, ForwardSinkConfig, ForwardSourceConfig, GelfSinkConfig,
+    GelfSourceConfig, IndexSinkConfig, ParseKeys, SyslogSinkConfig, SyslogSourceConfig,
 };
 
 /// A config error, located in its file.
@@ -122,6 +122,8 @@ fn relocate_in_tagged_table(text: &str, origin: &str, table: &str) -> Option<Con
         ("sinks", "file") => toml::from_str::<FileSinkConfig>(&body).err(),
         ("sinks", "forward") => toml::from_str::<ForwardSinkConfig>(&body).err(),
         ("sinks", "index") => toml::from_str::<IndexSinkConfig>(&body).err(),
+        ("sinks", "gelf") => toml::from_str::<GelfSinkConfig>(&body).err(),
+        ("sinks", "syslog") => toml::from_str::<SyslogSinkConfig>(&body).err(),
         _ => None,
     }?;
     let line = line_of(&body, err.span()?.start);

@@ -21,6 +21,7 @@ mod root;
 mod route;
 mod scribe;
 mod search;
+mod sink_out;
 mod sinks;
 mod sources;
 mod validate;
@@ -34,6 +35,10 @@ pub use relp::RelpSourceConfig;
 pub use root::{BytesSection, Config, JournalSection};
 pub use route::{RouteConfig, Severity, SeveritySetting};
 pub use scribe::{Compression, FileFormat, ScribeSourceConfig};
+pub use sink_out::{
+    GelfCompression, GelfSinkConfig, OutScheme, OutTarget, OutTls, SyslogFraming, SyslogMessage,
+    SyslogProtocol, SyslogSinkConfig,
+};
 pub use sinks::{FileSinkConfig, ForwardSinkConfig, IndexSinkConfig, SinkConfig};
 pub use sources::{
     FileSourceConfig, ForwardSourceConfig, MAX_FINGERPRINT_BYTES, ReadFrom, SourceConfig,

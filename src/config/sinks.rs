@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::validate::is_safe_category;
-use super::{ByteSize, Compression, FileFormat, HumanDuration, OutputFsync, RouteConfig, search};
+use super::{
+    ByteSize, Compression, FileFormat, GelfSinkConfig, HumanDuration, OutputFsync, RouteConfig,
+    SyslogSinkConfig, search,
+};
 
 /// `[sinks.NAME]`, selected by `type`.
 #[derive(Debug, Clone, Deserialize)]
@@ -15,6 +18,8 @@ pub enum SinkConfig {
     File(FileSinkConfig),
     Forward(ForwardSinkConfig),
     Index(IndexSinkConfig),
+    Gelf(GelfSinkConfig),
+    Syslog(SyslogSinkConfig),
 }
 
 impl SinkConfig {
@@ -23,6 +28,8 @@ impl SinkConfig {
             SinkConfig::File(_) => "file",
             SinkConfig::Forward(_) => "forward",
             SinkConfig::Index(_) => "index",
+            SinkConfig::Gelf(_) => "gelf",
+            SinkConfig::Syslog(_) => "syslog",
         }
     }
 
@@ -32,6 +39,8 @@ impl SinkConfig {
             SinkConfig::File(c) => &c.route,
             SinkConfig::Forward(c) => &c.route,
             SinkConfig::Index(c) => &c.route,
+            SinkConfig::Gelf(c) => &c.route,
+            SinkConfig::Syslog(c) => &c.route,
         }
     }
 
@@ -41,6 +50,8 @@ impl SinkConfig {
             SinkConfig::File(c) => c.max_lag,
             SinkConfig::Forward(c) => c.max_lag,
             SinkConfig::Index(c) => c.max_lag,
+            SinkConfig::Gelf(c) => c.max_lag,
+            SinkConfig::Syslog(c) => c.max_lag,
         }
     }
 }

@@ -250,6 +250,16 @@ impl Config {
                         return Err(err(&table, key, message));
                     }
                 }
+                SinkConfig::Gelf(g) => {
+                    if let Some((key, message)) = g.check() {
+                        return Err(err(&table, key, message));
+                    }
+                }
+                SinkConfig::Syslog(g) => {
+                    if let Some((key, message)) = g.check() {
+                        return Err(err(&table, key, message));
+                    }
+                }
                 SinkConfig::Index(i) => {
                     if !i.listen.is_empty() && i.listen.parse::<std::net::SocketAddr>().is_err() {
                         return Err(err(
