@@ -8,6 +8,7 @@
 
 mod gelf;
 mod limits;
+mod nats;
 mod output;
 mod relp;
 mod route;
@@ -23,6 +24,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 pub use gelf::GelfSourceConfig;
+pub use nats::{NatsAuth, NatsRetention, NatsSinkConfig, NatsSourceConfig};
 pub use output::{MAX_WORKERS, OutputFsync, default_workers};
 pub use relp::RelpSourceConfig;
 pub use route::{RouteConfig, Severity, SeveritySetting};
@@ -152,6 +154,7 @@ pub enum SourceConfig {
     Scribe(ScribeSourceConfig),
     Relp(RelpSourceConfig),
     Gelf(GelfSourceConfig),
+    Nats(NatsSourceConfig),
 }
 
 impl SourceConfig {
@@ -163,6 +166,7 @@ impl SourceConfig {
             SourceConfig::Scribe(_) => "scribe",
             SourceConfig::Relp(_) => "relp",
             SourceConfig::Gelf(_) => "gelf",
+            SourceConfig::Nats(_) => "nats",
         }
     }
 }
@@ -504,7 +508,7 @@ impl SourceConfig {
             SourceConfig::File(c) => Some(opts!(c)),
             SourceConfig::Syslog(c) => Some(opts!(c)),
             SourceConfig::Relp(c) => Some(c.parse_options()),
-            SourceConfig::Forward(_) | SourceConfig::Scribe(_) => None,
+            SourceConfig::Forward(_) | SourceConfig::Scribe(_) | SourceConfig::Nats(_) => None,
             SourceConfig::Gelf(c) => Some(ParseOptions {
                 format: Format::Gelf,
                 haproxy_config: None,
@@ -563,6 +567,7 @@ pub enum SinkConfig {
     File(FileSinkConfig),
     Forward(ForwardSinkConfig),
     Index(IndexSinkConfig),
+    Nats(NatsSinkConfig),
 }
 
 impl SinkConfig {
@@ -571,6 +576,7 @@ impl SinkConfig {
             SinkConfig::File(_) => "file",
             SinkConfig::Forward(_) => "forward",
             SinkConfig::Index(_) => "index",
+            SinkConfig::Nats(_) => "nats",
         }
     }
 
@@ -580,6 +586,7 @@ impl SinkConfig {
             SinkConfig::File(c) => &c.route,
             SinkConfig::Forward(c) => &c.route,
             SinkConfig::Index(c) => &c.route,
+            SinkConfig::Nats(c) => &c.route,
         }
     }
 
@@ -589,6 +596,7 @@ impl SinkConfig {
             SinkConfig::File(c) => c.max_lag,
             SinkConfig::Forward(c) => c.max_lag,
             SinkConfig::Index(c) => c.max_lag,
+            SinkConfig::Nats(c) => c.max_lag,
         }
     }
 }
@@ -1074,6 +1082,12 @@ impl Config {
                     }
                     &g.category
                 }
+                SourceConfig::Nats(n) => {
+                    if let Some((key, message)) = n.check() {
+                        return Err(err(&table, key, message));
+                    }
+                    &None
+                }
             };
             if let Some(c) = category
                 && !is_safe_category(c)
@@ -1150,6 +1164,11 @@ impl Config {
                         ));
                     }
                     if let Some((key, message)) = i.search_check() {
+                        return Err(err(&table, key, message));
+                    }
+                }
+                SinkConfig::Nats(n) => {
+                    if let Some((key, message)) = n.check() {
                         return Err(err(&table, key, message));
                     }
                 }

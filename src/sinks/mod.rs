@@ -6,6 +6,7 @@
 //! - [`scribe_store`]: the file sink with `format = "raw"`: Scribe's file store, exactly once.
 //! - [`index`]: the transaction-id index under `<data_dir>/index`, exactly once via commit payloads.
 //! - [`forward`]: ships the journal to aggregators, advancing on their durable acks.
+//! - [`nats`]: publishes the journal to a JetStream stream, advancing on its acks.
 //!
 //! The file and index sinks take only the records their route ([`route`]) takes; the others
 //! they acknowledge unwritten. A sink touches its own output and its journal cursor, nothing else.
@@ -14,6 +15,7 @@ mod encode_pool;
 pub mod file;
 pub mod forward;
 pub mod index;
+pub mod nats;
 pub mod route;
 pub mod scribe_store;
 pub mod supervise;
@@ -43,13 +45,14 @@ pub fn spawn(
         SinkConfig::File(cfg) => file::spawn(cfg.clone(), ctx),
         SinkConfig::Forward(cfg) => forward::spawn(cfg.clone(), ctx),
         SinkConfig::Index(cfg) => index::spawn(cfg, ctx),
+        SinkConfig::Nats(cfg) => nats::spawn(cfg.clone(), ctx),
     }
 }
 
 /// True for sinks that parse records (and so start with the parser registry and `[bytes]`).
 pub fn parses(config: &SinkConfig) -> bool {
     match config {
-        SinkConfig::File(_) | SinkConfig::Index(_) => true,
+        SinkConfig::File(_) | SinkConfig::Index(_) | SinkConfig::Nats(_) => true,
         SinkConfig::Forward(_) => false,
     }
 }
@@ -60,6 +63,7 @@ pub fn watched_files(config: &SinkConfig) -> Vec<&std::path::Path> {
     let paths: Vec<&Option<std::path::PathBuf>> = match config {
         SinkConfig::File(_) | SinkConfig::Index(_) => Vec::new(),
         SinkConfig::Forward(c) => vec![&c.token_file, &c.tls_ca, &c.tls_cert, &c.tls_key],
+        SinkConfig::Nats(c) => return c.auth.files(),
     };
     paths.into_iter().flatten().map(|p| p.as_path()).collect()
 }
