@@ -53,15 +53,21 @@ fn append(path: &Path, range: std::ops::Range<usize>) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
+/// One message as read back: partition (from the subject), meta, (sequence, raw) records.
+type Message = (u32, MessageMeta, Vec<(u64, bytes::Bytes)>);
+
 /// Every message of the stream: (partition from the subject, meta, decoded records).
-fn read_stream(port: u16) -> Vec<(u32, MessageMeta, Vec<(u64, bytes::Bytes)>)> {
+fn read_stream(port: u16) -> Vec<Message> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let client = async_nats::connect(format!("nats://127.0.0.1:{port}"))
             .await
             .unwrap();
         let js = async_nats::jetstream::new(client);
-        let mut stream = js.get_stream("quill").await.unwrap();
+        // Not there until the agent has created it.
+        let Ok(mut stream) = js.get_stream("quill").await else {
+            return Vec::new();
+        };
         let last = stream.info().await.unwrap().state.last_sequence;
         let mut out = Vec::new();
         for seq in 1..=last {
@@ -128,7 +134,7 @@ ack_timeout = "2s"
     agent.kill();
     append(&log, LINES / 2..LINES);
     let agent = Daemon::start(root, &cfg);
-    let complete = |msgs: &[(u32, MessageMeta, Vec<(u64, bytes::Bytes)>)]| {
+    let complete = |msgs: &[Message]| {
         let mut seqs = std::collections::HashSet::new();
         for (_, _, r) in msgs {
             seqs.extend(r.iter().map(|(s, _)| *s));

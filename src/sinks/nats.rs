@@ -214,6 +214,8 @@ impl Sink {
                 false,
             ))
             .map_err(|e| ComponentError::Setting(e.to_string()))?;
+        // The context spawns its own ack task: inside the runtime.
+        let _enter = runtime.enter();
         let mut js = jetstream::new(client);
         js.set_timeout(self.config.ack_timeout.0);
         let permits = Arc::new(Semaphore::new(self.config.max_in_flight));
