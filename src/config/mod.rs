@@ -14,6 +14,7 @@ pub mod apache;
 mod gelf;
 mod limits;
 mod locate;
+mod nats;
 mod output;
 mod parse_keys;
 mod relp;
@@ -29,6 +30,7 @@ mod values;
 
 pub use gelf::GelfSourceConfig;
 pub use locate::ConfigError;
+pub use nats::{NatsAuth, NatsRetention, NatsSinkConfig, NatsSourceConfig};
 pub use output::{MAX_WORKERS, OutputFsync, default_workers};
 pub use parse_keys::{DefaultParseSection, ParseKeyError, ParseKeys, ParseOptions};
 pub use relp::RelpSourceConfig;

@@ -121,7 +121,7 @@ impl SourceConfig {
             SourceConfig::File(c) => Some(c.parse.options(c.format)),
             SourceConfig::Syslog(c) => Some(c.parse.options(c.format)),
             SourceConfig::Relp(c) => Some(c.parse_options()),
-            SourceConfig::Forward(_) | SourceConfig::Scribe(_) => None,
+            SourceConfig::Forward(_) | SourceConfig::Scribe(_) | SourceConfig::Nats(_) => None,
             SourceConfig::Gelf(c) => {
                 Some(ParseOptions::format_only(Format::Gelf, &c.txn_id_fields))
             }

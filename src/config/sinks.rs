@@ -6,8 +6,8 @@ use serde::Deserialize;
 
 use super::validate::is_safe_category;
 use super::{
-    ByteSize, Compression, FileFormat, GelfSinkConfig, HumanDuration, OutputFsync, RouteConfig,
-    SyslogSinkConfig, search,
+    ByteSize, Compression, FileFormat, GelfSinkConfig, HumanDuration, NatsSinkConfig, OutputFsync,
+    RouteConfig, SyslogSinkConfig, search,
 };
 
 /// `[sinks.NAME]`, selected by `type`.
@@ -20,6 +20,7 @@ pub enum SinkConfig {
     Index(IndexSinkConfig),
     Gelf(GelfSinkConfig),
     Syslog(SyslogSinkConfig),
+    Nats(NatsSinkConfig),
 }
 
 impl SinkConfig {
@@ -30,6 +31,7 @@ impl SinkConfig {
             SinkConfig::Index(_) => "index",
             SinkConfig::Gelf(_) => "gelf",
             SinkConfig::Syslog(_) => "syslog",
+            SinkConfig::Nats(_) => "nats",
         }
     }
 
@@ -41,6 +43,7 @@ impl SinkConfig {
             SinkConfig::Index(c) => &c.route,
             SinkConfig::Gelf(c) => &c.route,
             SinkConfig::Syslog(c) => &c.route,
+            SinkConfig::Nats(c) => &c.route,
         }
     }
 
@@ -52,6 +55,7 @@ impl SinkConfig {
             SinkConfig::Index(c) => c.max_lag,
             SinkConfig::Gelf(c) => c.max_lag,
             SinkConfig::Syslog(c) => c.max_lag,
+            SinkConfig::Nats(c) => c.max_lag,
         }
     }
 }

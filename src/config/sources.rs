@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{
-    ByteSize, GelfSourceConfig, HumanDuration, ParseKeys, RelpSourceConfig, ScribeSourceConfig,
-    limits, values,
+    ByteSize, GelfSourceConfig, HumanDuration, NatsSourceConfig, ParseKeys, RelpSourceConfig,
+    ScribeSourceConfig, limits, values,
 };
 use crate::record::Format;
 
@@ -22,6 +22,7 @@ pub enum SourceConfig {
     Scribe(ScribeSourceConfig),
     Relp(RelpSourceConfig),
     Gelf(GelfSourceConfig),
+    Nats(NatsSourceConfig),
 }
 
 impl SourceConfig {
@@ -33,6 +34,7 @@ impl SourceConfig {
             SourceConfig::Scribe(_) => "scribe",
             SourceConfig::Relp(_) => "relp",
             SourceConfig::Gelf(_) => "gelf",
+            SourceConfig::Nats(_) => "nats",
         }
     }
 }

@@ -186,6 +186,12 @@ impl Config {
                     }
                     &g.category
                 }
+                SourceConfig::Nats(n) => {
+                    if let Some((key, message)) = n.check() {
+                        return Err(err(&table, key, message));
+                    }
+                    &None
+                }
             };
             if let Some(c) = category
                 && !is_safe_category(c)
@@ -252,6 +258,11 @@ impl Config {
                 }
                 SinkConfig::Gelf(g) => {
                     if let Some((key, message)) = g.check() {
+                        return Err(err(&table, key, message));
+                    }
+                }
+                SinkConfig::Nats(n) => {
+                    if let Some((key, message)) = n.check() {
                         return Err(err(&table, key, message));
                     }
                 }

@@ -376,7 +376,7 @@ impl Topology {
         let (category, format) = match source {
             SourceConfig::File(f) => (Config::source_category(name, &f.category), f.format),
             SourceConfig::Syslog(s) => (Config::source_category(name, &s.category), s.format),
-            SourceConfig::Forward(_) => (name, crate::record::Format::Auto),
+            SourceConfig::Forward(_) | SourceConfig::Nats(_) => (name, crate::record::Format::Auto),
             SourceConfig::Scribe(s) => (name, s.format),
             SourceConfig::Relp(r) => (Config::source_category(name, &r.category), r.format),
             SourceConfig::Gelf(g) => (

@@ -9,6 +9,7 @@
 //! - [`gelf_out`]: GELF to Graylog-compatible receivers (UDP chunked, TCP, HTTP; TLS).
 //! - [`syslog_out`]: RFC 5424/3164 to syslog receivers (UDP, TCP, TLS); both run the
 //!   [`deliver`] loop, advancing on what the receiver took.
+//! - [`nats`]: publishes the journal to a JetStream stream, advancing on its acks.
 //!
 //! The file and index sinks take only the records their route ([`route`]) takes; the others
 //! they acknowledge unwritten. A sink touches its own output and its journal cursor, nothing else.
@@ -20,6 +21,7 @@ pub mod forward;
 pub mod gelf_http;
 pub mod gelf_out;
 pub mod index;
+pub mod nats;
 mod net_out;
 pub mod route;
 pub mod scribe_store;
@@ -53,13 +55,16 @@ pub fn spawn(
         SinkConfig::Index(cfg) => index::spawn(cfg, ctx),
         SinkConfig::Gelf(cfg) => gelf_out::spawn(cfg.clone(), ctx),
         SinkConfig::Syslog(cfg) => syslog_out::spawn(cfg.clone(), ctx),
+        SinkConfig::Nats(cfg) => nats::spawn(cfg.clone(), ctx),
     }
 }
 
 /// True for sinks that parse records (and so start with the parser registry and `[bytes]`).
 pub fn parses(config: &SinkConfig) -> bool {
     match config {
-        SinkConfig::File(_) | SinkConfig::Index(_) | SinkConfig::Gelf(_) => true,
+        SinkConfig::File(_) | SinkConfig::Index(_) | SinkConfig::Gelf(_) | SinkConfig::Nats(_) => {
+            true
+        }
         SinkConfig::Syslog(c) => c.message == crate::config::SyslogMessage::Gelf,
         SinkConfig::Forward(_) => false,
     }
@@ -73,6 +78,7 @@ pub fn watched_files(config: &SinkConfig) -> Vec<&std::path::Path> {
         SinkConfig::Forward(c) => vec![&c.token_file, &c.tls_ca, &c.tls_cert, &c.tls_key],
         SinkConfig::Gelf(c) => vec![&c.tls.tls_ca, &c.tls.tls_cert, &c.tls.tls_key],
         SinkConfig::Syslog(c) => vec![&c.tls.tls_ca, &c.tls.tls_cert, &c.tls.tls_key],
+        SinkConfig::Nats(c) => return c.auth.files(),
     };
     paths.into_iter().flatten().map(|p| p.as_path()).collect()
 }

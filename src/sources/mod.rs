@@ -13,6 +13,7 @@
 pub mod file;
 pub mod forward;
 pub mod gelf;
+
 pub mod relp;
 pub mod scribe;
 pub mod syslog;
@@ -35,7 +36,8 @@ pub fn bind(config: &SourceConfig, name: &str) -> Result<Bound, ComponentError> 
         | SourceConfig::Forward(_)
         | SourceConfig::Scribe(_)
         | SourceConfig::Relp(_)
-        | SourceConfig::Gelf(_) => Bound::Later,
+        | SourceConfig::Gelf(_)
+        | SourceConfig::Nats(_) => Bound::Later,
     })
 }
 
@@ -55,6 +57,7 @@ pub fn watched_files(config: &SourceConfig) -> Vec<&std::path::Path> {
         SourceConfig::Scribe(_) => Vec::new(),
         SourceConfig::Gelf(c) => vec![&c.tls_cert, &c.tls_key, &c.tls_client_ca],
         SourceConfig::Relp(c) => vec![&c.tls_cert, &c.tls_key, &c.tls_client_ca],
+        SourceConfig::Nats(c) => return c.auth.files(),
     };
     paths.into_iter().flatten().map(|p| p.as_path()).collect()
 }
@@ -102,6 +105,11 @@ pub fn start_bound(
             Running::task(handle).with_detail(move || counters.summary())
         }
         (SourceConfig::Relp(cfg), _) => Running::task(relp::start(cfg.clone(), ctx, runtime)?),
+        (SourceConfig::Nats(_), _) => {
+            return Err(ComponentError::Setting(
+                "the nats source is not built yet (issue #18): only the nats sink is".into(),
+            ));
+        }
         (SourceConfig::Gelf(cfg), _) => {
             let (handle, stats) = gelf::start(cfg, ctx, runtime)?;
             Running::task(handle).with_detail(move || stats.summary())

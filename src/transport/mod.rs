@@ -4,6 +4,7 @@
 //! - [`batch`]: a batch's records, encoded and zstd-compressed; bombs and lies are refused.
 //! - [`budget`]: a receiver's memory budget over all connections, and the frame reader keeping to it.
 //! - [`tls`]: rustls configurations, optional mutual TLS.
+//! - [`nats`]: the JetStream message layout, partitions and client connection of the `nats` sink and source.
 //! - [`shipper`]: the sending side shared by the `forward` sink and `quill send`: a window of
 //!   batches in flight, acks, reconnects with backoff and jitter, failover between aggregators.
 //!
@@ -17,6 +18,7 @@
 pub mod batch;
 pub mod budget;
 pub mod frame;
+pub mod nats;
 pub mod shipper;
 pub mod tls;
 
