@@ -121,11 +121,17 @@ pub(super) fn check_file_sink(f: &super::FileSinkConfig) -> Option<(&'static str
     if f.format == FileFormat::Gelf {
         let raw_only = [
             ("rotate_period", f.rotate_period.is_some()),
-            ("compress", f.compress != Compression::None),
+            // GELF output is compressed as it is written (a zstd frame per write).
+            ("compress", f.compress == Compression::Gzip),
             ("add_newlines", f.add_newlines),
         ];
         if let Some((key, _)) = raw_only.into_iter().find(|(_, set)| *set) {
-            return Some((key, "applies to `format = \"raw\"` only".into()));
+            let msg = if key == "compress" {
+                "GELF output takes `zstd` only (`gzip` applies to `format = \"raw\"`)"
+            } else {
+                "applies to `format = \"raw\"` only"
+            };
+            return Some((key, msg.into()));
         }
     }
     if f.rotate_period
@@ -160,6 +166,10 @@ mod tests {
             (
                 "[sources.s]\ntype = \"scribe\"\ntry_later_after = \"0s\"\n",
                 "t.toml:3: sources.s.try_later_after: must be above 0",
+            ),
+            (
+                "[sinks.o]\ntype = \"file\"\npath = \"o\"\ncompress = \"gzip\"\n",
+                "t.toml:4: sinks.o.compress: GELF output takes `zstd` only (`gzip` applies to `format = \"raw\"`)",
             ),
             (
                 "[sinks.o]\ntype = \"file\"\npath = \"o\"\nadd_newlines = true\n",

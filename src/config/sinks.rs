@@ -89,7 +89,8 @@ pub struct FileSinkConfig {
     pub format: FileFormat,
     /// `raw` only: a category's file is also rotated when it is this old (`"1h"`).
     pub rotate_period: Option<HumanDuration>,
-    /// `raw` only: compress closed files (`gzip`, `zstd`; default none).
+    /// `raw`: compress closed files (`gzip`, `zstd`; default none). `gelf`: `zstd` writes
+    /// `.gelf.zst` files, every write one complete zstd frame.
     #[serde(default)]
     pub compress: Compression,
     /// `raw` only: append a newline after every message (Scribe's `add_newlines`; default off:
