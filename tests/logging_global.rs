@@ -2,9 +2,10 @@
 //! module loggers, the explicit flush, and a second `init` refused. One process, one test.
 #![cfg(feature = "logging")]
 
-mod logging_common;
+#[path = "support/gelf.rs"]
+mod gelf;
 
-use logging_common::read_gelf_file;
+use gelf::read_gelf_file;
 use quill::logging::sinks::FileSink;
 use quill::logging::{Config, Error, Level, Logger, Route, TxnId};
 

@@ -1,0 +1,100 @@
+//! Helpers of the forward tests: configs for real agent and aggregator processes, a writer of
+//! numbered lines, and checks of what the aggregator's file sink holds.
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const TOKEN: &str = "s3cret-token";
+
+/// Writes `<name>.toml` for an agent tailing `<name>-logs/*.log` (category `app`, format raw)
+/// and forwarding to `to`. `extra` is appended to the `[sinks.fwd]` table.
+pub fn agent_config(root: &Path, name: &str, to: &[u16], extra: &str) -> PathBuf {
+    let to: Vec<String> = to.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+    let text = format!(
+        r#"data_dir = "./{name}-data"
+hostname = "{name}"
+status_interval = "1s"
+
+[sources.app]
+type = "file"
+include = ["{name}-logs/*.log"]
+category = "app"
+format = "raw"
+poll_interval = "20ms"
+
+[sinks.fwd]
+type = "forward"
+to = [{to}]
+token = "{TOKEN}"
+backoff_min = "20ms"
+backoff_max = "300ms"
+ack_timeout = "2s"
+{extra}
+"#,
+        to = to.join(", ")
+    );
+    let path = root.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    std::fs::create_dir_all(root.join(format!("{name}-logs"))).unwrap();
+    path
+}
+
+/// Writes `<name>.toml` for an aggregator listening on `port`, writing `<name>-out/`, plus
+/// `extra_source` in its `[sources.agents]` table and `extra` at the end (e.g. a forward sink).
+pub fn aggregator_config(
+    root: &Path,
+    name: &str,
+    port: u16,
+    extra_source: &str,
+    extra: &str,
+) -> PathBuf {
+    let text = format!(
+        r#"data_dir = "./{name}-data"
+hostname = "{name}"
+status_interval = "1s"
+
+[sources.agents]
+type = "forward"
+listen = "127.0.0.1:{port}"
+token = "{TOKEN}"
+{extra_source}
+
+[sinks.out]
+type = "file"
+path = "./{name}-out"
+{extra}
+"#
+    );
+    let path = root.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Appends lines `"<prefix> <n>"` for `range` to `path`.
+pub fn append_lines(path: &Path, prefix: &str, range: std::ops::Range<u64>) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    let mut text = String::new();
+    for n in range {
+        text.push_str(&format!("{prefix} {n}\n"));
+    }
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// The numbers of `"<prefix> <n>"` messages in a sink, by `(host, prefix)`, in file order.
+pub fn numbered(entries: &[serde_json::Value]) -> HashMap<(String, String), Vec<u64>> {
+    let mut out: HashMap<(String, String), Vec<u64>> = HashMap::new();
+    for e in entries {
+        let host = e["host"].as_str().unwrap_or("").to_string();
+        let msg = e["short_message"].as_str().unwrap_or("");
+        if let Some((prefix, n)) = msg.rsplit_once(' ')
+            && let Ok(n) = n.parse()
+        {
+            out.entry((host, prefix.to_string())).or_default().push(n);
+        }
+    }
+    out
+}

@@ -1,0 +1,39 @@
+//! Waiting without sleeping longer than needed: poll a condition, wait for a port.
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// Polls `check` until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check()
+}
+
+/// Waits (at most 10 s) until something accepts TCP connections on 127.0.0.1:`port`.
+pub fn wait_port(port: u16) {
+    assert!(
+        wait_until(Duration::from_secs(10), || TcpStream::connect((
+            "127.0.0.1",
+            port
+        ))
+        .is_ok()),
+        "port {port} never opened"
+    );
+}
+
+/// A free TCP+UDP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind tcp");
+        let port = tcp.local_addr().expect("addr").port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
