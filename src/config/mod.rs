@@ -7,6 +7,7 @@
 //! This module reads the config file and nothing else; it starts nothing.
 
 mod gelf;
+mod identity;
 mod limits;
 mod output;
 mod relp;
@@ -23,6 +24,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 pub use gelf::GelfSourceConfig;
+pub use identity::AgentIdentity;
 pub use output::{MAX_WORKERS, OutputFsync, default_workers};
 pub use relp::RelpSourceConfig;
 pub use route::{RouteConfig, Severity, SeveritySetting};
@@ -397,6 +399,12 @@ pub struct ForwardSourceConfig {
     /// Bytes of frames being read and batches being decompressed, across all connections.
     #[serde(default = "limits::default_memory_budget")]
     pub memory_budget: ByteSize,
+    /// Per-agent credentials, each bound to the agent id it may use ([`AgentIdentity`]).
+    #[serde(default)]
+    pub identities: Vec<AgentIdentity>,
+    /// With mutual TLS: an agent's id must be one of its client certificate's names.
+    #[serde(default)]
+    pub agent_id_from_certificate: bool,
 }
 
 fn default_forward_max_frame() -> ByteSize {
@@ -805,6 +813,9 @@ impl ForwardSourceConfig {
         }
         if self.max_connections == 0 {
             return Some(("max_connections", "must be at least 1".into()));
+        }
+        if let Some(problem) = identity::check_identities(self) {
+            return Some(problem);
         }
         limits::check_forward(self)
     }

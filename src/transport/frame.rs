@@ -44,6 +44,8 @@ pub enum ErrorCode {
     InvalidCategory,
     InvalidAgentId,
     Unavailable,
+    /// The agent id is not one its credential (token, client certificate) may use.
+    IdentityMismatch,
     Other(u16),
 }
 
@@ -58,6 +60,7 @@ impl ErrorCode {
             ErrorCode::InvalidCategory => 6,
             ErrorCode::InvalidAgentId => 7,
             ErrorCode::Unavailable => 8,
+            ErrorCode::IdentityMismatch => 9,
             ErrorCode::Other(c) => c,
         }
     }
@@ -72,6 +75,7 @@ impl ErrorCode {
             6 => ErrorCode::InvalidCategory,
             7 => ErrorCode::InvalidAgentId,
             8 => ErrorCode::Unavailable,
+            9 => ErrorCode::IdentityMismatch,
             c => ErrorCode::Other(c),
         }
     }
@@ -80,7 +84,10 @@ impl ErrorCode {
     pub fn is_permanent(self) -> bool {
         matches!(
             self,
-            ErrorCode::UnsupportedVersion | ErrorCode::AuthFailed | ErrorCode::InvalidAgentId
+            ErrorCode::UnsupportedVersion
+                | ErrorCode::AuthFailed
+                | ErrorCode::InvalidAgentId
+                | ErrorCode::IdentityMismatch
         )
     }
 }
