@@ -15,6 +15,14 @@
 //! new stream id ([`BatchSource::restream`]) and reconnects, so the receiver takes everything
 //! after the last ack as new.
 //!
+//! Failover and duplicates: aggregators share no state, each knows only its own high-water mark.
+//! Before failing over, the shipper hands the source the last ack it received (acks reach the
+//! source at most every `source_ack_interval`), so the next aggregator is sent only what no
+//! aggregator acknowledged; failing back resumes after the source's ack, never from an older mark.
+//! What remains is inherent: a batch an aggregator made durable whose ack was lost (it died, or
+//! the network failed, in between) is sent to the next one too, at most the `window` batches in
+//! flight per failover. Exactly once across aggregators needs shared state (NATS JetStream).
+//!
 //! This module owns the connections it opens. Compression runs on the caller's thread: callers run
 //! [`ship`] on a dedicated thread's runtime, never on the shared reactor.
 
@@ -186,12 +194,28 @@ pub async fn ship<S: BatchSource>(
     loop {
         let addr = &cfg.to[index % n];
         let acked_before = source.acked();
-        let result = session(cfg, &mut stream_id, addr, source, stats, failures).await;
+        let mut pending = None;
+        let result = session(
+            cfg,
+            &mut stream_id,
+            addr,
+            source,
+            stats,
+            failures,
+            &mut pending,
+        )
+        .await;
         let err = match result {
             Ok(()) => return Ok(()),
             Err(SessionError::Source(e)) => return Err(ShipError::Source(e)),
             Err(e) => e,
         };
+        // What the receiver acked but the source was not yet told (acks are passed on at most
+        // every `source_ack_interval`): acknowledge it now, so the next aggregator is not sent
+        // what this one already holds.
+        if let Some(seq) = pending.take() {
+            source.ack(seq).await.map_err(ShipError::Source)?;
+        }
         source.rewind();
         stats.reconnects.fetch_add(1, Ordering::Relaxed);
         if source.acked() > acked_before {
@@ -275,6 +299,7 @@ async fn session<S: BatchSource>(
     source: &mut S,
     stats: &ShipStats,
     failures: u32,
+    unacked_at_source: &mut Option<u64>,
 ) -> Result<(), SessionError> {
     let io = connect(cfg, addr).await?;
     let (mut rd, mut wr) = tokio::io::split(io);
@@ -360,7 +385,6 @@ async fn session<S: BatchSource>(
     let mut raw = Vec::with_capacity(cfg.batch_bytes + 4096);
     let mut inflight: VecDeque<InFlight> = VecDeque::new();
     let mut ack_deadline = Instant::now() + cfg.ack_timeout;
-    let mut unacked_at_source: Option<u64> = None;
     let mut source_acked_at = Instant::now();
     loop {
         if inflight.is_empty() && source.finished() {
@@ -404,13 +428,13 @@ async fn session<S: BatchSource>(
                 }
                 if acked.is_some() {
                     ack_deadline = Instant::now() + cfg.ack_timeout;
-                    unacked_at_source = acked;
+                    *unacked_at_source = acked;
                 }
-                if let Some(seq) = unacked_at_source
+                if let Some(seq) = *unacked_at_source
                     && (inflight.is_empty() || source_acked_at.elapsed() >= cfg.source_ack_interval)
                 {
                     source.ack(seq).await.map_err(SessionError::Source)?;
-                    unacked_at_source = None;
+                    *unacked_at_source = None;
                     source_acked_at = Instant::now();
                 }
             }

@@ -9,6 +9,10 @@
 //! restart of either side) and are dropped; a batch that is only a replay is acked once the append
 //! that first held it is durable. Appends of one agent are serialized, across its connections too.
 //!
+//! Identity: with `identities` or `agent_id_from_certificate`, the HELLO's agent id must be one
+//! its credential (token, client certificate) may use ([`identity`]), so two agents cannot share
+//! one high-water mark.
+//!
 //! Bad peers: a wrong token, garbage, an unknown version, an oversized frame, a truncated frame, a
 //! batch that decompresses past its declared size (a zstd bomb) or an unsafe category gets an
 //! ERROR frame (where the stream still allows one), one warning line naming the peer, and a
