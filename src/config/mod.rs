@@ -1108,19 +1108,6 @@ impl Config {
             if let Some((key, message)) = sink.route().check() {
                 return Err(err(&table, key, message));
             }
-            // The forward protocol's batches are contiguous sequence ranges: a forward sink
-            // cannot skip records yet.
-            if let SinkConfig::Forward(f) = sink
-                && !f.route.takes_all()
-            {
-                let key = route::first_key(&f.route);
-                return Err(err(
-                    &table,
-                    key,
-                    "a forward sink takes every record (routing keys are not supported for it yet)"
-                        .into(),
-                ));
-            }
             match sink {
                 SinkConfig::File(f) => {
                     if f.max_size.0 < 4096 {

@@ -82,7 +82,7 @@ pub(super) async fn receive_batches(
                 ));
             }
         };
-        check_batch_header(&batch, shared.max_batch)?;
+        check_batch_header(&batch, shared.max_batch, hello.version)?;
         // The decompressed batch is budgeted at its declared size (decompression stops there).
         let deadline = tokio::time::Instant::now() + shared.frame_timeout;
         let _raw_held = shared
@@ -121,12 +121,26 @@ pub(super) async fn receive_batches(
             st.stream_id = hello.stream_id.clone();
             st.high_water = 0;
         }
+        let range = last_seq - first_seq + 1;
+        let gaps = records.len() as u64 != range;
         let job = if last_seq <= st.high_water {
             // A replay: ack once the append that first held it is durable.
             AckJob::Ack {
                 journal_seq: st.journal_seq,
                 ack_seq: last_seq,
             }
+        } else if gaps && first_seq <= st.high_water {
+            // Records of a routed batch carry no sequence of their own: which of them are at or
+            // below the mark is not known. The agent skips what the mark covers at its HELLO, so
+            // this needs the mark to have moved since (another connection of the agent): a new
+            // HELLO learns the mark and resumes after it.
+            return Err(Refusal::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "routed batch {first_seq}..={last_seq} straddles the high-water mark {}: reconnect",
+                    st.high_water
+                ),
+            ));
         } else {
             let held = st.high_water.saturating_sub(first_seq - 1) as usize;
             if first_seq > st.high_water + 1 && st.high_water > 0 {
@@ -165,14 +179,22 @@ pub(super) async fn receive_batches(
     }
 }
 
-fn check_batch_header(b: &BatchFrame, max_batch: usize) -> Result<(), Refusal> {
+fn check_batch_header(b: &BatchFrame, max_batch: usize, version: u16) -> Result<(), Refusal> {
     if b.first_seq == 0 || b.last_seq < b.first_seq {
         return Err(Refusal::new(
             ErrorCode::Malformed,
             format!("bad sequence range {}..={}", b.first_seq, b.last_seq),
         ));
     }
-    if b.last_seq - b.first_seq + 1 != u64::from(b.count) {
+    let range = b.last_seq - b.first_seq + 1;
+    let count = u64::from(b.count);
+    // Version 1: contiguous ranges; version 2: the taken records of the range (at least one).
+    let fits = if version >= 2 {
+        (1..=range).contains(&count)
+    } else {
+        count == range
+    };
+    if !fits {
         return Err(Refusal::new(
             ErrorCode::Malformed,
             format!(

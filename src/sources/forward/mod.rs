@@ -51,7 +51,9 @@ use crate::component::SourceContext;
 use crate::config::ForwardSourceConfig;
 use crate::journal::Appender;
 use crate::transport::budget::{ByteBudget, FrameLimits, ReadError, read_frame_budgeted};
-use crate::transport::frame::{ErrorCode, Frame, FrameError, Hello, PROTOCOL_VERSION};
+use crate::transport::frame::{
+    ErrorCode, Frame, FrameError, Hello, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+};
 use crate::transport::{self, Io, constant_time_eq, tls};
 use admission::{IpSlot, PerIp, RefusalLog};
 use conn::AckJob;
@@ -349,7 +351,7 @@ async fn serve(
     };
     let mut out = Vec::with_capacity(64);
     Frame::Welcome {
-        version: PROTOCOL_VERSION,
+        version: hello.version,
         high_water,
     }
     .encode(&mut out);
@@ -385,11 +387,11 @@ fn check_hello(
     hello: Hello,
     client_cert: Option<&CertificateDer<'_>>,
 ) -> Result<(Hello, Arc<tokio::sync::Mutex<StreamState>>), Refusal> {
-    if hello.version != PROTOCOL_VERSION {
+    if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&hello.version) {
         return Err(Refusal::new(
             ErrorCode::UnsupportedVersion,
             format!(
-                "protocol version {} is not supported (this aggregator speaks {PROTOCOL_VERSION})",
+                "protocol version {} is not supported (this aggregator speaks {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION})",
                 hello.version
             ),
         ));
