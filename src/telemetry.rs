@@ -25,6 +25,9 @@ pub struct SourceStats {
     pub truncated: AtomicU64,
     /// Connections refused because `max_connections` were open.
     pub refused_connections: AtomicU64,
+    /// Forward source: HELLOs refused because the agent id is not one its credential may use
+    /// (`identities`, `agent_id_from_certificate`), or no identity has the credential.
+    pub identity_refused: AtomicU64,
     /// Files a file source skipped (unreadable, not a regular file, over its file limit).
     pub files_skipped: AtomicU64,
     /// Files a file source forgot before reading them to the end (deleted or rotated away
@@ -37,7 +40,7 @@ pub struct SourceStats {
 
 impl SourceStats {
     /// Every loss counter of the source: (name as in `quill_source_<name>_total`, count).
-    pub fn losses(&self) -> [(&'static str, u64); 8] {
+    pub fn losses(&self) -> [(&'static str, u64); 9] {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         [
             ("dropped_journal_full", get(&self.dropped)),
@@ -45,6 +48,7 @@ impl SourceStats {
             ("malformed", get(&self.errors)),
             ("truncated", get(&self.truncated)),
             ("refused_connections", get(&self.refused_connections)),
+            ("identity_refused", get(&self.identity_refused)),
             ("files_skipped", get(&self.files_skipped)),
             ("files_forgotten", get(&self.files_forgotten)),
             (

@@ -72,7 +72,11 @@ pub(super) fn check_forward(f: &ForwardSourceConfig) -> Option<(&'static str, St
     }
     exposure(
         &f.listen,
-        f.token.is_some() || f.token_file.is_some(),
+        f.token.is_some()
+            || f.token_file.is_some()
+            || f.identities
+                .iter()
+                .any(|i| i.token.is_some() || i.token_file.is_some()),
         f.tls_cert.is_some(),
     )
 }

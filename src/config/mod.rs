@@ -12,6 +12,7 @@
 
 pub mod apache;
 mod gelf;
+mod identity;
 mod limits;
 mod locate;
 mod nats;
@@ -29,6 +30,7 @@ mod validate;
 mod values;
 
 pub use gelf::GelfSourceConfig;
+pub use identity::AgentIdentity;
 pub use locate::ConfigError;
 pub use nats::{NatsAuth, NatsRetention, NatsSinkConfig, NatsSourceConfig};
 pub use output::{MAX_WORKERS, OutputFsync, default_workers};

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{
-    ByteSize, GelfSourceConfig, HumanDuration, NatsSourceConfig, ParseKeys, RelpSourceConfig,
-    ScribeSourceConfig, limits, values,
+    AgentIdentity, ByteSize, GelfSourceConfig, HumanDuration, NatsSourceConfig, ParseKeys,
+    RelpSourceConfig, ScribeSourceConfig, limits, values,
 };
 use crate::record::Format;
 
@@ -247,6 +247,12 @@ pub struct ForwardSourceConfig {
     /// Bytes of frames being read and batches being decompressed, across all connections.
     #[serde(default = "limits::default_memory_budget")]
     pub memory_budget: ByteSize,
+    /// Per-agent credentials, each bound to the agent id it may use ([`AgentIdentity`]).
+    #[serde(default)]
+    pub identities: Vec<AgentIdentity>,
+    /// With mutual TLS: an agent's id must be one of its client certificate's names.
+    #[serde(default)]
+    pub agent_id_from_certificate: bool,
 }
 
 fn default_forward_max_frame() -> ByteSize {
@@ -285,6 +291,9 @@ impl ForwardSourceConfig {
         }
         if self.max_connections == 0 {
             return Some(("max_connections", "must be at least 1".into()));
+        }
+        if let Some(problem) = super::identity::check_identities(self) {
+            return Some(problem);
         }
         limits::check_forward(self)
     }

@@ -4,7 +4,7 @@
 use super::locate::find_key_line;
 use super::{
     Config, ConfigError, MAX_FINGERPRINT_BYTES, MAX_WORKERS, SinkConfig, SourceConfig, limits,
-    route, scribe,
+    scribe,
 };
 
 /// True for a category that is safe as a directory and file name: 1 to 128 characters of
@@ -214,19 +214,6 @@ impl Config {
             }
             if let Some((key, message)) = sink.route().check() {
                 return Err(err(&table, key, message));
-            }
-            // The forward protocol's batches are contiguous sequence ranges: a forward sink
-            // cannot skip records yet.
-            if let SinkConfig::Forward(f) = sink
-                && !f.route.takes_all()
-            {
-                let key = route::first_key(&f.route);
-                return Err(err(
-                    &table,
-                    key,
-                    "a forward sink takes every record (routing keys are not supported for it yet)"
-                        .into(),
-                ));
             }
             match sink {
                 SinkConfig::File(f) => {

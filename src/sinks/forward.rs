@@ -10,6 +10,11 @@
 //! sink stores a new stream id and forwards everything after its cursor again (counted in
 //! `quill_sink_welcome_refused_total`).
 //!
+//! Routing (`inputs`, `categories`, `min_severity`, `hosts`, [`crate::sinks::route`]): records
+//! the route does not take are not sent; a batch still carries the whole journal range it was cut
+//! from (protocol version 2: gaps allowed), so the aggregator's high-water mark and this cursor
+//! move past them, and a range with nothing taken is acknowledged without being sent.
+//!
 //! On shutdown the sink keeps forwarding what is journaled for up to `drain_timeout`, then leaves
 //! the rest in the journal for the next start. It runs on its own thread with its own
 //! single-threaded runtime (compression and cursor I/O never block the shared reactor), and
@@ -24,6 +29,7 @@ use bytes::Bytes;
 use crate::component::{ComponentError, SinkContext};
 use crate::config::ForwardSinkConfig;
 use crate::journal::{Cursor, Entry};
+use crate::sinks::route::Route;
 use crate::telemetry::SinkStats;
 use crate::transport::shipper::{BatchSource, ClientTls, ShipStats, ShipperConfig, ship};
 use crate::transport::{self, tls};
@@ -61,6 +67,7 @@ pub fn spawn(
         ..shipper
     };
     let drain_timeout = config.drain_timeout.0;
+    let route = Route::new(&config.route);
     let sink_name = name.clone();
     std::thread::Builder::new()
         .name(format!("sink-{name}"))
@@ -70,6 +77,7 @@ pub fn spawn(
                 .build()
                 .map_err(|e| ComponentError::io("cannot start the sink's runtime", e))?;
             let mut source = CursorSource {
+                route,
                 cursor,
                 state: encode_state(&stream_id),
                 stats: stats.clone(),
@@ -153,6 +161,7 @@ fn parse_state(state: &[u8]) -> Option<String> {
 
 /// The journal cursor as the shipper's source.
 struct CursorSource {
+    route: Route,
     cursor: Cursor,
     state: Bytes,
     stats: Arc<SinkStats>,
@@ -180,6 +189,14 @@ impl BatchSource for CursorSource {
 
     fn rewind(&mut self) {
         self.cursor.rewind();
+    }
+
+    fn takes(&self, entry: &Entry) -> bool {
+        self.route.takes(&entry.record)
+    }
+
+    fn takes_all(&self) -> bool {
+        self.route.takes_all()
     }
 
     fn acked(&self) -> u64 {

@@ -1,9 +1,9 @@
 //! The routing decision: does a sink take a record? One pure function ([`Route::takes`]) the
-//! file sinks (GELF and the raw Scribe store) and the index sink apply to what they read from
-//! their cursor; a record a sink does not take is acknowledged without being written (exactly-once is unchanged: a skipped record is simply
-//! done for that sink). The forward sink takes every record for now (its batches are contiguous
-//! sequence ranges on the wire; the config refuses routing keys on it), and the unrouted
-//! accountant (`pipeline::unrouted`) uses the same decision.
+//! file sinks (GELF and the raw Scribe store), the index sink, the network sinks and the forward sink
+//! apply to what they read from their cursor; a record a sink does not take is acknowledged without
+//! being written (exactly-once is unchanged: a skipped record is simply done for that sink; the
+//! forward sink's batches carry the gaps, protocol version 2), and the unrouted accountant
+//! (`pipeline::unrouted`) uses the same decision.
 //!
 //! What is matched:
 //! - `inputs`: the record's `origin.source` (globs). A record forwarded from an agent keeps the

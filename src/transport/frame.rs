@@ -11,6 +11,11 @@
 //! | 1    | HELLO   | `"QUILLFWD"`, version `u16`, agent id `str16`, stream id `str16`, token `bytes16` |
 //! | 2    | WELCOME | version `u16`, high-water mark `u64` (the last sequence held for this stream) |
 //! | 3    | BATCH   | first seq `u64`, last seq `u64`, record count `u32`, decompressed length `u32`, zstd data |
+//!
+//! Versions: a receiver answers WELCOME with the version of the HELLO when it speaks it (1 or 2),
+//! else ERROR 1. In version 1 a batch's `count` equals its range's length; in version 2 it may be
+//! lower (1 to the length): the records are the taken ones of the range, in order, and the
+//! receiver's high-water mark becomes the range's last seq.
 //! | 4    | ACK     | last seq `u64`: every batch up to it is durable on the receiver |
 //! | 5    | ERROR   | code `u16`, message `str16`; the sender closes the connection after it |
 //!
@@ -22,8 +27,11 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The HELLO magic, so a peer speaking something else is told apart from a bad version.
 pub const MAGIC: &[u8; 8] = b"QUILLFWD";
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The protocol version this build speaks: 2, where a batch's records may leave gaps in its
+/// sequence range (a routed forward sink skips records; `count` is then below the range's length).
+pub const PROTOCOL_VERSION: u16 = 2;
+/// The oldest version this build still speaks (contiguous batches: `count` = the range's length).
+pub const MIN_PROTOCOL_VERSION: u16 = 1;
 /// Bytes of the frame header.
 pub const HEADER_LEN: usize = 5;
 
@@ -44,6 +52,8 @@ pub enum ErrorCode {
     InvalidCategory,
     InvalidAgentId,
     Unavailable,
+    /// The agent id is not one its credential (token, client certificate) may use.
+    IdentityMismatch,
     Other(u16),
 }
 
@@ -58,6 +68,7 @@ impl ErrorCode {
             ErrorCode::InvalidCategory => 6,
             ErrorCode::InvalidAgentId => 7,
             ErrorCode::Unavailable => 8,
+            ErrorCode::IdentityMismatch => 9,
             ErrorCode::Other(c) => c,
         }
     }
@@ -72,6 +83,7 @@ impl ErrorCode {
             6 => ErrorCode::InvalidCategory,
             7 => ErrorCode::InvalidAgentId,
             8 => ErrorCode::Unavailable,
+            9 => ErrorCode::IdentityMismatch,
             c => ErrorCode::Other(c),
         }
     }
@@ -80,7 +92,10 @@ impl ErrorCode {
     pub fn is_permanent(self) -> bool {
         matches!(
             self,
-            ErrorCode::UnsupportedVersion | ErrorCode::AuthFailed | ErrorCode::InvalidAgentId
+            ErrorCode::UnsupportedVersion
+                | ErrorCode::AuthFailed
+                | ErrorCode::InvalidAgentId
+                | ErrorCode::IdentityMismatch
         )
     }
 }

@@ -15,6 +15,14 @@
 //! new stream id ([`BatchSource::restream`]) and reconnects, so the receiver takes everything
 //! after the last ack as new.
 //!
+//! Failover and duplicates: aggregators share no state, each knows only its own high-water mark.
+//! Before failing over, the shipper hands the source the last ack it received (acks reach the
+//! source at most every `source_ack_interval`), so the next aggregator is sent only what no
+//! aggregator acknowledged; failing back resumes after the source's ack, never from an older mark.
+//! What remains is inherent: a batch an aggregator made durable whose ack was lost (it died, or
+//! the network failed, in between) is sent to the next one too, at most the `window` batches in
+//! flight per failover. Exactly once across aggregators needs shared state (NATS JetStream).
+//!
 //! This module owns the connections it opens. Compression runs on the caller's thread: callers run
 //! [`ship`] on a dedicated thread's runtime, never on the shared reactor.
 
@@ -32,7 +40,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::batch::encode_records;
-use super::frame::{BatchFrame, ErrorCode, Frame, Hello, PROTOCOL_VERSION, read_frame};
+use super::frame::{
+    BatchFrame, ErrorCode, Frame, Hello, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, read_frame,
+};
 use super::{Io, tls};
 use crate::journal::Entry;
 
@@ -53,6 +63,15 @@ pub trait BatchSource {
     fn newest(&self) -> u64;
     /// The stream continues under a new id (the receiver's mark was impossible): remember it.
     fn restream(&mut self, stream_id: &str) -> impl Future<Output = Result<(), String>>;
+    /// True when `entry` is shipped (routing); the others are acknowledged with the batch range
+    /// they fall in, unsent (protocol version 2 carries the gaps).
+    fn takes(&self, _entry: &Entry) -> bool {
+        true
+    }
+    /// True when every entry is taken (an aggregator speaking only version 1 can be used).
+    fn takes_all(&self) -> bool {
+        true
+    }
 }
 
 /// TLS towards the receivers.
@@ -183,17 +202,47 @@ pub async fn ship<S: BatchSource>(
     };
     let mut failures = 0u32;
     let mut stream_id = cfg.stream_id.clone();
+    let mut version = PROTOCOL_VERSION;
     loop {
         let addr = &cfg.to[index % n];
         let acked_before = source.acked();
-        let result = session(cfg, &mut stream_id, addr, source, stats, failures).await;
+        let mut pending = None;
+        let result = session(
+            cfg,
+            &mut stream_id,
+            addr,
+            source,
+            stats,
+            (failures, version),
+            &mut pending,
+        )
+        .await;
         let err = match result {
             Ok(()) => return Ok(()),
             Err(SessionError::Source(e)) => return Err(ShipError::Source(e)),
             Err(e) => e,
         };
+        // What the receiver acked but the source was not yet told (acks are passed on at most
+        // every `source_ack_interval`): acknowledge it now, so the next aggregator is not sent
+        // what this one already holds.
+        if let Some(seq) = pending.take() {
+            source.ack(seq).await.map_err(ShipError::Source)?;
+        }
         source.rewind();
         stats.reconnects.fetch_add(1, Ordering::Relaxed);
+        // An aggregator of an older release speaks version 1 (contiguous batches): fine for a
+        // sink that takes every record. A routed sink keeps being refused, with the reason logged.
+        if let SessionError::Refused {
+            code: ErrorCode::UnsupportedVersion,
+            ..
+        } = &err
+            && version > MIN_PROTOCOL_VERSION
+            && source.takes_all()
+        {
+            tracing::info!(agent = %cfg.agent_id, "{addr} speaks an older forward protocol: using version {MIN_PROTOCOL_VERSION} (a routed forward sink needs aggregators of this release).");
+            version = MIN_PROTOCOL_VERSION;
+            continue;
+        }
         if source.acked() > acked_before {
             failures = 0;
         }
@@ -237,6 +286,17 @@ struct InFlight {
     last_seq: u64,
     records: u64,
     raw_bytes: u64,
+    /// A range none of whose entries is taken: not sent, done once everything before it is.
+    local: bool,
+}
+
+/// Pops the ranges at the front that were never sent; returns the last sequence they cover.
+fn pop_local(inflight: &mut VecDeque<InFlight>) -> Option<u64> {
+    let mut last = None;
+    while inflight.front().is_some_and(|b| b.local) {
+        last = inflight.pop_front().map(|b| b.last_seq);
+    }
+    last
 }
 
 /// Aborts the reader task when the session ends.
@@ -274,13 +334,14 @@ async fn session<S: BatchSource>(
     addr: &str,
     source: &mut S,
     stats: &ShipStats,
-    failures: u32,
+    (failures, version): (u32, u16),
+    unacked_at_source: &mut Option<u64>,
 ) -> Result<(), SessionError> {
     let io = connect(cfg, addr).await?;
     let (mut rd, mut wr) = tokio::io::split(io);
     let mut out = Vec::with_capacity(cfg.batch_bytes / 2 + 1024);
     Frame::Hello(Hello {
-        version: PROTOCOL_VERSION,
+        version,
         agent_id: cfg.agent_id.clone(),
         stream_id: stream_id.clone(),
         token: cfg.token.clone().unwrap_or_default(),
@@ -299,12 +360,14 @@ async fn session<S: BatchSource>(
     .map_err(|e| SessionError::Lost(e.to_string()))?;
     let high_water = match welcome {
         Some(Frame::Welcome {
-            version,
             high_water,
-        }) if version == PROTOCOL_VERSION => high_water,
-        Some(Frame::Welcome { version, .. }) => {
+            version: theirs,
+        }) if theirs == version => high_water,
+        Some(Frame::Welcome {
+            version: theirs, ..
+        }) => {
             return Err(SessionError::Protocol(format!(
-                "receiver speaks protocol version {version}, we speak {PROTOCOL_VERSION}"
+                "receiver answered protocol version {theirs} to our {version}"
             )));
         }
         Some(Frame::Error { code, message }) => {
@@ -360,7 +423,6 @@ async fn session<S: BatchSource>(
     let mut raw = Vec::with_capacity(cfg.batch_bytes + 4096);
     let mut inflight: VecDeque<InFlight> = VecDeque::new();
     let mut ack_deadline = Instant::now() + cfg.ack_timeout;
-    let mut unacked_at_source: Option<u64> = None;
     let mut source_acked_at = Instant::now();
     loop {
         if inflight.is_empty() && source.finished() {
@@ -394,6 +456,9 @@ async fn session<S: BatchSource>(
                             if acked == before {
                                 return Err(SessionError::Protocol(format!("ACK {last_seq} for no batch in flight")));
                             }
+                            if let Some(seq) = pop_local(&mut inflight) {
+                                acked = Some(seq);
+                            }
                         }
                         Frame::Error { code, message } => return Err(SessionError::Refused { code, message }),
                         other => return Err(SessionError::Protocol(format!("unexpected {} frame", other.name()))),
@@ -404,13 +469,13 @@ async fn session<S: BatchSource>(
                 }
                 if acked.is_some() {
                     ack_deadline = Instant::now() + cfg.ack_timeout;
-                    unacked_at_source = acked;
+                    *unacked_at_source = acked;
                 }
-                if let Some(seq) = unacked_at_source
+                if let Some(seq) = *unacked_at_source
                     && (inflight.is_empty() || source_acked_at.elapsed() >= cfg.source_ack_interval)
                 {
                     source.ack(seq).await.map_err(SessionError::Source)?;
-                    unacked_at_source = None;
+                    *unacked_at_source = None;
                     source_acked_at = Instant::now();
                 }
             }
@@ -432,7 +497,12 @@ async fn session<S: BatchSource>(
                 }
                 for chunk in split_by_bytes(&entries, cfg.batch_bytes) {
                     let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else { continue };
-                    encode_records(chunk.iter().map(|e| &e.record), &mut raw);
+                    let taken: Vec<&Entry> = chunk.iter().filter(|e| source.takes(e)).collect();
+                    if taken.is_empty() {
+                        inflight.push_back(InFlight { last_seq: last.seq, records: 0, raw_bytes: 0, local: true });
+                        continue;
+                    }
+                    encode_records(taken.iter().map(|e| &e.record), &mut raw);
                     let compressed = compressor
                         .compress(&raw)
                         .map_err(|e| SessionError::Source(format!("zstd: {e}")))?;
@@ -440,7 +510,7 @@ async fn session<S: BatchSource>(
                     Frame::Batch(BatchFrame {
                         first_seq: first.seq,
                         last_seq: last.seq,
-                        count: chunk.len() as u32,
+                        count: taken.len() as u32,
                         raw_len: raw.len() as u32,
                         compressed: Bytes::from(compressed),
                     })
@@ -458,9 +528,19 @@ async fn session<S: BatchSource>(
                     stats.wire_bytes.fetch_add(out.len() as u64, Ordering::Relaxed);
                     inflight.push_back(InFlight {
                         last_seq: last.seq,
-                        records: chunk.len() as u64,
-                        raw_bytes: chunk.iter().map(|e| e.record.raw.len() as u64).sum(),
+                        records: taken.len() as u64,
+                        raw_bytes: taken.iter().map(|e| e.record.raw.len() as u64).sum(),
+                        local: false,
                     });
+                }
+                // Ranges with nothing taken, nothing before them in flight: done now.
+                if let Some(seq) = pop_local(&mut inflight) {
+                    if inflight.is_empty() {
+                        source.ack(seq).await.map_err(SessionError::Source)?;
+                        *unacked_at_source = None;
+                    } else {
+                        *unacked_at_source = Some(seq);
+                    }
                 }
                 tokio::time::timeout(cfg.ack_timeout, wr.flush())
                     .await

@@ -471,7 +471,7 @@ backoff_max = "200ms"
         streams.push(h.stream_id.clone());
         let mut out = Vec::new();
         Frame::Welcome {
-            version: 1,
+            version: h.version,
             high_water,
         }
         .encode(&mut out);

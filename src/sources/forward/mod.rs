@@ -9,6 +9,10 @@
 //! restart of either side) and are dropped; a batch that is only a replay is acked once the append
 //! that first held it is durable. Appends of one agent are serialized, across its connections too.
 //!
+//! Identity: with `identities` or `agent_id_from_certificate`, the HELLO's agent id must be one
+//! its credential (token, client certificate) may use ([`identity`]), so two agents cannot share
+//! one high-water mark.
+//!
 //! Bad peers: a wrong token, garbage, an unknown version, an oversized frame, a truncated frame, a
 //! batch that decompresses past its declared size (a zstd bomb) or an unsafe category gets an
 //! ERROR frame (where the stream still allows one), one warning line naming the peer, and a
@@ -26,30 +30,37 @@
 //!
 //! This module touches its listening socket, its connections and the journal's append side.
 
+mod admission;
+mod conn;
+pub mod identity;
+
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
+use rustls::pki_types::CertificateDer;
+use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use crate::component::SourceContext;
 use crate::config::ForwardSourceConfig;
-use crate::journal::{AppendBatch, Appender, Checkpoint};
-use crate::transport::batch::{self, BatchError};
+use crate::journal::Appender;
 use crate::transport::budget::{ByteBudget, FrameLimits, ReadError, read_frame_budgeted};
-use crate::transport::frame::{BatchFrame, ErrorCode, Frame, FrameError, Hello, PROTOCOL_VERSION};
+use crate::transport::frame::{
+    ErrorCode, Frame, FrameError, Hello, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+};
 use crate::transport::{self, Io, constant_time_eq, tls};
+use admission::{IpSlot, PerIp, RefusalLog};
+use conn::AckJob;
+use identity::Identities;
 
 /// Largest HELLO accepted (its strings are at most 64 KiB each; real ones are tiny).
 const MAX_HELLO: usize = 64 * 1024;
-/// Refusals of the accept loop are logged at most this often (the rest are counted).
-const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
 /// Acks queued per connection at most (the agent's window is far smaller).
 const ACK_QUEUE: usize = 256;
 
@@ -66,6 +77,8 @@ struct Shared {
     ctx: SourceContext,
     appender: Appender,
     token: Option<Bytes>,
+    /// Which credential may use which agent id.
+    identities: Identities,
     tls: Option<tokio_rustls::TlsAcceptor>,
     max_frame: usize,
     max_batch: usize,
@@ -78,97 +91,6 @@ struct Shared {
     /// Agent slots: taken once the HELLO is accepted.
     slots: Arc<Semaphore>,
     agents: Mutex<HashMap<String, Arc<tokio::sync::Mutex<StreamState>>>>,
-}
-
-/// Connections per IP address (all, and those still in their handshake), shared by the accept
-/// loop and the connections' [`IpSlot`]s.
-struct PerIp {
-    max: usize,
-    max_handshakes: usize,
-    counts: Mutex<HashMap<IpAddr, IpCount>>,
-}
-
-#[derive(Default)]
-struct IpCount {
-    all: usize,
-    handshakes: usize,
-}
-
-/// One connection's place in its IP's counts; freed when dropped.
-struct IpSlot {
-    per_ip: Arc<PerIp>,
-    ip: IpAddr,
-    in_handshake: bool,
-}
-
-impl PerIp {
-    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, IpCount>> {
-        self.counts.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// A place for a new connection from `ip`, or why there is none.
-    fn take(self: &Arc<Self>, ip: IpAddr) -> Result<IpSlot, &'static str> {
-        let mut counts = self.counts();
-        let n = counts.entry(ip).or_default();
-        if n.all >= self.max {
-            return Err("too many connections from this address");
-        }
-        if n.handshakes >= self.max_handshakes {
-            return Err("too many connections in their handshake from this address");
-        }
-        n.all += 1;
-        n.handshakes += 1;
-        Ok(IpSlot {
-            per_ip: self.clone(),
-            ip,
-            in_handshake: true,
-        })
-    }
-}
-
-impl IpSlot {
-    /// The handshake is over (its slot is free for the next peer from this address).
-    fn handshake_done(&mut self) {
-        if std::mem::take(&mut self.in_handshake)
-            && let Some(n) = self.per_ip.counts().get_mut(&self.ip)
-        {
-            n.handshakes -= 1;
-        }
-    }
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        self.handshake_done();
-        let mut counts = self.per_ip.counts();
-        if let Some(n) = counts.get_mut(&self.ip) {
-            n.all -= 1;
-            if n.all == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
-}
-
-/// Refusals at accept, logged at most once per [`REFUSAL_LOG_INTERVAL`] with how many were not.
-struct RefusalLog {
-    last: Option<Instant>,
-    unlogged: u64,
-}
-
-impl RefusalLog {
-    fn note(&mut self, source: &str, peer: SocketAddr, why: &str) {
-        if self
-            .last
-            .is_some_and(|t| t.elapsed() < REFUSAL_LOG_INTERVAL)
-        {
-            self.unlogged += 1;
-            return;
-        }
-        let also = std::mem::take(&mut self.unlogged);
-        tracing::warn!(source = %source, %peer, "Refused forward connection: {why} ({also} more refusals since the last such line).");
-        self.last = Some(Instant::now());
-    }
 }
 
 /// The checkpoint key of an agent's high-water mark.
@@ -200,7 +122,8 @@ pub fn start(
         }
         _ => None,
     };
-    if token.is_none() && config.tls_client_ca.is_none() {
+    let identities = Identities::load(&config)?;
+    if token.is_none() && !identities.has_tokens() && config.tls_client_ca.is_none() {
         tracing::warn!(source = %ctx.name, "Forward source on {} accepts any agent: set `token`, `token_file` or `tls_client_ca`.", config.listen);
     }
     let std_listener = std::net::TcpListener::bind(&config.listen)
@@ -216,6 +139,7 @@ pub fn start(
         appender: ctx.journal.appender(),
         ctx,
         token,
+        identities,
         tls,
         max_frame: config.max_frame_size.as_usize(),
         max_batch: config.max_batch_size.as_usize(),
@@ -232,11 +156,10 @@ pub fn start(
         "max_unauthenticated",
         config.max_unauthenticated,
     )));
-    let per_ip = Arc::new(PerIp {
-        max: config.max_connections_per_ip,
-        max_handshakes: config.max_unauthenticated_per_ip,
-        counts: Mutex::default(),
-    });
+    let per_ip = PerIp::new(
+        config.max_connections_per_ip,
+        config.max_unauthenticated_per_ip,
+    );
     let _guard = runtime.enter();
     Ok(runtime.spawn(async move {
         let listener = TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
@@ -252,10 +175,7 @@ async fn accept_loop(
 ) -> Result<(), String> {
     let mut shutdown = shared.ctx.shutdown.clone();
     let mut connections = JoinSet::new();
-    let mut refusals = RefusalLog {
-        last: None,
-        unlogged: 0,
-    };
+    let mut refusals = RefusalLog::new();
     let mut accept_errors = crate::limits::AcceptBackoff::new(&shared.ctx.name);
     loop {
         tokio::select! {
@@ -348,10 +268,18 @@ async fn serve(
     let _ = stream.set_nodelay(true);
     let name = shared.ctx.name.clone();
     let deadline = tokio::time::Instant::now() + shared.handshake_timeout;
-    let io: Box<dyn Io> = match &shared.tls {
-        None => Box::new(stream),
+    let (io, client_cert): (Box<dyn Io>, Option<CertificateDer<'static>>) = match &shared.tls {
+        None => (Box::new(stream), None),
         Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
-            Ok(Ok(s)) => Box::new(s),
+            Ok(Ok(s)) => {
+                let cert = s
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| c.clone().into_owned());
+                (Box::new(s), cert)
+            }
             Ok(Err(e)) => {
                 shared.ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(source = %name, %peer, "Refused forward connection: TLS handshake failed: {e}.");
@@ -385,15 +313,17 @@ async fn serve(
         Ok(Ok(None)) => return, // connected and left: a port probe
         Ok(Err(e)) => Err(Refusal::from(e)),
     };
-    let checked = hello.and_then(|h| check_hello(&shared, h)).and_then(|v| {
-        // Authenticated: trade the handshake slot for an agent slot.
-        let slot = shared
-            .slots
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Refusal::new(ErrorCode::Unavailable, "too many connections"))?;
-        Ok((v, slot))
-    });
+    let checked = hello
+        .and_then(|h| check_hello(&shared, h, client_cert.as_ref()))
+        .and_then(|v| {
+            // Authenticated: trade the handshake slot for an agent slot.
+            let slot = shared
+                .slots
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| Refusal::new(ErrorCode::Unavailable, "too many connections"))?;
+            Ok((v, slot))
+        });
     drop(handshake);
     ip_slot.handshake_done();
     let ((hello, state), _slot) = match checked {
@@ -421,7 +351,7 @@ async fn serve(
     };
     let mut out = Vec::with_capacity(64);
     Frame::Welcome {
-        version: PROTOCOL_VERSION,
+        version: hello.version,
         high_water,
     }
     .encode(&mut out);
@@ -431,8 +361,8 @@ async fn serve(
     tracing::info!(source = %name, %peer, agent = %agent, high_water, "Agent connected.");
 
     let (ack_tx, ack_rx) = mpsc::channel::<AckJob>(ACK_QUEUE);
-    let writer = tokio::spawn(write_acks(wr, ack_rx, shared.appender.clone()));
-    let result = receive_batches(&shared, &mut rd, &hello, &state, &ack_tx).await;
+    let writer = tokio::spawn(conn::write_acks(wr, ack_rx, shared.appender.clone()));
+    let result = conn::receive_batches(&shared, &mut rd, &hello, &state, &ack_tx).await;
     match result {
         Ok(()) => {
             drop(ack_tx);
@@ -455,12 +385,13 @@ async fn serve(
 fn check_hello(
     shared: &Shared,
     hello: Hello,
+    client_cert: Option<&CertificateDer<'_>>,
 ) -> Result<(Hello, Arc<tokio::sync::Mutex<StreamState>>), Refusal> {
-    if hello.version != PROTOCOL_VERSION {
+    if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&hello.version) {
         return Err(Refusal::new(
             ErrorCode::UnsupportedVersion,
             format!(
-                "protocol version {} is not supported (this aggregator speaks {PROTOCOL_VERSION})",
+                "protocol version {} is not supported (this aggregator speaks {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION})",
                 hello.version
             ),
         ));
@@ -478,6 +409,21 @@ fn check_hello(
             ErrorCode::InvalidAgentId,
             format!("invalid agent id {:?}", hello.agent_id),
         ));
+    }
+    if let Err(e) = shared
+        .identities
+        .check(&hello.agent_id, &hello.token, client_cert)
+    {
+        shared
+            .ctx
+            .stats
+            .identity_refused
+            .fetch_add(1, Ordering::Relaxed);
+        let code = match e {
+            identity::IdentityError::UnknownCredential { .. } => ErrorCode::AuthFailed,
+            identity::IdentityError::Mismatch { .. } => ErrorCode::IdentityMismatch,
+        };
+        return Err(Refusal::new(code, e.to_string()));
     }
     if !transport::is_valid_stream_id(&hello.stream_id) {
         return Err(Refusal::new(
@@ -527,184 +473,6 @@ async fn refuse(
         })
         .await;
     }
-}
-
-enum AckJob {
-    /// Ack `ack_seq` once journal sequence `journal_seq` is durable.
-    Ack {
-        journal_seq: u64,
-        ack_seq: u64,
-    },
-    Error(ErrorCode, String),
-}
-
-/// Sends acks in order, each once what it covers is durable; then an ERROR, if any.
-async fn write_acks(
-    mut wr: WriteHalf<Box<dyn Io>>,
-    mut jobs: mpsc::Receiver<AckJob>,
-    appender: Appender,
-) {
-    let mut out = Vec::with_capacity(64);
-    while let Some(job) = jobs.recv().await {
-        out.clear();
-        match job {
-            AckJob::Ack {
-                journal_seq,
-                ack_seq,
-            } => {
-                if appender.wait_durable(journal_seq).await.is_err() {
-                    return;
-                }
-                Frame::Ack { last_seq: ack_seq }.encode(&mut out);
-            }
-            AckJob::Error(code, message) => Frame::Error { code, message }.encode(&mut out),
-        }
-        // Batch acks that are ready together into one write.
-        if wr.write_all(&out).await.is_err() || wr.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = wr.shutdown().await;
-}
-
-async fn receive_batches(
-    shared: &Shared,
-    rd: &mut ReadHalf<Box<dyn Io>>,
-    hello: &Hello,
-    state: &tokio::sync::Mutex<StreamState>,
-    acks: &mpsc::Sender<AckJob>,
-) -> Result<(), Refusal> {
-    let mut shutdown = shared.ctx.shutdown.clone();
-    let key = checkpoint_key(&hello.agent_id);
-    let limits = FrameLimits {
-        max_len: shared.max_frame,
-        idle: shared.idle_timeout,
-        frame: shared.frame_timeout,
-    };
-    loop {
-        let frame = tokio::select! {
-            _ = shutdown.triggered() => return Ok(()),
-            f = read_frame_budgeted(rd, limits, &shared.budget) => f?,
-        };
-        let (batch, frame_held) = match frame {
-            None => return Ok(()),
-            Some((Frame::Batch(b), held)) => (b, held),
-            Some((other, _)) => {
-                return Err(Refusal::new(
-                    ErrorCode::Malformed,
-                    format!("unexpected {} frame", other.name()),
-                ));
-            }
-        };
-        check_batch_header(&batch, shared.max_batch)?;
-        // The decompressed batch is budgeted at its declared size (decompression stops there).
-        let deadline = tokio::time::Instant::now() + shared.frame_timeout;
-        let _raw_held = shared
-            .budget
-            .take(batch.raw_len as usize, deadline)
-            .await
-            .map_err(|e| Refusal::new(ErrorCode::Unavailable, e.to_string()))?;
-        // Decompression and decoding are CPU work: off the reactor. The context is made per batch
-        // so that idle connections hold none.
-        let max_batch = shared.max_batch;
-        let decoded = tokio::task::spawn_blocking(move || {
-            let mut dec = zstd::bulk::Decompressor::new().map_err(|e| BatchError::Decompress {
-                declared: batch.raw_len,
-                reason: e.to_string(),
-            })?;
-            batch::decompress(&mut dec, &batch.compressed, batch.raw_len, max_batch)
-                .and_then(|raw| batch::decode_records(raw, batch.count))
-                .map(|records| (batch.first_seq, batch.last_seq, records))
-        })
-        .await
-        .map_err(|e| Refusal::new(ErrorCode::Unavailable, format!("decoder failed: {e}")))?;
-        drop(frame_held);
-        let (first_seq, last_seq, mut records) = decoded.map_err(|e| match e {
-            BatchError::InvalidCategory(_) => {
-                Refusal::new(ErrorCode::InvalidCategory, e.to_string())
-            }
-            BatchError::TooLarge { .. } => Refusal::new(ErrorCode::BatchTooLarge, e.to_string()),
-            _ => Refusal::new(ErrorCode::Malformed, e.to_string()),
-        })?;
-
-        let mut st = state.lock().await;
-        if st.stream_id != hello.stream_id {
-            if !st.stream_id.is_empty() {
-                tracing::info!(source = %shared.ctx.name, agent = %hello.agent_id, "Agent started a new journal stream {} (its data was reset, or another agent uses the same id); previous stream {} ended at sequence {}.", hello.stream_id, st.stream_id, st.high_water);
-            }
-            st.stream_id = hello.stream_id.clone();
-            st.high_water = 0;
-        }
-        let job = if last_seq <= st.high_water {
-            // A replay: ack once the append that first held it is durable.
-            AckJob::Ack {
-                journal_seq: st.journal_seq,
-                ack_seq: last_seq,
-            }
-        } else {
-            let held = st.high_water.saturating_sub(first_seq - 1) as usize;
-            if first_seq > st.high_water + 1 && st.high_water > 0 {
-                tracing::info!(source = %shared.ctx.name, agent = %hello.agent_id, "Agent resumes at sequence {first_seq} after {}: the records between went elsewhere.", st.high_water);
-            }
-            records.drain(..held.min(records.len()));
-            let count = records.len() as u64;
-            let bytes: u64 = records.iter().map(|r| r.raw.len() as u64).sum();
-            let receipt = shared
-                .appender
-                .append(AppendBatch {
-                    records,
-                    checkpoints: vec![Checkpoint {
-                        key: key.clone(),
-                        value: Bytes::from(format!("{} {last_seq}", hello.stream_id)),
-                    }],
-                })
-                .await
-                .map_err(|e| Refusal::new(ErrorCode::Unavailable, format!("journal: {e}")))?;
-            st.high_water = last_seq;
-            st.journal_seq = receipt.last_seq;
-            shared.ctx.stats.add(count, bytes);
-            AckJob::Ack {
-                journal_seq: receipt.last_seq,
-                ack_seq: last_seq,
-            }
-        };
-        drop(st);
-        if acks.send(job).await.is_err() {
-            return Err(Refusal {
-                code: ErrorCode::Unavailable,
-                message: "connection lost while acking".into(),
-                tell_peer: false,
-            });
-        }
-    }
-}
-
-fn check_batch_header(b: &BatchFrame, max_batch: usize) -> Result<(), Refusal> {
-    if b.first_seq == 0 || b.last_seq < b.first_seq {
-        return Err(Refusal::new(
-            ErrorCode::Malformed,
-            format!("bad sequence range {}..={}", b.first_seq, b.last_seq),
-        ));
-    }
-    if b.last_seq - b.first_seq + 1 != u64::from(b.count) {
-        return Err(Refusal::new(
-            ErrorCode::Malformed,
-            format!(
-                "sequence range {}..={} does not match {} records",
-                b.first_seq, b.last_seq, b.count
-            ),
-        ));
-    }
-    if b.raw_len as usize > max_batch {
-        return Err(Refusal::new(
-            ErrorCode::BatchTooLarge,
-            format!(
-                "batch declares {} decompressed bytes, more than the maximum of {max_batch}",
-                b.raw_len
-            ),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
