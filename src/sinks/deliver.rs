@@ -31,7 +31,7 @@ pub const BATCH: usize = 4096;
 const IDLE_WAIT: Duration = Duration::from_millis(200);
 
 /// Turns a batch into messages: record `i` of the batch is message `i` of the chunks, in order
-/// (each chunk's lines, see [`EncodedChunk::line_range`]).
+/// (each chunk's lines, see `EncodedChunk::line_range`).
 pub trait Encoder {
     fn encode(&mut self, batch: Vec<Joined>) -> (Vec<Joined>, Vec<EncodedChunk>);
     /// Takes chunk buffers back for reuse.

@@ -1,5 +1,5 @@
 //! The `gelf` sink: every record as the GELF 1.1 object the file sink writes (the same
-//! [`EncodePool`] encoding, the same byte join), sent to a Graylog-compatible receiver:
+//! `EncodePool` encoding, the same byte join), sent to a Graylog-compatible receiver:
 //!
 //! - `udp://`: one datagram per message, chunked (GELF chunking, [`crate::gelf::chunk::split`])
 //!   above `chunk_size`, optionally gzip or zlib compressed. A message that needs more than 128

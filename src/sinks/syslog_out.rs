@@ -5,7 +5,7 @@
 //! the record's own severity when its line starts with a `<PRI>` (else 6, informational); HOST
 //! is the host that first received the record; APP/TAG is `app_name` or the record's category,
 //! cut to printable ASCII. MSG is the line as it came (`message = "raw"`) or the file sink's
-//! GELF JSON (`"gelf"`, the same [`EncodePool`] encoding).
+//! GELF JSON (`"gelf"`, the same `EncodePool` encoding).
 //!
 //! Transport: `udp://` (one datagram per message; one the network cannot carry, above 65,507
 //! bytes, is passed over and counted in `quill_sink_dropped_total`), `tcp://` or `tls://` with
