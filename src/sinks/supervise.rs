@@ -129,7 +129,10 @@ impl Template {
     /// Moves the cursor past what lies more than `max_lag` behind (the journal counts what
     /// is skipped: at once while no attempt holds the cursor, else as the attempt jumps).
     fn enforce_max_lag(&self) {
-        let Some(max) = self.max_lag else { return };
+        let Some(max) = self.max_lag else {
+            self.update_lag();
+            return;
+        };
         if let Err(e) = self.journal.skip_cursor_to_lag(&self.name, max) {
             tracing::error!(sink = %self.name, "Cannot move the cursor past max_lag: {e}")
         }
