@@ -252,6 +252,9 @@ fn hostile_relp_peers_close_only_their_connection() {
     }
     assert!(quill.child.try_wait().unwrap().is_none(), "quill died");
     assert!(wait_until(Duration::from_secs(5), || numbers(root).len() == 2));
+    // A peer sees its socket close a moment before the daemon logs why.
+    let closed = |q: &Daemon| q.stderr().matches("Closed RELP connection").count();
+    wait_until(Duration::from_secs(5), || closed(&quill) >= 55);
     let stderr = quill.stderr();
     assert_eq!(
         stderr.matches("Closed RELP connection").count(),

@@ -485,6 +485,10 @@ fn hostile_input_closes_only_its_connection_with_bounded_memory() {
     let store = root.join("store");
     assert!(wait_until(Duration::from_secs(10), || count_store(&store) >= 3));
     assert!(daemon.child.try_wait().unwrap().is_none(), "quill died");
+    // A peer sees its socket close a moment before the daemon logs why.
+    wait_until(Duration::from_secs(5), || {
+        daemon.stderr().matches("Closed Scribe connection").count() >= 65
+    });
     let stderr = daemon.stderr();
     let closed = stderr.matches("Closed Scribe connection").count();
     // garbage, 2^31 frame, 2^31 list, 2 truncated, 60 slow: one line each.
