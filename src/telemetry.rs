@@ -223,7 +223,7 @@ pub fn publish(
     sources: &[(String, Arc<SourceStats>)],
     sinks: &[(String, Arc<SinkStats>)],
     journal: &Journal,
-    parsers: &crate::parse::registry::ParserRegistry,
+    parsers: &crate::parsers::ParserRegistry,
 ) {
     for (name, s) in sources {
         let label = [("source", name.clone())];

@@ -509,7 +509,7 @@ impl Input {
             raw: Bytes::from(line),
         };
         let mut gelf = Vec::with_capacity(512);
-        let error = self.parser.encode(&record, &mut gelf).is_error();
+        let error = crate::gelf::encode_parsed(&self.parser, &record, &mut gelf).is_error();
         let classified = classify(&self.parser, &record);
         let (item, key, ts) = (classified.item, classified.key, classified.log_time_ms);
         let ts = ts.unwrap_or(self.last_ts);

@@ -151,7 +151,7 @@ pub fn run(args: &ParseArgs) -> anyhow::Result<i32> {
             };
             buf.clear();
             total += 1;
-            if parser.encode(&record, &mut buf).is_error() {
+            if crate::gelf::encode_parsed(&parser, &record, &mut buf).is_error() {
                 errors += 1;
             }
             buf.push(b'\n');

@@ -25,7 +25,7 @@ use crate::accounting::stream::JoinSettings;
 use crate::component::ComponentError;
 use crate::config::Config;
 use crate::journal::{Journal, JournalError};
-use crate::parse::registry::ParserRegistry;
+use crate::parsers::ParserRegistry;
 use topology::Topology;
 
 #[derive(Debug, Error)]

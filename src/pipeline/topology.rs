@@ -19,7 +19,7 @@ use crate::component::{
 };
 use crate::config::{Config, SourceConfig};
 use crate::journal::Journal;
-use crate::parse::registry::ParserRegistry;
+use crate::parsers::ParserRegistry;
 use crate::record::Origin;
 use crate::sinks::route::Route;
 use crate::telemetry::{SinkStats, SourceStats};
