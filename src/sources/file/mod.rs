@@ -87,7 +87,6 @@ use discover::{ChangeWatcher, Globs};
 use identity::{FileKey, Fingerprint};
 pub use metrics::{FileMetrics, FileSourceMetrics, ReleasedTotals};
 use multiline::Joiner;
-pub use multiline::StartPattern;
 use reader::LineReader;
 
 /// Bytes read per `pread`; each chunk's lines go to the journal as one batch.
@@ -176,7 +175,7 @@ struct Tailer {
     config: FileSourceConfig,
     max_line: usize,
     fingerprint_bytes: u32,
-    pattern: Option<StartPattern>,
+    pattern: Option<crate::config::StartPattern>,
     globs: Globs,
     files: HashMap<FileKey, Tracked>,
     /// Identities read before and not tracked now (from checkpoints, truncations, releases).
@@ -200,12 +199,7 @@ impl Tailer {
         let globs = Globs::new(&config.include, &config.exclude)?.with_symlinks(
             discover::SymlinkPolicy::new(config.follow_symlinks, &config.symlink_roots),
         );
-        let pattern = config
-            .multiline_start
-            .as_deref()
-            .map(StartPattern::parse)
-            .transpose()
-            .map_err(|e| format!("invalid multiline_start: {e}"))?;
+        let pattern = config.multiline_start.clone();
         let fingerprint_bytes = u32::try_from(
             config
                 .fingerprint_bytes
