@@ -454,13 +454,16 @@ impl Shared {
 /// Stops the writer when the last handle goes away.
 pub(super) struct Lifecycle {
     pub(super) shared: Arc<Shared>,
-    pub(super) writer: Mutex<Option<JoinHandle<()>>>,
+    pub(super) writer: Mutex<Option<JoinHandle<Result<(), JournalError>>>>,
     pub(super) lock_file: Mutex<Option<File>>,
     pub(super) remove_dir_on_drop: Option<PathBuf>,
 }
 
 impl Lifecycle {
-    pub(super) fn shutdown(&self, crash: bool) {
+    /// Stops the writer (writing everything pending first unless `crash`); the writer's error
+    /// when it stopped with records it could not make durable, or panicked. Only the first call
+    /// reports it.
+    pub(super) fn shutdown(&self, crash: bool) -> Result<(), JournalError> {
         {
             let mut st = self.shared.lock();
             st.closing = true;
@@ -468,9 +471,14 @@ impl Lifecycle {
         }
         self.shared.work.notify_all();
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(h) = handle {
-            let _ = h.join();
-        }
+        let result = match handle.map(JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(JournalError::Io {
+                path: self.shared.dir.display().to_string(),
+                source: std::io::Error::other("the journal writer thread panicked"),
+            }),
+        };
         {
             let mut st = self.shared.lock();
             st.writer_done = true;
@@ -480,12 +488,15 @@ impl Lifecycle {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         self.shared.notify_all();
+        result
     }
 }
 
 impl Drop for Lifecycle {
     fn drop(&mut self) {
-        self.shutdown(false);
+        if let Err(e) = self.shutdown(false) {
+            tracing::error!(dir = %self.shared.dir.display(), "Journal closed with records it could not make durable: {e}.");
+        }
         if let Some(dir) = &self.remove_dir_on_drop {
             let _ = std::fs::remove_dir_all(dir);
         }

@@ -323,6 +323,34 @@ fn enospc_blocks_appends_without_corrupting_and_recovers() {
 }
 
 #[test]
+fn close_reports_a_writer_that_could_not_make_records_durable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("j");
+    let j = Journal::open(&dir, small(FsyncPolicy::Always)).unwrap();
+    append_lines(&j, 1, 10, 5);
+    // The disk stays full past the writer's close retries.
+    j.inject_write_failures(u32::MAX);
+    j.appender().append_blocking(batch(11, 5)).unwrap();
+    let t = Instant::now();
+    let e = j.close().expect_err("records 11..=15 never became durable");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let message = e.to_string();
+    assert!(message.contains("write:"), "{message}");
+    assert!(
+        message.contains(&std::io::Error::from_raw_os_error(libc::ENOSPC).to_string()),
+        "{message}"
+    );
+    // Reported once; what was durable stays readable.
+    j.close().unwrap();
+    drop(j);
+    let j = Journal::open(&dir, small(FsyncPolicy::Always)).unwrap();
+    assert_eq!(
+        read_all(&j, "r"),
+        (1..=10).map(|n| (n, n)).collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn records_round_trip_through_disk_with_every_field() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("j");
