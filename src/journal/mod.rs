@@ -19,6 +19,7 @@
 mod appender;
 mod cursor;
 mod format;
+mod prepare;
 mod recovery;
 mod segment;
 mod shared;
