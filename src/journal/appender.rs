@@ -1,11 +1,13 @@
 //! The writing side of the journal, held by sources: appends (waiting, blocking or not at all
 //! when the journal is full), the dropped-record counter of datagram sources, and waiting for
-//! durability. Appending only encodes into memory; the writer thread does the I/O.
+//! durability. Appending only encodes into memory; the writer thread does the I/O. A large batch
+//! is encoded outside the journal's lock, and by [`Appender::append`] on a blocking thread.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::prepare::{Prepared, is_large, prepare};
 use super::shared::{Lifecycle, Shared, State};
 use super::{AppendBatch, AppendReceipt, JournalError, TryAppendError};
 
@@ -20,14 +22,20 @@ impl Appender {
         &self.life.shared
     }
 
-    /// Appends, waiting while the journal is full.
+    /// Appends, waiting while the journal is full. A large batch is encoded on a blocking
+    /// thread, outside the journal's lock ([`super::prepare`]).
     pub async fn append(&self, mut batch: AppendBatch) -> Result<AppendReceipt, JournalError> {
+        let mut prepared = if is_large(&batch) {
+            prepare_off_reactor(&batch).await?
+        } else {
+            prepare(&batch)?
+        };
         let shared = self.shared();
         let mut waited = false;
         loop {
             let notified = shared.space.notified();
             let records = batch.records.len() as u64;
-            match shared.try_push(batch) {
+            match shared.push_prepared(batch, &mut prepared) {
                 Ok(r) => return Ok(r),
                 Err(TryAppendError::Journal(e)) => return Err(self.gave_up(e, waited, records)),
                 Err(TryAppendError::Full(b)) => batch = b,
@@ -40,11 +48,12 @@ impl Appender {
 
     /// Appends from a blocking thread, waiting while the journal is full.
     pub fn append_blocking(&self, mut batch: AppendBatch) -> Result<AppendReceipt, JournalError> {
+        let mut prepared = prepare(&batch)?;
         let shared = self.shared();
         let mut waited = false;
         loop {
             let records = batch.records.len() as u64;
-            match shared.try_push(batch) {
+            match shared.push_prepared(batch, &mut prepared) {
                 Ok(r) => return Ok(r),
                 Err(TryAppendError::Journal(e)) => return Err(self.gave_up(e, waited, records)),
                 Err(TryAppendError::Full(b)) => batch = b,
@@ -133,5 +142,15 @@ impl Appender {
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
+    }
+}
+
+/// [`prepare`] on a blocking thread. Records are reference-counted: the copy the thread gets costs
+/// no payload bytes. Without a blocking pool (the runtime is stopping) it runs here.
+async fn prepare_off_reactor(batch: &AppendBatch) -> Result<Prepared, JournalError> {
+    let copy = batch.clone();
+    match tokio::task::spawn_blocking(move || prepare(&copy)).await {
+        Ok(prepared) => prepared,
+        Err(_) => prepare(batch),
     }
 }

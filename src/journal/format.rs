@@ -206,6 +206,20 @@ pub fn encode_frame(
     out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// The checksum of the body of the frame `frame` (one frame, as [`encode_frame`] wrote it).
+pub fn frame_body_crc(frame: &[u8]) -> u32 {
+    crc32c::crc32c(&frame[FRAME_HEADER_LEN..])
+}
+
+/// Sets the first sequence number of the frame `frame` (one frame whose body checksum is
+/// `body_crc`) and its checksum, without reading the body again.
+pub fn set_first_seq(frame: &mut [u8], body_crc: u32, first_seq: u64) {
+    frame[12..20].copy_from_slice(&first_seq.to_le_bytes());
+    let body_len = frame.len() - FRAME_HEADER_LEN;
+    let crc = crc32c::crc32c_combine(crc32c::crc32c(&frame[12..24]), body_crc, body_len);
+    frame[8..12].copy_from_slice(&crc.to_le_bytes());
+}
+
 fn origin_index(table: &[&Arc<Origin>], origin: &Arc<Origin>) -> Option<usize> {
     table
         .iter()

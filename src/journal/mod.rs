@@ -19,6 +19,7 @@
 mod appender;
 mod cursor;
 mod format;
+mod prepare;
 mod recovery;
 mod segment;
 mod shared;
@@ -476,16 +477,20 @@ impl Journal {
     /// Writes everything appended (and fsyncs it unless `fsync = "never"`), then stops accepting
     /// appends; readers drain what is there and then see the end. Blocks until the writer thread
     /// has finished (also what dropping the last handle does): call it from a blocking context.
+    ///
+    /// # Errors
+    /// The writer's last write or fsync error when it gave up (a disk still failing after its
+    /// close retries) with appended records that are not durable, or an error when the writer
+    /// thread panicked. Only the first `close` reports it.
     pub fn close(&self) -> Result<(), JournalError> {
-        self.life.shutdown(false);
-        Ok(())
+        self.life.shutdown(false)
     }
 
     /// Test support: stops the writer at once, as if the process had been killed: nothing
     /// pending is written and nothing more is fsynced. Files stay as they are.
     #[doc(hidden)]
     pub fn simulate_crash(&self) {
-        self.life.shutdown(true);
+        let _ = self.life.shutdown(true);
     }
 
     /// Test support: the next `n` segment writes fail with ENOSPC after writing half their

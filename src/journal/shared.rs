@@ -17,6 +17,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::format;
+use super::prepare::{EncodedFrame, Prepared, prepare};
 use super::segment;
 use super::{
     AppendBatch, AppendReceipt, Checkpoint, FsyncPolicy, JournalConfig, JournalError,
@@ -144,29 +145,18 @@ impl Shared {
 
     /// Encodes and queues a batch if there is room (a batch always fits into an empty journal).
     pub(super) fn try_push(&self, batch: AppendBatch) -> Result<AppendReceipt, TryAppendError> {
-        // Sizes first, outside the lock, in one pass.
-        let checkpoint_bytes: usize = batch
-            .checkpoints
-            .iter()
-            .map(|c| c.key.len() + c.value.len() + 20)
-            .sum();
-        let fixed = 256 + checkpoint_bytes;
-        let mut encoded = 64 + checkpoint_bytes;
-        let mut raw_bytes = 0u64;
-        for r in &batch.records {
-            let h = format::record_size_hint(r);
-            encoded += h;
-            raw_bytes += r.raw.len() as u64;
-            let origin = r.origin.source.len() + r.origin.category.len() + r.origin.host.len();
-            if h + origin + fixed > format::MAX_FRAME_BODY {
-                return Err(JournalError::TooLarge {
-                    bytes: r.raw.len() as u64,
-                    max: (format::MAX_FRAME_BODY - fixed) as u64,
-                }
-                .into());
-            }
-        }
-        let size = encoded as u64;
+        let mut prepared = prepare(&batch)?;
+        self.push_prepared(batch, &mut prepared)
+    }
+
+    /// Queues a batch [`prepare`]d outside the lock if there is room; a full journal hands the
+    /// batch back with `prepared` kept for the next try.
+    pub(super) fn push_prepared(
+        &self,
+        batch: AppendBatch,
+        prepared: &mut Prepared,
+    ) -> Result<AppendReceipt, TryAppendError> {
+        let size = prepared.size;
         let mut st = self.lock();
         if st.closing || st.writer_done {
             return Err(JournalError::Closed.into());
@@ -189,37 +179,19 @@ impl Shared {
             return Err(TryAppendError::Full(batch));
         }
         let pending_before = st.pending_bytes;
-        if encoded <= format::SPLIT_FRAME_BODY {
-            self.push_frame(&mut st, &batch.records, &batch.checkpoints, size);
+        if let Some(frames) = prepared.encoded.take() {
+            for frame in frames {
+                self.push_encoded(&mut st, frame);
+            }
         } else {
-            let mut rest: &[Record] = &batch.records;
-            loop {
-                // Take records up to the split size (at least one).
-                let mut n = 0;
-                let mut hint = 64;
-                while n < rest.len() {
-                    let h = format::record_size_hint(&rest[n]);
-                    if n > 0 && hint + h > format::SPLIT_FRAME_BODY {
-                        break;
-                    }
-                    hint += h;
-                    n += 1;
-                }
-                let (part, tail) = rest.split_at(n);
-                let checkpoints: &[Checkpoint] = if tail.is_empty() {
-                    &batch.checkpoints
-                } else {
-                    &[]
-                };
-                self.push_frame(&mut st, part, checkpoints, hint as u64);
-                rest = tail;
-                if rest.is_empty() {
-                    break;
-                }
+            let last = prepared.parts.len().saturating_sub(1);
+            for (i, p) in prepared.parts.iter().enumerate() {
+                let checkpoints: &[Checkpoint] = if i == last { &batch.checkpoints } else { &[] };
+                self.push_frame(&mut st, &batch.records[p.start..p.end], checkpoints, p.hint);
             }
         }
         st.counters.records_appended += batch.records.len() as u64;
-        st.counters.bytes_appended += raw_bytes;
+        st.counters.bytes_appended += prepared.raw_bytes;
         let receipt = AppendReceipt {
             first_seq,
             last_seq: st.next_seq - 1,
@@ -237,6 +209,36 @@ impl Shared {
         Ok(receipt)
     }
 
+    /// The segment a frame of `len` bytes goes to: the next one when it would overflow this one.
+    fn segment_for(&self, st: &mut State, len: u64) -> u64 {
+        let header = format::SEGMENT_HEADER_LEN as u64;
+        if st.append_segment_len > header && st.append_segment_len + len > self.roll_bytes {
+            st.append_segment = st.next_seq;
+            st.append_segment_len = header;
+            st.held_bytes += header;
+            st.pending_bytes += header;
+        }
+        st.append_segment
+    }
+
+    /// Queues a frame encoded outside the lock as its own chunk, numbered from `next_seq`.
+    fn push_encoded(&self, st: &mut State, mut frame: EncodedFrame) {
+        let len = frame.bytes.len() as u64;
+        let segment = self.segment_for(st, len);
+        let first_seq = st.next_seq;
+        frame.number(first_seq);
+        st.pending.push_back(PendingChunk {
+            segment,
+            bytes: frame.bytes,
+            last_seq: (first_seq + frame.records).saturating_sub(1),
+            checkpoints: frame.checkpoints,
+        });
+        st.next_seq = first_seq + frame.records;
+        st.append_segment_len += len;
+        st.held_bytes += len;
+        st.pending_bytes += len;
+    }
+
     pub(super) fn push_frame(
         &self,
         st: &mut State,
@@ -244,14 +246,7 @@ impl Shared {
         checkpoints: &[Checkpoint],
         hint: u64,
     ) {
-        let header = format::SEGMENT_HEADER_LEN as u64;
-        if st.append_segment_len > header && st.append_segment_len + hint > self.roll_bytes {
-            st.append_segment = st.next_seq;
-            st.append_segment_len = header;
-            st.held_bytes += header;
-            st.pending_bytes += header;
-        }
-        let segment = st.append_segment;
+        let segment = self.segment_for(st, hint);
         let first_seq = st.next_seq;
         let last_seq = (first_seq + records.len() as u64).saturating_sub(1);
         // A chunk takes frames while they fit its capacity (`hint` bounds the frame's size), so
@@ -454,13 +449,16 @@ impl Shared {
 /// Stops the writer when the last handle goes away.
 pub(super) struct Lifecycle {
     pub(super) shared: Arc<Shared>,
-    pub(super) writer: Mutex<Option<JoinHandle<()>>>,
+    pub(super) writer: Mutex<Option<JoinHandle<Result<(), JournalError>>>>,
     pub(super) lock_file: Mutex<Option<File>>,
     pub(super) remove_dir_on_drop: Option<PathBuf>,
 }
 
 impl Lifecycle {
-    pub(super) fn shutdown(&self, crash: bool) {
+    /// Stops the writer (writing everything pending first unless `crash`); the writer's error
+    /// when it stopped with records it could not make durable, or panicked. Only the first call
+    /// reports it.
+    pub(super) fn shutdown(&self, crash: bool) -> Result<(), JournalError> {
         {
             let mut st = self.shared.lock();
             st.closing = true;
@@ -468,9 +466,14 @@ impl Lifecycle {
         }
         self.shared.work.notify_all();
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(h) = handle {
-            let _ = h.join();
-        }
+        let result = match handle.map(JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(JournalError::Io {
+                path: self.shared.dir.display().to_string(),
+                source: std::io::Error::other("the journal writer thread panicked"),
+            }),
+        };
         {
             let mut st = self.shared.lock();
             st.writer_done = true;
@@ -480,12 +483,15 @@ impl Lifecycle {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         self.shared.notify_all();
+        result
     }
 }
 
 impl Drop for Lifecycle {
     fn drop(&mut self) {
-        self.shutdown(false);
+        if let Err(e) = self.shutdown(false) {
+            tracing::error!(dir = %self.shared.dir.display(), "Journal closed with records it could not make durable: {e}.");
+        }
         if let Some(dir) = &self.remove_dir_on_drop {
             let _ = std::fs::remove_dir_all(dir);
         }

@@ -23,12 +23,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::FsyncPolicy;
 use super::format;
 use super::segment;
 use super::shared::{
     CHUNK_BYTES, FSYNC_BYTES, PendingChunk, SNAPSHOT_EVERY_SEGMENTS, SegmentInfo, Shared, State,
 };
+use super::{FsyncPolicy, JournalError};
 
 /// Pause between retries of a failed write or fsync.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
@@ -74,9 +74,14 @@ struct Writer {
     jobs: Option<Sender<SyncJob>>,
     outcomes: Receiver<SyncOutcome>,
     sync_in_flight: bool,
+    /// The last write or fsync failure: what [`run`] returns when it stops with records it could
+    /// not make durable.
+    last_failure: Option<(PathBuf, io::Error)>,
 }
 
-pub(super) fn run(shared: Arc<Shared>, active: ActiveSegment) {
+/// The writer thread's body. Returns the last write or fsync error when it stopped (at close)
+/// with appended records that never became durable.
+pub(super) fn run(shared: Arc<Shared>, active: ActiveSegment) -> Result<(), JournalError> {
     let (job_tx, job_rx) = crossbeam_channel::bounded::<SyncJob>(1);
     let (outcome_tx, outcome_rx) = crossbeam_channel::unbounded::<SyncOutcome>();
     let syncer = if shared.config.fsync == FsyncPolicy::Never {
@@ -98,11 +103,23 @@ pub(super) fn run(shared: Arc<Shared>, active: ActiveSegment) {
         jobs: syncer.as_ref().map(|_| job_tx),
         outcomes: outcome_rx,
         sync_in_flight: false,
+        last_failure: None,
     };
     w.run();
+    let shared = w.shared.clone();
+    let last_failure = w.last_failure.take();
     drop(w);
     if let Some(handle) = syncer {
         let _ = handle.join();
+    }
+    let st = shared.lock();
+    let undurable = st.next_seq.saturating_sub(1).saturating_sub(st.durable_seq);
+    match last_failure {
+        Some((path, source)) if undurable > 0 && !st.crash => Err(JournalError::Io {
+            path: path.display().to_string(),
+            source,
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -403,6 +420,10 @@ impl Writer {
 
     fn note_failure(&mut self, st: &mut State, what: &str, e: &io::Error) {
         st.counters.write_errors += 1;
+        self.last_failure = Some((
+            self.active.path.clone(),
+            io::Error::new(e.kind(), format!("{what}: {e}")),
+        ));
         if !st.write_blocked {
             tracing::warn!(
                 segment = %self.active.path.display(),

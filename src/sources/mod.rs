@@ -13,6 +13,7 @@
 pub mod file;
 pub mod forward;
 pub mod gelf;
+pub mod listen;
 
 pub mod relp;
 pub mod scribe;

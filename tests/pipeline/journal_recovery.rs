@@ -323,6 +323,34 @@ fn enospc_blocks_appends_without_corrupting_and_recovers() {
 }
 
 #[test]
+fn close_reports_a_writer_that_could_not_make_records_durable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("j");
+    let j = Journal::open(&dir, small(FsyncPolicy::Always)).unwrap();
+    append_lines(&j, 1, 10, 5);
+    // The disk stays full past the writer's close retries.
+    j.inject_write_failures(u32::MAX);
+    j.appender().append_blocking(batch(11, 5)).unwrap();
+    let t = Instant::now();
+    let e = j.close().expect_err("records 11..=15 never became durable");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let message = e.to_string();
+    assert!(message.contains("write:"), "{message}");
+    assert!(
+        message.contains(&std::io::Error::from_raw_os_error(libc::ENOSPC).to_string()),
+        "{message}"
+    );
+    // Reported once; what was durable stays readable.
+    j.close().unwrap();
+    drop(j);
+    let j = Journal::open(&dir, small(FsyncPolicy::Always)).unwrap();
+    assert_eq!(
+        read_all(&j, "r"),
+        (1..=10).map(|n| (n, n)).collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn records_round_trip_through_disk_with_every_field() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("j");
@@ -511,4 +539,64 @@ fn a_really_full_disk_blocks_appends_and_recovers_when_acknowledged() {
             .map(|n| (n, n))
             .collect::<Vec<_>>()
     );
+}
+
+/// Record `n` with a payload of `size` bytes (its line number first, as `rec`).
+fn big_rec(n: u64, size: usize) -> Record {
+    let head = format!("line {n:06} ");
+    let mut raw = head.into_bytes();
+    raw.resize(size, b'y');
+    Record::new(
+        Origin::new("fwd", "web", Format::Raw, "h1"),
+        Bytes::from(raw),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_async_batches_encoded_off_the_lock_interleave_with_small_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("j");
+    let cfg = JournalConfig {
+        segment_bytes: 8 << 20,
+        ..small(FsyncPolicy::Interval)
+    };
+    let j = Journal::open(&dir, cfg).unwrap();
+    let a = j.appender();
+    // 12 MiB batches (three frames each, numbered under the lock) between small ones, from
+    // concurrent tasks; every record reads back once, in its batch's order.
+    let large = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            for b in 0..3u64 {
+                let records = (0..40)
+                    .map(|i| big_rec(1000 + b * 40 + i, 300 << 10))
+                    .collect();
+                let batch = AppendBatch {
+                    records,
+                    checkpoints: vec![],
+                };
+                let r = a.append(batch).await.unwrap();
+                assert_eq!(r.last_seq - r.first_seq, 39);
+            }
+        })
+    };
+    let mut last = 0;
+    for i in 0..50u64 {
+        last = last.max(a.append(batch(i * 2 + 1, 2)).await.unwrap().last_seq);
+    }
+    large.await.unwrap();
+    a.wait_durable(last.max(a.durable_seq())).await.unwrap();
+    j.close().unwrap();
+    drop(j);
+    let j = Journal::open(&dir, small(FsyncPolicy::Interval)).unwrap();
+    let got = read_all(&j, "r");
+    assert_eq!(got.len(), 220);
+    let seqs: Vec<u64> = got.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (1..=220).collect::<Vec<_>>());
+    let mut lines: Vec<u64> = got.iter().map(|(_, l)| *l).collect();
+    let large_order: Vec<u64> = lines.iter().copied().filter(|&l| l >= 1000).collect();
+    assert_eq!(large_order, (1000..1120).collect::<Vec<_>>());
+    lines.sort_unstable();
+    let want: Vec<u64> = (1..=100).chain(1000..1120).collect();
+    assert_eq!(lines, want);
 }

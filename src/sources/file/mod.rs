@@ -339,9 +339,8 @@ impl Tailer {
             if self.skipped.get(&key) == Some(&(meta.len(), meta.modified().ok())) {
                 continue;
             }
-            if let Err(e) = self.start_file(&path, key, false) {
-                tracing::warn!(source = %self.ctx.name, path = %path.display(), "Cannot open file: {e}.");
-            }
+            let started = self.start_file(&path, key, false);
+            self.skip_unreadable(started, &path, "Cannot open file")?;
         }
         for f in self.files.values_mut() {
             if !f.seen && !f.draining {
@@ -356,7 +355,7 @@ impl Tailer {
     }
 
     /// Opens a file found by name (or by the orphan search) and decides where to read from.
-    fn start_file(&mut self, path: &Path, key: FileKey, orphan: bool) -> std::io::Result<()> {
+    fn start_file(&mut self, path: &Path, key: FileKey, orphan: bool) -> Result<(), TailError> {
         let file = File::open(path)?;
         self.start_opened(file, path, key, orphan)
     }
@@ -368,7 +367,7 @@ impl Tailer {
         path: &Path,
         key: FileKey,
         orphan: bool,
-    ) -> std::io::Result<()> {
+    ) -> Result<(), TailError> {
         let meta = file.metadata()?;
         let key_now = FileKey::of(&meta);
         if key_now != key || self.files.contains_key(&key_now) {
@@ -434,8 +433,7 @@ impl Tailer {
                     },
                     checkpoint::tombstone(&self.prefix, old.fingerprint, old.key),
                 ];
-                self.append(Vec::new(), cps)
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                self.append(Vec::new(), cps)?;
             }
             if old.key != key || old.path != path {
                 tracked.metrics.rotations += 1;
@@ -446,6 +444,23 @@ impl Tailer {
         }
         self.files.insert(key, tracked);
         Ok(())
+    }
+
+    /// A file that could not be started (`what` it was: "Cannot open file") is skipped with a
+    /// warning; a journal error stops the source.
+    fn skip_unreadable(
+        &self,
+        started: Result<(), TailError>,
+        path: &Path,
+        what: &str,
+    ) -> Result<(), TailError> {
+        match started {
+            Err(TailError::Io(e)) => {
+                tracing::warn!(source = %self.ctx.name, path = %path.display(), "{what}: {e}.");
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Reads what every tracked file has beyond its offset. Returns whether anything was read.

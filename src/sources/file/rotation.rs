@@ -40,9 +40,8 @@ impl Tailer {
                 if !meta.is_file() || self.files.contains_key(&key) {
                     continue;
                 }
-                if let Err(e) = self.start_file(&path, key, true) {
-                    tracing::warn!(source = %self.ctx.name, path = %path.display(), "Cannot open rotated file: {e}.");
-                }
+                let started = self.start_file(&path, key, true);
+                self.skip_unreadable(started, &path, "Cannot open rotated file")?;
             }
             // Rotated and compressed while Quill was down: read on inside it.
             for path in packed {
@@ -59,9 +58,8 @@ impl Tailer {
                 };
                 let key = FileKey::of(&staged.file.metadata()?);
                 tracing::info!(source = %self.ctx.name, path = %path.display(), offset = staged.known.offset, was = %staged.known.path.display(), "Reading on inside a file compressed after rotation.");
-                if let Err(e) = self.start_opened(staged.file, &path, key, true) {
-                    tracing::warn!(source = %self.ctx.name, path = %path.display(), "Cannot read decompressed file: {e}.");
-                }
+                let started = self.start_opened(staged.file, &path, key, true);
+                self.skip_unreadable(started, &path, "Cannot read decompressed file")?;
             }
         }
         self.skipped.clear();

@@ -111,6 +111,32 @@ fn the_same_inode_and_content_resumes_and_a_moved_copy_takes_the_position_over()
 }
 
 #[test]
+fn a_journal_error_while_moving_an_identity_stops_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let moved = dir.path().join("a.log");
+    let text = lines("moved", 20);
+    std::fs::write(&moved, &text).unwrap();
+    let fp = Fingerprint::of(&text.as_bytes()[..256]);
+    let journal = Journal::memory(JournalConfig::default());
+    put(
+        &journal,
+        fp,
+        FileKey { dev: 1, ino: 1 },
+        400,
+        &dir.path().join("old.log"),
+    );
+    let mut t = tailer(dir.path(), &journal);
+    // Taking the position over appends the moved identity: with the journal gone that is the
+    // source's error, not a file's ("Cannot open file" and reading on).
+    journal.close().unwrap();
+    assert!(matches!(
+        t.rescan(),
+        Err(TailError::Journal(JournalError::Closed))
+    ));
+    assert!(t.files.is_empty());
+}
+
+#[test]
 fn a_file_duplicating_a_tracked_files_content_is_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let text = lines("dup", 20);

@@ -16,11 +16,12 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 
-use super::{GelfSourceError, GelfStats, Limits, Serve, accept_loop, record, trim_end};
+use super::{GelfSourceError, GelfStats, Limits, listen, record, trim_end};
 use crate::component::SourceContext;
 use crate::gelf::payload::{PayloadError, decompress};
 use crate::journal::AppendBatch;
 use crate::record::{RecordFlags, Timestamp};
+use crate::sources::listen::{Handler, Stream};
 
 /// Accepts HTTP (or HTTPS) connections until shutdown.
 pub async fn accept(
@@ -33,10 +34,9 @@ pub async fn accept(
     let server = HttpServer {
         ctx: ctx.clone(),
         limits: limits.clone(),
-        stats: stats.clone(),
+        stats,
     };
-    accept_loop(listener, tls, &ctx, &limits, &stats, "http", server).await;
-    Ok(())
+    listen(listener, tls, ctx, &limits, "GELF http", server).await
 }
 
 #[derive(Clone)]
@@ -127,11 +127,16 @@ impl HttpServer {
     }
 }
 
-impl Serve for HttpServer {
-    async fn serve<S>(self, stream: S, _peer: String) -> Result<(), String>
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
+impl Handler for HttpServer {
+    type Error = String;
+
+    fn refused(&self) {
+        self.stats
+            .refused_connections
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    async fn serve<S: Stream>(self, stream: S, _peer: String) -> Result<(), String> {
         let idle = self.limits.idle_timeout;
         let mut shutdown = self.ctx.shutdown.clone();
         let service = hyper::service::service_fn(move |req| self.clone().handle(req));

@@ -25,13 +25,12 @@ use thiserror::Error;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::sources::listen::{Handler, Listener};
+
 use crate::component::{ComponentError, SourceContext};
 use crate::config::GelfSourceConfig;
 use crate::gelf::chunk::{ChunkLimits, ChunkStats};
 use crate::record::{Position, Record, RecordFlags, Timestamp};
-
-/// A TLS client that has not finished its handshake by then is disconnected.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the gelf source could not start or stopped.
 #[derive(Debug, Error)]
@@ -130,7 +129,11 @@ pub fn start(
     let limits = Limits {
         max_message: config.max_message_bytes.as_usize(),
         idle_timeout: config.tcp_idle_timeout.0,
-        connections: Arc::new(Semaphore::new(config.max_connections)),
+        connections: crate::sources::listen::connection_limit(
+            &ctx.name,
+            "max_connections",
+            config.max_connections,
+        ),
     };
     let udp_thread = match &config.udp {
         Some(addr) => {
@@ -256,77 +259,21 @@ pub(crate) fn trim_end(message: &[u8]) -> &[u8] {
     &message[..end]
 }
 
-/// What serves one accepted connection (plain or TLS).
-pub(crate) trait Serve: Clone + Send + Sync + 'static {
-    /// Serves `stream` from `peer` until it closes; an error is logged with the peer.
-    fn serve<S>(
-        self,
-        stream: S,
-        peer: String,
-    ) -> impl std::future::Future<Output = Result<(), String>> + Send
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
-}
-
-/// Serves stream connections from `listener` (after a TLS handshake when `tls` is set), at most
-/// `limits.connections` at once, each with `server` in its own task, until shutdown; then lets
-/// them finish for up to 2 s.
-pub(crate) async fn accept_loop<S: Serve>(
-    listener: tokio::net::TcpListener,
+/// Serves one stream listener of the source (`protocol`: `GELF tcp` or `GELF http`) with `handler`.
+pub(crate) async fn listen<H: Handler>(
+    socket: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    ctx: &SourceContext,
+    ctx: SourceContext,
     limits: &Limits,
-    stats: &GelfStats,
-    what: &'static str,
-    server: S,
-) {
-    let mut shutdown = ctx.shutdown.clone();
-    let mut connections = JoinSet::new();
-    let mut last_refusal_log: Option<std::time::Instant> = None;
-    loop {
-        tokio::select! {
-            _ = shutdown.triggered() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let peer = peer.to_string();
-                    let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
-                        let n = stats.refused_connections.fetch_add(1, Ordering::Relaxed) + 1;
-                        if last_refusal_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-                            last_refusal_log = Some(std::time::Instant::now());
-                            tracing::warn!(source = %ctx.name, %peer, refused_total = n, "GELF {what}: connection limit reached, refusing new connections until some close.");
-                        }
-                        continue;
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let (name, tls, server) = (ctx.name.clone(), tls.clone(), server.clone());
-                    connections.spawn(async move {
-                        let result = match tls {
-                            None => server.serve(stream, peer.clone()).await,
-                            Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                                Ok(Ok(s)) => server.serve(s, peer.clone()).await,
-                                Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
-                                Err(_) => Err("TLS handshake timed out".to_string()),
-                            },
-                        };
-                        if let Err(e) = result {
-                            tracing::warn!(source = %name, %peer, "Closed GELF {what} connection: {e}.");
-                        }
-                        drop(permit);
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(source = %ctx.name, "GELF {what}: accept failed: {e}.");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    let all = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(2), all)
-        .await
-        .is_err()
-    {
-        connections.abort_all();
-    }
+    protocol: &'static str,
+    handler: H,
+) -> Result<(), GelfSourceError> {
+    let listener = Listener {
+        ctx,
+        protocol,
+        tls,
+        slots: limits.connections.clone(),
+    };
+    crate::sources::listen::serve(socket, listener, handler).await;
+    Ok(())
 }

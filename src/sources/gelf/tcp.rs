@@ -7,15 +7,17 @@
 //! maximal frame plus one read.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 
-use super::{GelfSourceError, GelfStats, Limits, Serve, accept_loop, record, trim_end};
+use super::{GelfSourceError, GelfStats, Limits, listen, record, trim_end};
 use crate::component::SourceContext;
 use crate::gelf::frame::NulDecoder;
 use crate::journal::AppendBatch;
 use crate::record::{RecordFlags, Timestamp};
+use crate::sources::listen::{Handler, Stream};
 
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -30,23 +32,28 @@ pub async fn accept(
     let server = TcpServer {
         ctx: ctx.clone(),
         limits: limits.clone(),
+        stats,
     };
-    accept_loop(listener, tls, &ctx, &limits, &stats, "tcp", server).await;
-    Ok(())
+    listen(listener, tls, ctx, &limits, "GELF tcp", server).await
 }
 
 #[derive(Clone)]
 struct TcpServer {
     ctx: SourceContext,
     limits: Limits,
+    stats: Arc<GelfStats>,
 }
 
-impl Serve for TcpServer {
-    async fn serve<S>(self, mut stream: S, peer: String) -> Result<(), String>
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let _ = peer;
+impl Handler for TcpServer {
+    type Error = String;
+
+    fn refused(&self) {
+        self.stats
+            .refused_connections
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    async fn serve<S: Stream>(self, mut stream: S, _peer: String) -> Result<(), String> {
         let (ctx, limits) = (&self.ctx, &self.limits);
         let appender = ctx.journal.appender();
         let mut shutdown = ctx.shutdown.clone();

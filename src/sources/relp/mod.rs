@@ -18,7 +18,6 @@
 
 pub use crate::wire::relp as framing;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -26,19 +25,15 @@ use std::time::Duration;
 use bytes::BytesMut;
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinSet;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 
 use crate::component::{ComponentError, SourceContext};
 use crate::config::RelpSourceConfig;
 use crate::journal::{AppendBatch, Appender};
 use crate::record::Record;
-use crate::transport::Io;
+use crate::sources::listen::{self, Handler, Listener, Stream, connection_limit};
 use framing::{RelpDecoder, RelpError, RelpFrame};
-
-/// A TLS client must finish its handshake within this.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the source could not start.
 #[derive(Debug, Error)]
@@ -84,7 +79,6 @@ enum ConnError {
 struct Shared {
     ctx: SourceContext,
     appender: Appender,
-    tls: Option<tokio_rustls::TlsAcceptor>,
     decoder: RelpDecoder,
     window: usize,
     idle_timeout: Duration,
@@ -122,99 +116,55 @@ pub fn start(
     let shared = Arc::new(Shared {
         appender: ctx.journal.appender(),
         ctx,
-        tls,
         decoder: RelpDecoder {
             max_frame: config.max_frame_size.as_usize(),
         },
         window: config.window,
         idle_timeout: config.idle_timeout.0,
     });
-    let limit = Arc::new(Semaphore::new(config.max_connections));
-    let _guard = runtime.enter();
-    let listener = TcpListener::from_std(std_listener).map_err(bind_error)?;
-    Ok(runtime.spawn(accept_loop(listener, shared, limit)))
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    limit: Arc<Semaphore>,
-) -> Result<(), ComponentError> {
-    let mut shutdown = shared.ctx.shutdown.clone();
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.triggered() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let Ok(permit) = limit.clone().try_acquire_owned() else {
-                        shared.ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(source = %shared.ctx.name, %peer, "Refused RELP connection: too many connections.");
-                        continue;
-                    };
-                    let shared = shared.clone();
-                    connections.spawn(async move {
-                        serve(stream, peer, &shared).await;
-                        drop(permit);
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(source = %shared.ctx.name, "Accept failed: {e}.");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    let drain = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(3), drain)
-        .await
-        .is_err()
-    {
-        connections.abort_all();
-    }
-    Ok(())
-}
-
-async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
-    let _ = stream.set_nodelay(true);
-    let io: Box<dyn Io> = match &shared.tls {
-        None => Box::new(stream),
-        Some(acceptor) => {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(s)) => Box::new(s),
-                Ok(Err(e)) => {
-                    shared.ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(source = %shared.ctx.name, %peer, "Refused RELP connection: TLS handshake failed: {e}.");
-                    return;
-                }
-                Err(_) => {
-                    shared.ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(source = %shared.ctx.name, %peer, "Refused RELP connection: TLS handshake timed out.");
-                    return;
-                }
-            }
-        }
+    let listener = Listener {
+        slots: connection_limit(&shared.ctx.name, "max_connections", config.max_connections),
+        ctx: shared.ctx.clone(),
+        protocol: "RELP",
+        tls,
     };
-    let (mut rd, wr) = tokio::io::split(io);
-    // Replies in order; each syslog ack waits until its record is durable. The queue's bound is
-    // the window: a client past it is not read until acks go out.
-    let (tx, rx) = mpsc::channel::<Reply>(shared.window);
-    let writer = tokio::spawn(write_replies(wr, rx, shared.appender.clone()));
-    let result = receive(shared, &mut rd, &tx).await;
-    drop(tx);
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-    if let Err(e) = result {
-        if matches!(
-            e,
-            ConnError::Frame(_)
-                | ConnError::NotOpen(_)
-                | ConnError::UnknownCommand(_)
-                | ConnError::Truncated
-        ) {
+    let _guard = runtime.enter();
+    let socket = TcpListener::from_std(std_listener).map_err(bind_error)?;
+    Ok(runtime.spawn(async move {
+        listen::serve(socket, listener, Relp(shared)).await;
+        Ok(())
+    }))
+}
+
+/// The RELP protocol on one connection.
+#[derive(Clone)]
+struct Relp(Arc<Shared>);
+
+impl Handler for Relp {
+    type Error = ConnError;
+
+    async fn serve<S: Stream>(self, stream: S, _peer: String) -> Result<(), ConnError> {
+        let shared = &*self.0;
+        let (mut rd, wr) = tokio::io::split(stream);
+        // Replies in order; each syslog ack waits until its record is durable. The queue's bound
+        // is the window: a client past it is not read until acks go out.
+        let (tx, rx) = mpsc::channel::<Reply>(shared.window);
+        let writer = tokio::spawn(write_replies(wr, rx, shared.appender.clone()));
+        let result = receive(shared, &mut rd, &tx).await;
+        drop(tx);
+        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        if let Err(e) = &result
+            && matches!(
+                e,
+                ConnError::Frame(_)
+                    | ConnError::NotOpen(_)
+                    | ConnError::UnknownCommand(_)
+                    | ConnError::Truncated
+            )
+        {
             shared.ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
         }
-        tracing::warn!(source = %shared.ctx.name, %peer, "Closed RELP connection: {e}.");
+        result
     }
 }
 
@@ -225,8 +175,8 @@ enum Reply {
     Now(Vec<u8>),
 }
 
-async fn write_replies(
-    mut wr: WriteHalf<Box<dyn Io>>,
+async fn write_replies<S: Stream>(
+    mut wr: WriteHalf<S>,
     mut rx: mpsc::Receiver<Reply>,
     appender: Appender,
 ) {
@@ -254,9 +204,9 @@ async fn write_replies(
     let _ = wr.shutdown().await;
 }
 
-async fn receive(
+async fn receive<S: Stream>(
     shared: &Shared,
-    rd: &mut ReadHalf<Box<dyn Io>>,
+    rd: &mut ReadHalf<S>,
     tx: &mpsc::Sender<Reply>,
 ) -> Result<(), ConnError> {
     let mut shutdown = shared.ctx.shutdown.clone();

@@ -20,7 +20,6 @@
 pub use crate::wire::thrift;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,14 +27,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::net::TcpListener;
 
 use crate::component::{ComponentError, SourceContext};
 use crate::config::{ScribeSourceConfig, is_safe_category};
 use crate::journal::{AppendBatch, Appender, JournalError};
 use crate::record::{Origin, Record};
+use crate::sources::listen::{self, Handler, Listener, Stream, connection_limit};
 use thrift::{Call, Limits, Message, ThriftError, Value};
 
 use thrift::{RESULT_OK as OK, RESULT_TRY_LATER as TRY_LATER};
@@ -168,54 +166,19 @@ pub fn start(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),
     });
-    let limit = Arc::new(Semaphore::new(config.max_connections));
+    let listener = Listener {
+        slots: connection_limit(&shared.ctx.name, "max_connections", config.max_connections),
+        ctx: shared.ctx.clone(),
+        protocol: "Scribe",
+        tls: None,
+    };
     let _guard = runtime.enter();
-    let listener = TcpListener::from_std(std_listener).map_err(bind_error)?;
-    let handle = runtime.spawn(accept_loop(listener, shared, limit));
+    let socket = TcpListener::from_std(std_listener).map_err(bind_error)?;
+    let handle = runtime.spawn(async move {
+        listen::serve(socket, listener, Scribe(shared)).await;
+        Ok(())
+    });
     Ok((handle, counters))
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    limit: Arc<Semaphore>,
-) -> Result<(), ComponentError> {
-    let mut shutdown = shared.ctx.shutdown.clone();
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.triggered() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let Ok(permit) = limit.clone().try_acquire_owned() else {
-                        shared.counters.refused_connections.fetch_add(1, Ordering::Relaxed);
-                        shared.ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(source = %shared.ctx.name, %peer, "Refused Scribe connection: too many connections.");
-                        continue;
-                    };
-                    let shared = shared.clone();
-                    connections.spawn(async move {
-                        serve(stream, peer, &shared).await;
-                        drop(permit);
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(source = %shared.ctx.name, "Accept failed: {e}.");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    // Let connections finish the call they are journaling and reply, then stop.
-    let drain = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(3), drain)
-        .await
-        .is_err()
-    {
-        connections.abort_all();
-    }
-    Ok(())
 }
 
 /// Reads one frame body: `Ok(None)` at a clean end of stream (or idle timeout). The length word
@@ -276,25 +239,41 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     }
 }
 
-async fn serve(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
-    let _ = stream.set_nodelay(true);
-    let mut conn = Connection {
-        shared,
-        origins: HashMap::new(),
-        warned_category: false,
-    };
-    if let Err(e) = conn.run(stream).await {
-        if matches!(
-            e,
-            ConnError::FrameTooLarge { .. }
-                | ConnError::Truncated { .. }
-                | ConnError::SlowFrame(_)
-                | ConnError::Thrift(_)
-        ) {
+/// The Scribe protocol on one connection.
+#[derive(Clone)]
+struct Scribe(Arc<Shared>);
+
+impl Handler for Scribe {
+    type Error = ConnError;
+
+    async fn serve<S: Stream>(self, stream: S, _peer: String) -> Result<(), ConnError> {
+        let shared = &*self.0;
+        let mut conn = Connection {
+            shared,
+            origins: HashMap::new(),
+            warned_category: false,
+        };
+        let result = conn.run(stream).await;
+        if let Err(e) = &result
+            && matches!(
+                e,
+                ConnError::FrameTooLarge { .. }
+                    | ConnError::Truncated { .. }
+                    | ConnError::SlowFrame(_)
+                    | ConnError::Thrift(_)
+            )
+        {
             shared.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
             shared.ctx.stats.errors.fetch_add(1, Ordering::Relaxed);
         }
-        tracing::warn!(source = %shared.ctx.name, %peer, "Closed Scribe connection: {e}.");
+        result
+    }
+
+    fn refused(&self) {
+        self.0
+            .counters
+            .refused_connections
+            .fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -306,8 +285,8 @@ struct Connection<'a> {
 }
 
 impl Connection<'_> {
-    async fn run(&mut self, stream: TcpStream) -> Result<(), ConnError> {
-        let (mut rd, mut wr) = stream.into_split();
+    async fn run<S: Stream>(&mut self, stream: S) -> Result<(), ConnError> {
+        let (mut rd, mut wr) = tokio::io::split(stream);
         let mut buf = BytesMut::new();
         let mut out = Vec::with_capacity(256);
         let mut shutdown = self.shared.ctx.shutdown.clone();

@@ -20,7 +20,6 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::Semaphore;
@@ -28,13 +27,11 @@ use tokio::task::JoinSet;
 
 use crate::component::{ComponentError, SourceContext};
 use crate::config::SyslogSourceConfig;
+use crate::sources::listen::{self, Accept, Listener};
 use datagram::DatagramKind;
-use stream::{RefusalLog, StreamLimits};
+use stream::{StreamLimits, StreamServer};
 
 pub use framing::{Frame, FrameDecoder, FrameError};
-
-/// A TLS client that has not finished its handshake by then is disconnected.
-const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why the syslog source could not bind or run.
 #[derive(Debug, thiserror::Error)]
@@ -171,7 +168,6 @@ pub fn start(
             "max_connections",
             config.max_connections.max(1),
         ))),
-        refused: Arc::new(AtomicU64::new(0)),
     };
     let register = |what: &'static str, addr: Option<String>, source| SyslogError::Socket {
         what,
@@ -415,89 +411,19 @@ fn bind_unix_stream(
     Ok(l)
 }
 
-/// A listening stream socket: TCP or unix.
-trait StreamListener: Send + Sync + 'static {
-    type Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
-    /// The next connection and a description of its peer for log lines.
-    fn accept_peer(
-        &self,
-    ) -> impl std::future::Future<Output = std::io::Result<(Self::Stream, String)>> + Send;
-}
-
-impl StreamListener for TcpListener {
-    type Stream = tokio::net::TcpStream;
-    async fn accept_peer(&self) -> std::io::Result<(Self::Stream, String)> {
-        let (stream, peer) = self.accept().await?;
-        let _ = stream.set_nodelay(true);
-        Ok((stream, peer.to_string()))
-    }
-}
-
-impl StreamListener for UnixListener {
-    type Stream = tokio::net::UnixStream;
-    async fn accept_peer(&self) -> std::io::Result<(Self::Stream, String)> {
-        let (stream, _) = self.accept().await?;
-        let peer = match stream.peer_cred() {
-            Ok(c) => format!("unix pid={} uid={}", c.pid().unwrap_or(0), c.uid()),
-            Err(_) => "unix peer".to_string(),
-        };
-        Ok((stream, peer))
-    }
-}
-
-/// Accepts connections until shutdown, each served by its own task (after a TLS handshake when
-/// `tls` is set), at most `limits.connections` at once.
-async fn accept_streams<L: StreamListener>(
-    listener: L,
+/// Serves one stream listener (after a TLS handshake when `tls` is set) until shutdown.
+async fn accept_streams<A: Accept>(
+    socket: A,
     tls: Option<tokio_rustls::TlsAcceptor>,
     ctx: SourceContext,
     limits: StreamLimits,
 ) -> Result<(), String> {
-    let mut shutdown = ctx.shutdown.clone();
-    let mut connections = JoinSet::new();
-    let mut refusals = RefusalLog::new();
-    let mut accept_errors = crate::limits::AcceptBackoff::new(&ctx.name);
-    loop {
-        tokio::select! {
-            _ = shutdown.triggered() => break,
-            accepted = listener.accept_peer() => match accepted {
-                Ok((stream, peer)) => {
-                    let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
-                        refusals.refused(&ctx, &limits, &peer);
-                        continue;
-                    };
-                    let (ctx, limits, tls) = (ctx.clone(), limits.clone(), tls.clone());
-                    connections.spawn(async move {
-                        let result = match tls {
-                            None => stream::serve(stream, &peer, &ctx, &limits).await,
-                            Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                                Ok(Ok(s)) => stream::serve(s, &peer, &ctx, &limits).await,
-                                Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
-                                Err(_) => Err("TLS handshake timed out".into()),
-                            },
-                        };
-                        if let Err(e) = result {
-                            tracing::warn!(source = %ctx.name, %peer, "Closed syslog connection: {e}.");
-                        }
-                        drop(permit);
-                    });
-                }
-                Err(e) => accept_errors.failed(&e).await,
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    drain(connections).await;
+    let listener = Listener {
+        ctx: ctx.clone(),
+        protocol: "syslog",
+        tls,
+        slots: limits.connections.clone(),
+    };
+    listen::serve(socket, listener, StreamServer { ctx, limits }).await;
     Ok(())
-}
-
-/// Lets connections journal what they already read, then stops the rest.
-async fn drain(mut connections: JoinSet<()>) {
-    let all = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(std::time::Duration::from_secs(2), all)
-        .await
-        .is_err()
-    {
-        connections.abort_all();
-    }
 }

@@ -3,12 +3,12 @@
 //! One async task per connection reads into a bounded buffer, splits frames with
 //! [`FrameDecoder`], and appends them to the journal, waiting while the journal is full: a fast
 //! sender is slowed by TCP flow control, never dropped or rate-limited. A malformed frame closes
-//! only its connection, with a log line naming the peer. Connections are capped at
-//! `max_connections`; idle ones are closed after `tcp_idle_timeout`.
+//! only its connection, with a log line naming the peer. Idle connections are closed after
+//! `tcp_idle_timeout`; accepting, `max_connections` and TLS are [`crate::sources::listen`]'s.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -18,6 +18,7 @@ use super::framing::FrameDecoder;
 use crate::component::SourceContext;
 use crate::journal::AppendBatch;
 use crate::record::{Position, Record, RecordFlags, Timestamp};
+use crate::sources::listen::{Handler, Stream};
 
 /// Initial read buffer of a connection (grows up to the largest frame).
 const INITIAL_BUFFER: usize = 4 * 1024;
@@ -27,9 +28,23 @@ const INITIAL_BUFFER: usize = 4 * 1024;
 pub struct StreamLimits {
     pub max_message: usize,
     pub idle_timeout: Duration,
+    /// Connection slots (`max_connections`), shared by the source's stream listeners.
     pub connections: Arc<Semaphore>,
-    /// Connections refused because `max_connections` were open.
-    pub refused: Arc<AtomicU64>,
+}
+
+/// The syslog stream protocol on one connection ([`serve`]).
+#[derive(Clone)]
+pub struct StreamServer {
+    pub ctx: SourceContext,
+    pub limits: StreamLimits,
+}
+
+impl Handler for StreamServer {
+    type Error = String;
+
+    async fn serve<S: Stream>(self, stream: S, peer: String) -> Result<(), String> {
+        serve(stream, &peer, &self.ctx, &self.limits).await
+    }
 }
 
 /// Serves one connection until EOF, error, idle timeout or shutdown.
@@ -124,36 +139,5 @@ fn record(ctx: &SourceContext, raw: bytes::Bytes, flags: RecordFlags, now: Times
         position: Position::None,
         flags,
         raw,
-    }
-}
-
-/// Logs "connection limit reached" at most once per 10 s.
-pub struct RefusalLog {
-    last: Option<Instant>,
-}
-
-impl RefusalLog {
-    pub fn new() -> RefusalLog {
-        RefusalLog { last: None }
-    }
-
-    pub fn refused(&mut self, ctx: &SourceContext, limits: &StreamLimits, peer: &str) {
-        let total = limits.refused.fetch_add(1, Ordering::Relaxed) + 1;
-        ctx.stats
-            .refused_connections
-            .fetch_add(1, Ordering::Relaxed);
-        if self
-            .last
-            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
-        {
-            self.last = Some(Instant::now());
-            tracing::warn!(source = %ctx.name, %peer, refused_total = total, "Connection limit reached: refusing new connections until some close.");
-        }
-    }
-}
-
-impl Default for RefusalLog {
-    fn default() -> Self {
-        RefusalLog::new()
     }
 }
