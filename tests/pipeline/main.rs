@@ -52,6 +52,7 @@ mod pipeline_routing;
 mod regression;
 mod relp_rsyslog;
 mod scribe_real;
+mod search_fanout;
 mod search_limits;
 mod sink_max_lag_running;
 mod sink_supervise;
