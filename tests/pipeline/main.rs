@@ -63,3 +63,4 @@ mod syslog_sink;
 mod syslog_tls;
 mod systemd_host;
 mod trace_page;
+mod validate_online;

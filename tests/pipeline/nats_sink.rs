@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::support::*;
@@ -15,26 +15,6 @@ use quill::transport::nats::{MessageMeta, decode_payload};
 
 const LINES: usize = 3000;
 const PARTITIONS: u32 = 4;
-
-struct NatsServer(Child);
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn nats_server(dir: &Path, port: u16) -> Option<NatsServer> {
-    let child = Command::new("nats-server")
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    Some(NatsServer(child))
-}
 
 fn append(path: &Path, range: std::ops::Range<usize>) {
     use std::io::Write;
