@@ -37,10 +37,7 @@ type Message = (u32, MessageMeta, Vec<(u64, bytes::Bytes)>);
 fn read_stream(port: u16) -> Vec<Message> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let client = async_nats::connect(format!("nats://127.0.0.1:{port}"))
-            .await
-            .unwrap();
-        let js = async_nats::jetstream::new(client);
+        let js = jetstream(port).await;
         // Not there until the agent has created it.
         let Ok(mut stream) = js.get_stream("quill").await else {
             return Vec::new();

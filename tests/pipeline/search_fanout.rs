@@ -67,12 +67,7 @@ fn port_of(url: &str) -> u16 {
 }
 
 fn wait_entries(daemon: &Daemon, url: &str, want: usize) {
-    let count = || {
-        get(port_of(url), "/api/search?q=*&limit=1000", &[])
-            .filter(|a| a.status == 200)
-            .map(|a| a.json()["hits"].as_array().map_or(0, Vec::len))
-            .unwrap_or(0)
-    };
+    let count = || count_entries(port_of(url), &[]);
     assert!(
         wait_until(Duration::from_secs(60), || count() >= want),
         "{url}: {want} entries indexed (got {})\n{}",

@@ -51,10 +51,7 @@ fn source_config(dir: &Path, file: &str, port: u16, stream: &str) -> PathBuf {
 fn stream_on_server(port: u16, name: &str) -> Option<async_nats::jetstream::stream::Config> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let client = async_nats::connect(format!("nats://127.0.0.1:{port}"))
-            .await
-            .unwrap();
-        let js = async_nats::jetstream::new(client);
+        let js = jetstream(port).await;
         let mut stream = js.get_stream(name).await.ok()?;
         Some(stream.info().await.unwrap().config.clone())
     })

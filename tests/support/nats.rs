@@ -24,3 +24,11 @@ pub fn nats_server(dir: &Path, port: u16) -> Option<NatsServer> {
         .ok()?;
     Some(NatsServer(child))
 }
+
+/// A JetStream context on the server at 127.0.0.1:`port`.
+pub async fn jetstream(port: u16) -> async_nats::jetstream::Context {
+    let client = async_nats::connect(format!("nats://127.0.0.1:{port}"))
+        .await
+        .expect("connect to nats-server");
+    async_nats::jetstream::new(client)
+}
