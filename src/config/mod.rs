@@ -8,7 +8,7 @@
 //! top level, `[journal]`, `[bytes]`), `sources` and `sinks` (one struct per type, some in files of
 //! their own: `relp`, `scribe`, `gelf`), `parse_keys` (the parse keys and the parser they build),
 //! `validate` (what serde cannot check), `locate` (file:line:key of every error), and the shared
-//! value types (`values`, `route`, `output`, `limits`, `search`).
+//! value types (`values`, `route`, `output`, `limits`, `search`), and `search_peers` (`[search]`).
 
 pub mod apache;
 mod gelf;
@@ -24,6 +24,7 @@ mod root;
 mod route;
 mod scribe;
 mod search;
+mod search_peers;
 mod sink_out;
 mod sinks;
 mod sources;
@@ -32,7 +33,7 @@ mod values;
 
 pub use gelf::GelfSourceConfig;
 pub use identity::AgentIdentity;
-pub use locate::ConfigError;
+pub use locate::{ConfigError, find_key_line};
 pub use multiline::StartPattern;
 pub use nats::{NatsAuth, NatsRetention, NatsSinkConfig, NatsSourceConfig};
 pub use output::{MAX_WORKERS, OutputFsync, default_workers};
@@ -41,6 +42,7 @@ pub use relp::RelpSourceConfig;
 pub use root::{BytesSection, Config, JournalSection};
 pub use route::{RouteConfig, Severity, SeveritySetting};
 pub use scribe::{Compression, FileFormat, ScribeSourceConfig};
+pub use search_peers::{DEFAULT_PEER_TIMEOUT, SearchSection};
 pub use sink_out::{
     GelfCompression, GelfSinkConfig, OutScheme, OutTarget, OutTls, SyslogFraming, SyslogMessage,
     SyslogProtocol, SyslogSinkConfig,

@@ -47,6 +47,8 @@ mod lines;
 #[cfg(feature = "pipeline")]
 mod live;
 #[cfg(feature = "pipeline")]
+mod nats;
+#[cfg(feature = "pipeline")]
 mod pki;
 #[cfg(feature = "pipeline")]
 mod process;
@@ -56,7 +58,7 @@ mod search;
 mod sink;
 
 #[cfg(feature = "pipeline")]
-pub use {forward::*, lines::*, live::*, pki::*, process::*, search::*, sink::*};
+pub use {forward::*, lines::*, live::*, nats::*, pki::*, process::*, search::*, sink::*};
 
 /// The crash child in `mode` (see [`child`]) as a command; add the mode's arguments.
 pub fn child_command(mode: &str) -> std::process::Command {
