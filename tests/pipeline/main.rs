@@ -54,6 +54,7 @@ mod relp_rsyslog;
 mod scribe_real;
 mod search_fanout;
 mod search_limits;
+mod sink_faults;
 mod sink_max_lag_running;
 mod sink_supervise;
 #[path = "../support/mod.rs"]
