@@ -12,6 +12,7 @@ mod bytes_corpus;
 mod bytes_daemon;
 mod bytes_live;
 mod cli_foundation;
+mod copytruncate_loss;
 mod file_compressed;
 mod file_lines;
 mod file_many;
