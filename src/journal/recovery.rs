@@ -156,10 +156,21 @@ fn lock_dir(dir: &Path) -> Result<File, JournalError> {
         .truncate(false)
         .open(&path)
         .map_err(|e| io_err(&path, e))?;
-    // SAFETY: flock on a file descriptor we own; no memory is involved.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
+    // A process forked by this one (any child, while it has not yet exec'd) shares the lock's
+    // open file description for a moment, so a journal closed and reopened in one process can
+    // find its own old lock still held: wait a little before calling it in use.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        // SAFETY: flock on a file descriptor we own; no memory is involved.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(file);
+        }
         let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            continue;
+        }
         return Err(io_err(
             &path,
             io::Error::new(
@@ -168,8 +179,10 @@ fn lock_dir(dir: &Path) -> Result<File, JournalError> {
             ),
         ));
     }
-    Ok(file)
 }
+
+/// How long [`lock_dir`] retries a held lock before it reports the journal in use.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn load_cursors(dir: &Path) -> Result<HashMap<String, CursorMeta>, JournalError> {
     let mut out = HashMap::new();

@@ -536,8 +536,12 @@ fn hostile_input_is_bounded_counted_and_kept() {
             .as_str()
             .is_some_and(|m| m.starts_with("hhh"))
     }));
+    // Every set that reached the socket beyond the 2,000 the budget holds was evicted; on a loaded
+    // machine some never reach it and the kernel's drop count has them.
     assert!(
-        status_counter(&status, "gelf", "chunked_evicted") >= 38_000,
+        status_counter(&status, "gelf", "chunked_evicted")
+            + status_counter(&status, "gelf", "kernel_dropped")
+            >= 38_000,
         "{status}"
     );
     assert!(
