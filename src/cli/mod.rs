@@ -8,6 +8,7 @@
 pub mod bytes;
 mod cat;
 pub mod index_cmd;
+mod join;
 mod journal_cmd;
 pub mod parse;
 pub mod search;
@@ -141,6 +142,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 return validate_online::run(&config, &args.config);
             }
             Ok(0)
+        }
+        // With a haproxy.cfg, `quill parse` pairs the inputs' lines through the byte join.
+        Command::Parse(args) if args.keys.haproxy_config.is_some() => {
+            join::run(&args).map(exit_code)
         }
         Command::Parse(args) => parse::run(&args).map(exit_code),
         Command::Search(args) => search::run(&args).map(exit_code),

@@ -103,11 +103,9 @@ pub fn parser_for(args: &ParseArgs, file: Option<&Path>) -> anyhow::Result<Parse
     args.keys.compile(args.format, file)
 }
 
-/// Runs `quill parse`; returns the exit status.
+/// Runs `quill parse` without the byte join (with `--haproxy-config` the cli runs the join);
+/// returns the exit status.
 pub fn run(args: &ParseArgs) -> anyhow::Result<i32> {
-    if args.keys.haproxy_config.is_some() {
-        return super::bytes::run_joined(args);
-    }
     let host = args
         .host
         .clone()
