@@ -14,6 +14,7 @@ pub mod apache;
 mod gelf;
 mod identity;
 mod limits;
+mod listener;
 mod locate;
 mod nats;
 mod output;
@@ -31,6 +32,7 @@ mod values;
 
 pub use gelf::GelfSourceConfig;
 pub use identity::AgentIdentity;
+pub use listener::ServerTlsKeys;
 pub use locate::ConfigError;
 pub use nats::{NatsAuth, NatsRetention, NatsSinkConfig, NatsSourceConfig};
 pub use output::{MAX_WORKERS, OutputFsync, default_workers};
