@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::listener::{ServerTlsKeys, check_connections, check_socket_addr};
 use super::values::{ByteSize, HumanDuration};
 
 /// `type = "gelf"`: GELF 1.1 from graypy, pygelf, gelf4j, Quill's library or a `gelf` sink.
@@ -62,20 +63,12 @@ impl GelfSourceConfig {
             ));
         }
         for (key, addr) in [("udp", &self.udp), ("tcp", &self.tcp), ("http", &self.http)] {
-            if let Some(a) = addr
-                && a.parse::<std::net::SocketAddr>().is_err()
-            {
-                return Some((
-                    key,
-                    format!("invalid socket address `{a}` (expected IP:PORT)"),
-                ));
+            if let Some(problem) = addr.as_deref().and_then(|a| check_socket_addr(key, a)) {
+                return Some(problem);
             }
         }
-        if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return Some(("tls_cert", "`tls_cert` and `tls_key` go together".into()));
-        }
-        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
-            return Some(("tls_client_ca", "needs `tls_cert` and `tls_key`".into()));
+        if let Some(problem) = self.tls_keys().check() {
+            return Some(problem);
         }
         if self.max_message_bytes.0 < 1024 {
             return Some(("max_message_bytes", "must be at least 1KiB".into()));
@@ -83,13 +76,18 @@ impl GelfSourceConfig {
         if self.max_incomplete_messages == 0 {
             return Some(("max_incomplete_messages", "must be at least 1".into()));
         }
-        if self.max_connections == 0 {
-            return Some(("max_connections", "must be at least 1".into()));
+        if let Some(problem) = check_connections("max_connections", self.max_connections) {
+            return Some(problem);
         }
         if self.chunk_timeout.0.is_zero() || self.tcp_idle_timeout.0.is_zero() {
             return Some(("chunk_timeout", "timeouts must be above 0".into()));
         }
         None
+    }
+
+    /// The TLS keys of the TCP and HTTP listeners.
+    pub fn tls_keys(&self) -> ServerTlsKeys<'_> {
+        ServerTlsKeys::of(&self.tls_cert, &self.tls_key, &self.tls_client_ca)
     }
 }
 

@@ -14,6 +14,7 @@ pub mod apache;
 mod gelf;
 mod identity;
 mod limits;
+mod listener;
 mod locate;
 mod multiline;
 mod nats;
@@ -33,6 +34,7 @@ mod values;
 
 pub use gelf::GelfSourceConfig;
 pub use identity::AgentIdentity;
+pub use listener::ServerTlsKeys;
 pub use locate::{ConfigError, find_key_line};
 pub use multiline::StartPattern;
 pub use nats::{NatsAuth, NatsRetention, NatsSinkConfig, NatsSourceConfig};

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::listener::{ServerTlsKeys, check_connections, check_socket_addr};
 use super::{ByteSize, HumanDuration, ParseOptions};
 use crate::record::Format;
 
@@ -55,23 +56,10 @@ fn default_relp_format() -> Format {
 impl RelpSourceConfig {
     /// The first problem with these settings: (key, message).
     pub fn check(&self) -> Option<(&'static str, String)> {
-        if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Some((
-                "listen",
-                format!(
-                    "invalid socket address `{}` (expected IP:PORT)",
-                    self.listen
-                ),
-            ));
-        }
-        if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return Some(("tls_cert", "`tls_cert` and `tls_key` go together".into()));
-        }
-        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
-            return Some((
-                "tls_client_ca",
-                "mutual TLS needs `tls_cert` and `tls_key` too".into(),
-            ));
+        if let Some(problem) =
+            check_socket_addr("listen", &self.listen).or_else(|| self.tls_keys().check())
+        {
+            return Some(problem);
         }
         if self.max_frame_size.0 < 1024 || self.max_frame_size.0 > 999_999_999 {
             return Some((
@@ -82,13 +70,18 @@ impl RelpSourceConfig {
         if self.window == 0 || self.window > 65536 {
             return Some(("window", "must be between 1 and 65536".into()));
         }
-        if self.max_connections == 0 {
-            return Some(("max_connections", "must be at least 1".into()));
+        if let Some(problem) = check_connections("max_connections", self.max_connections) {
+            return Some(problem);
         }
         if self.idle_timeout.0.is_zero() {
             return Some(("idle_timeout", "must be above 0".into()));
         }
         None
+    }
+
+    /// The TLS keys.
+    pub fn tls_keys(&self) -> ServerTlsKeys<'_> {
+        ServerTlsKeys::of(&self.tls_cert, &self.tls_key, &self.tls_client_ca)
     }
 
     /// Parse options: the format only (the syslog parser needs no more).

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use super::listener::{check_connections, check_socket_addr};
 use super::{ByteSize, HumanDuration};
 use crate::record::Format;
 
@@ -64,14 +65,8 @@ fn default_scribe_format() -> Format {
 impl ScribeSourceConfig {
     /// The first problem with these settings: (key, message).
     pub fn check(&self) -> Option<(&'static str, String)> {
-        if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Some((
-                "listen",
-                format!(
-                    "invalid socket address `{}` (expected IP:PORT)",
-                    self.listen
-                ),
-            ));
+        if let Some(problem) = check_socket_addr("listen", &self.listen) {
+            return Some(problem);
         }
         if self.max_frame_size.0 < 1024 || self.max_frame_size.0 > 1 << 30 {
             return Some(("max_frame_size", "must be between 1KiB and 1GiB".into()));
@@ -79,8 +74,8 @@ impl ScribeSourceConfig {
         if self.max_entries == 0 {
             return Some(("max_entries", "must be at least 1".into()));
         }
-        if self.max_connections == 0 {
-            return Some(("max_connections", "must be at least 1".into()));
+        if let Some(problem) = check_connections("max_connections", self.max_connections) {
+            return Some(problem);
         }
         for (key, d) in [
             ("idle_timeout", self.idle_timeout),

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::listener::{ServerTlsKeys, check_connections};
 use super::{
     AgentIdentity, ByteSize, GelfSourceConfig, HumanDuration, NatsSourceConfig, ParseKeys,
     RelpSourceConfig, ScribeSourceConfig, StartPattern, limits, values,
@@ -203,6 +204,13 @@ fn default_idle_timeout() -> HumanDuration {
     HumanDuration::secs(600)
 }
 
+impl SyslogSourceConfig {
+    /// The TLS keys of the `tls` listener.
+    pub fn tls_keys(&self) -> ServerTlsKeys<'_> {
+        ServerTlsKeys::of(&self.tls_cert, &self.tls_key, &self.tls_client_ca)
+    }
+}
+
 /// `type = "forward"`: the aggregator's input from agents.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -274,14 +282,8 @@ impl ForwardSourceConfig {
                 "set either `token` or `token_file`, not both".into(),
             ));
         }
-        if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return Some(("tls_cert", "`tls_cert` and `tls_key` go together".into()));
-        }
-        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
-            return Some((
-                "tls_client_ca",
-                "mutual TLS needs `tls_cert` and `tls_key` too".into(),
-            ));
+        if let Some(problem) = self.tls_keys().check() {
+            return Some(problem);
         }
         if self.max_frame_size.0 < 64 * 1024 || self.max_frame_size.0 > u32::MAX as u64 {
             return Some(("max_frame_size", "must be between 64KiB and 4GiB".into()));
@@ -289,13 +291,18 @@ impl ForwardSourceConfig {
         if self.max_batch_size.0 < 64 * 1024 || self.max_batch_size.0 > u32::MAX as u64 {
             return Some(("max_batch_size", "must be between 64KiB and 4GiB".into()));
         }
-        if self.max_connections == 0 {
-            return Some(("max_connections", "must be at least 1".into()));
+        if let Some(problem) = check_connections("max_connections", self.max_connections) {
+            return Some(problem);
         }
         if let Some(problem) = super::identity::check_identities(self) {
             return Some(problem);
         }
         limits::check_forward(self)
+    }
+
+    /// The TLS keys.
+    pub fn tls_keys(&self) -> ServerTlsKeys<'_> {
+        ServerTlsKeys::of(&self.tls_cert, &self.tls_key, &self.tls_client_ca)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The checks serde cannot express: names, addresses, ranges, and settings that only make sense
 //! together. Every error is located with [`super::locate`].
 
+use super::listener::check_socket_addr;
 use super::locate::find_key_line;
 use super::{
     Config, ConfigError, MAX_FINGERPRINT_BYTES, MAX_WORKERS, SinkConfig, SourceConfig, limits,
@@ -40,14 +41,12 @@ impl Config {
         {
             return Err(err("", "hostname", format!("invalid hostname `{h}`")));
         }
-        if let Some(a) = &self.metrics_listen
-            && a.parse::<std::net::SocketAddr>().is_err()
+        if let Some((key, message)) = self
+            .metrics_listen
+            .as_deref()
+            .and_then(|a| check_socket_addr("metrics_listen", a))
         {
-            return Err(err(
-                "",
-                "metrics_listen",
-                format!("invalid socket address `{a}` (expected IP:PORT)"),
-            ));
+            return Err(err("", key, message));
         }
         let zones = self
             .sources
@@ -138,27 +137,21 @@ impl Config {
                         ));
                     }
                     for (key, addr) in [("udp", &s.udp), ("tcp", &s.tcp), ("tls", &s.tls)] {
-                        if let Some(a) = addr
-                            && a.parse::<std::net::SocketAddr>().is_err()
+                        if let Some((key, message)) =
+                            addr.as_deref().and_then(|a| check_socket_addr(key, a))
                         {
-                            return Err(err(
-                                &table,
-                                key,
-                                format!("invalid socket address `{a}` (expected IP:PORT)"),
-                            ));
+                            return Err(err(&table, key, message));
                         }
+                    }
+                    if let Some((key, message)) = s.tls_keys().check() {
+                        return Err(err(&table, key, message));
                     }
                     &s.category
                 }
                 SourceConfig::Forward(f) => {
-                    if f.listen.parse::<std::net::SocketAddr>().is_err() {
-                        return Err(err(
-                            &table,
-                            "listen",
-                            format!("invalid socket address `{}`", f.listen),
-                        ));
-                    }
-                    if let Some((key, message)) = f.check() {
+                    if let Some((key, message)) =
+                        check_socket_addr("listen", &f.listen).or_else(|| f.check())
+                    {
                         return Err(err(&table, key, message));
                     }
                     &None

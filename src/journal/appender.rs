@@ -23,7 +23,7 @@ impl Appender {
     }
 
     /// Appends, waiting while the journal is full. A large batch is encoded on a blocking
-    /// thread, outside the journal's lock (`journal::prepare`).
+    /// thread, outside the journal's lock.
     pub async fn append(&self, mut batch: AppendBatch) -> Result<AppendReceipt, JournalError> {
         let mut prepared = if is_large(&batch) {
             prepare_off_reactor(&batch).await?

@@ -25,7 +25,7 @@ use super::net_out::OutError;
 use crate::accounting::stream::{JoinStage, Joined};
 use crate::component::Shutdown;
 use crate::journal::Cursor;
-use crate::record::Timestamp;
+use crate::sinks::join::{self, Reading};
 use crate::sinks::route::Route;
 use crate::telemetry::SinkStats;
 
@@ -121,20 +121,15 @@ impl Delivery {
             let drained = batch.is_empty() && self.cursor.is_drained();
             let caught_up = batch.len() < BATCH;
             let read_through = batch.last().map(|e| e.seq);
-            let taken = batch.into_iter().filter(|e| self.route.takes(&e.record));
-            match &mut self.join {
-                None => ready.extend(taken.map(Joined::plain)),
-                Some(join) => {
-                    for entry in taken {
-                        join.push(entry, &mut ready);
-                    }
-                    join.tick(Timestamp::now().as_millis(), caught_up, &mut ready);
-                    if drained {
-                        join.drain(&mut ready);
-                    }
-                    self.stats.note_joined(&ready, join.held());
-                }
-            }
+            let reading = Reading { caught_up, drained };
+            join::release(
+                batch,
+                &self.route,
+                self.join.as_mut(),
+                reading,
+                &self.stats,
+                &mut ready,
+            );
             let written_through = ready.last().map(|j| j.entry.seq);
             if !ready.is_empty() {
                 let (batch, chunks) = encoder.encode(std::mem::take(&mut ready));
@@ -171,7 +166,7 @@ impl Delivery {
             // the join holds nothing older.
             if let Some(seq) = read_through
                 && written_through.is_none_or(|w| w < seq)
-                && self.join.as_ref().is_none_or(|j| j.held() == 0)
+                && join::holds_nothing(self.join.as_ref())
             {
                 ackable = ackable.max(seq);
             }
@@ -202,12 +197,7 @@ impl Delivery {
 
     /// Acknowledges through `seq`, staying below the byte join's replay floor.
     fn ack_through(&mut self, seq: u64) -> Result<(), OutError> {
-        let limit = self
-            .join
-            .as_ref()
-            .and_then(JoinStage::replay_floor)
-            .map_or(u64::MAX, |floor| floor.saturating_sub(1));
-        let seq = seq.min(limit);
+        let seq = join::ack_limit(self.join.as_ref(), seq);
         if seq > self.cursor.acked() {
             self.cursor.ack(seq, None)?;
         }

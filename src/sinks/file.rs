@@ -43,7 +43,7 @@ use crate::component::{ComponentError, Shutdown, SinkContext};
 use crate::config::{Compression, FileSinkConfig, OutputFsync, default_workers, is_safe_category};
 use crate::journal::Cursor;
 use crate::parsers::ParserRegistry;
-use crate::record::Timestamp;
+use crate::sinks::join::{self, Reading};
 use crate::sinks::route::Route;
 use crate::telemetry::SinkStats;
 
@@ -270,20 +270,15 @@ impl FileSink {
             let caught_up = batch.len() < BATCH;
             let read_through = batch.last().map(|e| e.seq);
             let mut ready = std::mem::take(&mut self.ready);
-            let taken = batch.into_iter().filter(|e| self.route.takes(&e.record));
-            match &mut self.join {
-                None => ready.extend(taken.map(Joined::plain)),
-                Some(join) => {
-                    for entry in taken {
-                        join.push(entry, &mut ready);
-                    }
-                    join.tick(Timestamp::now().as_millis(), caught_up, &mut ready);
-                    if drained {
-                        join.drain(&mut ready);
-                    }
-                    self.stats.note_joined(&ready, join.held());
-                }
-            }
+            let reading = Reading { caught_up, drained };
+            join::release(
+                batch,
+                &self.route,
+                self.join.as_mut(),
+                reading,
+                &self.stats,
+                &mut ready,
+            );
             let written_through = ready.last().map(|j| j.entry.seq);
             if !ready.is_empty() {
                 ready = self.write_batch(ready)?;
@@ -295,7 +290,7 @@ impl FileSink {
             // with the next commit.
             if let Some(seq) = read_through
                 && written_through.is_none_or(|w| w < seq)
-                && self.join.as_ref().is_none_or(|j| j.held() == 0)
+                && join::holds_nothing(self.join.as_ref())
             {
                 self.pending.push((seq, file_states(&self.outputs)));
             }

@@ -26,7 +26,7 @@ use crate::config::IndexSinkConfig;
 use crate::index::{IndexError, IndexSettings, IndexWriterSet};
 use crate::journal::Cursor;
 use crate::parsers::ParserRegistry;
-use crate::record::Timestamp;
+use crate::sinks::join::{self, Reading};
 use crate::sinks::route::Route;
 use crate::telemetry::SinkStats;
 
@@ -121,7 +121,7 @@ fn run_counted(
     stop: Stop<'_>,
     stats: &SinkStats,
     parsers: Arc<ParserRegistry>,
-    mut join: Option<JoinStage>,
+    mut join_stage: Option<JoinStage>,
     route: &Route,
 ) -> Result<crate::index::writer::WriterStats, IndexError> {
     let mut writer = IndexWriterSet::open(index_dir, settings, parsers)?;
@@ -147,20 +147,18 @@ fn run_counted(
         let stopping = draining
             || (stop.shutdown.is_some_and(Shutdown::is_triggered) && !cursor.journal_closed());
         ready.clear();
-        let taken = batch.into_iter().filter(|e| route.takes(&e.record));
-        match &mut join {
-            None => ready.extend(taken.map(Joined::plain)),
-            Some(join) => {
-                for entry in taken {
-                    join.push(entry, &mut ready);
-                }
-                join.tick(Timestamp::now().as_millis(), read < batch_max, &mut ready);
-                if draining {
-                    join.drain(&mut ready);
-                }
-                stats.note_joined(&ready, join.held());
-            }
-        }
+        let reading = Reading {
+            caught_up: read < batch_max,
+            drained: draining,
+        };
+        join::release(
+            batch,
+            route,
+            join_stage.as_mut(),
+            reading,
+            stats,
+            &mut ready,
+        );
         for j in &ready {
             writer.add_corrected(&stream, j.entry.seq, &j.entry.record, j.correction)?;
             pending = Some(j.entry.seq);
@@ -183,10 +181,7 @@ fn run_counted(
             writer.commit()?;
             if let Some(seq) = pending {
                 // Nothing the byte join may still need to replay is acknowledged.
-                let limit = join
-                    .as_ref()
-                    .and_then(JoinStage::replay_floor)
-                    .map_or(seq, |floor| seq.min(floor.saturating_sub(1)));
+                let limit = join::ack_limit(join_stage.as_ref(), seq);
                 if limit > cursor.acked() {
                     cursor.ack(limit, None)?;
                 }

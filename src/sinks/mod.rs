@@ -21,6 +21,7 @@ pub mod forward;
 pub mod gelf_http;
 pub mod gelf_out;
 pub mod index;
+pub mod join;
 pub mod nats;
 mod net_out;
 pub mod route;

@@ -11,7 +11,10 @@
 //! it already read before it returns. At shutdown the loop lets connections finish for
 //! [`DRAIN`], then stops the rest.
 //!
-//! This module touches the listening sockets it is given and the connections it accepts.
+//! [`tls_acceptor`] builds the TLS side from a source's keys, for every listening source.
+//!
+//! This module touches the listening sockets it is given, the connections it accepts and the PEM
+//! files a source names.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -23,8 +26,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use tokio_rustls::TlsAcceptor;
+
 use crate::component::SourceContext;
+use crate::config::ServerTlsKeys;
 use crate::limits::AcceptBackoff;
+use crate::transport::tls::TlsError;
 
 /// A TLS client must finish its handshake within this.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -90,9 +97,22 @@ pub struct Listener {
     /// The protocol as the log lines name it (`RELP`, `GELF tcp`, `syslog`).
     pub protocol: &'static str,
     /// TLS on every connection when set.
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub tls: Option<TlsAcceptor>,
     /// Connection slots ([`connection_limit`]); one semaphore may serve several listeners.
     pub slots: Arc<Semaphore>,
+}
+
+/// The TLS acceptor of a source's keys (`None` without a certificate). No TLS 1.3 session
+/// tickets: fire-and-forget clients (pygelf, graypy, syslog senders) never read them, and a socket
+/// closed with unread data sends a reset that makes the kernel discard the last messages it had not
+/// yet handed to Quill.
+pub fn tls_acceptor(keys: ServerTlsKeys<'_>) -> Result<Option<TlsAcceptor>, TlsError> {
+    let Some((cert, key)) = keys.pair() else {
+        return Ok(None);
+    };
+    let mut server = (*crate::transport::tls::server_config(cert, key, keys.client_ca)?).clone();
+    server.send_tls13_tickets = 0;
+    Ok(Some(TlsAcceptor::from(Arc::new(server))))
 }
 
 /// The slots of `max_connections` (key `key` of source `source`), lowered so that the journal,
@@ -151,7 +171,7 @@ async fn connection<S: Stream, H: Handler>(
     peer: String,
     ctx: &SourceContext,
     protocol: &'static str,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<TlsAcceptor>,
     handler: H,
 ) {
     let reason = match tls {

@@ -54,7 +54,7 @@ use crate::transport::budget::{ByteBudget, FrameLimits, ReadError, read_frame_bu
 use crate::transport::frame::{
     ErrorCode, Frame, FrameError, Hello, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
-use crate::transport::{self, Io, constant_time_eq, tls};
+use crate::transport::{self, Io, constant_time_eq};
 use admission::{IpSlot, PerIp, RefusalLog};
 use conn::AckJob;
 use identity::Identities;
@@ -114,14 +114,7 @@ pub fn start(
         return Err(format!("{key}: {message}"));
     }
     let token = transport::load_token(config.token.as_deref(), config.token_file.as_deref())?;
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => {
-            let server = tls::server_config(cert, key, config.tls_client_ca.as_deref())
-                .map_err(|e| e.to_string())?;
-            Some(tokio_rustls::TlsAcceptor::from(server))
-        }
-        _ => None,
-    };
+    let tls = crate::sources::listen::tls_acceptor(config.tls_keys()).map_err(|e| e.to_string())?;
     let identities = Identities::load(&config)?;
     if token.is_none() && !identities.has_tokens() && config.tls_client_ca.is_none() {
         tracing::warn!(source = %ctx.name, "Forward source on {} accepts any agent: set `token`, `token_file` or `tls_client_ca`.", config.listen);

@@ -159,19 +159,7 @@ pub fn start(
         }
         None => None,
     };
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => {
-            let shared =
-                crate::transport::tls::server_config(cert, key, config.tls_client_ca.as_deref())?;
-            let mut server = (*shared).clone();
-            // No TLS 1.3 session tickets: fire-and-forget clients (pygelf, graypy) never read
-            // them, and a socket closed with unread data sends a reset that makes the kernel
-            // discard the last messages it had not yet handed to Quill.
-            server.send_tls13_tickets = 0;
-            Some(tokio_rustls::TlsAcceptor::from(Arc::new(server)))
-        }
-        _ => None,
-    };
+    let tls = crate::sources::listen::tls_acceptor(config.tls_keys())?;
     let _guard = runtime.enter();
     let bind = |addr: &str, what| {
         let std_listener = crate::sources::syslog::bind_tcp(addr, what, &ctx.name)

@@ -96,16 +96,10 @@ pub fn start(
     if let Some((key, message)) = config.check() {
         return Err(RelpSourceError::Setting { key, message });
     }
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(
-            crate::sources::syslog::tls::acceptor(cert, key, config.tls_client_ca.as_deref())
-                .map_err(|message| RelpSourceError::Setting {
-                    key: "tls_cert",
-                    message,
-                })?,
-        ),
-        _ => None,
-    };
+    let tls = listen::tls_acceptor(config.tls_keys()).map_err(|e| RelpSourceError::Setting {
+        key: "tls_cert",
+        message: e.to_string(),
+    })?;
     let bind_error = |source| RelpSourceError::Bind {
         addr: config.listen.clone(),
         source,

@@ -13,7 +13,6 @@
 pub mod datagram;
 pub mod framing;
 pub mod stream;
-pub mod tls;
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
@@ -115,13 +114,9 @@ pub fn bind(config: &SyslogSourceConfig, name: &str) -> Result<Bound, SyslogErro
         .transpose()?;
     let tls = match &config.tls {
         Some(addr) => {
-            let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
-                return Err(SyslogError::Tls(
-                    "`tls` needs `tls_cert` and `tls_key`".into(),
-                ));
-            };
-            let acceptor = tls::acceptor(cert, key, config.tls_client_ca.as_deref())
-                .map_err(SyslogError::Tls)?;
+            let acceptor = listen::tls_acceptor(config.tls_keys())
+                .map_err(|e| SyslogError::Tls(e.to_string()))?
+                .ok_or_else(|| SyslogError::Tls("`tls` needs `tls_cert` and `tls_key`".into()))?;
             Some((bind_tcp(addr, "tls", name)?, acceptor))
         }
         None => None,
