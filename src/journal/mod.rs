@@ -18,6 +18,7 @@
 
 mod appender;
 mod cursor;
+mod delivered;
 mod format;
 mod recovery;
 mod segment;
@@ -162,6 +163,12 @@ pub struct JournalStats {
     pub write_blocked: bool,
     /// Records datagram sources could not journal because it was full.
     pub dropped_journal_full: u64,
+    /// Records opening the journal cut that cursors had acknowledged (the tail was damaged or
+    /// lost): file sources read theirs again, cursors skip what they had delivered; others are
+    /// lost for the cursors that had not delivered them.
+    pub recovery_cut_records: u64,
+    /// Bytes opening the journal cut from the tail segment (a torn or damaged tail).
+    pub recovery_cut_bytes: u64,
 }
 
 /// The records a segment holds (`first..=last`) and its length on disk.
@@ -325,6 +332,8 @@ impl Journal {
             sink_state: meta.sink_state,
             io: Some(Box::default()),
             jumped: Vec::new(),
+            unacked: Default::default(),
+            fenced: meta.fence.is_some(),
         })
     }
 
@@ -392,6 +401,8 @@ impl Journal {
             write_errors: st.counters.write_errors,
             write_blocked: st.write_blocked,
             dropped_journal_full: shared.dropped_journal_full.load(Ordering::Relaxed),
+            recovery_cut_records: st.counters.recovery_cut_records,
+            recovery_cut_bytes: st.counters.recovery_cut_bytes,
         }
     }
 
