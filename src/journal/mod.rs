@@ -514,6 +514,7 @@ impl Journal {
 pub fn fuzz_decode(data: &[u8]) {
     let _ = format::decode_segment_header(data);
     let _ = format::decode_cursor(data);
+    let _ = delivered::decode(data);
     let _ = format::decode_snapshot(data);
     if let format::FrameCheck::Valid(header) = format::check_frame(data) {
         let body = Bytes::copy_from_slice(&data[format::FRAME_HEADER_LEN..header.total_len()]);

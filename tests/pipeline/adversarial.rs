@@ -513,46 +513,8 @@ backoff_max = "200ms"
 
 #[test]
 fn idle_syslog_connections_under_a_small_descriptor_limit() {
-    let _alone = alone();
-    raise_own_nofile();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let (tcp, udp) = (free_port(), free_port());
-    let cfg = root.join("syslog.toml");
-    write_file(
-        &cfg,
-        &format!(
-            r#"data_dir = "./data"
-hostname = "h"
-status_interval = "1s"
-
-[journal]
-segment_size = "64KiB"
-
-[sources.sys]
-type = "syslog"
-udp = "127.0.0.1:{udp}"
-tcp = "127.0.0.1:{tcp}"
-max_connections = 1000
-
-[sinks.out]
-type = "file"
-path = "./agg-out"
-"#
-        ),
-    );
-    let mut d = spawn_with_nofile(root, &cfg, 128);
-    wait_listening(tcp);
-    let idle = idle_connections(tcp, 200);
-    udp_flows_and_journal_rolls(root, udp);
-    assert!(alive(&mut d));
-    let log = d.stderr();
+    let log = idle_connections_attack("");
     assert!(log.contains("`max_connections` lowered to 64"), "{log}");
-    assert!(!log.contains("Too many open files"), "{log}");
-    let peak = peak_rss_mib(d.child.id());
-    assert!(peak < 200, "peak RSS {peak} MiB");
-    drop(idle);
-    assert!(d.stop().success());
 }
 
 /// Two TCP listeners (syslog and GELF) asking for 1,000 connections each under a 128-descriptor
@@ -560,46 +522,10 @@ path = "./agg-out"
 /// connections (200 on each) cannot starve the journal (segment rolls), the file sink or UDP.
 #[test]
 fn idle_connections_on_two_listeners_fit_under_the_descriptor_limit_together() {
-    let _alone = alone();
-    raise_own_nofile();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let (tcp, udp, gelf) = (free_port(), free_port(), free_port());
-    let cfg = root.join("syslog.toml");
-    write_file(
-        &cfg,
-        &format!(
-            r#"data_dir = "./data"
-hostname = "h"
-status_interval = "1s"
-
-[journal]
-segment_size = "64KiB"
-
-[sources.sys]
-type = "syslog"
-udp = "127.0.0.1:{udp}"
-tcp = "127.0.0.1:{tcp}"
-max_connections = 1000
-
-[sources.gl]
-type = "gelf"
-tcp = "127.0.0.1:{gelf}"
-max_connections = 1000
-
-[sinks.out]
-type = "file"
-path = "./agg-out"
-"#
-        ),
-    );
-    let mut d = spawn_with_nofile(root, &cfg, 128);
-    wait_listening(tcp);
-    wait_listening(gelf);
-    let idle = (idle_connections(tcp, 200), idle_connections(gelf, 200));
-    udp_flows_and_journal_rolls(root, udp);
-    assert!(alive(&mut d));
-    let log = d.stderr();
+    let gelf = free_port();
+    let log = idle_connections_attack(&format!(
+        "[sources.gl]\ntype = \"gelf\"\ntcp = \"127.0.0.1:{gelf}\"\nmax_connections = 1000\n"
+    ));
     for source in ["sys", "gl"] {
         assert!(
             log.lines()
@@ -609,11 +535,65 @@ path = "./agg-out"
             "{source}: {log}"
         );
     }
+}
+
+/// A syslog source (UDP + TCP, `max_connections = 1000`) plus `more_sources` (TOML) under a
+/// 128-descriptor limit; 200 idle connections on every TCP port of the config. UDP keeps
+/// flowing, the journal keeps rolling, nothing runs out of descriptors, RSS stays bounded.
+/// Returns the daemon's log.
+fn idle_connections_attack(more_sources: &str) -> String {
+    let _alone = alone();
+    raise_own_nofile();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (tcp, udp) = (free_port(), free_port());
+    let cfg = root.join("syslog.toml");
+    let text = format!(
+        r#"data_dir = "./data"
+hostname = "h"
+status_interval = "1s"
+
+[journal]
+segment_size = "64KiB"
+
+[sources.sys]
+type = "syslog"
+udp = "127.0.0.1:{udp}"
+tcp = "127.0.0.1:{tcp}"
+max_connections = 1000
+
+{more_sources}
+[sinks.out]
+type = "file"
+path = "./agg-out"
+"#
+    );
+    write_file(&cfg, &text);
+    let ports: Vec<u16> = std::iter::once(tcp)
+        .chain(text.lines().filter_map(|l| {
+            l.strip_prefix("tcp = \"127.0.0.1:")?
+                .strip_suffix('"')?
+                .parse()
+                .ok()
+        }))
+        .collect::<std::collections::BTreeSet<u16>>()
+        .into_iter()
+        .collect();
+    let mut d = spawn_with_nofile(root, &cfg, 128);
+    let mut idle = Vec::new();
+    for &port in &ports {
+        wait_listening(port);
+        idle.extend(idle_connections(port, 200));
+    }
+    udp_flows_and_journal_rolls(root, udp);
+    assert!(alive(&mut d));
+    let log = d.stderr();
     assert!(!log.contains("Too many open files"), "{log}");
     let peak = peak_rss_mib(d.child.id());
     assert!(peak < 200, "peak RSS {peak} MiB");
     drop(idle);
     assert!(d.stop().success());
+    log
 }
 
 /// `quill run -c cfg` in `root` with its descriptor limit (soft and hard) set to `limit`.
