@@ -799,10 +799,13 @@ fn sigterm_with_a_full_disk_stops_in_bounded_time() {
         .collect();
     write_file(&root.join("logs/a.log"), &lines);
     let cfg = root.join("full.toml");
+    let tcp = free_port();
     // The sink forwards to a closed port: nothing leaves the journal, so the disk stays full.
+    // A TCP syslog peer keeps sending meanwhile: its connection waits for journal space too.
     write_file(
         &cfg,
-        r#"data_dir = "./mnt/data"
+        &format!(
+            r#"data_dir = "./mnt/data"
 hostname = "h"
 
 [journal]
@@ -813,13 +816,30 @@ type = "file"
 include = ["logs/*.log"]
 format = "raw"
 
+[sources.sys]
+type = "syslog"
+tcp = "127.0.0.1:{tcp}"
+
 [sinks.out]
 type = "forward"
 to = ["127.0.0.1:1"]
 drain_timeout = "1s"
-"#,
+"#
+        ),
     );
     let mut d = Daemon::start(root, &cfg);
+    wait_listening(tcp);
+    let mut peer = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    peer.set_write_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let sender = std::thread::spawn(move || {
+        let msg = format!("<13>Jan  1 00:00:00 h app: tcp {}\n", "z".repeat(200));
+        let mut sent = 0u64;
+        while peer.write_all(msg.as_bytes()).is_ok() {
+            sent += 1;
+        }
+        sent
+    });
     assert!(
         wait_until(Duration::from_secs(20), || d
             .stderr()
@@ -833,6 +853,8 @@ drain_timeout = "1s"
     let took = start.elapsed();
     let log = std::fs::read_to_string(&d.stderr_path).unwrap_or_default();
     assert!(status.is_some(), "no exit within 15 s of SIGTERM:\n{log}");
+    let sent = sender.join().unwrap();
+    assert!(sent > 0, "the TCP peer sent nothing");
     assert!(took < Duration::from_secs(12), "stopping took {took:?}");
     assert!(
         log.contains("records could not be journaled"),
