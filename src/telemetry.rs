@@ -214,6 +214,8 @@ pub fn report(
             dropped_journal_full: js.dropped_journal_full,
             write_errors: js.write_errors,
             write_blocked: js.write_blocked,
+            recovery_cut_records: js.recovery_cut_records,
+            recovery_cut_bytes: js.recovery_cut_bytes,
         },
     }
 }
@@ -288,6 +290,8 @@ pub fn publish(
     metrics::gauge!("quill_journal_fsync_seconds_max").set(js.fsync_time_max.as_secs_f64());
     metrics::counter!("quill_journal_write_errors_total").absolute(js.write_errors);
     metrics::counter!("quill_journal_dropped_journal_full_total").absolute(js.dropped_journal_full);
+    metrics::counter!("quill_journal_recovery_cut_records_total").absolute(js.recovery_cut_records);
+    metrics::counter!("quill_journal_recovery_cut_bytes_total").absolute(js.recovery_cut_bytes);
     for (cursor, _, lag) in js.cursors {
         metrics::gauge!("quill_journal_cursor_lag_records", "cursor" => cursor).set(lag as f64);
     }

@@ -34,6 +34,7 @@ mod journal_cli;
 mod journal_crash;
 mod journal_props;
 mod journal_recovery;
+mod journal_tail_damage;
 mod loss_counters;
 mod nats_sink;
 mod parse_apache_languages;
