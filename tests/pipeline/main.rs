@@ -33,6 +33,7 @@ mod journal_cli;
 mod journal_crash;
 mod journal_props;
 mod journal_recovery;
+mod logging_agent;
 mod loss_counters;
 mod nats_sink;
 mod parse_apache_languages;
