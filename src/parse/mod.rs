@@ -483,7 +483,14 @@ impl Parser {
         let r = match detect::detect_message(msg, info.program) {
             Some(Format::Haproxy) => self.haproxy.parse(msg, cx, sink, info),
             Some(Format::Apache) => self.apache.parse(msg, cx, sink, info),
-            Some(Format::Json) => json::parse(msg, cx, sink, info),
+            Some(Format::Json) => {
+                // The JSON's own short_message/message/msg is the message (README, fields);
+                // without one the syslog MSG stays.
+                info.message = None;
+                let r = json::parse(msg, cx, sink, info);
+                info.message = info.message.or(saved.message);
+                r
+            }
             _ => Ok(()),
         };
         if r.is_err() {

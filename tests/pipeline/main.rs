@@ -35,6 +35,7 @@ mod journal_crash;
 mod journal_props;
 mod journal_recovery;
 mod journal_tail_damage;
+mod logging_agent;
 mod loss_counters;
 mod nats_sink;
 mod parse_apache_languages;
