@@ -19,6 +19,8 @@ pub mod relp;
 pub mod scribe;
 pub mod syslog;
 
+pub use syslog::handover::Held;
+
 use crate::component::{ComponentError, Running, SourceContext};
 use crate::config::SourceConfig;
 
@@ -29,10 +31,33 @@ pub enum Bound {
     Later,
 }
 
-/// Binds the listeners of the source described by `config` (named `name`).
-pub fn bind(config: &SourceConfig, name: &str) -> Result<Bound, ComponentError> {
+impl Bound {
+    /// Duplicates of the bound sockets, for the source's next instance on reload (see
+    /// [`syslog::handover`]); `None` when there are none.
+    pub fn hold(&self) -> Option<Held> {
+        match self {
+            Bound::Syslog(b) => b
+                .hold()
+                .inspect_err(|e| {
+                    tracing::warn!("Cannot keep the source's sockets for a reload: {e}.")
+                })
+                .ok(),
+            Bound::Later => None,
+        }
+    }
+}
+
+/// Binds the listeners of the source described by `config` (named `name`), taking over the
+/// sockets `held` from its previous instance where the address is the same.
+pub fn bind(
+    config: &SourceConfig,
+    name: &str,
+    held: Option<Held>,
+) -> Result<Bound, ComponentError> {
     Ok(match config {
-        SourceConfig::Syslog(cfg) => Bound::Syslog(syslog::bind(cfg, name)?),
+        SourceConfig::Syslog(cfg) => {
+            Bound::Syslog(syslog::bind(cfg, name, held.unwrap_or_default())?)
+        }
         SourceConfig::File(_)
         | SourceConfig::Forward(_)
         | SourceConfig::Scribe(_)
@@ -71,7 +96,7 @@ pub fn start(
     stop: crate::component::ShutdownTrigger,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Running, ComponentError> {
-    let bound = bind(config, &ctx.name)?;
+    let bound = bind(config, &ctx.name, None)?;
     start_bound(config, bound, ctx, stop, runtime)
 }
 
@@ -91,7 +116,7 @@ pub fn start_bound(
         (SourceConfig::Syslog(cfg), bound) => {
             let bound = match bound {
                 Bound::Syslog(b) => b,
-                Bound::Later => syslog::bind(cfg, &ctx.name)?,
+                Bound::Later => syslog::bind(cfg, &ctx.name, Default::default())?,
             };
             let _guard = runtime.enter();
             Running::task(syslog::start(bound, cfg, ctx, runtime)?)

@@ -53,6 +53,7 @@ mod pipeline_crash;
 mod pipeline_reload;
 mod pipeline_routing;
 mod regression;
+mod reload_handover;
 mod relp_rsyslog;
 mod scribe_real;
 mod search_fanout;

@@ -3,7 +3,7 @@
 //! The source thread publishes a snapshot a few times a second; whoever started the source reads
 //! it through the [`FileSourceMetrics`] handle [`super::spawn`] returns, e.g. for the status line.
 //!
-//! This module holds counters only (and the `Tailer`'s publishing of them); it touches
+//! This module holds counters only (and the file source thread's publishing of them); it touches
 //! no files.
 
 use std::collections::BTreeMap;
