@@ -34,6 +34,7 @@ mod journal_crash;
 mod journal_props;
 mod journal_recovery;
 mod loss_counters;
+mod nats_cluster;
 mod nats_sink;
 mod parse_apache_languages;
 mod parse_captures;
