@@ -1,8 +1,9 @@
 //! Scale-out over NATS JetStream, against a real 3-node `nats-server -js` cluster on loopback
 //! (own ports, own store dirs): 2 real agents (file source → `nats` sink, stream replicas 3) and
 //! 2 real aggregators (`nats` source of one consumer group → GELF file sink + index sink) while
-//! writers append numbered lines with transaction ids. One NATS node and one aggregator are
-//! SIGKILLed mid-stream and restarted. Asserted: the union of the two aggregators' file outputs
+//! writers append numbered lines with transaction ids. Mid-stream one NATS node is SIGKILLed and
+//! one aggregator aborts (as a kill -9) inside its commit window, after claiming or after
+//! journaling (`QUILL_NATS_FAULT`, the only way to hit the window every run); both restart. Asserted: the union of the two aggregators' file outputs
 //! holds every line exactly once; every transaction id's entries are on one aggregator; both
 //! aggregators took a share; and `quill search --server` against each aggregator, merged, returns
 //! every entry of sampled transactions (the repeatable `--server` fan-out is another change: the
@@ -233,8 +234,23 @@ fn search(port: u16, txn: &str) -> Vec<String> {
         .collect()
 }
 
+/// Crashed after journaling, before committing the mark: its records are in its journal only; the
+/// restarted aggregator commits the claim, the other (which waited on it) drops the redelivery.
 #[test]
-fn two_aggregators_hold_every_line_once_through_node_and_aggregator_kills() {
+fn aggregator_crashed_after_journaling_duplicates_nothing() {
+    scenario("after-journal:12");
+}
+
+/// Crashed after claiming, before journaling: the restarted aggregator withdraws its claim and the
+/// redelivered messages are journaled once by the partition's owner.
+#[test]
+fn aggregator_crashed_after_claiming_loses_nothing() {
+    scenario("after-claim:12");
+}
+
+/// The run: agg1 aborts itself (as a kill -9, `QUILL_NATS_FAULT`) at `fault` mid-stream while
+/// NATS node 1 is SIGKILLed; both come back later.
+fn scenario(fault: &str) {
     if !require(
         &[Need::Program("nats-server")],
         "apt-get install nats-server",
@@ -261,10 +277,14 @@ fn two_aggregators_hold_every_line_once_through_node_and_aggregator_kills() {
         .map(|(a, p)| aggregator_config(root, a, &servers, p))
         .collect();
     let agent_procs: Vec<Daemon> = agent_cfgs.iter().map(|c| Daemon::start(root, c)).collect();
-    let mut agg_procs: Vec<Option<Daemon>> = agg_cfgs
-        .iter()
-        .map(|c| Some(Daemon::start(root, c)))
-        .collect();
+    let mut agg_procs: Vec<Option<Daemon>> = vec![
+        Some(Daemon::start_with_env(
+            root,
+            &agg_cfgs[0],
+            &[("QUILL_NATS_FAULT", fault)],
+        )),
+        Some(Daemon::start(root, &agg_cfgs[1])),
+    ];
 
     // Both aggregators own partitions before the writers start, so the kill moves some.
     let owns = |d: &Option<Daemon>| {
@@ -288,11 +308,17 @@ fn two_aggregators_hold_every_line_once_through_node_and_aggregator_kills() {
         }
         if step == 7 {
             cluster.kill(1);
-            if let Some(d) = agg_procs[0].take() {
-                d.kill();
-            }
         }
         if step == 13 {
+            // agg1 crashed at its fault point by now (not killed by the test).
+            let crashed = wait_until(Duration::from_secs(20), || {
+                agg_procs[0]
+                    .as_mut()
+                    .is_some_and(|d| d.child.try_wait().ok().flatten().is_some())
+            });
+            let first = agg_procs[0].take().unwrap();
+            assert!(crashed, "agg1 never reached {fault}\n{}", first.stderr());
+            assert!(first.stderr().contains("QUILL_NATS_FAULT: aborting"));
             cluster.restart(1);
             agg_procs[0] = Some(Daemon::start(root, &agg_cfgs[0]));
             // It takes its share back (the other releases it) while the writers go on.
@@ -395,6 +421,14 @@ fn two_aggregators_hold_every_line_once_through_node_and_aggregator_kills() {
             );
         }
     }
+    // The restarted agg1 settled the claim it crashed with, from its journal.
+    let settled = if fault.starts_with("after-journal") {
+        "is journaled: committing it"
+    } else {
+        "was never journaled: withdrawing it"
+    };
+    let restarted = agg_procs[0].as_ref().unwrap().stderr();
+    assert!(restarted.contains(settled), "{restarted}");
     for d in agg_procs.into_iter().flatten() {
         let log = d.stderr();
         assert!(d.stop().success(), "{log}");

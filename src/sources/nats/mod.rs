@@ -99,6 +99,39 @@ impl Counters {
     }
 }
 
+/// A crash point for tests: `QUILL_NATS_FAULT=<point>:<n>` aborts the process (no cleanup, as a
+/// kill -9) the n-th time a worker passes `point` (`after-claim`: the claim is in the bucket, the
+/// records not journaled; `after-journal`: journaled and durable, the mark not committed), so a
+/// test can crash an aggregator inside its commit window rather than near it.
+#[derive(Debug)]
+struct Fault {
+    point: String,
+    at: u64,
+    seen: AtomicU64,
+}
+
+impl Fault {
+    fn from_env() -> Option<Fault> {
+        let v = std::env::var("QUILL_NATS_FAULT").ok()?;
+        let (point, at) = v.split_once(':')?;
+        Some(Fault {
+            point: point.to_string(),
+            at: at.parse().ok()?,
+            seen: AtomicU64::new(0),
+        })
+    }
+
+    fn pass(fault: &Option<Fault>, point: &str) {
+        if let Some(f) = fault
+            && f.point == point
+            && f.seen.fetch_add(1, Ordering::Relaxed) + 1 == f.at
+        {
+            tracing::error!("QUILL_NATS_FAULT: aborting {point}.");
+            std::process::abort();
+        }
+    }
+}
+
 /// What the lease manager and the partition workers share.
 struct Shared {
     ctx: SourceContext,
@@ -118,6 +151,7 @@ struct Shared {
     gap_timeout: Duration,
     pending_timeout: Duration,
     max_batch: usize,
+    fault: Option<Fault>,
 }
 
 /// This journal's checkpoint of what it holds of one agent stream's partition.
@@ -209,6 +243,7 @@ async fn setup(
         gap_timeout: config.gap_timeout.0,
         pending_timeout: config.pending_timeout.0,
         max_batch: config.max_batch_size.as_usize(),
+        fault: Fault::from_env(),
     }))
 }
 

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::kv::{self, KvError, Mark, Pending, mark_key};
-use super::{Shared, SourceError, checkpoint_key};
+use super::{Fault, Shared, SourceError, checkpoint_key};
 use crate::journal::{AppendBatch, Checkpoint};
 use crate::record::Record;
 use crate::transport::nats::{self as wire, MessageMeta};
@@ -251,6 +251,7 @@ impl Worker {
                 Ok(rev) => revision = Some(rev),
                 Err(e) => return self.lost_key(key, e, messages).await,
             }
+            Fault::pass(&s.fault, "after-claim");
             // 2. Journal: the records and this journal's own mark, durable together.
             let count = records.len() as u64;
             let bytes: u64 = records.iter().map(|r| r.raw.len() as u64).sum();
@@ -270,6 +271,7 @@ impl Worker {
                 .await
                 .map_err(|e| SourceError::Journal(e.to_string()))?;
             s.ctx.stats.add(count, bytes);
+            Fault::pass(&s.fault, "after-journal");
         }
         // 3. Commit the mark (an empty range needs no claim: nothing is journaled for it).
         let done = Mark {
