@@ -39,7 +39,7 @@
 //! - **Gaps**: a partition's messages of one agent stream cover contiguous ranges (the sink
 //!   sends every partition a message per batch); a message past `done+1` waits for the missing
 //!   one (usually later in the stream after a republish) up to `gap_timeout`, then the missing
-//!   sequences are skipped and counted (`gap_skipped` in the status detail).
+//!   sequences are skipped and counted (`quill_source_gap_skipped_total`).
 //!
 //! Partitions come from the stream's description (set by the sink, `quill partitions=N`): the
 //! source waits for an agent to create the stream. This module touches its NATS connection, its
@@ -79,8 +79,6 @@ impl From<KvError> for SourceError {
 /// Counters of the source beyond its [`crate::telemetry::SourceStats`] (status detail).
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// Sequences skipped after `gap_timeout` (records of them on this partition are lost).
-    pub gap_skipped: AtomicU64,
     /// Claims of this aggregator another one withdrew after `pending_timeout` (duplicates).
     pub duplicated_ranges: AtomicU64,
     /// Partitions this aggregator owns now.
@@ -91,9 +89,8 @@ impl Counters {
     pub fn summary(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
-            "partitions_owned={} gap_skipped={} duplicated_ranges={}",
+            "partitions_owned={} duplicated_ranges={}",
             g(&self.owned),
-            g(&self.gap_skipped),
             g(&self.duplicated_ranges)
         )
     }

@@ -374,7 +374,8 @@ impl Worker {
         self.gaps.remove(&(key.to_string(), meta.first));
         let lost = meta.first - done - 1;
         self.shared
-            .counters
+            .ctx
+            .stats
             .gap_skipped
             .fetch_add(lost, Ordering::Relaxed);
         tracing::warn!(source = %self.shared.ctx.name, agent = %meta.agent, partition = self.partition, "Sequences {}..={} of agent {} never arrived within gap_timeout: skipped (counted in gap_skipped).", done + 1, meta.first - 1, meta.agent);
