@@ -36,11 +36,14 @@ pub struct SourceStats {
     /// Bytes lost in the copytruncate window (written to a file after it was copied and before
     /// it was truncated, so never read).
     pub copytruncate_lost_bytes: AtomicU64,
+    /// NATS source: journal sequences of an agent stream skipped after `gap_timeout` (the batch
+    /// holding them never reached the stream; its records on that partition are lost).
+    pub gap_skipped: AtomicU64,
 }
 
 impl SourceStats {
     /// Every loss counter of the source: (name as in `quill_source_<name>_total`, count).
-    pub fn losses(&self) -> [(&'static str, u64); 9] {
+    pub fn losses(&self) -> [(&'static str, u64); 10] {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         [
             ("dropped_journal_full", get(&self.dropped)),
@@ -55,6 +58,7 @@ impl SourceStats {
                 "copytruncate_lost_bytes",
                 get(&self.copytruncate_lost_bytes),
             ),
+            ("gap_skipped", get(&self.gap_skipped)),
         ]
     }
 

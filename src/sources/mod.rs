@@ -7,6 +7,7 @@
 //! - [`relp`]: rsyslog's RELP, acked once durable (async tasks).
 //! - [`forward`]: batches from agents over the forward protocol (async tasks; aggregators).
 //! - [`gelf`]: GELF over UDP (chunked, compressed), TCP and HTTP.
+//! - [`nats`]: the partitions of a JetStream stream an aggregator owns in its group (async tasks).
 //!
 //! A source may touch only its own input and the journal's append side.
 
@@ -14,6 +15,7 @@ pub mod file;
 pub mod forward;
 pub mod gelf;
 pub mod listen;
+pub mod nats;
 
 pub mod relp;
 pub mod scribe;
@@ -131,11 +133,7 @@ pub fn start_bound(
             Running::task(handle).with_detail(move || counters.summary())
         }
         (SourceConfig::Relp(cfg), _) => Running::task(relp::start(cfg.clone(), ctx, runtime)?),
-        (SourceConfig::Nats(_), _) => {
-            return Err(ComponentError::Setting(
-                "the nats source is not built yet (issue #18): only the nats sink is".into(),
-            ));
-        }
+        (SourceConfig::Nats(cfg), _) => nats::start(cfg.clone(), ctx, runtime)?,
         (SourceConfig::Gelf(cfg), _) => {
             let (handle, stats) = gelf::start(cfg, ctx, runtime)?;
             Running::task(handle).with_detail(move || stats.summary())

@@ -37,6 +37,7 @@ mod journal_recovery;
 mod journal_tail_damage;
 mod logging_agent;
 mod loss_counters;
+mod nats_cluster;
 mod nats_sink;
 mod parse_apache_languages;
 mod parse_captures;
