@@ -176,10 +176,13 @@ impl Template {
             let error = match attempt {
                 Ok(handle) => {
                     let started = Instant::now();
+                    let written = self.stats.records.load(Ordering::Relaxed);
                     while !handle.is_finished() {
                         self.enforce_max_lag();
+                        // Recovered: it wrote something, or ran HEALTHY_AFTER without failing.
                         if health.state() == HealthState::Retrying
-                            && started.elapsed() >= HEALTHY_AFTER
+                            && (started.elapsed() >= HEALTHY_AFTER
+                                || self.stats.records.load(Ordering::Relaxed) > written)
                         {
                             health.set(HealthState::Running);
                             delay = backoff.initial;

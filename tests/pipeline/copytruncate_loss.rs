@@ -145,10 +145,24 @@ fn copytruncate_while_behind_counts_exactly_the_bytes_never_read() {
         .and_then(|l| l.iter().find(|p| p[0] == "copytruncate_lost_bytes"))
         .and_then(|p| p[1].as_u64());
     assert_eq!(shown, Some(lost), "{status}");
-    let table = output_ok(
-        quill()
+    // `quill status` exits 1 while a sink still reports `retrying` (from the full disk): the
+    // sink reports `running` once it writes again, polled every 100 ms.
+    let mut status_run = None;
+    let healthy = wait_until(Duration::from_secs(10), || {
+        let out = quill()
             .args(["status", "-c", "quill.toml"])
-            .current_dir(root),
+            .current_dir(root)
+            .output()
+            .expect("spawn quill status");
+        let ok = out.status.success();
+        status_run = Some(out);
+        ok
+    });
+    let table = status_run.expect("quill status ran");
+    assert!(
+        healthy,
+        "quill status: {}",
+        String::from_utf8_lossy(&table.stderr)
     );
     let table = String::from_utf8_lossy(&table.stdout).into_owned();
     assert!(
