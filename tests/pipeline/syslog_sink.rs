@@ -24,15 +24,27 @@ fn have_rsyslog(tls: bool) -> bool {
     require(&needs, "apt-get install rsyslog rsyslog-gnutls openssl")
 }
 
-/// rsyslogd in the foreground with `input` (module loads and the `input(...)` line) writing every
-/// MSG to `rsyslog.out`; killed on drop.
+/// rsyslogd in the foreground with input module `module` (`imtcp`, `imudp`; `module_opts` on its
+/// load line, `input_opts` on its input) on 127.0.0.1:`port`, writing every MSG to
+/// `rsyslog.out`; killed on drop.
 struct Rsyslog {
     child: Child,
     out: PathBuf,
 }
 
 impl Rsyslog {
-    fn start(root: &Path, global: &str, input: &str) -> Rsyslog {
+    fn start(
+        root: &Path,
+        global: &str,
+        module: &str,
+        module_opts: &str,
+        port: u16,
+        input_opts: &str,
+    ) -> Rsyslog {
+        let input = format!(
+            "module(load=\"{module}\" {module_opts})\n\
+             input(type=\"{module}\" address=\"127.0.0.1\" port=\"{port}\" {input_opts} ruleset=\"r\")"
+        );
         let work = root.join("rsyslog");
         std::fs::create_dir_all(&work).unwrap();
         let out = root.join("rsyslog.out");
@@ -118,13 +130,7 @@ fn rsyslog_imtcp_receives_every_line_byte_exact() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let port = free_port();
-    let rs = Rsyslog::start(
-        root,
-        "",
-        &format!(
-            "module(load=\"imtcp\")\ninput(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"r\")"
-        ),
-    );
+    let rs = Rsyslog::start(root, "", "imtcp", "", port, "");
     every_line_arrives(root, &rs, &format!("tcp://127.0.0.1:{port}"), "");
 }
 
@@ -143,10 +149,10 @@ fn rsyslog_tls_receives_every_line_byte_exact() {
             "defaultNetstreamDriver=\"gtls\" defaultNetstreamDriverCAFile=\"{0}/ca.pem\" defaultNetstreamDriverCertFile=\"{0}/server.pem\" defaultNetstreamDriverKeyFile=\"{0}/server.key\"",
             root.display()
         ),
-        &format!(
-            "module(load=\"imtcp\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" streamDriver.authMode=\"anon\")\n\
-             input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"r\")"
-        ),
+        "imtcp",
+        "streamDriver.name=\"gtls\" streamDriver.mode=\"1\" streamDriver.authMode=\"anon\"",
+        port,
+        "",
     );
     every_line_arrives(
         root,
@@ -174,13 +180,7 @@ fn rsyslog_imudp_receives_byte_exact_and_losses_are_counted() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let port = free_port();
-    let rs = Rsyslog::start(
-        root,
-        "",
-        &format!(
-            "module(load=\"imudp\")\ninput(type=\"imudp\" address=\"127.0.0.1\" port=\"{port}\" rcvbufSize=\"8m\" ruleset=\"r\")"
-        ),
-    );
+    let rs = Rsyslog::start(root, "", "imudp", "", port, "rcvbufSize=\"8m\"");
     assert!(
         wait_until(Duration::from_secs(10), || udp_drops(port).is_some()),
         "rsyslog did not bind UDP {port}"
