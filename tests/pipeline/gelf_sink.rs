@@ -99,15 +99,7 @@ fn round_trip(
         // UDP: let what is still in flight (or expiring in the assembler) settle.
         std::thread::sleep(Duration::from_secs(6));
     }
-    let stderr_path = d.stderr_path.clone();
-    assert!(d.stop().success());
-    let stderr = std::fs::read_to_string(stderr_path).unwrap_or_default();
-    let status = stderr
-        .lines()
-        .rev()
-        .find(|l| l.contains("status: records"))
-        .unwrap_or_default()
-        .to_string();
+    let (status, stderr) = d.stop_for_status();
     let got = lines_under(&got_dir);
     let expect = lines_under(&root.join("expect"));
     assert_eq!(expect.len(), n, "{stderr}");

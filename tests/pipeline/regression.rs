@@ -31,3 +31,28 @@ fn haproxy_format_server_retries_backend_short_equal_names() {
     assert_eq!(f.get("retries"), Some(&FieldValue::Int(0)));
     assert_eq!(f.get("backend"), Some(&FieldValue::Str("a".into())));
 }
+
+/// tests/pipeline/logging_agent.rs (the library's `AgentSink`: RFC 5424 with GELF JSON as MSG):
+/// the record's short_message was the whole JSON, the JSON's own `short_message` a field
+/// `_short_message`. A syslog MSG holding JSON takes the JSON's message, as README documents.
+#[test]
+fn syslog_msg_holding_json_takes_the_json_short_message() {
+    let parser = ParserConfig::default().compile().expect("compiles");
+    let line = br#"<134>1 2026-12-03T10:00:00.000Z h app 1 m - {"version":"1.1","host":"h","short_message":"charged","_seq":1}"#;
+    let mut fields = FieldList::default();
+    let info = parser
+        .parse_line(Format::Syslog, line, 0, &mut fields)
+        .expect("parses");
+    assert_eq!(info.message, Some(quill::parse::Value::Str(b"charged")));
+    assert!(fields.get("short_message").is_none());
+    assert_eq!(fields.get("seq"), Some(&FieldValue::Int(1)));
+    // Without a message in the JSON, the MSG stays the message.
+    let line = br#"<134>1 2026-12-03T10:00:00.000Z h app 1 m - {"seq":2}"#;
+    let info = parser
+        .parse_line(Format::Syslog, line, 0, &mut FieldList::default())
+        .expect("parses");
+    assert_eq!(
+        info.message,
+        Some(quill::parse::Value::Str(br#"{"seq":2}"#))
+    );
+}

@@ -5,7 +5,6 @@
 //! (the sink's `dropped`, the kernel's drop counter of rsyslog's socket) = sent.
 
 use std::collections::HashSet;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -25,15 +24,27 @@ fn have_rsyslog(tls: bool) -> bool {
     require(&needs, "apt-get install rsyslog rsyslog-gnutls openssl")
 }
 
-/// rsyslogd in the foreground with `input` (module loads and the `input(...)` line) writing every
-/// MSG to `rsyslog.out`; killed on drop.
+/// rsyslogd in the foreground with input module `module` (`imtcp`, `imudp`; `module_opts` on its
+/// load line, `input_opts` on its input) on 127.0.0.1:`port`, writing every MSG to
+/// `rsyslog.out`; killed on drop.
 struct Rsyslog {
     child: Child,
     out: PathBuf,
 }
 
 impl Rsyslog {
-    fn start(root: &Path, global: &str, input: &str) -> Rsyslog {
+    fn start(
+        root: &Path,
+        global: &str,
+        module: &str,
+        module_opts: &str,
+        port: u16,
+        input_opts: &str,
+    ) -> Rsyslog {
+        let input = format!(
+            "module(load=\"{module}\" {module_opts})\n\
+             input(type=\"{module}\" address=\"127.0.0.1\" port=\"{port}\" {input_opts} ruleset=\"r\")"
+        );
         let work = root.join("rsyslog");
         std::fs::create_dir_all(&work).unwrap();
         let out = root.join("rsyslog.out");
@@ -95,15 +106,20 @@ fn start_quill(root: &Path, to: &str, extra: &str) -> (Daemon, Vec<String>) {
     (Daemon::start(root, &cfg), lines)
 }
 
-fn wait_tcp(port: u16) {
-    assert!(
-        wait_until(Duration::from_secs(10), || TcpStream::connect((
-            "127.0.0.1",
-            port
-        ))
-        .is_ok()),
-        "rsyslog did not listen on {port}"
-    );
+/// Over a stream (`to`, rsyslog listening on its port): every line arrives, in order, byte-exact.
+fn every_line_arrives(root: &Path, rs: &Rsyslog, to: &str, extra: &str) {
+    let port: u16 = to
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    wait_port(port);
+    let (d, lines) = start_quill(root, to, extra);
+    let done = wait_until(Duration::from_secs(30), || rs.lines().len() >= N);
+    let (_, stderr) = d.stop_for_status();
+    let got = rs.lines();
+    assert!(done, "{} of {N} arrived\n{stderr}", got.len());
+    assert_eq!(got, lines);
 }
 
 #[test]
@@ -114,20 +130,8 @@ fn rsyslog_imtcp_receives_every_line_byte_exact() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let port = free_port();
-    let rs = Rsyslog::start(
-        root,
-        "",
-        &format!(
-            "module(load=\"imtcp\")\ninput(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"r\")"
-        ),
-    );
-    wait_tcp(port);
-    let (d, lines) = start_quill(root, &format!("tcp://127.0.0.1:{port}"), "");
-    let done = wait_until(Duration::from_secs(30), || rs.lines().len() >= N);
-    d.stop();
-    let got = rs.lines();
-    assert!(done, "{} of {N} arrived", got.len());
-    assert_eq!(got, lines);
+    let rs = Rsyslog::start(root, "", "imtcp", "", port, "");
+    every_line_arrives(root, &rs, &format!("tcp://127.0.0.1:{port}"), "");
 }
 
 #[test]
@@ -145,23 +149,17 @@ fn rsyslog_tls_receives_every_line_byte_exact() {
             "defaultNetstreamDriver=\"gtls\" defaultNetstreamDriverCAFile=\"{0}/ca.pem\" defaultNetstreamDriverCertFile=\"{0}/server.pem\" defaultNetstreamDriverKeyFile=\"{0}/server.key\"",
             root.display()
         ),
-        &format!(
-            "module(load=\"imtcp\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" streamDriver.authMode=\"anon\")\n\
-             input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"r\")"
-        ),
+        "imtcp",
+        "streamDriver.name=\"gtls\" streamDriver.mode=\"1\" streamDriver.authMode=\"anon\"",
+        port,
+        "",
     );
-    wait_tcp(port);
-    let (d, lines) = start_quill(
+    every_line_arrives(
         root,
+        &rs,
         &format!("tls://127.0.0.1:{port}"),
         "tls_ca = \"./ca.pem\"",
     );
-    let done = wait_until(Duration::from_secs(30), || rs.lines().len() >= N);
-    let stderr = d.stderr();
-    d.stop();
-    let got = rs.lines();
-    assert!(done, "{} of {N} arrived\n{stderr}", got.len());
-    assert_eq!(got, lines);
 }
 
 /// The kernel's drop counter of the UDP socket bound to 127.0.0.1:`port` (`/proc/net/udp`).
@@ -182,13 +180,7 @@ fn rsyslog_imudp_receives_byte_exact_and_losses_are_counted() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let port = free_port();
-    let rs = Rsyslog::start(
-        root,
-        "",
-        &format!(
-            "module(load=\"imudp\")\ninput(type=\"imudp\" address=\"127.0.0.1\" port=\"{port}\" rcvbufSize=\"8m\" ruleset=\"r\")"
-        ),
-    );
+    let rs = Rsyslog::start(root, "", "imudp", "", port, "rcvbufSize=\"8m\"");
     assert!(
         wait_until(Duration::from_secs(10), || udp_drops(port).is_some()),
         "rsyslog did not bind UDP {port}"
@@ -204,15 +196,7 @@ fn rsyslog_imudp_receives_byte_exact_and_losses_are_counted() {
         n >= N || (n > 0 && last.1.elapsed() > Duration::from_secs(3))
     });
     let kernel = udp_drops(port).unwrap_or(0);
-    let stderr_path = d.stderr_path.clone();
-    assert!(d.stop().success());
-    let stderr = std::fs::read_to_string(stderr_path).unwrap_or_default();
-    let status = stderr
-        .lines()
-        .rev()
-        .find(|l| l.contains("status: records"))
-        .unwrap_or_default()
-        .to_string();
+    let (status, _) = d.stop_for_status();
     let got = rs.lines();
     let sent: HashSet<&String> = lines.iter().collect();
     let unique: HashSet<&String> = got.iter().collect();

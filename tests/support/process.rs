@@ -129,6 +129,20 @@ impl Daemon {
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
+
+    /// [`Daemon::stop`], asserting a clean exit; returns (its final status line, its stderr).
+    pub fn stop_for_status(self) -> (String, String) {
+        let path = self.stderr_path.clone();
+        assert!(self.stop().success(), "quill did not exit cleanly");
+        let stderr = std::fs::read_to_string(path).unwrap_or_default();
+        let status = stderr
+            .lines()
+            .rev()
+            .find(|l| l.contains("status: records"))
+            .unwrap_or_default()
+            .to_string();
+        (status, stderr)
+    }
 }
 
 impl Drop for Daemon {
