@@ -157,12 +157,17 @@ impl StatusReport {
         let j = &self.journal;
         let _ = writeln!(
             t,
-            "journal: last_seq={} durable_seq={} bytes_held={} dropped_journal_full={} write_errors={}{}",
+            "journal: last_seq={} durable_seq={} bytes_held={} dropped_journal_full={} write_errors={}{}{}",
             j.last_seq,
             j.durable_seq,
             j.bytes_held,
             j.dropped_journal_full,
             j.write_errors,
+            if j.recovery_cut_records > 0 {
+                format!(" recovery_cut_records={}", j.recovery_cut_records)
+            } else {
+                String::new()
+            },
             if j.write_blocked {
                 " (writes failing)"
             } else {
