@@ -1,17 +1,13 @@
 //! The `syslog` sink against a real rsyslog (imtcp, octet counting), started as the test's own
 //! process with its own config and port: every line arrives as its MSG, byte for byte.
 
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::*;
 
 #[test]
 fn rsyslog_imtcp_receives_every_line_byte_exact() {
-    if Command::new("rsyslogd").arg("-v").output().is_err() {
-        assert!(std::env::var_os("CI").is_none(), "rsyslog missing");
-        eprintln!("skipping: rsyslog missing (scripts/test installs it)");
+    if !require(&[Need::Program("rsyslogd")], "apt-get install rsyslog") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -32,19 +28,7 @@ fn rsyslog_imtcp_receives_every_line_byte_exact() {
             out.display()
         ),
     );
-    let mut rsyslog = Command::new("rsyslogd")
-        .args(["-n", "-f"])
-        .arg(&conf)
-        .arg("-i")
-        .arg(root.join("rsyslog.pid"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start rsyslogd");
-    assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(
-        ("127.0.0.1", rs_port)
-    )
-    .is_ok()));
+    let rsyslog = start_rsyslogd(root, &conf, rs_port);
     std::fs::create_dir_all(root.join("in")).unwrap();
     const N: usize = 2000;
     let lines: Vec<String> = (0..N)
@@ -69,8 +53,7 @@ fn rsyslog_imtcp_receives_every_line_byte_exact() {
     };
     let done = wait_until(Duration::from_secs(30), || read().len() >= N);
     d.stop();
-    let _ = rsyslog.kill();
-    let _ = rsyslog.wait();
+    drop(rsyslog);
     let got = read();
     assert!(done, "{} of {N} arrived", got.len());
     assert_eq!(got, lines);
