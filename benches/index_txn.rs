@@ -26,7 +26,7 @@ use quill::index::schema::IndexFields;
 use quill::index::{DocumentBuilder, IndexReaderSet, IndexSettings, SearchRequest};
 use quill::parse::ParserConfig;
 use quill::parse::haproxy::logformat::HTTPLOG;
-use quill::parse::registry::ParserRegistry;
+use quill::parsers::ParserRegistry;
 use quill::record::{Format, Origin, Record};
 
 fn env_usize(name: &str, default: usize) -> usize {

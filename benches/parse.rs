@@ -17,8 +17,8 @@ use quill::accounting::HeaderModel;
 use quill::accounting::stream::{JoinSettings, JoinStage, Joined, append_correction};
 use quill::journal::Entry;
 use quill::parse::haproxy::config::HaproxyConfig;
-use quill::parse::registry::ParserRegistry;
 use quill::parse::{Discard, Format, Parser, ParserConfig, TxnIdSources};
+use quill::parsers::ParserRegistry;
 use quill::record::{Origin, Position, Record, RecordFlags, Timestamp};
 
 const TARGET_BYTES: usize = 40 << 20;
@@ -83,7 +83,7 @@ fn encode_all(parser: &Parser, origin: &Arc<Origin>, buf: &Bytes, out: &mut Vec<
             raw: buf.slice(start..end),
         };
         out.clear();
-        if parser.encode(&record, out).is_error() {
+        if quill::gelf::encode_parsed(parser, &record, out).is_error() {
             errors += 1;
         }
         black_box(&out);

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::accounting::stream::JoinSettings;
 use crate::journal::{Cursor, Journal, JournalError};
-use crate::parse::registry::ParserRegistry;
+use crate::parsers::ParserRegistry;
 use crate::record::Origin;
 use crate::telemetry::{SinkStats, SourceStats};
 

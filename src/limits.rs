@@ -1,9 +1,11 @@
 //! File descriptors: the process's `RLIMIT_NOFILE`, the connection limits it allows, and what an
 //! accept loop does when descriptors run out.
 //!
-//! [`raise_nofile`] raises the soft limit to the hard one at start. [`clamp_connections`] lowers a
-//! listener's connection limit so that [`reserve`] descriptors stay free for the journal (segments,
-//! cursors), the sinks (output files, connections) and the index. [`AcceptBackoff`] makes an accept
+//! [`raise_nofile`] raises the soft limit to the hard one at start. [`share_connections`] lowers
+//! the connection limits of all listeners together (the pipeline applies it to the whole config
+//! at start and on reload) so that their sum leaves [`reserve`] descriptors free for the journal
+//! (segments, cursors), the sinks (output files, connections) and the index;
+//! [`clamp_connections`] checks one limit on its own (a source started outside the pipeline). [`AcceptBackoff`] makes an accept
 //! loop that hits `EMFILE`/`ENFILE` pause instead of spinning, logging once per burst.
 //!
 //! This module touches the process's resource limits and nothing else.
@@ -67,6 +69,21 @@ pub fn reserve(soft: u64) -> u64 {
 pub fn allowed_connections(requested: usize, soft: u64) -> usize {
     let usable = soft.saturating_sub(reserve(soft)).max(1);
     requested.min(usize::try_from(usable).unwrap_or(usize::MAX))
+}
+
+/// Connection limits for listeners that together may hold at most `soft` minus [`reserve`]
+/// descriptors: `requested` unchanged when its sum fits, otherwise each lowered in proportion
+/// (rounded down, at least 1 each).
+pub fn share_connections(requested: &[usize], soft: u64) -> Vec<usize> {
+    let usable = u128::from(soft.saturating_sub(reserve(soft)).max(1));
+    let sum: u128 = requested.iter().map(|&r| r as u128).sum();
+    if sum <= usable {
+        return requested.to_vec();
+    }
+    requested
+        .iter()
+        .map(|&r| usize::try_from(r as u128 * usable / sum).map_or(r, |s| s.clamp(1, r.max(1))))
+        .collect()
 }
 
 /// [`allowed_connections`] under the current limit, logging when it lowers `requested`.
@@ -148,6 +165,12 @@ mod tests {
         assert_eq!(allowed_connections(1024, 1024), 768);
         assert_eq!(allowed_connections(1024, 1 << 20), 1024);
         assert_eq!(allowed_connections(10, 40), 1);
+        // Together: 200 + 100 + 100 under 128 descriptors (64 usable).
+        assert_eq!(share_connections(&[200, 100, 100], 128), vec![32, 16, 16]);
+        assert_eq!(share_connections(&[10, 20], 1024), vec![10, 20]);
+        let big = share_connections(&[1024, 1024, 256, 64], 4096);
+        assert!(big.iter().sum::<usize>() <= 4096 - 1024, "{big:?}");
+        assert_eq!(share_connections(&[1, 1000], 128), vec![1, 63]);
         let emfile = std::io::Error::from_raw_os_error(libc::EMFILE);
         assert!(is_out_of_descriptors(&emfile));
         assert_eq!(AcceptBackoff::delay(&emfile), EMFILE_BACKOFF);

@@ -64,6 +64,12 @@ pub struct JournalStatus {
     pub dropped_journal_full: u64,
     pub write_errors: u64,
     pub write_blocked: bool,
+    /// Records the last open's recovery cut that cursors had acknowledged.
+    #[serde(default)]
+    pub recovery_cut_records: u64,
+    /// Bytes the last open's recovery cut from the tail segment.
+    #[serde(default)]
+    pub recovery_cut_bytes: u64,
 }
 
 impl StatusReport {

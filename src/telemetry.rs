@@ -36,11 +36,14 @@ pub struct SourceStats {
     /// Bytes lost in the copytruncate window (written to a file after it was copied and before
     /// it was truncated, so never read).
     pub copytruncate_lost_bytes: AtomicU64,
+    /// NATS source: journal sequences of an agent stream skipped after `gap_timeout` (the batch
+    /// holding them never reached the stream; its records on that partition are lost).
+    pub gap_skipped: AtomicU64,
 }
 
 impl SourceStats {
     /// Every loss counter of the source: (name as in `quill_source_<name>_total`, count).
-    pub fn losses(&self) -> [(&'static str, u64); 9] {
+    pub fn losses(&self) -> [(&'static str, u64); 10] {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         [
             ("dropped_journal_full", get(&self.dropped)),
@@ -55,6 +58,7 @@ impl SourceStats {
                 "copytruncate_lost_bytes",
                 get(&self.copytruncate_lost_bytes),
             ),
+            ("gap_skipped", get(&self.gap_skipped)),
         ]
     }
 
@@ -214,6 +218,8 @@ pub fn report(
             dropped_journal_full: js.dropped_journal_full,
             write_errors: js.write_errors,
             write_blocked: js.write_blocked,
+            recovery_cut_records: js.recovery_cut_records,
+            recovery_cut_bytes: js.recovery_cut_bytes,
         },
     }
 }
@@ -223,7 +229,7 @@ pub fn publish(
     sources: &[(String, Arc<SourceStats>)],
     sinks: &[(String, Arc<SinkStats>)],
     journal: &Journal,
-    parsers: &crate::parse::registry::ParserRegistry,
+    parsers: &crate::parsers::ParserRegistry,
 ) {
     for (name, s) in sources {
         let label = [("source", name.clone())];
@@ -288,6 +294,8 @@ pub fn publish(
     metrics::gauge!("quill_journal_fsync_seconds_max").set(js.fsync_time_max.as_secs_f64());
     metrics::counter!("quill_journal_write_errors_total").absolute(js.write_errors);
     metrics::counter!("quill_journal_dropped_journal_full_total").absolute(js.dropped_journal_full);
+    metrics::counter!("quill_journal_recovery_cut_records_total").absolute(js.recovery_cut_records);
+    metrics::counter!("quill_journal_recovery_cut_bytes_total").absolute(js.recovery_cut_bytes);
     for (cursor, _, lag) in js.cursors {
         metrics::gauge!("quill_journal_cursor_lag_records", "cursor" => cursor).set(lag as f64);
     }

@@ -6,6 +6,6 @@ use libfuzzer_sys::fuzz_target;
 use quill::parse::{fuzzing, Format};
 
 fuzz_target!(|data: &[u8]| {
-    fuzzing::encode_line(Format::Syslog, data);
+    quill::gelf::fuzzing::encode_line(Format::Syslog, data);
     fuzzing::parse_line(data);
 });

@@ -13,11 +13,11 @@
 //! lines kept from the server) and from HTTP/1 framing (a header line is `name: value\r\n`);
 //! every header length is computed from the configuration, never assumed.
 
+pub mod check;
 mod correct;
 pub use correct::NOCACHE_UNKNOWN;
 pub mod join;
 mod model;
-#[cfg(feature = "pipeline")]
 pub mod stream;
 
 use std::collections::HashMap;

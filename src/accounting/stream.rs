@@ -25,8 +25,8 @@ use std::time::Duration;
 use super::join::{ByteJoin, JoinItem, Released};
 use super::{BackendLine, Correction, HaproxyEntry, HeaderModel};
 use crate::journal::Entry;
-use crate::parse::registry::ParserRegistry;
 use crate::parse::{FieldValue, Format, Parser, Value};
+use crate::parsers::ParserRegistry;
 use crate::record::Record;
 
 /// Settings of a sink's byte join (`[bytes]` in the config).
@@ -220,7 +220,7 @@ pub fn classify(parser: &Parser, record: &Record) -> Classified {
 
 /// [`classify`] with field storage reused from record to record.
 pub fn classify_with(parser: &Parser, record: &Record, fields: &mut JoinFields) -> Classified {
-    let format = parser.format_for(record);
+    let format = parser.format_for(record.origin.format);
     let other = Classified {
         item: JoinItem::Other,
         key: None,

@@ -85,7 +85,7 @@ pub fn run(args: &IndexArgs) -> anyhow::Result<i32> {
         .collect();
     // Every file's records carry `--format` as their hint; the default parser follows it.
     let parser = args.keys.compile(Format::Auto, None)?;
-    let parsers = std::sync::Arc::new(crate::parse::registry::ParserRegistry::with_default(
+    let parsers = std::sync::Arc::new(crate::parsers::ParserRegistry::with_default(
         Vec::new(),
         parser,
     ));

@@ -2,17 +2,20 @@
 //!
 //! This is the only place `anyhow` is used; everything below returns typed errors. Exit codes:
 //! 0 success, 1 "nothing found" (search, cat), 2 usage or configuration errors and features not in
-//! this build yet.
+//! this build yet, 3 `quill search` across servers when some did not answer (the result printed
+//! is incomplete).
 
 pub mod bytes;
 mod cat;
 pub mod index_cmd;
+mod join;
 mod journal_cmd;
 pub mod parse;
 pub mod search;
 mod send;
 mod send_scribe;
 mod status;
+mod validate_online;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,8 +38,8 @@ pub enum Command {
     /// Run the topology of a config file until SIGINT/SIGTERM (then drain, flush and exit 0);
     /// SIGHUP re-reads the config and applies what changed.
     Run(RunArgs),
-    /// Check a config file without running it.
-    Validate(ValidateArgs),
+    /// Check a config file without running it (`--online`: and the NATS streams it needs).
+    Validate(validate_online::Args),
     /// Parse log lines (stdin if no FILE) into GELF JSON lines on stdout, one per input line.
     Parse(parse::ParseArgs),
     /// Show every entry of a transaction id, or run a query, across hosts in time order.
@@ -135,7 +138,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 config.sources.len(),
                 config.sinks.len()
             );
+            if args.online {
+                return validate_online::run(&config, &args.config);
+            }
             Ok(0)
+        }
+        // With a haproxy.cfg, `quill parse` pairs the inputs' lines through the byte join.
+        Command::Parse(args) if args.keys.haproxy_config.is_some() => {
+            join::run(&args).map(exit_code)
         }
         Command::Parse(args) => parse::run(&args).map(exit_code),
         Command::Search(args) => search::run(&args).map(exit_code),

@@ -103,11 +103,9 @@ pub fn parser_for(args: &ParseArgs, file: Option<&Path>) -> anyhow::Result<Parse
     args.keys.compile(args.format, file)
 }
 
-/// Runs `quill parse`; returns the exit status.
+/// Runs `quill parse` without the byte join (with `--haproxy-config` the cli runs the join);
+/// returns the exit status.
 pub fn run(args: &ParseArgs) -> anyhow::Result<i32> {
-    if args.keys.haproxy_config.is_some() {
-        return super::bytes::run_joined(args);
-    }
     let host = args
         .host
         .clone()
@@ -151,7 +149,7 @@ pub fn run(args: &ParseArgs) -> anyhow::Result<i32> {
             };
             buf.clear();
             total += 1;
-            if parser.encode(&record, &mut buf).is_error() {
+            if crate::gelf::encode_parsed(&parser, &record, &mut buf).is_error() {
                 errors += 1;
             }
             buf.push(b'\n');

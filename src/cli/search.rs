@@ -1,8 +1,11 @@
 //! `quill search`: every entry of a transaction id, or of a query, in time order.
 //!
-//! Reads the index of a data dir read-only (safe while a daemon writes it), or asks a running
-//! aggregator's search API (`--server`). Prints an aligned table, or GELF JSON lines with `--json`.
-//! Exit code 0 when something matched, 1 when nothing did.
+//! Reads the index of a data dir read-only (safe while a daemon writes it), or asks running
+//! aggregators' search APIs (`--server`, repeatable, or `[search] peers` of `-c FILE`) all at once
+//! and merges their answers by time ([`crate::index::fanout`]). Prints an aligned table, or GELF
+//! JSON lines with `--json`. Exit code 0 when something matched, 1 when nothing did, 2 on errors
+//! (the only server, or every server, did not answer), 3 when some servers did not answer
+//! (named on stderr; the others' entries are printed).
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -10,11 +13,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 
-use crate::index::http::search_remote;
+use crate::config::{Config, DEFAULT_PEER_TIMEOUT};
+use crate::index::fanout::search_all;
 use crate::index::{IndexReaderSet, PageOptions, SearchHit, SearchRequest, index_root};
 
 /// Where `--data` points when it is not given.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/quill";
+
+/// The exit code when some of several servers did not answer (the others' entries are printed).
+pub const EXIT_INCOMPLETE: i32 = 3;
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["txn_id", "query"])))]
@@ -34,13 +41,22 @@ pub struct SearchArgs {
     /// At most this many entries (the newest ones, printed oldest first); capped at 10,000.
     #[arg(long, default_value_t = 1000)]
     pub limit: usize,
-    /// The data dir whose index to read (ignored with --server).
+    /// The data dir whose index to read (ignored with --server; default: the config's
+    /// `data_dir`, else /var/lib/quill).
     #[arg(long, env = "QUILL_DATA")]
     pub data: Option<PathBuf>,
-    /// Ask a running aggregator's search API instead, e.g. http://127.0.0.1:7379.
-    #[arg(long)]
-    pub server: Option<String>,
-    /// With --server: a file whose first line is the API's token (`search_token_file`).
+    /// Ask a running aggregator's search API instead, e.g. http://127.0.0.1:7379. Repeatable:
+    /// every server is asked at once and the answers are merged by time.
+    #[arg(long, value_name = "URL")]
+    pub server: Vec<String>,
+    /// A config file whose `[search] peers` are asked when no --server is given (and whose
+    /// `data_dir` is read when it has none).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// With servers: how long each may take to answer (default: `[search] timeout`, else 10s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// With servers: a file whose first line is the APIs' token (`search_token_file`).
     #[arg(long, env = "QUILL_SEARCH_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
     /// Print GELF JSON lines instead of a table.
@@ -71,32 +87,64 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<i32> {
             .context("--until")?,
         limit: args.limit.max(1),
     };
-    let (hits, more) = match &args.server {
-        Some(server) => {
-            let token = crate::transport::load_token(None, args.token_file.as_deref())
-                .map_err(|e| anyhow::anyhow!(e))?
-                .map(|t| String::from_utf8_lossy(&t).into_owned());
-            let hits = search_remote(server, &req, token.as_deref(), Duration::from_secs(30))?;
-            let more = hits.len() >= req.limit;
-            (hits, more)
-        }
-        None => {
-            let data = args
-                .data
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-            let root = index_root(&data);
-            if !root.is_dir() {
-                bail!("no index at {} (is --data right?)", root.display());
-            }
-            // The default limits: the same caps as the search API.
-            let page = IndexReaderSet::new(&root).search_page(&req, &PageOptions::default())?;
-            (page.hits, page.more)
-        }
+    let config = args.config.as_deref().map(Config::load).transpose()?;
+    let mut servers: Vec<String> = Vec::new();
+    let listed = match (&args.server, &config) {
+        (s, _) if !s.is_empty() => s.as_slice(),
+        (_, Some(c)) => c.search.peers.as_slice(),
+        _ => &[],
     };
+    for s in listed {
+        if !servers.contains(s) {
+            servers.push(s.clone());
+        }
+    }
+    let mut incomplete = false;
+    let (hits, more) = if servers.is_empty() {
+        let data = args
+            .data
+            .clone()
+            .or_else(|| config.as_ref().map(|c| c.data_dir.clone()))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let root = index_root(&data);
+        if !root.is_dir() {
+            bail!("no index at {} (is --data right?)", root.display());
+        }
+        // The default limits: the same caps as the search API.
+        let page = IndexReaderSet::new(&root).search_page(&req, &PageOptions::default())?;
+        (page.hits, page.more)
+    } else {
+        let timeout = args
+            .timeout
+            .or_else(|| config.as_ref().map(|c| c.search.timeout.0))
+            .unwrap_or(DEFAULT_PEER_TIMEOUT.0);
+        let token = crate::transport::load_token(None, args.token_file.as_deref())
+            .map_err(|e| anyhow::anyhow!(e))?
+            .map(|t| String::from_utf8_lossy(&t).into_owned());
+        let mut found = search_all(&servers, &req, token.as_deref(), timeout);
+        if found.answered == 0 && found.failures.len() == 1 {
+            return Err(found.failures.remove(0).into());
+        }
+        for e in &found.failures {
+            eprintln!("quill search: {e}");
+        }
+        if found.answered == 0 {
+            bail!("none of the {} search servers answered", servers.len());
+        }
+        if !found.failures.is_empty() {
+            incomplete = true;
+            eprintln!(
+                "quill search: {} of {} servers did not answer: their entries are missing (exit {EXIT_INCOMPLETE})",
+                found.failures.len(),
+                servers.len()
+            );
+        }
+        (found.hits, found.more)
+    };
+    let code = |matched: i32| if incomplete { EXIT_INCOMPLETE } else { matched };
     if hits.is_empty() {
         eprintln!("quill search: no entries match");
-        return Ok(1);
+        return Ok(code(1));
     }
     if more {
         eprintln!(
@@ -112,9 +160,9 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<i32> {
         write_table(&mut out, &hits)
     };
     match written.and_then(|_| out.flush()) {
-        Ok(()) => Ok(0),
+        Ok(()) => Ok(code(0)),
         // `quill search ... | head` is fine.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(code(0)),
         Err(e) => Err(e.into()),
     }
 }

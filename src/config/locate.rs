@@ -224,7 +224,7 @@ fn find_key_line_from(text: &str, from: usize, key: &str) -> Option<usize> {
 }
 
 /// The line of `key` inside `[table]` (or of the table header when `key` is empty); 1 if not found.
-pub(super) fn find_key_line(text: &str, table: &str, key: &str) -> usize {
+pub fn find_key_line(text: &str, table: &str, key: &str) -> usize {
     let mut in_table = table.is_empty();
     let mut header_line = None;
     for (i, line) in text.lines().enumerate() {

@@ -8,7 +8,7 @@
 //! top level, `[journal]`, `[bytes]`), `sources` and `sinks` (one struct per type, some in files of
 //! their own: `relp`, `scribe`, `gelf`), `parse_keys` (the parse keys and the parser they build),
 //! `validate` (what serde cannot check), `locate` (file:line:key of every error), and the shared
-//! value types (`values`, `route`, `output`, `limits`, `search`).
+//! value types (`values`, `route`, `output`, `limits`, `search`), and `search_peers` (`[search]`).
 
 pub mod apache;
 mod gelf;
@@ -16,6 +16,7 @@ mod identity;
 mod limits;
 mod listener;
 mod locate;
+mod multiline;
 mod nats;
 mod output;
 mod parse_keys;
@@ -24,6 +25,7 @@ mod root;
 mod route;
 mod scribe;
 mod search;
+mod search_peers;
 mod sink_out;
 mod sinks;
 mod sources;
@@ -33,7 +35,8 @@ mod values;
 pub use gelf::GelfSourceConfig;
 pub use identity::AgentIdentity;
 pub use listener::ServerTlsKeys;
-pub use locate::ConfigError;
+pub use locate::{ConfigError, find_key_line};
+pub use multiline::StartPattern;
 pub use nats::{NatsAuth, NatsRetention, NatsSinkConfig, NatsSourceConfig};
 pub use output::{MAX_WORKERS, OutputFsync, default_workers};
 pub use parse_keys::{DefaultParseSection, ParseKeyError, ParseKeys, ParseOptions};
@@ -41,6 +44,7 @@ pub use relp::RelpSourceConfig;
 pub use root::{BytesSection, Config, JournalSection};
 pub use route::{RouteConfig, Severity, SeveritySetting};
 pub use scribe::{Compression, FileFormat, ScribeSourceConfig};
+pub use search_peers::{DEFAULT_PEER_TIMEOUT, SearchSection};
 pub use sink_out::{
     GelfCompression, GelfSinkConfig, OutScheme, OutTarget, OutTls, SyslogFraming, SyslogMessage,
     SyslogProtocol, SyslogSinkConfig,

@@ -112,6 +112,10 @@ pub struct NatsSourceConfig {
     /// Largest decompressed message accepted.
     #[serde(default = "default_max_batch")]
     pub max_batch_size: ByteSize,
+    /// A claim an aggregator left open (it died while journaling) is withdrawn by the next owner
+    /// after this long; the dead one resolves its own claims when it starts again before that.
+    #[serde(default = "default_pending_timeout")]
+    pub pending_timeout: HumanDuration,
 }
 
 fn default_stream() -> String {
@@ -155,6 +159,9 @@ fn default_fetch_batch() -> usize {
 }
 fn default_gap_timeout() -> HumanDuration {
     HumanDuration::secs(60)
+}
+fn default_pending_timeout() -> HumanDuration {
+    HumanDuration::secs(600)
 }
 fn default_max_batch() -> ByteSize {
     ByteSize::mib(16)
@@ -293,6 +300,12 @@ impl NatsSourceConfig {
         }
         if !(1..=4096).contains(&self.fetch_batch) {
             return Some(("fetch_batch", "must be between 1 and 4096".into()));
+        }
+        if self.pending_timeout.0 < self.lease_ttl.0 {
+            return Some((
+                "pending_timeout",
+                "must be at least lease_ttl (a restarting aggregator needs the time to resolve its claims)".into(),
+            ));
         }
         if self.max_batch_size.0 < 1024 || self.max_batch_size.0 > 256 << 20 {
             return Some(("max_batch_size", "must be between 1KiB and 256MiB".into()));

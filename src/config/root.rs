@@ -1,4 +1,4 @@
-//! The top level of the config file: `data_dir` and friends, `[journal]`, `[bytes]`, and
+//! The top level of the config file: `data_dir` and friends, `[journal]`, `[bytes]`, `[search]`, and
 //! [`Config::load`].
 
 use std::collections::BTreeMap;
@@ -40,6 +40,9 @@ pub struct Config {
     /// `[bytes]`: the byte join (HAProxy entries paired with the backend's access-log lines to
     /// report the bytes each client received); off when absent.
     pub bytes: Option<BytesSection>,
+    /// `[search]`: the servers `quill search -c FILE` asks.
+    #[serde(default)]
+    pub search: super::SearchSection,
     #[serde(default)]
     pub sources: BTreeMap<String, SourceConfig>,
     #[serde(default)]
@@ -142,6 +145,7 @@ impl Config {
         let config: Config =
             toml::from_str(text).map_err(|e| locate_toml_error(text, origin, &e))?;
         config.validate(text, origin)?;
+        config.search.validate(text, origin)?;
         Ok(config)
     }
 

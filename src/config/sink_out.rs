@@ -149,6 +149,12 @@ pub struct GelfSinkConfig {
     /// UDP datagrams and HTTP bodies: `none` (default), `gzip` or `zlib` (UDP only).
     #[serde(default)]
     pub compression: GelfCompression,
+    /// TCP/TLS: the last bytes written that count as not yet received (a stalled or dying
+    /// receiver's buffers may hold them unread): the cursor waits for them, and after a
+    /// reconnect they are sent again. Default 8 MiB (above Linux's default largest TCP receive
+    /// buffer, 6 MiB). See README, "Sending GELF and syslog out".
+    #[serde(default = "default_resend_window")]
+    pub resend_window: ByteSize,
     /// HTTP: requests sent ahead of their answers on one connection at most.
     #[serde(default = "default_window")]
     pub window: usize,
@@ -219,6 +225,12 @@ pub struct SyslogSinkConfig {
     pub facility: u8,
     /// APP-NAME (5424) or TAG (3164); default: the record's category.
     pub app_name: Option<String>,
+    /// TCP/TLS: the last bytes written that count as not yet received (a stalled or dying
+    /// receiver's buffers may hold them unread): the cursor waits for them, and after a
+    /// reconnect they are sent again. Default 8 MiB (above Linux's default largest TCP receive
+    /// buffer, 6 MiB). See README, "Sending GELF and syslog out".
+    #[serde(default = "default_resend_window")]
+    pub resend_window: ByteSize,
     /// Connect and write timeout (see the gelf sink's `timeout`).
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
@@ -237,6 +249,9 @@ fn default_timeout() -> HumanDuration {
 }
 fn default_facility() -> u8 {
     1
+}
+fn default_resend_window() -> ByteSize {
+    ByteSize::mib(8)
 }
 
 /// Most bytes of one GELF UDP datagram the sink sends (Graylog's limit).

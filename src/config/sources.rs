@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::listener::{ServerTlsKeys, check_connections};
 use super::{
     AgentIdentity, ByteSize, GelfSourceConfig, HumanDuration, NatsSourceConfig, ParseKeys,
-    RelpSourceConfig, ScribeSourceConfig, limits, values,
+    RelpSourceConfig, ScribeSourceConfig, StartPattern, limits, values,
 };
 use crate::record::Format;
 
@@ -105,7 +105,7 @@ pub struct FileSourceConfig {
     /// digit or `_`, `\s` space or tab, `\S` anything else, `.` any byte, `\` escapes the next
     /// character, everything else is literal. E.g. `"\d\d\d\d-\d\d-\d\d "`. A joined
     /// record is flushed when the next start line arrives or after `partial_line_timeout`.
-    pub multiline_start: Option<String>,
+    pub multiline_start: Option<StartPattern>,
     /// The parse keys (`haproxy_config`, `haproxy_format`, `apache_format`, `apache_config`,
     /// `timezone`, `txn_id_fields`).
     #[serde(flatten)]

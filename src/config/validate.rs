@@ -91,11 +91,6 @@ impl Config {
                     if f.poll_interval.0.is_zero() {
                         return Err(err(&table, "poll_interval", "must be above 0".into()));
                     }
-                    if let Some(p) = &f.multiline_start
-                        && let Err(e) = crate::sources::file::StartPattern::parse(p)
-                    {
-                        return Err(err(&table, "multiline_start", e));
-                    }
                     for pattern in f.include.iter().chain(&f.exclude) {
                         if let Err(e) = glob::Pattern::new(pattern) {
                             return Err(err(

@@ -133,7 +133,7 @@ pub fn backfill_files(
     root: &Path,
     settings: &IndexSettings,
     files: &[(PathBuf, BackfillOptions)],
-    parsers: Arc<crate::parse::registry::ParserRegistry>,
+    parsers: Arc<crate::parsers::ParserRegistry>,
     progress: &mut dyn FnMut(BackfillProgress),
 ) -> Result<BackfillSummary, IndexError> {
     let started = Instant::now();

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use serde::{Deserialize, Serialize};
@@ -28,9 +28,13 @@ pub const DEFAULT_SEARCH_ADDR: &str = "127.0.0.1:7379";
 const MAX_RESPONSE_BYTES: u64 = 256 << 20;
 
 /// What the client reads of a search answer (the server sends more: see [`super::api`]).
-#[derive(Debug, Serialize, Deserialize)]
-struct SearchResponse {
-    hits: Vec<SearchHit>,
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct RemotePage {
+    /// Oldest first.
+    pub hits: Vec<SearchHit>,
+    /// More entries match than the server sent (the limit, or the server's `search_max_limit`).
+    #[serde(default)]
+    pub more: bool,
 }
 
 /// The API's routes over the index at `index_root`, with default options.
@@ -62,6 +66,8 @@ pub async fn serve_search_api_with(
 pub enum RemoteSearchError {
     #[error("bad server URL `{0}` (expected http://HOST:PORT)")]
     BadUrl(String),
+    #[error("no answer from {url} within {after:?}")]
+    Timeout { url: String, after: Duration },
     #[error("cannot reach {url}: {source}")]
     Io {
         url: String,
@@ -78,19 +84,26 @@ pub enum RemoteSearchError {
     BadResponse { url: String, reason: String },
 }
 
+/// The `host:port` of a search server URL (`http://host:port`, a trailing `/` allowed).
+pub fn server_authority(server: &str) -> Result<&str, RemoteSearchError> {
+    server
+        .strip_prefix("http://")
+        .map(|s| s.trim_end_matches('/'))
+        .filter(|s| !s.is_empty() && !s.contains('/'))
+        .ok_or_else(|| RemoteSearchError::BadUrl(server.to_string()))
+}
+
 /// Runs `req` on the aggregator at `server` (`http://host:port`), sending `token` as
-/// `Authorization: Bearer` when given.
+/// `Authorization: Bearer` when given. The whole exchange (connect, request, answer) takes at
+/// most `timeout`.
 pub fn search_remote(
     server: &str,
     req: &SearchRequest,
     token: Option<&str>,
     timeout: Duration,
-) -> Result<Vec<SearchHit>, RemoteSearchError> {
-    let authority = server
-        .strip_prefix("http://")
-        .map(|s| s.trim_end_matches('/'))
-        .filter(|s| !s.is_empty() && !s.contains('/'))
-        .ok_or_else(|| RemoteSearchError::BadUrl(server.to_string()))?;
+) -> Result<RemotePage, RemoteSearchError> {
+    let deadline = Instant::now() + timeout;
+    let authority = server_authority(server)?;
     let io = |source| RemoteSearchError::Io {
         url: server.to_string(),
         source,
@@ -121,9 +134,20 @@ pub fn search_remote(
         .map_err(io)?
         .next()
         .ok_or_else(|| RemoteSearchError::BadUrl(server.to_string()))?;
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(io)?;
-    stream.set_read_timeout(Some(timeout)).map_err(io)?;
-    stream.set_write_timeout(Some(timeout)).map_err(io)?;
+    let timed_out = || RemoteSearchError::Timeout {
+        url: server.to_string(),
+        after: timeout,
+    };
+    let left = || Some(deadline.saturating_duration_since(Instant::now())).filter(|d| !d.is_zero());
+    let mut stream =
+        TcpStream::connect_timeout(&addr, left().ok_or_else(timed_out)?).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                timed_out()
+            } else {
+                io(e)
+            }
+        })?;
+    stream.set_write_timeout(left()).map_err(io)?;
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
@@ -132,10 +156,35 @@ pub fn search_remote(
     );
     stream.write_all(request.as_bytes()).map_err(io)?;
     let mut response = Vec::new();
-    stream
-        .take(MAX_RESPONSE_BYTES)
-        .read_to_end(&mut response)
-        .map_err(io)?;
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        // The read timeout shrinks to what is left: a peer trickling bytes cannot stretch it.
+        stream
+            .set_read_timeout(Some(left().ok_or_else(timed_out)?))
+            .map_err(io)?;
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                if response.len() as u64 + n as u64 > MAX_RESPONSE_BYTES {
+                    return Err(RemoteSearchError::BadResponse {
+                        url: server.to_string(),
+                        reason: format!("answer over {MAX_RESPONSE_BYTES} bytes"),
+                    });
+                }
+                response.extend_from_slice(&chunk[..n]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(timed_out());
+            }
+            Err(e) => return Err(io(e)),
+        }
+    }
     let bad = |reason: &str| RemoteSearchError::BadResponse {
         url: server.to_string(),
         reason: reason.to_string(),
@@ -165,9 +214,7 @@ pub fn search_remote(
             message,
         });
     }
-    serde_json::from_slice::<SearchResponse>(body)
-        .map(|r| r.hits)
-        .map_err(|e| bad(&e.to_string()))
+    serde_json::from_slice::<RemotePage>(body).map_err(|e| bad(&e.to_string()))
 }
 
 fn percent_encode(v: &str, out: &mut String) {

@@ -5,7 +5,8 @@
 //! input stream (the journal cursor, or a backfilled file) is covered, so a restarted writer skips
 //! exactly what is already indexed ([`writer`]). Readers open the partitions read-only and may run
 //! in other processes while a writer commits ([`reader`]). [`http`] serves searches as JSON for
-//! `quill search --server`; [`backfill`] indexes existing log files.
+//! `quill search --server`; [`fanout`] asks several servers at once and merges their answers;
+//! [`backfill`] indexes existing log files.
 //!
 //! This module owns `<data_dir>/index/` and nothing else. See ARCHITECTURE.md, "Index schema" for why the
 //! schema looks the way it does.
@@ -13,6 +14,7 @@
 pub mod api;
 pub mod backfill;
 pub mod document;
+pub mod fanout;
 pub mod fuzzing;
 pub mod http;
 pub mod limits;

@@ -107,7 +107,7 @@ impl IndexWriterSet {
     pub fn open(
         root: &Path,
         settings: &IndexSettings,
-        parsers: std::sync::Arc<crate::parse::registry::ParserRegistry>,
+        parsers: std::sync::Arc<crate::parsers::ParserRegistry>,
     ) -> Result<IndexWriterSet, IndexError> {
         std::fs::create_dir_all(root).map_err(|e| IndexError::io(root, e))?;
         let mut coverage = BTreeMap::new();
@@ -529,7 +529,7 @@ mod tests {
         );
     }
 
-    fn test_parsers() -> std::sync::Arc<crate::parse::registry::ParserRegistry> {
-        std::sync::Arc::new(crate::parse::registry::ParserRegistry::new(Vec::new()))
+    fn test_parsers() -> std::sync::Arc<crate::parsers::ParserRegistry> {
+        std::sync::Arc::new(crate::parsers::ParserRegistry::new(Vec::new()))
     }
 }

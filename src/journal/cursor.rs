@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::delivered::Unacked;
 use super::format::{self, OriginCache, SEGMENT_HEADER_LEN};
 use super::segment::{FrameAt, FrameReader};
 use super::shared::{Lifecycle, Shared};
@@ -33,6 +34,10 @@ pub struct Cursor {
     /// Ranges `(from, to]` this reader jumped over because the journal moved the cursor past
     /// `max_lag` (already counted as skipped), above its own acknowledgement.
     pub(super) jumped: Vec<(u64, u64)>,
+    /// Source positions of what was handed out and not acknowledged yet.
+    pub(super) unacked: Unacked,
+    /// True while recovery's fence may skip re-read records for this cursor.
+    pub(super) fenced: bool,
 }
 
 impl Drop for Cursor {
@@ -123,20 +128,52 @@ impl Cursor {
         true
     }
 
+    /// Drops from `out` the records this cursor delivered before recovery cut the journal's
+    /// tail (a file source read them again) and notes the positions of the rest. Returns how
+    /// many were dropped.
+    fn admit(&mut self, out: &mut Vec<Entry>) -> usize {
+        let mut dropped = 0;
+        if self.fenced {
+            let mut st = self.life.shared.lock();
+            match st
+                .cursors
+                .get_mut(&self.name)
+                .and_then(|m| m.fence.as_mut())
+            {
+                Some(fence) => out.retain(|e| {
+                    let skip = fence.skips(e.seq, e.record.position);
+                    dropped += usize::from(skip);
+                    !skip
+                }),
+                None => self.fenced = false,
+            }
+        }
+        for e in out.iter() {
+            self.unacked.note(e.seq, e.record.position);
+        }
+        dropped
+    }
+
     /// Reads what is readable now, without waiting.
     fn fill_now(&mut self, max: usize) -> Result<Vec<Entry>, JournalError> {
-        self.catch_up(false);
-        let mut io = self.io.take().unwrap_or_default();
-        let mut out = Vec::new();
-        let r = io.fill(
-            &self.life.shared,
-            &self.name,
-            &mut self.read_pos,
-            max,
-            &mut out,
-        );
-        self.io = Some(io);
-        r.map(|()| out)
+        loop {
+            self.catch_up(false);
+            let mut io = self.io.take().unwrap_or_default();
+            let mut out = Vec::new();
+            let r = io.fill(
+                &self.life.shared,
+                &self.name,
+                &mut self.read_pos,
+                max,
+                &mut out,
+            );
+            self.io = Some(io);
+            r?;
+            // When everything read was skipped, read on before waiting.
+            if self.admit(&mut out) == 0 || !out.is_empty() {
+                return Ok(out);
+            }
+        }
     }
 
     /// Returns up to `max` durable entries after the read position, waiting for at least one.
@@ -169,6 +206,10 @@ impl Cursor {
                 self.read_pos = read_pos;
                 r?
             };
+            let mut out = out;
+            if self.admit(&mut out) > 0 && out.is_empty() {
+                continue;
+            }
             if !out.is_empty() || done_before {
                 return Ok(out);
             }
@@ -219,9 +260,10 @@ impl Cursor {
     /// use [`Cursor::ack_async`]).
     pub fn ack(&mut self, seq: u64, sink_state: Option<Bytes>) -> Result<(), JournalError> {
         let seq = seq.max(self.acked);
+        let positions = self.unacked.take_through(seq);
         self.life
             .shared
-            .persist_ack(&self.name, seq, sink_state.clone())?;
+            .persist_ack(&self.name, seq, sink_state.clone(), &positions)?;
         self.after_ack(seq, sink_state);
         self.life.shared.trim();
         Ok(())
@@ -237,8 +279,9 @@ impl Cursor {
         let life = self.life.clone();
         let name = self.name.clone();
         let state = sink_state.clone();
+        let positions = self.unacked.take_through(seq);
         tokio::task::spawn_blocking(move || -> Result<(), JournalError> {
-            life.shared.persist_ack(&name, seq, state)?;
+            life.shared.persist_ack(&name, seq, state, &positions)?;
             Ok(())
         })
         .await
@@ -265,6 +308,18 @@ impl Cursor {
     /// Moves the read position back to the last acknowledgement (e.g. after a failed send).
     pub fn rewind(&mut self) {
         self.read_pos = self.acked;
+        self.unacked.rewind(self.acked);
+        if self.fenced
+            && let Some(fence) = self
+                .life
+                .shared
+                .lock()
+                .cursors
+                .get_mut(&self.name)
+                .and_then(|m| m.fence.as_mut())
+        {
+            fence.rewind(self.acked);
+        }
         if let Some(io) = self.io.as_mut() {
             io.rewind(self.acked);
         }

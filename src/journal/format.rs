@@ -355,10 +355,15 @@ fn read_checkpoints(r: &mut ByteReader<'_>) -> Result<Vec<Checkpoint>, FormatErr
 }
 
 // ---------------------------------------------------------------------------------------------
-// Cursor file: magic[8] version u32 acked u64 has_state u8 state_len u32 state crc32c u32.
+// Cursor file: magic[8] version u32 acked u64 has_state u8 state_len u32 state, then the
+// delivered positions (`delivered::encode`; absent in files written before them), crc32c u32.
 
-pub fn encode_cursor(acked: u64, sink_state: Option<&[u8]>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32 + sink_state.map_or(0, |s| s.len()));
+/// A cursor file's contents: the acknowledged sequence number, the sink's state and the
+/// delivered-positions tail (`delivered::decode` reads it).
+pub type CursorFile = (u64, Option<Bytes>, Bytes);
+
+pub fn encode_cursor(acked: u64, sink_state: Option<&[u8]>, positions: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + sink_state.map_or(0, |s| s.len()) + positions.len());
     out.extend_from_slice(&CURSOR_MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&acked.to_le_bytes());
@@ -366,12 +371,13 @@ pub fn encode_cursor(acked: u64, sink_state: Option<&[u8]>) -> Vec<u8> {
     let state = sink_state.unwrap_or(&[]);
     out.extend_from_slice(&(state.len() as u32).to_le_bytes());
     out.extend_from_slice(state);
+    out.extend_from_slice(positions);
     let crc = crc32c::crc32c(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
 }
 
-pub fn decode_cursor(buf: &[u8]) -> Result<(u64, Option<Bytes>), FormatError> {
+pub fn decode_cursor(buf: &[u8]) -> Result<CursorFile, FormatError> {
     let body = verify_trailing_crc(buf, &CURSOR_MAGIC)?;
     let mut r = ByteReader { buf: body, pos: 12 };
     let acked = r.u64()?;
@@ -380,7 +386,7 @@ pub fn decode_cursor(buf: &[u8]) -> Result<(u64, Option<Bytes>), FormatError> {
     let start = r.pos;
     r.skip(len)?;
     let state = has_state.then(|| Bytes::copy_from_slice(&body[start..r.pos]));
-    Ok((acked, state))
+    Ok((acked, state, Bytes::copy_from_slice(&body[r.pos..])))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -596,12 +602,19 @@ mod tests {
         let mut bad = h;
         bad[17] ^= 1;
         assert_eq!(decode_segment_header(&bad), Err(FormatError::BadChecksum));
-        let c = encode_cursor(9, Some(b"len=3"));
+        let c = encode_cursor(9, Some(b"len=3"), b"pos");
         assert_eq!(
             decode_cursor(&c).unwrap(),
-            (9, Some(Bytes::from_static(b"len=3")))
+            (
+                9,
+                Some(Bytes::from_static(b"len=3")),
+                Bytes::from_static(b"pos")
+            )
         );
-        assert_eq!(decode_cursor(&encode_cursor(0, None)).unwrap(), (0, None));
+        assert_eq!(
+            decode_cursor(&encode_cursor(0, None, &[])).unwrap(),
+            (0, None, Bytes::new())
+        );
         assert!(decode_cursor(&c[..c.len() - 1]).is_err());
         let s = encode_snapshot(5, [("k", &b"v"[..])].into_iter());
         let (covers, cps) = decode_snapshot(&s).unwrap();

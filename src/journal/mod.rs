@@ -18,6 +18,7 @@
 
 mod appender;
 mod cursor;
+mod delivered;
 mod format;
 mod prepare;
 mod recovery;
@@ -163,6 +164,12 @@ pub struct JournalStats {
     pub write_blocked: bool,
     /// Records datagram sources could not journal because it was full.
     pub dropped_journal_full: u64,
+    /// Records opening the journal cut that cursors had acknowledged (the tail was damaged or
+    /// lost): file sources read theirs again, cursors skip what they had delivered; others are
+    /// lost for the cursors that had not delivered them.
+    pub recovery_cut_records: u64,
+    /// Bytes opening the journal cut from the tail segment (a torn or damaged tail).
+    pub recovery_cut_bytes: u64,
 }
 
 /// The records a segment holds (`first..=last`) and its length on disk.
@@ -326,6 +333,8 @@ impl Journal {
             sink_state: meta.sink_state,
             io: Some(Box::default()),
             jumped: Vec::new(),
+            unacked: Default::default(),
+            fenced: meta.fence.is_some(),
         })
     }
 
@@ -393,6 +402,8 @@ impl Journal {
             write_errors: st.counters.write_errors,
             write_blocked: st.write_blocked,
             dropped_journal_full: shared.dropped_journal_full.load(Ordering::Relaxed),
+            recovery_cut_records: st.counters.recovery_cut_records,
+            recovery_cut_bytes: st.counters.recovery_cut_bytes,
         }
     }
 
@@ -508,6 +519,7 @@ impl Journal {
 pub fn fuzz_decode(data: &[u8]) {
     let _ = format::decode_segment_header(data);
     let _ = format::decode_cursor(data);
+    let _ = delivered::decode(data);
     let _ = format::decode_snapshot(data);
     if let format::FrameCheck::Valid(header) = format::check_frame(data) {
         let body = Bytes::copy_from_slice(&data[format::FRAME_HEADER_LEN..header.total_len()]);

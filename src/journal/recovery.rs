@@ -2,6 +2,12 @@
 //! tail segment (truncating a torn tail at the first bad frame) and replay checkpoints from the
 //! segments the snapshot does not cover.
 //!
+//! When the cut removes records a cursor had acknowledged (the tail was damaged, or lost with
+//! `fsync = "never"`), the checkpoints are those of the last frame that survived, so file
+//! sources read those lines again; each such cursor gets a fence over what it had delivered
+//! (`delivered`), persisted at once, so it skips them. The cut is logged with segment, offset,
+//! bytes and records, and counted (`recovery_cut_records`, `recovery_cut_bytes`).
+//!
 //! Touches only the journal directory. Runs once, on the thread that calls `Journal::open`.
 
 use std::collections::{HashMap, VecDeque};
@@ -13,6 +19,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 
+use super::delivered::{self, Fence};
 use super::format::{self, SEGMENT_HEADER_LEN};
 use super::segment::{self, FrameAt, FrameReader};
 use super::shared::{Counters, CursorMeta, SegmentInfo, State};
@@ -51,7 +58,7 @@ pub(super) fn recover(dir: &Path, config: &JournalConfig) -> Result<Recovered, J
         Err(e) => return Err(io_err(&snap_path, e)),
     }
 
-    let cursors = load_cursors(&cursors_dir)?;
+    let mut cursors = load_cursors(&cursors_dir)?;
 
     let files = segment::list_segments(dir).map_err(|e| io_err(dir, e))?;
     let mut segments: Vec<SegmentInfo> = Vec::with_capacity(files.len() + 1);
@@ -74,10 +81,12 @@ pub(super) fn recover(dir: &Path, config: &JournalConfig) -> Result<Recovered, J
     }
 
     // The tail: keep the longest valid, gap-free prefix of frames.
+    let mut cut_bytes = 0;
     let (active, next_seq) = match segments.last_mut() {
         Some(tail) => {
             let replay = tail.first_seq >= covers_below;
             let (active, next_seq) = recover_tail(tail, replay, &mut checkpoints)?;
+            cut_bytes = tail.len.saturating_sub(active.len);
             tail.len = active.len;
             (active, next_seq)
         }
@@ -94,13 +103,23 @@ pub(super) fn recover(dir: &Path, config: &JournalConfig) -> Result<Recovered, J
     };
 
     // Never reuse a sequence number a cursor already acknowledged (possible only when data
-    // written without fsync was lost): start a new segment past it.
+    // written without fsync was lost, or the tail was damaged): start a new segment past it.
     let max_acked = cursors.values().map(|c| c.acked).max().unwrap_or(0);
+    let mut cut_records = 0;
     let (active, next_seq) = if max_acked >= next_seq {
+        cut_records = max_acked - next_seq + 1;
+        let fenced = fence_cursors(&cursors_dir, &mut cursors, next_seq, max_acked + 1);
         tracing::warn!(
-            next_seq,
-            max_acked,
-            "journal lost records that cursors had acknowledged; continuing after them"
+            segment = %active.path.display(),
+            offset = active.len,
+            cut_bytes,
+            records = %format!("{next_seq}..={max_acked}"),
+            count = cut_records,
+            fenced = %fenced.join(","),
+            "journal recovery cut records that cursors had acknowledged: file sources read them \
+             again from their last surviving checkpoint and the fenced cursors skip what they \
+             had delivered; other records among them are lost for cursors that had not \
+             delivered them"
         );
         if let Some(tail) = segments.last_mut() {
             tail.sealed = true;
@@ -135,7 +154,11 @@ pub(super) fn recover(dir: &Path, config: &JournalConfig) -> Result<Recovered, J
         crash: false,
         write_blocked: false,
         inject_write_failures: 0,
-        counters: Counters::default(),
+        counters: Counters {
+            recovery_cut_records: cut_records,
+            recovery_cut_bytes: cut_bytes,
+            ..Counters::default()
+        },
         spare_buffers: Vec::new(),
     };
     let _ = config;
@@ -156,10 +179,21 @@ fn lock_dir(dir: &Path) -> Result<File, JournalError> {
         .truncate(false)
         .open(&path)
         .map_err(|e| io_err(&path, e))?;
-    // SAFETY: flock on a file descriptor we own; no memory is involved.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
+    // A process forked by this one (any child, while it has not yet exec'd) shares the lock's
+    // open file description for a moment, so a journal closed and reopened in one process can
+    // find its own old lock still held: wait a little before calling it in use.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        // SAFETY: flock on a file descriptor we own; no memory is involved.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(file);
+        }
         let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            continue;
+        }
         return Err(io_err(
             &path,
             io::Error::new(
@@ -168,8 +202,10 @@ fn lock_dir(dir: &Path) -> Result<File, JournalError> {
             ),
         ));
     }
-    Ok(file)
 }
+
+/// How long [`lock_dir`] retries a held lock before it reports the journal in use.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn load_cursors(dir: &Path) -> Result<HashMap<String, CursorMeta>, JournalError> {
     let mut out = HashMap::new();
@@ -185,11 +221,23 @@ fn load_cursors(dir: &Path) -> Result<HashMap<String, CursorMeta>, JournalError>
         let path = entry.path();
         let bytes = std::fs::read(&path).map_err(|e| io_err(&path, e))?;
         let meta = match format::decode_cursor(&bytes) {
-            Ok((acked, sink_state)) => CursorMeta {
-                acked,
-                sink_state,
-                ..CursorMeta::default()
-            },
+            Ok((acked, sink_state, positions)) => {
+                let (delivered, fence) = delivered::decode(&positions).unwrap_or_else(|e| {
+                    tracing::warn!(
+                        path = %path.display(),
+                        error = %e,
+                        "corrupt delivered positions in a journal cursor file; ignoring them"
+                    );
+                    Default::default()
+                });
+                CursorMeta {
+                    acked,
+                    sink_state,
+                    delivered,
+                    fence,
+                    ..CursorMeta::default()
+                }
+            }
             Err(e) => {
                 tracing::warn!(
                     path = %path.display(),
@@ -202,6 +250,37 @@ fn load_cursors(dir: &Path) -> Result<HashMap<String, CursorMeta>, JournalError>
         out.insert(name.to_string(), meta);
     }
     Ok(out)
+}
+
+/// Gives every cursor that acknowledged `cut_from` or later a fence over what it delivered (for
+/// records from `from_seq` on) and persists it at once, so a second restart keeps it. Returns
+/// the names of the cursors fenced.
+fn fence_cursors(
+    cursors_dir: &Path,
+    cursors: &mut HashMap<String, CursorMeta>,
+    cut_from: u64,
+    from_seq: u64,
+) -> Vec<String> {
+    let mut fenced = Vec::new();
+    for (name, meta) in cursors.iter_mut() {
+        if meta.acked < cut_from || meta.delivered.is_empty() {
+            continue;
+        }
+        meta.fence = Fence::new(from_seq, &meta.delivered, meta.fence.take());
+        let Some(fence) = meta.fence.as_ref() else {
+            continue;
+        };
+        let positions = delivered::encode(&meta.delivered, Some(fence));
+        let bytes = format::encode_cursor(meta.acked, meta.sink_state.as_deref(), &positions);
+        if let Err(e) = segment::write_atomic(cursors_dir, &format!("{name}.cur"), &bytes) {
+            // The fence still holds in memory: only a second restart before the re-read lines
+            // are acknowledged would deliver them again.
+            tracing::warn!(cursor = %name, error = %e, "cannot persist the cursor's fence");
+        }
+        fenced.push(format!("{name}({} files)", fence.files()));
+    }
+    fenced.sort();
+    fenced
 }
 
 /// Applies the checkpoints of a sealed segment the snapshot does not cover (corrupt frames are

@@ -16,6 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
+use super::delivered::{self, Delivered, Fence};
 use super::format;
 use super::prepare::{EncodedFrame, Prepared, prepare};
 use super::segment;
@@ -64,6 +65,11 @@ pub(super) struct CursorMeta {
     /// Open [`super::Cursor`]s of this name: with none, what the journal moves the cursor
     /// past is counted as skipped at once; otherwise the reader counts it.
     pub(super) readers: u32,
+    /// Per file, the last acknowledged record's end offset (persisted with the cursor).
+    pub(super) delivered: Delivered,
+    /// Set by recovery when it cut records this cursor had acknowledged: the re-read records
+    /// the cursor skips (persisted with the cursor until passed).
+    pub(super) fence: Option<Fence>,
 }
 
 #[derive(Debug, Default)]
@@ -74,6 +80,10 @@ pub(super) struct Counters {
     pub(super) fsync_time_total: Duration,
     pub(super) fsync_time_max: Duration,
     pub(super) write_errors: u64,
+    /// Records recovery cut that cursors had acknowledged (at the last open).
+    pub(super) recovery_cut_records: u64,
+    /// Bytes recovery cut from the tail segment (at the last open).
+    pub(super) recovery_cut_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -414,25 +424,46 @@ impl Shared {
         acked: u64,
         sink_state: Option<&Bytes>,
     ) -> Result<(), JournalError> {
-        let bytes = format::encode_cursor(acked, sink_state.map(|b| &b[..]));
+        let positions = {
+            let st = self.lock();
+            st.cursors.get(name).map_or_else(Vec::new, |m| {
+                delivered::encode(&m.delivered, m.fence.as_ref())
+            })
+        };
+        let bytes = format::encode_cursor(acked, sink_state.map(|b| &b[..]), &positions);
         self.write_small_file(&self.cursors_dir, &format!("{name}.cur"), &bytes)
             .map_err(|e| io_err(&self.cursors_dir.join(format!("{name}.cur")), e))
     }
 
     /// Persists `acked` (or the cursor's position, if the journal moved it further) with
-    /// `sink_state` and records it; returns the position persisted.
+    /// `sink_state` and the positions of the records it acknowledges (`(seq, file_id,
+    /// end_offset)`), and records it; returns the position persisted.
     pub(super) fn persist_ack(
         &self,
         name: &str,
         acked: u64,
         sink_state: Option<Bytes>,
+        positions: &[(u64, u64, u64)],
     ) -> Result<u64, JournalError> {
         let _serial = self.cursor_files.lock().unwrap_or_else(|p| p.into_inner());
-        let at = self
-            .lock()
-            .cursors
-            .get(name)
-            .map_or(acked, |m| m.acked.max(acked));
+        let at = {
+            let mut st = self.lock();
+            let meta = st.cursors.entry(name.to_string()).or_default();
+            for &(seq, file_id, end_offset) in positions {
+                meta.delivered.note(seq, file_id, end_offset);
+            }
+            if let Some(fence) = meta.fence.as_mut()
+                && fence.acked(acked)
+            {
+                tracing::info!(
+                    cursor = name,
+                    skipped = fence.skipped,
+                    "every line read again after the journal's tail was cut is past what this cursor had delivered; it no longer skips re-read lines"
+                );
+                meta.fence = None;
+            }
+            meta.acked.max(acked)
+        };
         self.persist_cursor(name, at, sink_state.as_ref())?;
         self.record_ack(name, at, sink_state);
         Ok(at)

@@ -183,7 +183,7 @@ mod tests {
         let line = r#"{"version":"1.1","host":"h","short_message":"m \"q\"","full_message":"f","timestamp":1700000000.123456,"level":3,"_UserId":42,"_ratio":0.1,"_big":1e300,"_a.b-c":"x","facility":"app","_source":"s"}"#;
         let r = Record::new(Origin::new("g", "g", Format::Gelf, "origin"), line.into());
         let mut out = Vec::new();
-        parser.encode(&r, &mut out);
+        crate::gelf::encode_parsed(&parser, &r, &mut out);
         let got: serde_json::Value = serde_json::from_slice(&out).unwrap();
         let sent: serde_json::Value = serde_json::from_str(line).unwrap();
         for (k, v) in sent.as_object().unwrap() {
@@ -202,7 +202,7 @@ mod tests {
             "{\"_id\":1}".into(),
         );
         out.clear();
-        assert!(parser.encode(&bad, &mut out).is_error());
+        assert!(crate::gelf::encode_parsed(&parser, &bad, &mut out).is_error());
         let got: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(got["short_message"], "{\"_id\":1}");
         assert!(got["_parse_error"].as_str().unwrap().contains("_id"));

@@ -5,26 +5,31 @@
 //! and never panics on any input; a line that does not parse yields a [`ParseError`] saying what
 //! and where, and the caller keeps the raw line.
 //!
-//! A source builds one [`ParserConfig`], compiles it once into a [`Parser`] and then calls
-//! [`Parser::encode`] for every record.
+//! A source builds one [`ParserConfig`], compiles it once into a [`Parser`]; the sinks run it
+//! through `gelf::encode_parsed` for every record (a leaf: nothing here imports the rest of the
+//! crate, not even the record model).
 
 pub mod apache;
 pub mod detect;
+mod format;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gelf;
 pub mod haproxy;
 pub mod json;
-pub mod registry;
 pub mod syslog;
 pub mod text;
 pub mod tz;
 
 use std::fmt;
 
-pub use crate::record::Format;
+pub use format::Format;
 pub use text::Escaping;
 pub use tz::LogZone;
+
+/// Syslog severity "informational": the level of a line that states none (GELF's default level
+/// for access lines).
+pub const LEVEL_INFO: u8 = 6;
 
 /// A field value, borrowed from the line.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -478,7 +483,14 @@ impl Parser {
         let r = match detect::detect_message(msg, info.program) {
             Some(Format::Haproxy) => self.haproxy.parse(msg, cx, sink, info),
             Some(Format::Apache) => self.apache.parse(msg, cx, sink, info),
-            Some(Format::Json) => json::parse(msg, cx, sink, info),
+            Some(Format::Json) => {
+                // The JSON's own short_message/message/msg is the message (README, fields);
+                // without one the syslog MSG stays.
+                info.message = None;
+                let r = json::parse(msg, cx, sink, info);
+                info.message = info.message.or(saved.message);
+                r
+            }
             _ => Ok(()),
         };
         if r.is_err() {
@@ -550,28 +562,11 @@ impl Parser {
         }
     }
 
-    /// Writes `record` as one GELF 1.1 JSON object into `out` (no trailing newline) and says
-    /// whether it parsed. A line that does not parse is written with `short_message` = the raw
-    /// line, `_parse_error` and `_format_tried`.
-    pub fn encode(&self, record: &crate::record::Record, out: &mut Vec<u8>) -> Outcome {
-        crate::gelf::encode_parsed(self, self.format_for(record), record, out)
-    }
-
-    /// [`encode`](Self::encode), keeping what the parser saw (see
-    /// [`crate::gelf::encode_parsed_observed`]).
-    pub fn encode_observed<'r>(
-        &self,
-        record: &'r crate::record::Record,
-        out: &mut Vec<u8>,
-        seen: Option<&mut crate::gelf::SeenFields>,
-    ) -> crate::gelf::Encoded<'r> {
-        crate::gelf::encode_parsed_observed(self, self.format_for(record), record, out, seen)
-    }
-
-    /// The format a record is parsed in: the configured one, or the record's own hint.
-    pub fn format_for(&self, record: &crate::record::Record) -> Format {
+    /// The format a record with the format hint `hint` is parsed in: the configured one, or the
+    /// record's own hint.
+    pub fn format_for(&self, hint: Format) -> Format {
         if self.format == Format::Auto {
-            record.origin.format
+            hint
         } else {
             self.format
         }
@@ -590,7 +585,7 @@ impl Parser {
             (Some(sev), Some(st)) => sev.min(st),
             (Some(sev), None) => sev,
             (None, Some(st)) => st,
-            (None, None) => crate::gelf::LEVEL_INFO,
+            (None, None) => LEVEL_INFO,
         }
     }
 }

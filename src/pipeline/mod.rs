@@ -9,6 +9,7 @@
 //!
 //! This module owns the tokio runtime and the wiring; the sources, sinks and journal own their I/O.
 
+mod descriptors;
 pub mod reload;
 mod topology;
 pub mod unrouted;
@@ -25,7 +26,7 @@ use crate::accounting::stream::JoinSettings;
 use crate::component::ComponentError;
 use crate::config::Config;
 use crate::journal::{Journal, JournalError};
-use crate::parse::registry::ParserRegistry;
+use crate::parsers::ParserRegistry;
 use topology::Topology;
 
 #[derive(Debug, Error)]
@@ -159,6 +160,8 @@ pub fn serve(
 ) -> Result<(), PipelineError> {
     let pid_path = config.pid_path();
     let status_every = config.status_interval.0;
+    let mut config = config;
+    descriptors::fit(&mut config, None);
     let mut topo = Topology::start(config, runtime)?;
     let pid_file = match reload::PidFile::create(&pid_path) {
         Ok(p) => p,
@@ -271,13 +274,14 @@ fn apply_reload(topo: &mut Topology, path: Option<&Path>, runtime: &tokio::runti
     };
     tracing::info!(config = %path.display(), "Reload requested.");
     let started = Instant::now();
-    let config = match Config::load(path) {
+    let mut config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("Reload failed, the running config stays: {e}");
             return;
         }
     };
+    descriptors::fit(&mut config, None);
     match topo.reload(config, runtime) {
         Ok((sources, sinks)) => tracing::info!(
             sources = %sources.summary(),

@@ -5,7 +5,9 @@
 //! cursors exist before anything is appended), then sources. A failed start stops what already
 //! started, in reverse order. Reload: removed and changed sources stop, removed and changed
 //! sinks stop (joined: a sink never runs twice on one cursor), then changed and new sinks start,
-//! then changed and new sources. Unchanged components are not touched (their sockets stay open).
+//! then changed and new sources. Unchanged components are not touched (their sockets stay open);
+//! a changed source takes over its previous instance's sockets for the addresses that stayed
+//! (`sources::syslog::handover`), so they never close.
 //!
 //! This module owns the wiring; components own their I/O.
 
@@ -19,7 +21,7 @@ use crate::component::{
 };
 use crate::config::{Config, SourceConfig};
 use crate::journal::Journal;
-use crate::parse::registry::ParserRegistry;
+use crate::parsers::ParserRegistry;
 use crate::record::Origin;
 use crate::sinks::route::Route;
 use crate::telemetry::{SinkStats, SourceStats};
@@ -96,6 +98,8 @@ pub(super) struct Topology {
     pub sources: BTreeMap<String, Slot<SourceStats>>,
     pub sinks: BTreeMap<String, Slot<SinkStats>>,
     pub unrouted: Unrouted,
+    /// Duplicates of each running source's sockets, handed to its next instance on reload.
+    held: BTreeMap<String, sources::Held>,
     search: BTreeMap<String, SearchApi>,
     /// What the operations server reports (refreshed by the pipeline's tick).
     pub ops: OpsView,
@@ -278,7 +282,7 @@ impl Topology {
         }
         let mut bound = BTreeMap::new();
         for (name, source) in &config.sources {
-            let b = sources::bind(source, name).map_err(|source| PipelineError::Source {
+            let b = sources::bind(source, name, None).map_err(|source| PipelineError::Source {
                 name: name.clone(),
                 source,
             })?;
@@ -292,6 +296,7 @@ impl Topology {
             sources: BTreeMap::new(),
             sinks: BTreeMap::new(),
             unrouted: Unrouted::default(),
+            held: BTreeMap::new(),
             search: BTreeMap::new(),
             ops,
             ops_stop,
@@ -383,6 +388,10 @@ impl Topology {
                 Config::source_category(name, &g.category),
                 crate::record::Format::Gelf,
             ),
+        };
+        match bound.hold() {
+            Some(h) => self.held.insert(name.to_string(), h),
+            None => self.held.remove(name),
         };
         let (stop, shutdown) = Shutdown::new();
         let ctx = SourceContext {
@@ -496,6 +505,9 @@ impl Topology {
         // Stop: sources first (each flushes what it read), then sinks, all at once, then wait.
         let stopped_sources = stop_slots(&mut self.sources, &source_plan, &self.runtime);
         let stopped_sinks = stop_slots(&mut self.sinks, &sink_plan, &self.runtime);
+        for name in &source_plan.removed {
+            self.held.remove(name);
+        }
         for name in &sink_plan.removed {
             tracing::info!(sink = %name, "Reload removed sink `{name}`: its journal cursor stays (and keeps what it has not read); `quill journal drop-cursor {name} -c CONFIG` removes it.");
         }
@@ -512,7 +524,8 @@ impl Topology {
         self.update_search(&new);
         for name in source_plan.to_start() {
             let stats = stopped_sources.get(name).cloned();
-            let started = sources::bind(&new.sources[name], name)
+            let held = self.held.remove(name);
+            let started = sources::bind(&new.sources[name], name, held)
                 .map_err(|source| PipelineError::Source {
                     name: name.clone(),
                     source,
@@ -600,6 +613,7 @@ impl Topology {
             }
         }
         self.unrouted.stop();
+        self.held.clear();
         for api in std::mem::take(&mut self.search).into_values() {
             api.stop.trigger();
         }

@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::accounting::stream::{Joined, append_correction};
-use crate::parse::registry::ParserRegistry;
+use crate::parsers::ParserRegistry;
 
 /// Records below which a batch is encoded on the calling thread alone (a hand-off costs more).
 const MIN_PARALLEL: usize = 256;

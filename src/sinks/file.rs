@@ -42,7 +42,7 @@ use crate::accounting::stream::{JoinStage, Joined};
 use crate::component::{ComponentError, Shutdown, SinkContext};
 use crate::config::{Compression, FileSinkConfig, OutputFsync, default_workers, is_safe_category};
 use crate::journal::Cursor;
-use crate::parse::registry::ParserRegistry;
+use crate::parsers::ParserRegistry;
 use crate::sinks::join::{self, Reading};
 use crate::sinks::route::Route;
 use crate::telemetry::SinkStats;

@@ -5,15 +5,17 @@
 //!   above `chunk_size`, optionally gzip or zlib compressed. A message that needs more than 128
 //!   chunks cannot be sent: it is passed over and counted in `quill_sink_dropped_total`. UDP has
 //!   no acknowledgement: what the kernel or the receiver drops is the receiver's loss to count.
-//! - `tcp://`, `tls://`: NUL-delimited messages on one connection; a batch is acknowledged once
-//!   it is written. A reset or a stalled receiver (`timeout`) fails the attempt; the supervisor
-//!   reconnects with backoff from the cursor: at least once across reconnects.
+//! - `tcp://`, `tls://`: NUL-delimited messages on one connection. GELF has no acknowledgement:
+//!   the cursor stays `resend_window` bytes (plus the kernel's send queue) behind what was
+//!   written, and catches up once the stream is idle with its send queue empty. A reset or a
+//!   stalled receiver (`timeout`) fails the attempt; the supervisor reconnects with backoff from
+//!   the cursor: at least once across reconnects, the repeats bounded by that window.
 //! - `http://`, `https://`: one `POST` per message ([`super::gelf_http`]), acknowledged by its 2xx.
 //!
 //! Touches its socket and (through [`super::deliver`]) its cursor.
 
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
@@ -64,11 +66,11 @@ pub fn spawn(
             };
             let mut transport: Box<dyn Transport> = match target.scheme {
                 OutScheme::Udp => Box::new(UdpOut::new(&target.addr, &config).map_err(failed)?),
-                OutScheme::Tcp | OutScheme::Tls => Box::new(StreamOut {
-                    addr: target.addr.clone(),
-                    stream: net_out::connect(&target.addr, tls.as_ref(), timeout)
-                        .map_err(failed)?,
-                }),
+                OutScheme::Tcp | OutScheme::Tls => Box::new(StreamOut::new(
+                    &target.addr,
+                    net_out::connect(&target.addr, tls.as_ref(), timeout).map_err(failed)?,
+                    config.resend_window.0,
+                )),
                 OutScheme::Http | OutScheme::Https => Box::new(HttpOut::new(
                     &target,
                     tls,
@@ -114,10 +116,37 @@ pub(super) fn message(chunk: &EncodedChunk, i: usize) -> &[u8] {
     &chunk.buf[r.start..r.end - 1]
 }
 
+/// Longest wait at the end of an attempt for the receiver's TCP to take what was written.
+const SETTLE: Duration = Duration::from_secs(2);
+
 /// Messages written to a stream as they are (delimiters included), flushed per batch.
+///
+/// No application acknowledgement: the last `window` bytes written, plus what the kernel still
+/// queues, count as unconfirmed (a receiver that stalls, resets or dies may hold them unread in
+/// its buffers). Once idle with an empty send queue, everything written is confirmed.
 pub(super) struct StreamOut {
-    pub addr: String,
-    pub stream: Stream,
+    addr: String,
+    stream: Stream,
+    window: u64,
+    failed: bool,
+}
+
+impl StreamOut {
+    pub(super) fn new(addr: &str, stream: Stream, window: u64) -> StreamOut {
+        StreamOut {
+            addr: addr.to_string(),
+            stream,
+            window,
+            failed: false,
+        }
+    }
+
+    fn write(&mut self, chunks: &[EncodedChunk]) -> std::io::Result<()> {
+        for c in chunks {
+            self.stream.write_all(&c.buf)?;
+        }
+        self.stream.flush()
+    }
 }
 
 impl Transport for StreamOut {
@@ -127,16 +156,31 @@ impl Transport for StreamOut {
         delivered: &mut usize,
         _stats: &SinkStats,
     ) -> Result<(), OutError> {
-        for c in chunks {
-            self.stream
-                .write_all(&c.buf)
-                .map_err(|e| OutError::io(&self.addr, e))?;
+        if let Err(e) = self.write(chunks) {
+            self.failed = true;
+            return Err(OutError::io(&self.addr, e));
         }
-        self.stream
-            .flush()
-            .map_err(|e| OutError::io(&self.addr, e))?;
         *delivered = chunks.iter().map(|c| c.ends.len()).sum();
         Ok(())
+    }
+
+    fn unconfirmed(&mut self, idle: bool) -> u64 {
+        match self.stream.send_queue() {
+            _ if self.failed => u64::MAX,
+            None => u64::MAX,
+            Some(0) if idle => 0,
+            Some(queued) => queued.saturating_add(self.window),
+        }
+    }
+
+    fn settle(&mut self) {
+        let deadline = Instant::now() + SETTLE;
+        while !self.failed
+            && self.stream.send_queue().is_some_and(|q| q > 0)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 

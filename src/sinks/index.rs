@@ -25,7 +25,7 @@ use crate::component::{ComponentError, Shutdown, SinkContext};
 use crate::config::IndexSinkConfig;
 use crate::index::{IndexError, IndexSettings, IndexWriterSet};
 use crate::journal::Cursor;
-use crate::parse::registry::ParserRegistry;
+use crate::parsers::ParserRegistry;
 use crate::sinks::join::{self, Reading};
 use crate::sinks::route::Route;
 use crate::telemetry::SinkStats;

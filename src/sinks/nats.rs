@@ -32,7 +32,7 @@ use crate::component::{ComponentError, SinkContext};
 use crate::config::{NatsRetention, NatsSinkConfig};
 use crate::index::document::EntryFields;
 use crate::journal::{Cursor, Entry};
-use crate::parse::registry::ParserRegistry;
+use crate::parsers::ParserRegistry;
 use crate::record::Record;
 use crate::sinks::route::Route;
 use crate::transport::{self, nats as wire};

@@ -112,6 +112,22 @@ impl Write for Stream {
     }
 }
 
+impl Stream {
+    /// Bytes written to this connection that the receiver's TCP has not acknowledged yet (the
+    /// kernel's send queue, `TIOCOUTQ`); `None` when the kernel does not say.
+    pub fn send_queue(&self) -> Option<u64> {
+        use std::os::fd::AsRawFd;
+        let fd = match self {
+            Stream::Plain(s) => s.as_raw_fd(),
+            Stream::Tls(s) => s.sock.as_raw_fd(),
+        };
+        let mut queued: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ writes one c_int through the pointer, to a socket this stream owns.
+        let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) };
+        (rc == 0).then(|| u64::try_from(queued).unwrap_or(0))
+    }
+}
+
 /// The addresses `addr` (`HOST:PORT`) resolves to.
 pub fn resolve(addr: &str) -> Result<Vec<SocketAddr>, OutError> {
     let addrs: Vec<SocketAddr> = addr
@@ -175,4 +191,27 @@ pub fn udp(addr: &str) -> Result<(UdpSocket, SocketAddr), OutError> {
     };
     let sock = UdpSocket::bind(local).map_err(|e| OutError::io(addr, e))?;
     Ok((sock, to))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    #[test]
+    fn send_queue_drains_once_the_peer_reads() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let mut s = super::connect(&addr, None, Duration::from_secs(5)).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        s.write_all(&[7u8; 4096]).unwrap();
+        s.flush().unwrap();
+        let mut got = vec![0u8; 4096];
+        peer.read_exact(&mut got).unwrap();
+        let drained = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(5));
+            s.send_queue() == Some(0)
+        });
+        assert!(drained, "send queue {:?}", s.send_queue());
+    }
 }

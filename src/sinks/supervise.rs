@@ -34,7 +34,7 @@ use crate::component::{
 };
 use crate::config::SinkConfig;
 use crate::journal::Journal;
-use crate::parse::registry::ParserRegistry;
+use crate::parsers::ParserRegistry;
 use crate::telemetry::SinkStats;
 
 /// An attempt that has run this long without failing counts as recovered.

@@ -9,10 +9,11 @@
 //!
 //! Transport: `udp://` (one datagram per message; one the network cannot carry, above 65,507
 //! bytes, is passed over and counted in `quill_sink_dropped_total`), `tcp://` or `tls://` with
-//! octet counting (RFC 6587 `LEN SP MSG`, default) or LF framing. Over TCP a batch is
-//! acknowledged once written; a slow receiver holds the sink (backpressure: the cursor waits,
-//! the journal keeps the records), one silent past `timeout` or a reset fails the attempt and the
-//! supervisor reconnects from the cursor (at least once across reconnects).
+//! octet counting (RFC 6587 `LEN SP MSG`, default) or LF framing. Over TCP the cursor trails
+//! what was written by `resend_window` (see the gelf sink's TCP); a slow receiver holds the sink
+//! (backpressure: the cursor waits, the journal keeps the records), one silent past `timeout` or
+//! a reset fails the attempt and the supervisor reconnects from the cursor (at least once across
+//! reconnects).
 //!
 //! Touches its socket and (through [`super::deliver`]) its cursor.
 
@@ -81,11 +82,12 @@ pub fn spawn(
         .spawn(move || {
             let failed = |e: OutError| ComponentError::Failed(format!("syslog sink: {e}"));
             let mut transport: Box<dyn Transport> = if stream {
-                Box::new(StreamOut {
-                    addr: target.addr.clone(),
-                    stream: net_out::connect(&target.addr, tls.as_ref(), config.timeout.0)
+                Box::new(StreamOut::new(
+                    &target.addr,
+                    net_out::connect(&target.addr, tls.as_ref(), config.timeout.0)
                         .map_err(failed)?,
-                })
+                    config.resend_window.0,
+                ))
             } else {
                 let (sock, to) = net_out::udp(&target.addr).map_err(failed)?;
                 Box::new(UdpOut {

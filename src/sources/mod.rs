@@ -7,6 +7,7 @@
 //! - [`relp`]: rsyslog's RELP, acked once durable (async tasks).
 //! - [`forward`]: batches from agents over the forward protocol (async tasks; aggregators).
 //! - [`gelf`]: GELF over UDP (chunked, compressed), TCP and HTTP.
+//! - [`nats`]: the partitions of a JetStream stream an aggregator owns in its group (async tasks).
 //!
 //! A source may touch only its own input and the journal's append side.
 
@@ -14,10 +15,13 @@ pub mod file;
 pub mod forward;
 pub mod gelf;
 pub mod listen;
+pub mod nats;
 
 pub mod relp;
 pub mod scribe;
 pub mod syslog;
+
+pub use syslog::handover::Held;
 
 use crate::component::{ComponentError, Running, SourceContext};
 use crate::config::SourceConfig;
@@ -29,10 +33,33 @@ pub enum Bound {
     Later,
 }
 
-/// Binds the listeners of the source described by `config` (named `name`).
-pub fn bind(config: &SourceConfig, name: &str) -> Result<Bound, ComponentError> {
+impl Bound {
+    /// Duplicates of the bound sockets, for the source's next instance on reload (see
+    /// [`syslog::handover`]); `None` when there are none.
+    pub fn hold(&self) -> Option<Held> {
+        match self {
+            Bound::Syslog(b) => b
+                .hold()
+                .inspect_err(|e| {
+                    tracing::warn!("Cannot keep the source's sockets for a reload: {e}.")
+                })
+                .ok(),
+            Bound::Later => None,
+        }
+    }
+}
+
+/// Binds the listeners of the source described by `config` (named `name`), taking over the
+/// sockets `held` from its previous instance where the address is the same.
+pub fn bind(
+    config: &SourceConfig,
+    name: &str,
+    held: Option<Held>,
+) -> Result<Bound, ComponentError> {
     Ok(match config {
-        SourceConfig::Syslog(cfg) => Bound::Syslog(syslog::bind(cfg, name)?),
+        SourceConfig::Syslog(cfg) => {
+            Bound::Syslog(syslog::bind(cfg, name, held.unwrap_or_default())?)
+        }
         SourceConfig::File(_)
         | SourceConfig::Forward(_)
         | SourceConfig::Scribe(_)
@@ -71,7 +98,7 @@ pub fn start(
     stop: crate::component::ShutdownTrigger,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<Running, ComponentError> {
-    let bound = bind(config, &ctx.name)?;
+    let bound = bind(config, &ctx.name, None)?;
     start_bound(config, bound, ctx, stop, runtime)
 }
 
@@ -91,7 +118,7 @@ pub fn start_bound(
         (SourceConfig::Syslog(cfg), bound) => {
             let bound = match bound {
                 Bound::Syslog(b) => b,
-                Bound::Later => syslog::bind(cfg, &ctx.name)?,
+                Bound::Later => syslog::bind(cfg, &ctx.name, Default::default())?,
             };
             let _guard = runtime.enter();
             Running::task(syslog::start(bound, cfg, ctx, runtime)?)
@@ -106,11 +133,7 @@ pub fn start_bound(
             Running::task(handle).with_detail(move || counters.summary())
         }
         (SourceConfig::Relp(cfg), _) => Running::task(relp::start(cfg.clone(), ctx, runtime)?),
-        (SourceConfig::Nats(_), _) => {
-            return Err(ComponentError::Setting(
-                "the nats source is not built yet (issue #18): only the nats sink is".into(),
-            ));
-        }
+        (SourceConfig::Nats(cfg), _) => nats::start(cfg.clone(), ctx, runtime)?,
         (SourceConfig::Gelf(cfg), _) => {
             let (handle, stats) = gelf::start(cfg, ctx, runtime)?;
             Running::task(handle).with_detail(move || stats.summary())

@@ -477,16 +477,43 @@ backoff_max = "200ms"
 
 #[test]
 fn idle_syslog_connections_under_a_small_descriptor_limit() {
+    let log = idle_connections_attack("");
+    assert!(log.contains("`max_connections` lowered to 64"), "{log}");
+}
+
+/// Two TCP listeners (syslog and GELF) asking for 1,000 connections each under a 128-descriptor
+/// limit: together they are lowered to what fits beside the reserve (32 each), so 400 idle
+/// connections (200 on each) cannot starve the journal (segment rolls), the file sink or UDP.
+#[test]
+fn idle_connections_on_two_listeners_fit_under_the_descriptor_limit_together() {
+    let gelf = free_port();
+    let log = idle_connections_attack(&format!(
+        "[sources.gl]\ntype = \"gelf\"\ntcp = \"127.0.0.1:{gelf}\"\nmax_connections = 1000\n"
+    ));
+    for source in ["sys", "gl"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("`max_connections` lowered to 32")
+                    && l.contains("all listeners together ask for 2000")
+                    && l.contains(&format!("component={source}"))),
+            "{source}: {log}"
+        );
+    }
+}
+
+/// A syslog source (UDP + TCP, `max_connections = 1000`) plus `more_sources` (TOML) under a
+/// 128-descriptor limit; 200 idle connections on every TCP port of the config. UDP keeps
+/// flowing, the journal keeps rolling, nothing runs out of descriptors, RSS stays bounded.
+/// Returns the daemon's log.
+fn idle_connections_attack(more_sources: &str) -> String {
     let _alone = alone();
     raise_own_nofile();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let (tcp, udp) = (free_port(), free_port());
     let cfg = root.join("syslog.toml");
-    write_file(
-        &cfg,
-        &format!(
-            r#"data_dir = "./data"
+    let text = format!(
+        r#"data_dir = "./data"
 hostname = "h"
 status_interval = "1s"
 
@@ -499,16 +526,47 @@ udp = "127.0.0.1:{udp}"
 tcp = "127.0.0.1:{tcp}"
 max_connections = 1000
 
+{more_sources}
 [sinks.out]
 type = "file"
 path = "./agg-out"
 "#
-        ),
     );
-    let stderr = std::fs::File::create(root.join("syslog.log")).unwrap();
+    write_file(&cfg, &text);
+    let ports: Vec<u16> = std::iter::once(tcp)
+        .chain(text.lines().filter_map(|l| {
+            l.strip_prefix("tcp = \"127.0.0.1:")?
+                .strip_suffix('"')?
+                .parse()
+                .ok()
+        }))
+        .collect::<std::collections::BTreeSet<u16>>()
+        .into_iter()
+        .collect();
+    let mut d = spawn_with_nofile(root, &cfg, 128);
+    let mut idle = Vec::new();
+    for &port in &ports {
+        wait_port(port);
+        idle.extend(idle_connections(port, 200));
+    }
+    udp_flows_and_journal_rolls(root, udp);
+    assert!(alive(&mut d));
+    let log = d.stderr();
+    assert!(!log.contains("Too many open files"), "{log}");
+    let peak = peak_rss_mib(d.child.id());
+    assert!(peak < 200, "peak RSS {peak} MiB");
+    drop(idle);
+    assert!(d.stop().success());
+    log
+}
+
+/// `quill run -c cfg` in `root` with its descriptor limit (soft and hard) set to `limit`.
+fn spawn_with_nofile(root: &Path, cfg: &Path, limit: u64) -> Daemon {
+    let stderr_path = root.join("syslog.log");
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
     let mut cmd = Command::new(quill_bin());
     cmd.args(["run", "-c"])
-        .arg(&cfg)
+        .arg(cfg)
         .current_dir(root)
         .env("QUILL_LOG", "info")
         .stdin(Stdio::null())
@@ -517,10 +575,10 @@ path = "./agg-out"
     // SAFETY: setrlimit is async-signal-safe; it runs in the child between fork and exec.
     unsafe {
         use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             let lim = libc::rlimit {
-                rlim_cur: 128,
-                rlim_max: 128,
+                rlim_cur: limit,
+                rlim_max: limit,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
                 return Err(std::io::Error::last_os_error());
@@ -528,19 +586,24 @@ path = "./agg-out"
             Ok(())
         });
     }
-    let mut d = Daemon {
+    Daemon {
         child: cmd.spawn().unwrap(),
-        stderr_path: root.join("syslog.log"),
-    };
-    wait_port(tcp);
-    let mut idle = Vec::new();
-    for _ in 0..200 {
-        if let Ok(s) = connect_from(Ipv4Addr::new(127, 0, 0, 2), tcp) {
-            idle.push(s);
-        }
+        stderr_path,
     }
+}
+
+/// `n` connections from 127.0.0.2 to `port` that never send anything.
+fn idle_connections(port: u16, n: usize) -> Vec<TcpStream> {
+    let idle = (0..n)
+        .filter_map(|_| connect_from(Ipv4Addr::new(127, 0, 0, 2), port).ok())
+        .collect();
     std::thread::sleep(Duration::from_millis(300));
-    // UDP keeps flowing and the journal keeps rolling segments (64 KiB each: ~35 rolls).
+    idle
+}
+
+/// 5,000 UDP syslog messages of ~450 bytes all reach the file sink (the journal rolls its
+/// 64 KiB segments ~35 times meanwhile).
+fn udp_flows_and_journal_rolls(root: &Path, udp: u16) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let pad = "x".repeat(400);
     for n in 0..5000 {
@@ -562,14 +625,22 @@ path = "./agg-out"
         "only {} of 5000 UDP records arrived",
         count()
     );
-    assert!(alive(&mut d));
-    let log = d.stderr();
-    assert!(log.contains("`max_connections` lowered to 64"), "{log}");
-    assert!(!log.contains("Too many open files"), "{log}");
-    let peak = peak_rss_mib(d.child.id());
-    assert!(peak < 200, "peak RSS {peak} MiB");
-    drop(idle);
-    assert!(d.stop().success());
+    // The journal rolled: its newest segment starts far past the first record.
+    let newest = std::fs::read_dir(root.join("data/journal"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".qjs")?
+                .parse::<u64>()
+                .ok()
+        })
+        .max();
+    assert!(
+        newest.is_some_and(|n| n > 1000),
+        "no segment roll: {newest:?}"
+    );
 }
 
 #[test]
@@ -692,10 +763,13 @@ fn sigterm_with_a_full_disk_stops_in_bounded_time() {
         .collect();
     write_file(&root.join("logs/a.log"), &lines);
     let cfg = root.join("full.toml");
+    let tcp = free_port();
     // The sink forwards to a closed port: nothing leaves the journal, so the disk stays full.
+    // A TCP syslog peer keeps sending meanwhile: its connection waits for journal space too.
     write_file(
         &cfg,
-        r#"data_dir = "./mnt/data"
+        &format!(
+            r#"data_dir = "./mnt/data"
 hostname = "h"
 
 [journal]
@@ -706,13 +780,30 @@ type = "file"
 include = ["logs/*.log"]
 format = "raw"
 
+[sources.sys]
+type = "syslog"
+tcp = "127.0.0.1:{tcp}"
+
 [sinks.out]
 type = "forward"
 to = ["127.0.0.1:1"]
 drain_timeout = "1s"
-"#,
+"#
+        ),
     );
     let mut d = Daemon::start(root, &cfg);
+    wait_port(tcp);
+    let mut peer = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    peer.set_write_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let sender = std::thread::spawn(move || {
+        let msg = format!("<13>Jan  1 00:00:00 h app: tcp {}\n", "z".repeat(200));
+        let mut sent = 0u64;
+        while peer.write_all(msg.as_bytes()).is_ok() {
+            sent += 1;
+        }
+        sent
+    });
     assert!(
         wait_until(Duration::from_secs(20), || d
             .stderr()
@@ -726,6 +817,8 @@ drain_timeout = "1s"
     let took = start.elapsed();
     let log = std::fs::read_to_string(&d.stderr_path).unwrap_or_default();
     assert!(status.is_some(), "no exit within 15 s of SIGTERM:\n{log}");
+    let sent = sender.join().unwrap();
+    assert!(sent > 0, "the TCP peer sent nothing");
     assert!(took < Duration::from_secs(12), "stopping took {took:?}");
     assert!(
         log.contains("records could not be journaled"),

@@ -198,8 +198,14 @@ fn logrotate_copytruncate_every_line_on_disk_exactly_once() {
     // A line cut by the copy may arrive as flagged pieces; at most one per rotation.
     assert!(fragments.len() <= 2 * ROTATIONS, "fragments: {fragments:?}");
     let lost = r.written - counts.len() as u64;
+    let counted = logged_copytruncate_loss(&r.stderr);
+    assert!(
+        counted <= lost * (line(0).len() as u64 + 1),
+        "counted {counted} lost bytes for {lost} missing lines\n{}",
+        r.stderr
+    );
     eprintln!(
-        "copytruncate: {} lines written, {lost} lost in logrotate's copy/truncate window, {} fragments",
+        "copytruncate: {} lines written, {lost} lost in logrotate's copy/truncate window, {} fragments, {counted} bytes counted",
         r.written,
         fragments.len()
     );
@@ -224,7 +230,7 @@ fn logrotate_copytruncate_live_name_only_loses_only_inside_the_window() {
             ((n.saturating_sub(1000))..n).collect()
         },
     );
-    let (counts, _fragments) = tally(&r.messages);
+    let (counts, fragments) = tally(&r.messages);
     assert!(counts.values().all(|c| *c == 1), "duplicates\n{}", r.stderr);
     let mut lost = 0;
     for n in 0..r.written {
@@ -238,8 +244,28 @@ fn logrotate_copytruncate_live_name_only_loses_only_inside_the_window() {
             );
         }
     }
+    // What Quill counted as lost (it saw those bytes exist and never read them) is part of what
+    // is missing; bytes written and truncated between two of its size checks it cannot see.
+    let line_len = line(0).len() as u64 + 1;
+    let missing_bytes = lost * line_len - fragments.iter().map(|f| f.len() as u64).sum::<u64>();
+    let counted = logged_copytruncate_loss(&r.stderr);
+    assert!(
+        counted <= missing_bytes,
+        "counted {counted} lost bytes, but only {missing_bytes} are missing\n{}",
+        r.stderr
+    );
     eprintln!(
-        "copytruncate (live name only): {} written, {lost} lost",
+        "copytruncate (live name only): {} written, {lost} lost ({missing_bytes} bytes), {counted} bytes counted",
         r.written
     );
+}
+
+/// The sum of the `lost_bytes` of Quill's copytruncate loss warnings.
+fn logged_copytruncate_loss(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .filter(|l| l.contains("copytruncate window"))
+        .filter_map(|l| l.split("lost_bytes=").nth(1))
+        .filter_map(|v| v.split(' ').next()?.parse::<u64>().ok())
+        .sum()
 }

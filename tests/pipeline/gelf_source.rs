@@ -134,25 +134,6 @@ fn memchr_count(b: &[u8]) -> usize {
     b.iter().filter(|&&c| c == b'\n').count()
 }
 
-/// A counter `name=N` (or `N name`) of source `source` in a status line.
-fn counter(status: &str, source: &str, name: &str) -> u64 {
-    let Some(part) = status
-        .split(" | ")
-        .find(|p| p.starts_with(&format!("source {source}:")))
-    else {
-        return 0;
-    };
-    for item in part.split([',', ' ']) {
-        if let Some(v) = item.strip_prefix(&format!("{name}=")) {
-            return v.parse().unwrap_or(0);
-        }
-    }
-    let needle = format!(" {name}");
-    part.find(&needle)
-        .and_then(|i| part[..i].rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Where a sent GELF key is in Quill's output: additional fields keep their `_` name, the legacy
 /// top-level ones (graypy's `facility`, `file`, `line`) become `_name`, as Graylog names them.
 fn output_key(k: &str) -> Option<String> {
@@ -332,10 +313,10 @@ fn graypy_and_pygelf_arrive_exactly_as_sent() {
         "inflate_refused",
     ]
     .iter()
-    .map(|c| counter(&status, "gelf", c))
+    .map(|c| status_counter(&status, "gelf", c))
     .sum::<u64>();
-    let kernel = counter(&status, "gelf", "dropped by the kernel");
-    let journal_full = counter(&status, "gelf", "dropped (journal full)");
+    let kernel = status_counter(&status, "gelf", "dropped by the kernel");
+    let journal_full = status_counter(&status, "gelf", "dropped (journal full)");
     eprintln!(
         "UDP: {udp_missing} missing, {lost} lost in reassembly, {kernel} datagrams dropped by the kernel"
     );
@@ -555,18 +536,29 @@ fn hostile_input_is_bounded_counted_and_kept() {
             .as_str()
             .is_some_and(|m| m.starts_with("hhh"))
     }));
+    // Every set that reached the socket beyond the 2,000 the budget holds was evicted; on a loaded
+    // machine some never reach it and the kernel's drop count has them.
     assert!(
-        counter(&status, "gelf", "chunked_evicted") >= 38_000,
+        status_counter(&status, "gelf", "chunked_evicted")
+            + status_counter(&status, "gelf", "kernel_dropped")
+            >= 38_000,
         "{status}"
     );
-    assert!(counter(&status, "gelf", "chunks_invalid") >= 2, "{status}");
     assert!(
-        counter(&status, "gelf", "chunks_duplicate") >= 1,
+        status_counter(&status, "gelf", "chunks_invalid") >= 2,
         "{status}"
     );
-    assert_eq!(counter(&status, "gelf", "inflate_refused"), 2, "{status}");
     assert!(
-        counter(&status, "gelf", "connections_refused") >= 100,
+        status_counter(&status, "gelf", "chunks_duplicate") >= 1,
+        "{status}"
+    );
+    assert_eq!(
+        status_counter(&status, "gelf", "inflate_refused"),
+        2,
+        "{status}"
+    );
+    assert!(
+        status_counter(&status, "gelf", "connections_refused") >= 100,
         "{status}"
     );
 }

@@ -600,3 +600,81 @@ async fn large_async_batches_encoded_off_the_lock_interleave_with_small_ones() {
     let want: Vec<u64> = (1..=100).chain(1000..1120).collect();
     assert_eq!(lines, want);
 }
+
+/// The tail overwritten after two cursors acknowledged different amounts: recovery names and
+/// counts the cut, the checkpoint is the last surviving frame's, and when the source appends
+/// the lines after it again (new sequence numbers, same file positions) the cursor that had
+/// delivered them skips them (also after another restart: the fence is persisted) while the
+/// cursor that had not gets each line once.
+#[test]
+fn a_damaged_tail_makes_cursors_skip_what_they_had_delivered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("j");
+    let cfg = JournalConfig {
+        segment_bytes: 1 << 20,
+        ..small(FsyncPolicy::Always)
+    };
+    let j = Journal::open(&dir, cfg.clone()).unwrap();
+    append_lines(&j, 1, 100, 5);
+    for (name, upto) in [("ahead", 100), ("behind", 40)] {
+        let mut c = j.cursor(name).unwrap();
+        let mut seen = 0;
+        while seen < upto {
+            let b = c
+                .next_batch_blocking(5, Duration::from_millis(100))
+                .unwrap();
+            seen = b.last().unwrap().seq;
+        }
+        c.ack(upto, None).unwrap();
+    }
+    j.close().unwrap();
+    drop(j);
+    let tail = segments(&dir).pop().unwrap();
+    let len = std::fs::metadata(&tail).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&tail).unwrap();
+    f.write_all_at(&[0x5Au8; 2500], len - 2500).unwrap();
+    drop(f);
+
+    let (j, logs) = with_captured_logs(|| Journal::open(&dir, cfg.clone()).unwrap());
+    let resume: u64 = std::str::from_utf8(&j.checkpoint("file:7").unwrap())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((40..100).contains(&resume), "{resume}");
+    let name = tail.file_name().unwrap().to_str().unwrap();
+    assert!(
+        logs.contains("cut records that cursors had acknowledged")
+            && logs.contains(name)
+            && logs.contains(&format!("count={}", 100 - resume))
+            && logs.contains("ahead("),
+        "{logs}"
+    );
+    let st = j.stats();
+    assert_eq!(st.recovery_cut_records, 100 - resume);
+    assert!(st.recovery_cut_bytes >= 2500, "{st:?}");
+    // The source reads on from its surviving checkpoint.
+    append_lines(&j, resume + 1, 120, 5);
+    j.close().unwrap();
+    drop(j);
+    // A restart before anything was acknowledged keeps the fence.
+    let j = Journal::open(&dir, cfg.clone()).unwrap();
+    assert_eq!(j.stats().recovery_cut_records, 0);
+    let lines = |got: Vec<(u64, u64)>| got.into_iter().map(|(_, l)| l).collect::<Vec<_>>();
+    assert_eq!(
+        lines(read_all(&j, "ahead")),
+        (101..=120).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        lines(read_all(&j, "behind")),
+        (41..=120).collect::<Vec<_>>()
+    );
+    // Once the first line past the fence is acknowledged, the fence is gone.
+    let ((), logs) = with_captured_logs(|| {
+        let mut c = j.cursor("ahead").unwrap();
+        let b = c
+            .next_batch_blocking(500, Duration::from_millis(100))
+            .unwrap();
+        c.ack(b.last().unwrap().seq, None).unwrap();
+    });
+    assert!(logs.contains("no longer skips re-read lines"), "{logs}");
+}

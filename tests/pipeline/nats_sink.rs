@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::support::*;
@@ -15,26 +15,6 @@ use quill::transport::nats::{MessageMeta, decode_payload};
 
 const LINES: usize = 3000;
 const PARTITIONS: u32 = 4;
-
-struct NatsServer(Child);
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn nats_server(dir: &Path, port: u16) -> Option<NatsServer> {
-    let child = Command::new("nats-server")
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    Some(NatsServer(child))
-}
 
 fn append(path: &Path, range: std::ops::Range<usize>) {
     use std::io::Write;
@@ -57,10 +37,7 @@ type Message = (u32, MessageMeta, Vec<(u64, bytes::Bytes)>);
 fn read_stream(port: u16) -> Vec<Message> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let client = async_nats::connect(format!("nats://127.0.0.1:{port}"))
-            .await
-            .unwrap();
-        let js = async_nats::jetstream::new(client);
+        let js = jetstream(port).await;
         // Not there until the agent has created it.
         let Ok(mut stream) = js.get_stream("quill").await else {
             return Vec::new();

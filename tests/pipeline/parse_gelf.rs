@@ -46,7 +46,7 @@ fn encode(p: &Parser, line: &[u8]) -> (String, Outcome) {
     );
     r.received_at = Timestamp(1_795_400_000_000_000_000);
     let mut out = Vec::new();
-    let outcome = p.encode(&r, &mut out);
+    let outcome = quill::gelf::encode_parsed(p, &r, &mut out);
     (String::from_utf8(out).unwrap(), outcome)
 }
 

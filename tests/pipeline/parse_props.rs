@@ -1,6 +1,6 @@
 //! Property tests: any bytes give a result or a parse error (never a panic) and valid GELF;
 //! mutated corpus lines likewise; generated HAProxy, Apache, syslog and JSON lines round-trip
-//! their field values. The fuzz targets' functions (`quill::parse::fuzzing`) run here too, so
+//! their field values. The fuzz targets' functions (`quill::parse::fuzzing`, `quill::gelf::fuzzing`) run here too, so
 //! they are exercised without a nightly toolchain.
 
 use proptest::prelude::*;
@@ -26,7 +26,7 @@ proptest! {
 
     #[test]
     fn any_bytes_encode_to_valid_gelf(data in proptest::collection::vec(any::<u8>(), 0..300), f in any_format()) {
-        fuzzing::encode_line(f, &data);
+        quill::gelf::fuzzing::encode_line(f, &data);
         fuzzing::parse_line(&data);
     }
 
@@ -45,7 +45,7 @@ proptest! {
             }
         }
         line.truncate(cut.min(line.len()).max(line.len().saturating_sub(cut)));
-        fuzzing::encode_line(f, &line);
+        quill::gelf::fuzzing::encode_line(f, &line);
         fuzzing::parse_line(&line);
     }
 

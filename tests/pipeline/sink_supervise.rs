@@ -6,49 +6,11 @@
 //! down is counted exactly: lines written = lines in the output + `quill_sink_skipped_total`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use crate::support::*;
-
-/// A tmpfs mounted for the test, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(path: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(path).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(path)
-            .output()
-            .expect("run mount (this test needs root and mount(8))");
-        assert!(
-            out.status.success(),
-            "mount -t tmpfs failed (this test needs root): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs(path.to_path_buf())
-    }
-
-    /// Writes zeros into `name` until the file system is full.
-    fn fill(&self, name: &str) -> u64 {
-        let mut f = std::fs::File::create(self.0.join(name)).unwrap();
-        let chunk = vec![0u8; 4096];
-        let mut n = 0;
-        while f.write_all(&chunk).is_ok() {
-            n += chunk.len() as u64;
-        }
-        let _ = f.sync_all();
-        n
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 fn config(metrics: u16, max_lag: &str) -> String {
     format!(

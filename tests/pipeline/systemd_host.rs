@@ -309,6 +309,7 @@ fn takes_the_syslog_sockets_systemd_passes() {
     assert!(child.wait().unwrap().success(), "{}", log());
 }
 
+/// Also: a reload that changes the source keeps port 514 although Quill is no longer root.
 #[test]
 fn binds_port_514_as_root_then_runs_as_nobody() {
     use std::os::unix::fs::PermissionsExt;
@@ -352,9 +353,52 @@ fn binds_port_514_as_root_then_runs_as_nobody() {
         daemon.stderr()
     );
     // Real logger(1), over UDP and TCP to port 514.
-    for (flag, text) in [("--udp", "dropped udp"), ("--tcp", "dropped tcp")] {
+    assert!(
+        logger_to_514_arrives(root, "dropped"),
+        "messages did not arrive after dropping root\n{}",
+        daemon.stderr()
+    );
+    // A reload that changes the source (not its address) while running as nobody: the new
+    // instance cannot bind port 514 itself; it takes over the sockets (handover) and receives.
+    let changed = syslog_config(
+        "127.0.0.1:514",
+        "127.0.0.1:514",
+        "user = \"nobody\"\ngroup = \"nogroup\"",
+    )
+    .replace(
+        "category = \"sys\"",
+        "category = \"sys\"\nmax_message_bytes = \"32KiB\"",
+    );
+    write_file(&root.join("quill.toml"), &changed);
+    daemon.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(15), || daemon
+            .stderr()
+            .contains("Reloaded.")),
+        "{}",
+        daemon.stderr()
+    );
+    let stderr = daemon.stderr();
+    assert!(!stderr.contains("could not start"), "{stderr}");
+    assert!(stderr.contains("the UDP socket is handed over"), "{stderr}");
+    assert!(
+        logger_to_514_arrives(root, "reloaded"),
+        "messages did not arrive after a reload as nobody\n{}",
+        daemon.stderr()
+    );
+    let meta = std::fs::metadata(root.join("data/journal")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
+    assert!(daemon.stop().success());
+}
+
+/// Sends `<tag> udp` and `<tag> tcp` with the real logger(1) to port 514; whether both reach the
+/// file sink under `root/out` within 15 s.
+fn logger_to_514_arrives(root: &std::path::Path, tag: &str) -> bool {
+    for flag in ["udp", "tcp"] {
         let out = Command::new("logger")
-            .args(["--server", "127.0.0.1", "--port", "514", flag, text])
+            .args(["--server", "127.0.0.1", "--port", "514"])
+            .arg(format!("--{flag}"))
+            .arg(format!("{tag} {flag}"))
             .output()
             .expect("logger(1) (bsdutils) is needed");
         assert!(
@@ -363,16 +407,10 @@ fn binds_port_514_as_root_then_runs_as_nobody() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    assert!(
-        wait_until(Duration::from_secs(15), || {
-            let got = messages(&read_sink(&root.join("out")));
-            got.iter().any(|m| m.contains("dropped udp"))
-                && got.iter().any(|m| m.contains("dropped tcp"))
-        }),
-        "messages did not arrive after dropping root\n{}",
-        daemon.stderr()
-    );
-    let meta = std::fs::metadata(root.join("data/journal")).unwrap();
-    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
-    assert!(daemon.stop().success());
+    wait_until(Duration::from_secs(15), || {
+        let got = messages(&read_sink(&root.join("out")));
+        ["udp", "tcp"]
+            .iter()
+            .all(|f| got.iter().any(|m| m.contains(&format!("{tag} {f}"))))
+    })
 }

@@ -47,6 +47,8 @@ mod lines;
 #[cfg(feature = "pipeline")]
 mod live;
 #[cfg(feature = "pipeline")]
+mod nats;
+#[cfg(feature = "pipeline")]
 mod pki;
 #[cfg(feature = "pipeline")]
 mod process;
@@ -54,9 +56,13 @@ mod process;
 mod search;
 #[cfg(feature = "pipeline")]
 mod sink;
+#[cfg(feature = "pipeline")]
+mod tmpfs;
 
 #[cfg(feature = "pipeline")]
-pub use {forward::*, lines::*, live::*, pki::*, process::*, search::*, sink::*};
+pub use {
+    forward::*, lines::*, live::*, nats::*, pki::*, process::*, search::*, sink::*, tmpfs::*,
+};
 
 /// The crash child in `mode` (see [`child`]) as a command; add the mode's arguments.
 pub fn child_command(mode: &str) -> std::process::Command {

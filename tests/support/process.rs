@@ -208,3 +208,22 @@ pub fn rss_kib(pid: u32) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// A counter `name=N` (or `N name`) of source `source` in a status line.
+pub fn status_counter(status: &str, source: &str, name: &str) -> u64 {
+    let Some(part) = status
+        .split(" | ")
+        .find(|p| p.starts_with(&format!("source {source}:")))
+    else {
+        return 0;
+    };
+    for item in part.split([',', ' ']) {
+        if let Some(v) = item.strip_prefix(&format!("{name}=")) {
+            return v.parse().unwrap_or(0);
+        }
+    }
+    let needle = format!(" {name}");
+    part.find(&needle)
+        .and_then(|i| part[..i].rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}

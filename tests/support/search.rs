@@ -102,14 +102,17 @@ pub fn enc(v: &str) -> String {
     out
 }
 
+/// How many entries (up to 10,000) the search API on `port` finds; 0 if it does not answer.
+pub fn count_entries(port: u16, headers: &[&str]) -> usize {
+    get(port, "/api/search?q=*&limit=10000", headers)
+        .filter(|a| a.status == 200)
+        .map(|a| a.json()["hits"].as_array().map_or(0, Vec::len))
+        .unwrap_or(0)
+}
+
 /// Waits until every fixture line is searchable (`headers` carry a token if one is needed).
 pub fn wait_indexed(agg: &Aggregator, headers: &[&str]) {
-    let count = || {
-        get(agg.port, "/api/search?q=*&limit=10000", headers)
-            .filter(|a| a.status == 200)
-            .map(|a| a.json()["hits"].as_array().map_or(0, Vec::len))
-            .unwrap_or(0)
-    };
+    let count = || count_entries(agg.port, headers);
     assert!(
         wait_until(Duration::from_secs(90), || count() >= FIXTURE_LINES),
         "all {FIXTURE_LINES} entries indexed (got {})\n{}",

@@ -6,7 +6,7 @@ use super::*;
 /// Turns records into tantivy documents, reusing one GELF buffer.
 pub struct DocumentBuilder {
     fields: IndexFields,
-    parsers: std::sync::Arc<crate::parse::registry::ParserRegistry>,
+    parsers: std::sync::Arc<crate::parsers::ParserRegistry>,
     gelf: Vec<u8>,
     seen: SeenFields,
 }
@@ -20,7 +20,7 @@ pub struct BuiltDocument {
 impl DocumentBuilder {
     pub fn new(
         fields: IndexFields,
-        parsers: std::sync::Arc<crate::parse::registry::ParserRegistry>,
+        parsers: std::sync::Arc<crate::parsers::ParserRegistry>,
     ) -> DocumentBuilder {
         DocumentBuilder {
             fields,

@@ -73,7 +73,7 @@ fn fast_scan_reads_what_the_json_reader_reads() {
             bytes::Bytes::from(line.as_bytes().to_vec()),
         );
         let mut out = Vec::new();
-        crate::parse::registry::ParserRegistry::new(Vec::new()).encode(&r, &mut out);
+        crate::parsers::ParserRegistry::new(Vec::new()).encode(&r, &mut out);
         // The encoder's output takes the fast path, except a numeric txn id (read as text by
         // the general reader).
         let text = std::str::from_utf8(&out).unwrap();
@@ -120,7 +120,7 @@ fn fields_seen_while_encoding_equal_fields_read_back() {
     .compile()
     .unwrap();
     let registry =
-        crate::parse::registry::ParserRegistry::new(vec![("custom".to_string(), haproxy_custom)]);
+        crate::parsers::ParserRegistry::new(vec![("custom".to_string(), haproxy_custom)]);
     let (mut direct, mut fallback) = (0, 0);
     let mut seen = SeenFields::default();
     for format in Format::ALL {

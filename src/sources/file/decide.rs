@@ -84,6 +84,7 @@ impl Tailer {
         if let Some((k, offset)) = chosen {
             self.marker_buf = buf;
             self.known.remove(k.fingerprint, k.key);
+            self.settle_adopted(&k, size);
             return Decision::Read {
                 offset,
                 adopted: Some(k),
@@ -138,6 +139,7 @@ impl Tailer {
         match chosen {
             Some(k) => {
                 self.known.remove(k.fingerprint, k.key);
+                self.settle_adopted(&k, size);
                 Decision::Read {
                     offset: k.offset,
                     adopted: Some(k),

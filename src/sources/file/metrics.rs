@@ -3,7 +3,8 @@
 //! The source thread publishes a snapshot a few times a second; whoever started the source reads
 //! it through the [`FileSourceMetrics`] handle [`super::spawn`] returns, e.g. for the status line.
 //!
-//! This module holds counters only; it touches no files.
+//! This module holds counters only (and the file source thread's publishing of them); it touches
+//! no files.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -101,5 +102,29 @@ impl FileSourceMetrics {
         s.released.bytes_read += m.bytes_read;
         s.released.lines += m.lines;
         s.released.rotations += m.rotations;
+    }
+}
+
+impl super::Tailer {
+    pub(super) fn publish_metrics(&self) {
+        self.metrics.publish(
+            self.files
+                .values()
+                .map(|f| ((f.key.dev, f.key.ino), f.metrics.clone())),
+        );
+    }
+
+    pub(super) fn log_totals(&self) {
+        for m in self.metrics.files() {
+            tracing::info!(
+                source = %self.ctx.name,
+                path = %m.path.display(),
+                bytes_read = m.bytes_read,
+                lines = m.lines,
+                lag = m.lag(),
+                rotations = m.rotations,
+                "File source stopped."
+            );
+        }
     }
 }

@@ -26,7 +26,8 @@
 //!   to another file) and has not grown for `release_after`. The new file is read from its start.
 //! - **copytruncate**: a size below the read offset, or first bytes that changed, mean the file
 //!   was truncated: reading restarts at 0. Lines the writer appends between logrotate's copy and
-//!   its truncate that Quill had not read yet are lost from the live file (logrotate's own race).
+//!   its truncate that Quill had not read yet are lost from the live file (logrotate's own race;
+//!   counted as `copytruncate_lost_bytes`).
 //!   Quill closes most of that window: if the copy (e.g. `app.log.1`) matches the globs, it has the
 //!   truncated file's fingerprint and is read from the offset Quill had reached, so only lines
 //!   written after the copy finished and before the truncate (microseconds to milliseconds) can
@@ -87,7 +88,6 @@ use discover::{ChangeWatcher, Globs};
 use identity::{FileKey, Fingerprint};
 pub use metrics::{FileMetrics, FileSourceMetrics, ReleasedTotals};
 use multiline::Joiner;
-pub use multiline::StartPattern;
 use reader::LineReader;
 
 /// Bytes read per `pread`; each chunk's lines go to the journal as one batch.
@@ -176,7 +176,7 @@ struct Tailer {
     config: FileSourceConfig,
     max_line: usize,
     fingerprint_bytes: u32,
-    pattern: Option<StartPattern>,
+    pattern: Option<crate::config::StartPattern>,
     globs: Globs,
     files: HashMap<FileKey, Tracked>,
     /// Identities read before and not tracked now (from checkpoints, truncations, releases).
@@ -186,6 +186,8 @@ struct Tailer {
     first_scan: bool,
     /// A truncation was seen: rescan soon (its copy may now be adoptable).
     rescan_requested: bool,
+    /// Truncations that lost bytes, settled at the next rescan.
+    truncations: Vec<rotation::TruncationLoss>,
     /// Appended batches not known durable yet: (last seq, bytes).
     undurable: std::collections::VecDeque<(u64, u64)>,
     undurable_bytes: u64,
@@ -200,12 +202,7 @@ impl Tailer {
         let globs = Globs::new(&config.include, &config.exclude)?.with_symlinks(
             discover::SymlinkPolicy::new(config.follow_symlinks, &config.symlink_roots),
         );
-        let pattern = config
-            .multiline_start
-            .as_deref()
-            .map(StartPattern::parse)
-            .transpose()
-            .map_err(|e| format!("invalid multiline_start: {e}"))?;
+        let pattern = config.multiline_start.clone();
         let fingerprint_bytes = u32::try_from(
             config
                 .fingerprint_bytes
@@ -228,6 +225,7 @@ impl Tailer {
             skipped: HashMap::new(),
             first_scan: true,
             rescan_requested: false,
+            truncations: Vec::new(),
             undurable: std::collections::VecDeque::new(),
             undurable_bytes: 0,
             head: Vec::new(),
@@ -357,6 +355,7 @@ impl Tailer {
             }
         }
         self.first_scan = false;
+        self.settle_truncations();
         Ok(())
     }
 
@@ -521,6 +520,7 @@ impl Tailer {
     fn service_file(&mut self, f: &mut Tracked) -> Result<bool, TailError> {
         let meta = f.file.metadata()?;
         let size = meta.len();
+        let seen_size = f.size.max(f.reader.read_to());
         if meta.nlink() == 0 && !f.draining {
             f.draining = true;
             f.metrics.draining = true;
@@ -556,7 +556,7 @@ impl Tailer {
         f.size = size;
         f.metrics.size = size;
         if truncated {
-            self.on_truncated(f)?;
+            self.on_truncated(f, seen_size)?;
         }
         if !f.fingerprint.is_full(self.fingerprint_bytes) && size > u64::from(f.fingerprint.len) {
             let fp = identity::fingerprint(&f.file, self.fingerprint_bytes, &mut self.head)?;
@@ -570,6 +570,9 @@ impl Tailer {
         let mut budget = MAX_READ_PER_PASS;
         let mut at_eof = false;
         while budget > 0 {
+            if budget < MAX_READ_PER_PASS && self.truncated_while_reading(f)? {
+                break; // the next pass handles it
+            }
             let want = size.saturating_sub(f.reader.read_to());
             if want == 0 {
                 at_eof = true;
@@ -678,28 +681,6 @@ impl Tailer {
         }
         self.append(records, cps)?;
         Ok(())
-    }
-
-    fn publish_metrics(&self) {
-        self.metrics.publish(
-            self.files
-                .values()
-                .map(|f| ((f.key.dev, f.key.ino), f.metrics.clone())),
-        );
-    }
-
-    fn log_totals(&self) {
-        for m in self.metrics.files() {
-            tracing::info!(
-                source = %self.ctx.name,
-                path = %m.path.display(),
-                bytes_read = m.bytes_read,
-                lines = m.lines,
-                lag = m.lag(),
-                rotations = m.rotations,
-                "File source stopped."
-            );
-        }
     }
 }
 

@@ -1,10 +1,9 @@
 //! Multi-line joining: lines that do not begin with a start pattern are appended to the record
 //! before them (stack traces, wrapped messages).
 //!
-//! The start pattern is a tiny anchored, byte-oriented matcher (no regex engine on the hot path):
-//! `\d` digit, `\w` letter/digit/`_`, `\s` space or tab, `\S` anything else, `.` any byte, `\`
-//! escapes the next character, everything else matches itself. A single-line record stays a
-//! zero-copy slice of the read buffer; only records that really join lines are copied.
+//! The start pattern is the config's [`StartPattern`] (a tiny anchored, byte-oriented matcher, no
+//! regex engine on the hot path). A single-line record stays a zero-copy slice of the read
+//! buffer; only records that really join lines are copied.
 //!
 //! This module is pure computation; it touches no files.
 
@@ -12,69 +11,8 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::config::StartPattern;
 use crate::record::RecordFlags;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Token {
-    Byte(u8),
-    Digit,
-    Word,
-    Blank,
-    NonBlank,
-    Any,
-}
-
-/// A compiled `multiline_start` pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StartPattern {
-    tokens: Vec<Token>,
-}
-
-impl StartPattern {
-    /// Compiles a pattern; errors name the problem.
-    pub fn parse(pattern: &str) -> Result<StartPattern, String> {
-        let mut tokens = Vec::new();
-        let mut bytes = pattern.bytes();
-        while let Some(b) = bytes.next() {
-            tokens.push(match b {
-                b'\\' => match bytes.next() {
-                    Some(b'd') => Token::Digit,
-                    Some(b'w') => Token::Word,
-                    Some(b's') => Token::Blank,
-                    Some(b'S') => Token::NonBlank,
-                    Some(b't') => Token::Byte(b'\t'),
-                    Some(other) if !other.is_ascii_alphanumeric() => Token::Byte(other),
-                    Some(other) => {
-                        return Err(format!(
-                            "unknown escape `\\{}` in pattern `{pattern}` (use \\d \\w \\s \\S \\t, or \\ before punctuation)",
-                            other as char
-                        ));
-                    }
-                    None => return Err(format!("pattern `{pattern}` ends with a lone `\\`")),
-                },
-                b'.' => Token::Any,
-                other => Token::Byte(other),
-            });
-        }
-        if tokens.is_empty() {
-            return Err("the pattern is empty".to_string());
-        }
-        Ok(StartPattern { tokens })
-    }
-
-    /// Whether `line` begins with the pattern.
-    pub fn matches(&self, line: &[u8]) -> bool {
-        line.len() >= self.tokens.len()
-            && self.tokens.iter().zip(line).all(|(t, &b)| match *t {
-                Token::Byte(x) => b == x,
-                Token::Digit => b.is_ascii_digit(),
-                Token::Word => b.is_ascii_alphanumeric() || b == b'_',
-                Token::Blank => b == b' ' || b == b'\t',
-                Token::NonBlank => b != b' ' && b != b'\t',
-                Token::Any => true,
-            })
-    }
-}
 
 /// A record being assembled.
 #[derive(Debug)]
@@ -195,22 +133,6 @@ impl Joiner {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn patterns() {
-        let p = StartPattern::parse(r"\d\d\d\d-\d\d-\d\d ").unwrap();
-        assert!(p.matches(b"2024-01-02 ERROR boom"));
-        assert!(!p.matches(b"\tat com.example.Foo(Foo.java:1)"));
-        assert!(!p.matches(b"2024-01-0"));
-        let p = StartPattern::parse(r"\S").unwrap();
-        assert!(p.matches(b"x"));
-        assert!(!p.matches(b" x"));
-        let p = StartPattern::parse(r"\[.\]").unwrap();
-        assert!(p.matches(b"[x] y"));
-        assert!(StartPattern::parse(r"\q").is_err());
-        assert!(StartPattern::parse("\\").is_err());
-        assert!(StartPattern::parse("").is_err());
-    }
 
     fn run(lines: &[&str], max: usize) -> Vec<(String, u64, RecordFlags)> {
         let mut j = Joiner::new(StartPattern::parse(r"\d").unwrap(), max);

@@ -1,8 +1,29 @@
 //! Rotation: files renamed out of the globs while Quill was down (orphans), a short file's
-//! identity decided again once it is long enough, truncation (copytruncate), and releasing
-//! rotated-away files once drained. Methods of the [`Tailer`] loop.
+//! identity decided again once it is long enough, truncation (copytruncate) and what it lost,
+//! and releasing rotated-away files once drained. Methods of the [`Tailer`] loop.
+//!
+//! **Copytruncate loss.** When a file is truncated before Quill read to the end it had seen,
+//! the bytes between the offset read to and that size are gone from the live file. They are
+//! settled at the next rescan: if a copy of the old content (logrotate's `app.log.1`) is adopted
+//! then, it is read from the offset and only what the copy lacks is lost; otherwise all of them
+//! are. Either way the loss is counted (`copytruncate_lost_bytes`) and logged once, naming the
+//! file. Bytes written after Quill's last size check and truncated before its next one are
+//! invisible to it: the counter is what Quill knew existed and never read.
 
 use super::*;
+
+/// A truncation that lost bytes Quill knew of, waiting for the next rescan to see whether a
+/// copy of the old content is adopted.
+#[derive(Debug)]
+pub(super) struct TruncationLoss {
+    fingerprint: Fingerprint,
+    key: FileKey,
+    /// What had been read (and journaled) of the old content.
+    offset: u64,
+    /// The largest size the old content was seen at.
+    size: u64,
+    path: PathBuf,
+}
 
 impl Tailer {
     /// After the first scan: checkpointed files that no glob found are looked for in the
@@ -131,11 +152,34 @@ impl Tailer {
         Ok(Fingerprint::of(&self.head) == f.fingerprint)
     }
 
+    /// Between two chunks of one read pass: whether the file was truncated (or rewritten) since
+    /// the pass checked it, so that nothing of the new content is read as if it were the old.
+    pub(super) fn truncated_while_reading(&mut self, f: &Tracked) -> std::io::Result<bool> {
+        if f.file.metadata()?.len() < f.reader.read_to() {
+            return Ok(true);
+        }
+        Ok(f.fingerprint.is_full(self.fingerprint_bytes) && !self.head_unchanged(f)?)
+    }
+
     /// Copytruncate (or a rewrite): journal what was held of the old content, remember the old
-    /// identity (so its copy can be matched) and start again at 0.
-    pub(super) fn on_truncated(&mut self, f: &mut Tracked) -> Result<(), TailError> {
+    /// identity (so its copy can be matched) and what was not read of the `seen_size` bytes the
+    /// old content had, and start again at 0.
+    pub(super) fn on_truncated(
+        &mut self,
+        f: &mut Tracked,
+        seen_size: u64,
+    ) -> Result<(), TailError> {
         tracing::info!(source = %self.ctx.name, path = %f.path.display(), offset = f.reader.read_to(), size = f.size, "File was truncated; reading from its start.");
         self.flush_held(f)?;
+        if seen_size > f.committed {
+            self.truncations.push(TruncationLoss {
+                fingerprint: f.fingerprint,
+                key: f.key,
+                offset: f.committed,
+                size: seen_size,
+                path: f.path.clone(),
+            });
+        }
         self.known.insert(Known {
             fingerprint: f.fingerprint,
             key: f.key,
@@ -154,6 +198,37 @@ impl Tailer {
         f.metrics.rotations += 1;
         f.fingerprint = identity::fingerprint(&f.file, self.fingerprint_bytes, &mut self.head)?;
         Ok(())
+    }
+
+    /// A checkpointed identity `k` was adopted by a file of `size` bytes: if it is the old content
+    /// of a truncated file, only what that copy lacks of the old content is lost.
+    pub(super) fn settle_adopted(&mut self, k: &Known, size: u64) {
+        let found = self
+            .truncations
+            .iter()
+            .position(|t| t.fingerprint == k.fingerprint && t.key == k.key);
+        if let Some(t) = found.map(|i| self.truncations.swap_remove(i)) {
+            self.count_truncation_loss(&t, size.max(t.offset));
+        }
+    }
+
+    /// At a rescan: truncations whose old content no copy took over lost what was not read.
+    pub(super) fn settle_truncations(&mut self) {
+        for t in std::mem::take(&mut self.truncations) {
+            self.count_truncation_loss(&t, t.offset);
+        }
+    }
+
+    fn count_truncation_loss(&self, t: &TruncationLoss, read: u64) {
+        let lost = t.size.saturating_sub(read);
+        if lost == 0 {
+            return;
+        }
+        self.ctx
+            .stats
+            .copytruncate_lost_bytes
+            .fetch_add(lost, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(source = %self.ctx.name, path = %t.path.display(), lost_bytes = lost, offset = t.offset, size = t.size, "File was truncated before it was read to its end; {lost} bytes are lost (copytruncate window).");
     }
 
     /// Releases rotated-away files that were read to their end and stopped growing.

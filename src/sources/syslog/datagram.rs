@@ -2,10 +2,13 @@
 //! up to [`BATCH`] datagrams per system call, copied into one buffer per batch and journaled
 //! byte-exact, one record per datagram, without waiting. What the journal cannot take is counted
 //! (`dropped`); for UDP the kernel's own drop counter for the socket (`/proc/net/udp*`) is read
-//! every second into `kernel_dropped`, so received + dropped accounts for every datagram sent.
+//! every second (and when the thread stops) into `kernel_dropped`, so received + dropped accounts
+//! for every datagram sent. What of a socket's drops is counted already is kept beside the socket
+//! ([`KernelDrops`]), so a socket handed to the next instance on reload is counted on, not again.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -29,17 +32,43 @@ pub enum DatagramKind {
     Unix,
 }
 
-/// Starts the receive thread for a bound datagram socket.
+/// How many of a UDP socket's kernel drops (counted since it was bound) are in the source's
+/// `kernel_dropped` already; shared by every receive thread that serves the socket.
+#[derive(Debug, Clone, Default)]
+pub struct KernelDrops(Arc<AtomicU64>);
+
+impl KernelDrops {
+    /// Adds the socket's drops not counted yet to `ctx`'s `kernel_dropped`.
+    fn count(&self, inode: Option<u64>, ctx: &SourceContext) {
+        if let Some(drops) = inode.and_then(udp_socket_drops) {
+            let before = self.0.fetch_max(drops, Ordering::Relaxed);
+            ctx.stats
+                .kernel_dropped
+                .fetch_add(drops.saturating_sub(before), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Starts the receive thread for a bound datagram socket; `drops` is the socket's (see
+/// [`KernelDrops`]).
 pub fn spawn(
     socket: OwnedFd,
     kind: DatagramKind,
     ctx: SourceContext,
     max_message: usize,
+    drops: KernelDrops,
 ) -> Result<JoinHandle<Result<(), String>>, String> {
     set_receive_timeout(&socket, RECEIVE_TIMEOUT).map_err(|e| format!("socket timeout: {e}"))?;
     std::thread::Builder::new()
         .name(format!("dgram-{}", ctx.name))
-        .spawn(move || receive_loop(socket, kind, ctx, max_message))
+        .spawn(move || {
+            let inode = (kind == DatagramKind::Udp)
+                .then(|| socket_inode(&socket))
+                .flatten();
+            let result = receive_loop(&socket, inode, &drops, &ctx, max_message);
+            drops.count(inode, &ctx);
+            result
+        })
         .map_err(|e| format!("cannot start thread: {e}"))
 }
 
@@ -130,9 +159,10 @@ impl Batch {
 }
 
 fn receive_loop(
-    socket: OwnedFd,
-    kind: DatagramKind,
-    ctx: SourceContext,
+    socket: &OwnedFd,
+    inode: Option<u64>,
+    drops: &KernelDrops,
+    ctx: &SourceContext,
     max_message: usize,
 ) -> Result<(), String> {
     let fd = socket.as_raw_fd();
@@ -140,24 +170,14 @@ fn receive_loop(
     // A datagram longer than its slot is cut by the kernel (MSG_TRUNC): keep max_message bytes.
     let slot = max_message.clamp(1024, 65536 * 4);
     let mut batch = Batch::new(slot);
-    let inode = socket_inode(&socket);
-    // The socket was bound by this source (before the pipeline started the rest): every drop
-    // since the bind is ours, including those before this thread ran.
-    let mut kernel_base: Option<u64> = Some(0);
     let mut last_drop_check = Instant::now() - Duration::from_secs(2);
     let mut journal_full_since: Option<Instant> = None;
     // After shutdown, what the socket already queued is still journaled (bounded in time).
     let mut drain_until: Option<Instant> = None;
     loop {
-        if kind == DatagramKind::Udp && last_drop_check.elapsed() >= Duration::from_secs(1) {
+        if last_drop_check.elapsed() >= Duration::from_secs(1) {
             last_drop_check = Instant::now();
-            if let Some(drops) = inode.and_then(udp_socket_drops) {
-                // Count drops since we bound the socket.
-                let base = *kernel_base.get_or_insert(drops);
-                ctx.stats
-                    .kernel_dropped
-                    .store(drops.saturating_sub(base), Ordering::Relaxed);
-            }
+            drops.count(inode, ctx);
         }
         if ctx.shutdown.is_triggered() {
             let until = *drain_until.get_or_insert_with(|| Instant::now() + DRAIN_AT_STOP);

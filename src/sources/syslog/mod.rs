@@ -12,6 +12,7 @@
 
 pub mod datagram;
 pub mod framing;
+pub mod handover;
 pub mod stream;
 
 use std::net::SocketAddr;
@@ -91,33 +92,50 @@ impl From<SyslogError> for ComponentError {
 /// The sockets of a syslog source, bound (before anything starts) but not yet served.
 pub struct Bound {
     udp: Option<OwnedFd>,
+    /// What of the UDP socket's kernel drops is counted (carried with the socket on handover).
+    udp_drops: datagram::KernelDrops,
     unix: Option<OwnedFd>,
     tcp: Option<std::net::TcpListener>,
     tls: Option<(std::net::TcpListener, tokio_rustls::TlsAcceptor)>,
     unix_stream: Option<std::os::unix::net::UnixListener>,
 }
 
-/// Binds the configured sockets (and loads the TLS certificate) of source `name`.
-pub fn bind(config: &SyslogSourceConfig, name: &str) -> Result<Bound, SyslogError> {
-    let udp = match &config.udp {
-        Some(addr) => Some(bind_udp(addr, config.udp_receive_buffer.as_usize(), name)?),
-        None => None,
+/// Binds the configured sockets (and loads the TLS certificate) of source `name`; a socket
+/// `held` (from the source's previous instance) bound to the same address is taken instead.
+pub fn bind(
+    config: &SyslogSourceConfig,
+    name: &str,
+    mut held: handover::Held,
+) -> Result<Bound, SyslogError> {
+    let recv_buffer = config.udp_receive_buffer.as_usize();
+    let (udp, udp_drops) = match &config.udp {
+        Some(addr) => match held.take_udp(parse_addr(addr, "udp")?) {
+            Some((fd, drops)) => (Some(handover::resize_udp(fd, recv_buffer, name)), drops),
+            None => (Some(bind_udp(addr, recv_buffer, name)?), Default::default()),
+        },
+        None => (None, Default::default()),
     };
     let unix = match &config.unix {
         Some(path) => Some(bind_unix_datagram(path, config.unix_mode)?),
         None => None,
     };
-    let tcp = config
-        .tcp
-        .as_deref()
-        .map(|a| bind_tcp(a, "tcp", name))
-        .transpose()?;
+    let tcp = match config.tcp.as_deref() {
+        Some(a) => Some(match held.take_tcp(parse_addr(a, "tcp")?) {
+            Some(l) => l,
+            None => bind_tcp(a, "tcp", name)?,
+        }),
+        None => None,
+    };
     let tls = match &config.tls {
         Some(addr) => {
             let acceptor = listen::tls_acceptor(config.tls_keys())
                 .map_err(|e| SyslogError::Tls(e.to_string()))?
                 .ok_or_else(|| SyslogError::Tls("`tls` needs `tls_cert` and `tls_key`".into()))?;
-            Some((bind_tcp(addr, "tls", name)?, acceptor))
+            let listener = match held.take_tls(parse_addr(addr, "tls")?) {
+                Some(l) => l,
+                None => bind_tcp(addr, "tls", name)?,
+            };
+            Some((listener, acceptor))
         }
         None => None,
     };
@@ -127,6 +145,7 @@ pub fn bind(config: &SyslogSourceConfig, name: &str) -> Result<Bound, SyslogErro
     };
     Ok(Bound {
         udp,
+        udp_drops,
         unix,
         tcp,
         tls,
@@ -143,13 +162,13 @@ pub fn start(
 ) -> Result<tokio::task::JoinHandle<Result<(), ComponentError>>, SyslogError> {
     let max_message = config.max_message_bytes.as_usize().max(64);
     let mut threads = Vec::new();
-    for (sock, kind) in [
-        (bound.udp, DatagramKind::Udp),
-        (bound.unix, DatagramKind::Unix),
+    for (sock, kind, drops) in [
+        (bound.udp, DatagramKind::Udp, bound.udp_drops),
+        (bound.unix, DatagramKind::Unix, Default::default()),
     ] {
         if let Some(sock) = sock {
             threads.push(
-                datagram::spawn(sock, kind, ctx.clone(), max_message)
+                datagram::spawn(sock, kind, ctx.clone(), max_message, drops)
                     .map_err(SyslogError::Receive)?,
             );
         }
@@ -298,18 +317,23 @@ pub(crate) fn bind_udp(addr: &str, recv_buffer: usize, name: &str) -> Result<Own
         addr: addr.to_string(),
         source,
     })?;
-    // Root may exceed net.core.rmem_max with SO_RCVBUFFORCE; otherwise the kernel caps the request.
-    if !force_receive_buffer(&sock, recv_buffer) {
-        let _ = sock.set_recv_buffer_size(recv_buffer);
-    }
-    let effective = sock.recv_buffer_size().unwrap_or(0);
-    tracing::info!(source = %name, udp = %addr, requested = recv_buffer, effective, "UDP receive buffer (the kernel reports twice the usable size).");
+    set_udp_receive_buffer(&sock, recv_buffer, name, addr);
     sock.bind(&sa.into()).map_err(|source| SyslogError::Bind {
         what: "udp",
         addr: addr.to_string(),
         source,
     })?;
     Ok(sock.into())
+}
+
+/// Sets a UDP socket's receive buffer. Root may exceed net.core.rmem_max with SO_RCVBUFFORCE;
+/// otherwise the kernel caps the request.
+fn set_udp_receive_buffer(sock: &socket2::Socket, recv_buffer: usize, name: &str, addr: &str) {
+    if !force_receive_buffer(sock, recv_buffer) {
+        let _ = sock.set_recv_buffer_size(recv_buffer);
+    }
+    let effective = sock.recv_buffer_size().unwrap_or(0);
+    tracing::info!(source = %name, udp = %addr, requested = recv_buffer, effective, "UDP receive buffer (the kernel reports twice the usable size).");
 }
 
 fn force_receive_buffer(sock: &socket2::Socket, size: usize) -> bool {

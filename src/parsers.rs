@@ -1,14 +1,17 @@
-//! The choice of parser per source, used by every sink that turns records into GELF.
+//! The choice of parser per source (pipeline policy), used by every sink that turns records into
+//! GELF.
 //!
 //! A pipeline compiles one [`Parser`] per configured source (its format, log-formats, time zone and
 //! txn-id names) into a [`ParserRegistry`] and hands it (an `Arc`) to every component through its
-//! context; [`ParserRegistry::encode`] then picks the parser by the record's source name and counts lines that failed to parse, per source. Records from sources
+//! context; [`ParserRegistry::encode`] then picks the parser by the record's source name, encodes with
+//! [`gelf::encode_parsed`] and counts lines that failed to parse, per source. Records from sources
 //! the registry does not know (forwarded from agents, backfilled files, a process that installed
 //! nothing) use the default parser, which follows each record's own format hint. No I/O here.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::gelf::{self, Encoded, SeenFields};
 use crate::parse::{Outcome, Parser, ParserConfig};
 use crate::record::Record;
 
@@ -69,15 +72,15 @@ impl ParserRegistry {
     }
 
     /// [`encode`](Self::encode), keeping what the parser saw (see
-    /// [`crate::gelf::encode_parsed_observed`]).
+    /// [`gelf::encode_parsed_observed`]).
     pub fn encode_observed<'r>(
         &self,
         record: &'r Record,
         out: &mut Vec<u8>,
-        seen: Option<&mut crate::gelf::SeenFields>,
-    ) -> crate::gelf::Encoded<'r> {
+        seen: Option<&mut SeenFields>,
+    ) -> Encoded<'r> {
         let entry = self.entry_for(record);
-        let encoded = entry.parser.encode_observed(record, out, seen);
+        let encoded = gelf::encode_parsed_observed(&entry.parser, record, out, seen);
         if encoded.outcome.is_error() {
             entry.parse_errors.fetch_add(1, Ordering::Relaxed);
         }
