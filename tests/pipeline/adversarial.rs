@@ -87,42 +87,6 @@ fn closed(s: &mut TcpStream) -> bool {
     closed
 }
 
-/// An aggregator config: a forward source on `port` with `source_extra`, a file sink, metrics.
-fn aggregator(root: &Path, port: u16, metrics: u16, source_extra: &str) -> std::path::PathBuf {
-    let path = root.join("agg.toml");
-    write_file(
-        &path,
-        &format!(
-            r#"data_dir = "./agg-data"
-hostname = "agg"
-status_interval = "1s"
-metrics_listen = "127.0.0.1:{metrics}"
-
-[sources.agents]
-type = "forward"
-listen = "127.0.0.1:{port}"
-{source_extra}
-
-[sinks.out]
-type = "file"
-path = "./agg-out"
-"#
-        ),
-    );
-    path
-}
-
-fn wait_listening(port: u16) {
-    assert!(
-        wait_until(Duration::from_secs(10), || TcpStream::connect((
-            "127.0.0.1",
-            port
-        ))
-        .is_ok()),
-        "daemon never listened on {port}"
-    );
-}
-
 /// Sends `count` lines `"<prefix> <n>"` with `quill send` from 127.0.0.1; returns how long it took.
 fn quill_send(root: &Path, port: u16, token: Option<&str>, prefix: &str, count: u64) -> Duration {
     let file = root.join(format!("{prefix}.txt"));
@@ -236,8 +200,8 @@ fn idle_hello_connections_do_not_lock_out_agents() {
     let root = dir.path();
     let (port, metrics) = (free_port(), free_port());
     // No token: every HELLO is accepted, so only the per-address limit stands in the way.
-    let mut agg = Daemon::start(root, &aggregator(root, port, metrics, ""));
-    wait_listening(port);
+    let mut agg = Daemon::start(root, &metered_aggregator_config(root, port, metrics, ""));
+    wait_port(port);
     let attacker = Ipv4Addr::new(127, 0, 0, 2);
     let mut held = Vec::new();
     for i in 0..1024 {
@@ -270,14 +234,14 @@ fn raw_idle_connections_with_a_token_do_not_lock_out_agents() {
     let (port, metrics) = (free_port(), free_port());
     let mut agg = Daemon::start(
         root,
-        &aggregator(
+        &metered_aggregator_config(
             root,
             port,
             metrics,
             "token = \"s3cret\"\nhandshake_timeout = \"2s\"",
         ),
     );
-    wait_listening(port);
+    wait_port(port);
     // 1,024 raw connections from four addresses, reopened as soon as they are closed. (Four
     // addresses hold 4 x max_unauthenticated_per_ip = 64 of the 128 handshake slots.)
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -332,7 +296,7 @@ fn bombs_and_stalls(connections: usize, budget_mib: u64, overhead_mib: u64) {
     // bounds) rather than what the allocator keeps cached from earlier bursts.
     let mut agg = Daemon::start_with_env(
         root,
-        &aggregator(
+        &metered_aggregator_config(
             root,
             port,
             metrics,
@@ -342,7 +306,7 @@ fn bombs_and_stalls(connections: usize, budget_mib: u64, overhead_mib: u64) {
         ),
         &[("MIMALLOC_PURGE_DELAY", "0")],
     );
-    wait_listening(port);
+    wait_port(port);
     let sized = zeros_bomb(true);
     let unsized_bomb = zeros_bomb(false);
     assert!(sized.len() < 64 << 10 && unsized_bomb.len() < 64 << 10);
@@ -582,7 +546,7 @@ path = "./agg-out"
     let mut d = spawn_with_nofile(root, &cfg, 128);
     let mut idle = Vec::new();
     for &port in &ports {
-        wait_listening(port);
+        wait_port(port);
         idle.extend(idle_connections(port, 200));
     }
     udp_flows_and_journal_rolls(root, udp);
@@ -828,7 +792,7 @@ drain_timeout = "1s"
         ),
     );
     let mut d = Daemon::start(root, &cfg);
-    wait_listening(tcp);
+    wait_port(tcp);
     let mut peer = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
     peer.set_write_timeout(Some(Duration::from_secs(30)))
         .unwrap();

@@ -8,69 +8,10 @@ use std::time::Duration;
 
 use crate::support::*;
 
-fn wait_for_port(port: u16) {
-    assert!(
-        wait_until(Duration::from_secs(10), || std::net::TcpStream::connect((
-            "127.0.0.1",
-            port
-        ))
-        .is_ok()),
-        "nothing listens on {port}"
-    );
-}
-
 /// An agent named `name` (its data, logs and hostname) that presents `agent_id` and `token`.
 fn agent(root: &Path, name: &str, agent_id: &str, token: &str, port: u16) -> PathBuf {
-    let text = format!(
-        r#"data_dir = "./{name}-data"
-hostname = "{name}"
-status_interval = "1s"
-
-[sources.app]
-type = "file"
-include = ["{name}-logs/*.log"]
-category = "app"
-format = "raw"
-poll_interval = "20ms"
-
-[sinks.fwd]
-type = "forward"
-to = ["127.0.0.1:{port}"]
-agent_id = "{agent_id}"
-token = "{token}"
-backoff_min = "20ms"
-backoff_max = "200ms"
-ack_timeout = "2s"
-"#
-    );
-    let path = root.join(format!("{name}.toml"));
-    std::fs::write(&path, text).unwrap();
-    std::fs::create_dir_all(root.join(format!("{name}-logs"))).unwrap();
-    path
-}
-
-fn aggregator(root: &Path, port: u16, metrics: u16, source_extra: &str) -> PathBuf {
-    let path = root.join("agg.toml");
-    write_file(
-        &path,
-        &format!(
-            r#"data_dir = "./agg-data"
-hostname = "agg"
-status_interval = "1s"
-metrics_listen = "127.0.0.1:{metrics}"
-
-[sources.agents]
-type = "forward"
-listen = "127.0.0.1:{port}"
-{source_extra}
-
-[sinks.out]
-type = "file"
-path = "./agg-out"
-"#
-        ),
-    );
-    path
+    let extra = format!("agent_id = \"{agent_id}\"");
+    agent_config_with_token(root, name, &[port], token, &extra)
 }
 
 #[test]
@@ -79,14 +20,14 @@ fn an_agent_cannot_use_an_id_its_token_does_not_allow() {
     let root = dir.path();
     let (port, metrics) = (free_port(), free_port());
     write_file(&root.join("edge-2.token"), "token-of-edge-2\n");
-    let agg_cfg = aggregator(
+    let agg_cfg = metered_aggregator_config(
         root,
         port,
         metrics,
         "identities = [\n  { agent_id = \"edge-1\", token = \"token-of-edge-1\" },\n  { agent_id = \"edge-2\", token_file = \"edge-2.token\" },\n]",
     );
     let agg = Daemon::start(root, &agg_cfg);
-    wait_for_port(port);
+    wait_port(port);
     // The owner of `edge-1`, and a second agent configured with the same id but edge-2's token.
     let owner = Daemon::start(root, &agent(root, "a", "edge-1", "token-of-edge-1", port));
     append_lines(&root.join("a-logs/app.log"), "owner", 0..1000);
@@ -181,7 +122,7 @@ fn with_mutual_tls_the_agent_id_is_a_name_of_its_certificate() {
     let root = dir.path();
     make_pki(root);
     let (port, metrics) = (free_port(), free_port());
-    let agg_cfg = aggregator(
+    let agg_cfg = metered_aggregator_config(
         root,
         port,
         metrics,
@@ -199,7 +140,7 @@ fn with_mutual_tls_the_agent_id_is_a_name_of_its_certificate() {
         &format!("{tls}\nagent_id = \"edge-9\""),
     );
     let agg = Daemon::start(root, &agg_cfg);
-    wait_for_port(port);
+    wait_port(port);
     let good = Daemon::start(root, &good);
     let bad = Daemon::start(root, &bad);
     append_lines(&root.join("edge-tls-logs/app.log"), "t", 0..500);

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -33,20 +32,6 @@ max_size = "4MiB"
         ),
     );
     path
-}
-
-fn start_quill(root: &Path, cfg: &Path, port: u16) -> Daemon {
-    let d = Daemon::start(root, cfg);
-    assert!(
-        wait_until(Duration::from_secs(10), || TcpStream::connect((
-            "127.0.0.1",
-            port
-        ))
-        .is_ok()),
-        "quill did not listen\n{}",
-        d.stderr()
-    );
-    d
 }
 
 /// Lines of the raw store of category `rl`, in file order.
@@ -100,7 +85,7 @@ fn rsyslog_omrelp_survives_five_sigkills_nothing_lost() {
     let port = free_port();
     let rs_port = free_port();
     let cfg = quill_config(root, port, "");
-    let mut quill = start_quill(root, &cfg, port);
+    let mut quill = Daemon::start_listening(root, &cfg, port);
     let work = root.join("rsyslog");
     std::fs::create_dir_all(&work).unwrap();
     let conf = root.join("rsyslog.conf");
@@ -118,19 +103,7 @@ action(type="omrelp" target="127.0.0.1" port="{port}" template="RSYSLOG_SyslogPr
             work = work.display()
         ),
     );
-    let mut rsyslog = Command::new("rsyslogd")
-        .args(["-n", "-f"])
-        .arg(&conf)
-        .arg("-i")
-        .arg(root.join("rsyslog.pid"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start rsyslogd");
-    assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(
-        ("127.0.0.1", rs_port)
-    )
-    .is_ok()));
+    let rsyslog = start_rsyslogd(root, &conf, rs_port);
     const TOTAL: u64 = 200_000;
     let sender = std::thread::spawn(move || {
         let mut s = TcpStream::connect(("127.0.0.1", rs_port)).unwrap();
@@ -149,7 +122,7 @@ action(type="omrelp" target="127.0.0.1" port="{port}" template="RSYSLOG_SyslogPr
     for _ in 0..5 {
         std::thread::sleep(Duration::from_millis(600));
         quill.kill(); // SIGKILL
-        quill = start_quill(root, &cfg, port);
+        quill = Daemon::start_listening(root, &cfg, port);
     }
     sender.join().unwrap();
     let complete = wait_until(Duration::from_secs(90), || {
@@ -167,22 +140,12 @@ action(type="omrelp" target="127.0.0.1" port="{port}" template="RSYSLOG_SyslogPr
         quill.stderr()
     );
     let duplicates: u64 = seen.values().map(|&c| u64::from(c - 1)).sum();
-    // SAFETY: kill(2) on the pid of the rsyslogd we started.
-    unsafe { libc::kill(rsyslog.id() as i32, libc::SIGTERM) };
-    let _ = rsyslog.wait();
+    drop(rsyslog); // SIGTERM, waited for
     assert!(quill.stop().success());
     eprintln!(
         "rsyslog omrelp, 5 SIGKILLs: {TOTAL} numbered messages all stored, {duplicates} duplicates (redelivered in-flight), {:?}",
         started.elapsed()
     );
-}
-
-fn expect_closed(mut s: TcpStream, what: &str) -> Vec<u8> {
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut got = Vec::new();
-    let r = s.read_to_end(&mut got);
-    assert!(r.is_ok() || !got.is_empty() || r.is_err(), "{what}");
-    got
 }
 
 /// A well-behaved RELP client: open, one syslog frame, close; returns the replies.
@@ -209,7 +172,7 @@ fn hostile_relp_peers_close_only_their_connection() {
         port,
         "max_frame_size = \"64KiB\"\nidle_timeout = \"2s\"",
     );
-    let mut quill = start_quill(root, &cfg, port);
+    let mut quill = Daemon::start_listening(root, &cfg, port);
     let pid = quill.child.id();
     let replies = good_session(port, "<13>Dec  3 12:00:00 h app: n=1");
     assert!(replies.starts_with("1 rsp "), "{replies}");

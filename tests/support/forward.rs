@@ -7,8 +7,19 @@ use std::path::{Path, PathBuf};
 pub const TOKEN: &str = "s3cret-token";
 
 /// Writes `<name>.toml` for an agent tailing `<name>-logs/*.log` (category `app`, format raw)
-/// and forwarding to `to`. `extra` is appended to the `[sinks.fwd]` table.
+/// and forwarding to `to` with [`TOKEN`]. `extra` is appended to the `[sinks.fwd]` table.
 pub fn agent_config(root: &Path, name: &str, to: &[u16], extra: &str) -> PathBuf {
+    agent_config_with_token(root, name, to, TOKEN, extra)
+}
+
+/// [`agent_config`] presenting `token`.
+pub fn agent_config_with_token(
+    root: &Path,
+    name: &str,
+    to: &[u16],
+    token: &str,
+    extra: &str,
+) -> PathBuf {
     let to: Vec<String> = to.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
     let text = format!(
         r#"data_dir = "./{name}-data"
@@ -25,7 +36,7 @@ poll_interval = "20ms"
 [sinks.fwd]
 type = "forward"
 to = [{to}]
-token = "{TOKEN}"
+token = "{token}"
 backoff_min = "20ms"
 backoff_max = "300ms"
 ack_timeout = "2s"
@@ -66,6 +77,36 @@ path = "./{name}-out"
 "#
     );
     let path = root.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `agg.toml`: an aggregator (data `./agg-data`, hostname `agg`) with a forward source on `port`
+/// (`source_extra` in its table, no token unless given there), a file sink to `./agg-out` and
+/// metrics on `metrics`.
+pub fn metered_aggregator_config(
+    root: &Path,
+    port: u16,
+    metrics: u16,
+    source_extra: &str,
+) -> PathBuf {
+    let path = root.join("agg.toml");
+    let text = format!(
+        r#"data_dir = "./agg-data"
+hostname = "agg"
+status_interval = "1s"
+metrics_listen = "127.0.0.1:{metrics}"
+
+[sources.agents]
+type = "forward"
+listen = "127.0.0.1:{port}"
+{source_extra}
+
+[sinks.out]
+type = "file"
+path = "./agg-out"
+"#
+    );
     std::fs::write(&path, text).unwrap();
     path
 }

@@ -61,6 +61,28 @@ pub fn json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `rsyslogd -n -f conf` (pid file in `dir`), once it accepts TCP connections on `port` (at
+/// most 10 s); stopped with SIGTERM when dropped.
+pub fn start_rsyslogd(dir: &Path, conf: &Path, port: u16) -> Proc {
+    let child = Command::new("rsyslogd")
+        .args(["-n", "-f"])
+        .arg(conf)
+        .arg("-i")
+        .arg(dir.join("rsyslog.pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start rsyslogd (Debian package rsyslog)");
+    let rsyslog = Proc(child);
+    assert!(
+        crate::support::wait_until(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        }),
+        "rsyslogd did not listen on {port}"
+    );
+    rsyslog
+}
+
 /// A running `quill run` process, stopped with SIGKILL on drop if still running.
 pub struct Daemon {
     pub child: Child,
@@ -70,6 +92,20 @@ pub struct Daemon {
 impl Daemon {
     pub fn start(dir: &Path, config: &Path) -> Daemon {
         Daemon::start_with_env(dir, config, &[])
+    }
+
+    /// [`Daemon::start`], then waits (at most 10 s) until it accepts TCP connections on
+    /// 127.0.0.1:`port`; fails with its stderr when it does not.
+    pub fn start_listening(dir: &Path, config: &Path, port: u16) -> Daemon {
+        let d = Daemon::start(dir, config);
+        assert!(
+            crate::support::wait_until(Duration::from_secs(10), || {
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            }),
+            "quill did not listen on {port}\n{}",
+            d.stderr()
+        );
+        d
     }
 
     /// [`Daemon::start`] with extra environment variables for the daemon.

@@ -1,4 +1,5 @@
-//! Waiting without sleeping longer than needed: poll a condition, wait for a port.
+//! Waiting without sleeping longer than needed: poll a condition, wait for a port, wait for a
+//! peer to close a connection.
 
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -25,6 +26,26 @@ pub fn wait_port(port: u16) {
         .is_ok()),
         "port {port} never opened"
     );
+}
+
+/// Reads `s` until the peer closes it (at most 5 s) and returns what it sent first; fails
+/// (naming `what`) when the connection is still open then. A reset counts as closed.
+pub fn expect_closed(mut s: TcpStream, what: &str) -> Vec<u8> {
+    use std::io::Read;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("set_read_timeout");
+    let mut got = Vec::new();
+    if let Err(e) = s.read_to_end(&mut got) {
+        assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "{what}: connection still open after 5 s ({} bytes received)",
+            got.len()
+        );
+    }
+    got
 }
 
 /// A free TCP+UDP port on 127.0.0.1 (bound and released; good enough for tests).
