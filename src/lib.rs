@@ -53,6 +53,8 @@ pub mod sinks;
 #[cfg(feature = "pipeline")]
 pub mod sources;
 #[cfg(feature = "pipeline")]
+pub mod status;
+#[cfg(feature = "pipeline")]
 pub mod telemetry;
 #[cfg(feature = "pipeline")]
 pub mod transport;
