@@ -43,6 +43,8 @@ pub mod journal;
 #[cfg(feature = "pipeline")]
 pub mod limits;
 #[cfg(feature = "pipeline")]
+pub mod lines;
+#[cfg(feature = "pipeline")]
 pub mod ops;
 #[cfg(feature = "pipeline")]
 pub mod parsers;
