@@ -11,6 +11,7 @@
 // The docs are written for the full build; the `logging`-only build lacks most items they link.
 #![cfg_attr(not(feature = "pipeline"), allow(rustdoc::broken_intra_doc_links))]
 
+pub mod field_name;
 pub mod gelf;
 
 #[cfg(feature = "pipeline")]
