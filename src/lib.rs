@@ -11,6 +11,7 @@
 // The docs are written for the full build; the `logging`-only build lacks most items they link.
 #![cfg_attr(not(feature = "pipeline"), allow(rustdoc::broken_intra_doc_links))]
 
+pub mod field_name;
 pub mod gelf;
 
 #[cfg(feature = "pipeline")]
@@ -43,6 +44,8 @@ pub mod journal;
 #[cfg(feature = "pipeline")]
 pub mod limits;
 #[cfg(feature = "pipeline")]
+pub mod lines;
+#[cfg(feature = "pipeline")]
 pub mod ops;
 #[cfg(feature = "pipeline")]
 pub mod parsers;
@@ -52,6 +55,8 @@ pub mod pipeline;
 pub mod sinks;
 #[cfg(feature = "pipeline")]
 pub mod sources;
+#[cfg(feature = "pipeline")]
+pub mod status;
 #[cfg(feature = "pipeline")]
 pub mod telemetry;
 #[cfg(feature = "pipeline")]

@@ -173,8 +173,8 @@ pub fn report(
     sources: &[(String, Arc<SourceStats>)],
     sinks: &[(String, Arc<SinkStats>)],
     journal: &Journal,
-) -> crate::ops::StatusReport {
-    use crate::ops::{JournalStatus, SinkStatus, SourceStatus, StatusReport};
+) -> crate::status::StatusReport {
+    use crate::status::{JournalStatus, SinkStatus, SourceStatus, StatusReport};
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let sinks: Vec<SinkStatus> = sinks
         .iter()

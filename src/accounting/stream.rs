@@ -325,7 +325,7 @@ impl crate::parse::FieldSink for JoinFields {
         let mut full = std::mem::take(&mut self.name);
         full.clear();
         full.push_str(prefix);
-        crate::parse::push_field_name(&mut full, name);
+        crate::field_name::push_str(&mut full, name, crate::field_name::Case::Lower);
         if JoinFields::wanted(&full) {
             self.store(&full, value);
         }

@@ -1,11 +1,17 @@
 //! `quill cat`: GELF/JSON line files (plain or .zst) shown for a human, with filters.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
 use serde_json::Value;
+
+use crate::lines::{BoundedLines, Cut, Overlong};
+
+/// The longest entry shown (a GELF line of a 1 MiB record, every byte escaped, fits); a longer
+/// line is skipped with a message, never held whole.
+const MAX_ENTRY: usize = 16 << 20;
 
 #[derive(Debug, clap::Args)]
 pub struct CatArgs {
@@ -66,13 +72,26 @@ pub fn run(args: &CatArgs) -> anyhow::Result<u8> {
         } else {
             Box::new(file)
         };
-        for (n, line) in BufReader::new(reader).split(b'\n').enumerate() {
-            let line = line.with_context(|| format!("{}: read error", path.display()))?;
+        let mut lines = BoundedLines::new(BufReader::new(reader), MAX_ENTRY, Overlong::Truncate);
+        let mut n = 0u64;
+        while let Some(line) = lines
+            .next_line()
+            .with_context(|| format!("{}: read error", path.display()))?
+        {
+            n += 1;
+            if line.cut == Cut::Truncated {
+                eprintln!(
+                    "{}:{n}: longer than {MAX_ENTRY} bytes, skipped",
+                    path.display()
+                );
+                continue;
+            }
+            let line = line.bytes;
             if line.is_empty() {
                 continue;
             }
-            let Ok(v) = serde_json::from_slice::<Value>(&line) else {
-                eprintln!("{}:{}: not JSON, skipped", path.display(), n + 1);
+            let Ok(v) = serde_json::from_slice::<Value>(line) else {
+                eprintln!("{}:{n}: not JSON, skipped", path.display());
                 continue;
             };
             if let Some(t) = &args.txn
@@ -92,7 +111,7 @@ pub fn run(args: &CatArgs) -> anyhow::Result<u8> {
             }
             shown += 1;
             if args.json {
-                out.write_all(&line)?;
+                out.write_all(line)?;
                 out.write_all(b"\n")?;
             } else {
                 writeln!(out, "{}", human_line(&v))?;

@@ -5,21 +5,21 @@
 //! Reads the files named on the command line (stdin if none); writes GELF lines to stdout and a
 //! summary to stderr.
 
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use bytes::Bytes;
 
 use crate::accounting::join::{ByteJoin, JoinItem, Released};
 use crate::accounting::stream::{append_correction, classify};
 use crate::accounting::{Basis, HeaderModel};
+use crate::lines::{BoundedLines, Overlong};
 use crate::parse::Parser;
 use crate::parse::haproxy::config::HaproxyConfig;
-use crate::record::{Origin, Record, Timestamp};
+use crate::record::Origin;
 
-use super::parse::{ParseArgs, parser_for};
+use super::parse::{MAX_LINE, ParseArgs, line_record, parser_for};
 
 /// A line of the offline join: its output position, its GELF, its input and raw log time.
 struct Pending {
@@ -72,7 +72,7 @@ impl InputClocks {
 struct Input {
     parser: Parser,
     origin: Arc<Origin>,
-    reader: Box<dyn BufRead>,
+    lines: BoundedLines<BufReader<Box<dyn Read>>>,
     head: Option<Head>,
     last_ts: i64,
 }
@@ -88,20 +88,10 @@ struct Head {
 impl Input {
     fn advance(&mut self) -> anyhow::Result<()> {
         self.head = None;
-        let mut line = Vec::new();
-        if self.reader.read_until(b'\n', &mut line)? == 0 {
+        let Some(line) = self.lines.next_line()? else {
             return Ok(());
-        }
-        while matches!(line.last(), Some(b'\n' | b'\r')) {
-            line.pop();
-        }
-        let record = Record {
-            origin: Arc::clone(&self.origin),
-            received_at: Timestamp::now(),
-            position: crate::record::Position::None,
-            flags: crate::record::RecordFlags::empty(),
-            raw: Bytes::from(line),
         };
+        let record = line_record(&self.origin, &line);
         let mut gelf = Vec::with_capacity(512);
         let error = crate::gelf::encode_parsed(&self.parser, &record, &mut gelf).is_error();
         let classified = classify(&self.parser, &record);
@@ -158,7 +148,11 @@ pub fn run(args: &ParseArgs) -> anyhow::Result<i32> {
         let mut input = Input {
             parser,
             origin: Origin::new(&source, "parse", args.format, &host),
-            reader: Box::new(BufReader::with_capacity(1 << 16, reader)),
+            lines: BoundedLines::new(
+                BufReader::with_capacity(1 << 16, reader),
+                MAX_LINE,
+                Overlong::Split,
+            ),
             head: None,
             last_ts: 0,
         };

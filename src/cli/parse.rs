@@ -4,7 +4,7 @@
 //! haproxy.cfg / Apache config given. A summary (lines, parse errors) goes to stderr. Exit
 //! status 0 when every line parsed, 1 when some were kept raw with `_parse_error`.
 
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,8 +12,9 @@ use anyhow::Context as _;
 use bytes::Bytes;
 
 use crate::config::ParseKeys;
+use crate::lines::{BoundedLines, Cut, Line, Overlong};
 use crate::parse::{Format, Parser};
-use crate::record::{Origin, Record, Timestamp};
+use crate::record::{Origin, Position, Record, RecordFlags, Timestamp};
 
 /// The parse keys on the command line (`quill parse`, `quill index`): the same keys as a source's
 /// in the config file, loaded by the same function ([`crate::config::ParseOptions::load`]).
@@ -103,6 +104,33 @@ pub fn parser_for(args: &ParseArgs, file: Option<&Path>) -> anyhow::Result<Parse
     args.keys.compile(args.format, file)
 }
 
+/// The longest line `quill parse` holds (the file source's default `max_line_bytes`): a longer
+/// one is parsed in pieces, flagged as the file source flags them.
+pub(super) const MAX_LINE: usize = 1 << 20;
+
+/// The record of a line read from an input, flagged as the file source flags its lines
+/// (`TRUNCATED` on every piece of an over-long line, `CONTINUED` on all but its last,
+/// `NO_NEWLINE` on a last line without one).
+pub(super) fn line_record(origin: &Arc<Origin>, line: &Line<'_>) -> Record {
+    let mut flags = match line.cut {
+        Cut::Whole => RecordFlags::empty(),
+        Cut::Continued => RecordFlags::CONTINUED,
+        Cut::LastPiece | Cut::Truncated => RecordFlags::TRUNCATED,
+    };
+    if line.cut == Cut::Continued {
+        flags.insert(RecordFlags::TRUNCATED);
+    } else if !line.newline {
+        flags.insert(RecordFlags::NO_NEWLINE);
+    }
+    Record {
+        origin: Arc::clone(origin),
+        received_at: Timestamp::now(),
+        position: Position::None,
+        flags,
+        raw: Bytes::copy_from_slice(line.bytes),
+    }
+}
+
 /// Runs `quill parse` without the byte join (with `--haproxy-config` the cli runs the join);
 /// returns the exit status.
 pub fn run(args: &ParseArgs) -> anyhow::Result<i32> {
@@ -130,23 +158,13 @@ pub fn run(args: &ParseArgs) -> anyhow::Result<i32> {
             ),
             None => Box::new(std::io::stdin()),
         };
-        let mut reader = BufReader::with_capacity(1 << 16, reader);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            if reader.read_until(b'\n', &mut line)? == 0 {
-                break;
-            }
-            while matches!(line.last(), Some(b'\n' | b'\r')) {
-                line.pop();
-            }
-            let record = Record {
-                origin: Arc::clone(&origin),
-                received_at: Timestamp::now(),
-                position: crate::record::Position::None,
-                flags: crate::record::RecordFlags::empty(),
-                raw: Bytes::copy_from_slice(&line),
-            };
+        let mut lines = BoundedLines::new(
+            BufReader::with_capacity(1 << 16, reader),
+            MAX_LINE,
+            Overlong::Split,
+        );
+        while let Some(line) = lines.next_line()? {
+            let record = line_record(&origin, &line);
             buf.clear();
             total += 1;
             if crate::gelf::encode_parsed(&parser, &record, &mut buf).is_error() {

@@ -7,7 +7,7 @@
 //! pieces, never dropped. Reading runs on its own thread; this touches only its inputs and socket.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{CATEGORY_RULE, is_safe_category};
 use crate::journal::Entry;
+use crate::lines::{BoundedLines, Cut, Overlong};
 use crate::record::{Format, Origin, Position, Record, RecordFlags, Timestamp};
 use crate::transport::shipper::{BatchSource, ClientTls, ShipStats, ShipperConfig, ship};
 use crate::transport::{self, tls};
@@ -167,61 +168,33 @@ pub fn run(args: SendArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Splits `input` into line records (pieces of `MAX_LINE` at most) and sends them on.
+/// Splits `input` into line records (pieces of `MAX_LINE` at most, flagged `CONTINUED` but the
+/// last) and sends them on.
 fn read_lines(
     input: Box<dyn Read + Send>,
     origin: &Arc<Origin>,
     tx: &mpsc::Sender<Record>,
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::with_capacity(256 * 1024, input);
-    let mut line: Vec<u8> = Vec::new();
-    let emit = |raw: &[u8], flags: RecordFlags| -> bool {
+    let reader = BufReader::with_capacity(256 * 1024, input);
+    let mut lines = BoundedLines::new(reader, MAX_LINE, Overlong::Split);
+    while let Some(line) = lines.next_line()? {
+        let flags = match (line.cut, line.newline) {
+            (Cut::Continued, _) => RecordFlags::CONTINUED,
+            (_, false) => RecordFlags::NO_NEWLINE,
+            (_, true) => RecordFlags::empty(),
+        };
         let record = Record {
             origin: origin.clone(),
             received_at: Timestamp::now(),
             position: Position::None,
             flags,
-            raw: Bytes::copy_from_slice(raw),
+            raw: Bytes::copy_from_slice(line.bytes),
         };
-        tx.blocking_send(record).is_ok()
-    };
-    loop {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            if !line.is_empty() {
-                emit(&line, RecordFlags::NO_NEWLINE);
-            }
+        if tx.blocking_send(record).is_err() {
             return Ok(());
         }
-        let (take, complete) = match memchr::memchr(b'\n', buf) {
-            Some(i) => (i, true),
-            None => (buf.len(), false),
-        };
-        let room = MAX_LINE - line.len();
-        let used = take.min(room);
-        line.extend_from_slice(&buf[..used]);
-        if line.len() == MAX_LINE && (take > room || !complete) {
-            // Over-long: send this piece now, flagged, and continue the line.
-            if !emit(&line, RecordFlags::CONTINUED) {
-                return Ok(());
-            }
-            line.clear();
-            reader.consume(used);
-            continue;
-        }
-        if complete {
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            if !emit(&line, RecordFlags::empty()) {
-                return Ok(());
-            }
-            line.clear();
-            reader.consume(used + 1);
-        } else {
-            reader.consume(used);
-        }
     }
+    Ok(())
 }
 
 /// Lines read so far, kept until the aggregator acknowledges them.

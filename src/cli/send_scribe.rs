@@ -1,6 +1,6 @@
 //! `quill send --protocol scribe`: send lines to a Scribe server (Facebook Scribe, or Quill's
 //! `scribe` source) the way `scribe_cat` does: every line, with its newline, is one `LogEntry` of
-//! `--category`; lines are sent in `Log()` calls of up to 1000 entries (or 1 MiB) over the framed
+//! `--category` (a line over 1 MiB goes as 1 MiB pieces); lines are sent in `Log()` calls of up to 1000 entries (or 1 MiB) over the framed
 //! transport and binary protocol. `TRY_LATER` is retried with backoff (the server had no room); a
 //! lost connection is reconnected and the call resent, up to `--retries` failures in a row — a
 //! Scribe server cannot tell a resend from new data, so a connection lost after the server took
@@ -8,19 +8,23 @@
 //!
 //! This touches only its inputs and its socket.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
 
+use crate::lines::{BoundedLines, Overlong};
 use crate::wire::thrift::{self, LogEntry};
 
 /// Entries per `Log()` call at most.
 const BATCH_ENTRIES: usize = 1000;
 /// Bytes per call at most (before a line that does not fit).
 const BATCH_BYTES: usize = 1 << 20;
+/// The longest entry: a longer line goes as entries of this size (their messages joined are the
+/// line again).
+const MAX_ENTRY: usize = 1 << 20;
 
 /// Sends every line of `inputs` to `to` as entries of `category`; returns the number sent.
 pub fn send(
@@ -40,14 +44,16 @@ pub fn send(
     let mut bytes = 0;
     let mut sent = 0u64;
     for (name, input) in inputs {
-        let mut reader = BufReader::with_capacity(256 << 10, input);
-        loop {
-            let mut line = Vec::new();
-            let n = reader
-                .read_until(b'\n', &mut line)
-                .with_context(|| format!("cannot read {name}"))?;
-            if n == 0 {
-                break;
+        let reader = BufReader::with_capacity(256 << 10, input);
+        let mut lines = BoundedLines::new(reader, MAX_ENTRY, Overlong::Split).keep_cr();
+        while let Some(piece) = lines
+            .next_line()
+            .with_context(|| format!("cannot read {name}"))?
+        {
+            let mut line = Vec::with_capacity(piece.bytes.len() + 1);
+            line.extend_from_slice(piece.bytes);
+            if piece.newline {
+                line.push(b'\n');
             }
             bytes += line.len();
             batch.push(LogEntry {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::config::Config;
-use crate::ops::StatusReport;
+use crate::status::StatusReport;
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {

@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 
 use super::json;
+use crate::field_name::{self, Case};
 use crate::parse::{FieldSink, Format, LineInfo, Outcome, Parser, Value, text};
 use crate::record::{Record, RecordFlags};
 
@@ -217,16 +218,7 @@ impl FieldSink for GelfWriter<'_> {
         self.out.extend_from_slice(b",\"_");
         self.out.extend_from_slice(prefix.as_bytes());
         let start = self.out.len();
-        for &c in name {
-            let c = c.to_ascii_lowercase();
-            self.out.push(
-                if c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b'_' {
-                    c
-                } else {
-                    b'_'
-                },
-            );
-        }
+        field_name::push(self.out, name, Case::Lower);
         if prefix.is_empty() {
             match &self.out[start..] {
                 // `_id` is forbidden by GELF; the others are written by the envelope, and a JSON

@@ -16,6 +16,7 @@ use bytes::Bytes;
 
 use super::writer::{AddOutcome, IndexWriterSet};
 use super::{IndexError, IndexSettings};
+use crate::lines::{BoundedLines, Cut, Overlong};
 use crate::record::{Format, Origin, Record, RecordFlags, Timestamp};
 
 /// How backfilled lines are labelled.
@@ -91,41 +92,6 @@ fn open_decoded(path: &Path, count: Arc<AtomicU64>) -> Result<Box<dyn BufRead>, 
     Ok(Box::new(BufReader::with_capacity(256 << 10, decoded)))
 }
 
-/// Reads one line (without its terminator) into `line`, keeping at most `max` bytes of it.
-/// Returns `None` at the end, else whether the line was cut.
-fn read_line_bounded(
-    r: &mut dyn BufRead,
-    line: &mut Vec<u8>,
-    max: usize,
-) -> std::io::Result<Option<bool>> {
-    line.clear();
-    let mut seen_any = false;
-    let mut truncated = false;
-    loop {
-        let buf = r.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(seen_any.then_some(truncated));
-        }
-        seen_any = true;
-        let (chunk, used, done) = match memchr::memchr(b'\n', buf) {
-            Some(i) => (&buf[..i], i + 1, true),
-            None => (buf, buf.len(), false),
-        };
-        let room = max.saturating_sub(line.len());
-        if chunk.len() > room {
-            truncated = true;
-        }
-        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        r.consume(used);
-        if done {
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            return Ok(Some(truncated));
-        }
-    }
-}
-
 /// Indexes `files`, each labelled by its options, into the index at `root` in one writer
 /// session (with `bulk_load`, one merge at the end), parsing with `parsers` (by each option's
 /// source name), calling `progress` now and then.
@@ -142,24 +108,21 @@ pub fn backfill_files(
     let mut summary = BackfillSummary::default();
     let mut last_commit = Instant::now();
     let mut last_report = Instant::now();
-    let mut line = Vec::with_capacity(4096);
     for (path, opts) in files {
         let origin = Origin::new(&opts.source, &opts.category, opts.format, &opts.host);
         let canonical = path.canonicalize().map_err(|e| IndexError::io(path, e))?;
         let stream = format!("file:{}", canonical.display());
-        let mut reader = open_decoded(path, read_bytes.clone())?;
+        let reader = open_decoded(path, read_bytes.clone())?;
+        let mut lines = BoundedLines::new(reader, opts.max_line_bytes, Overlong::Truncate);
         let mut line_no: u64 = 0;
-        while let Some(truncated) =
-            read_line_bounded(reader.as_mut(), &mut line, opts.max_line_bytes)
-                .map_err(|e| IndexError::io(path, e))?
-        {
+        while let Some(line) = lines.next_line().map_err(|e| IndexError::io(path, e))? {
             line_no += 1;
             summary.lines += 1;
-            if line.is_empty() {
+            if line.bytes.is_empty() {
                 continue;
             }
             let mut flags = RecordFlags::empty();
-            if truncated {
+            if line.cut == Cut::Truncated {
                 flags.insert(RecordFlags::TRUNCATED);
                 summary.truncated += 1;
             }
@@ -168,7 +131,7 @@ pub fn backfill_files(
                 received_at: Timestamp::now(),
                 position: crate::record::Position::None,
                 flags,
-                raw: Bytes::copy_from_slice(&line),
+                raw: Bytes::copy_from_slice(line.bytes),
             };
             match writer.add(&stream, line_no, &record)? {
                 AddOutcome::Added => summary.added += 1,
@@ -207,24 +170,16 @@ mod tests {
 
     #[test]
     fn bounded_lines() {
+        // The backfill's reading: lines cut at `max_line_bytes`, the cut flagged.
         let data = b"short\r\nthis one is long\nlast".to_vec();
-        let mut r: Box<dyn BufRead> = Box::new(BufReader::with_capacity(4, &data[..]));
-        let mut line = Vec::new();
-        assert_eq!(
-            read_line_bounded(r.as_mut(), &mut line, 8).unwrap(),
-            Some(false)
-        );
-        assert_eq!(line, b"short");
-        assert_eq!(
-            read_line_bounded(r.as_mut(), &mut line, 8).unwrap(),
-            Some(true)
-        );
-        assert_eq!(line, b"this one");
-        assert_eq!(
-            read_line_bounded(r.as_mut(), &mut line, 8).unwrap(),
-            Some(false)
-        );
-        assert_eq!(line, b"last");
-        assert_eq!(read_line_bounded(r.as_mut(), &mut line, 8).unwrap(), None);
+        let r: Box<dyn BufRead> = Box::new(BufReader::with_capacity(4, &data[..]));
+        let mut lines = BoundedLines::new(r, 8, Overlong::Truncate);
+        let line = lines.next_line().unwrap().unwrap();
+        assert_eq!((line.bytes, line.cut), (&b"short"[..], Cut::Whole));
+        let line = lines.next_line().unwrap().unwrap();
+        assert_eq!((line.bytes, line.cut), (&b"this one"[..], Cut::Truncated));
+        let line = lines.next_line().unwrap().unwrap();
+        assert_eq!((line.bytes, line.cut), (&b"last"[..], Cut::Whole));
+        assert!(lines.next_line().unwrap().is_none());
     }
 }

@@ -15,6 +15,7 @@ use std::time::UNIX_EPOCH;
 use serde_json::Value;
 
 use super::entry::Entry;
+use crate::field_name::Case;
 use crate::gelf::json::{write_millis_as_secs, write_str};
 
 /// How many levels of nested objects are flattened into dotted keys.
@@ -155,13 +156,7 @@ fn push_sanitized(out: &mut Vec<u8>, key: &[u8]) {
         out.push(b'_');
         return;
     }
-    out.extend(key.iter().map(|&b| {
-        if b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-' {
-            b
-        } else {
-            b'_'
-        }
-    }));
+    crate::field_name::push(out, key, Case::Keep);
 }
 
 #[cfg(test)]

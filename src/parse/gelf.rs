@@ -31,12 +31,6 @@ const ENVELOPE: [&str; 9] = [
     "format_tried",
 ];
 
-/// Is `name` (without its leading `_`) a valid GELF additional field name (`[\w.\-]*`)?
-pub fn valid_field_name(name: &[u8]) -> bool {
-    name.iter()
-        .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-}
-
 /// Checks that `line` is a valid GELF message (see the module doc), without keeping any field.
 pub fn validate(line: &[u8]) -> Result<(), ParseError> {
     let txn = super::TxnIdSources::default();
@@ -115,7 +109,7 @@ fn apply<'a, S: FieldSink>(
             "_id" => return err("GELF forbids the field _id"),
             k => {
                 let name = k.strip_prefix('_').unwrap_or(k);
-                if !valid_field_name(name.as_bytes()) {
+                if !crate::field_name::is_valid(name.as_bytes()) {
                     return err("invalid GELF field name");
                 }
                 if ENVELOPE.contains(&name) {

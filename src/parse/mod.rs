@@ -149,7 +149,7 @@ impl FieldSink for FieldList {
     }
     fn dynamic_field(&mut self, prefix: &str, name: &[u8], value: Value<'_>) {
         let mut n = String::from(prefix);
-        push_field_name(&mut n, name);
+        crate::field_name::push_str(&mut n, name, crate::field_name::Case::Lower);
         if n == "id" {
             n.push('_');
         } else if n.is_empty() {
@@ -162,22 +162,6 @@ impl FieldSink for FieldList {
     }
     fn rollback(&mut self, mark: usize) {
         self.fields.truncate(mark);
-    }
-}
-
-/// Appends `name` to `out` restricted to GELF's allowed characters (`[A-Za-z0-9_.-]`, others
-/// become `_`), lower-cased. (A resulting name `id` becomes `id_`, GELF forbids `_id`; an
-/// empty one becomes `empty`.)
-pub fn push_field_name(out: &mut String, name: &[u8]) {
-    for &c in name {
-        let c = c.to_ascii_lowercase();
-        out.push(
-            if c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b'_' {
-                c as char
-            } else {
-                '_'
-            },
-        );
     }
 }
 

@@ -205,15 +205,7 @@ impl Flags {
 pub(crate) fn sample_field_name(expr: &str) -> String {
     let fetch = expr.split(',').next().unwrap_or(expr);
     let mut out = String::with_capacity(fetch.len());
-    for c in fetch.chars() {
-        out.push(
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            },
-        );
-    }
+    crate::field_name::push_str(&mut out, fetch.as_bytes(), crate::field_name::Case::Keep);
     let trimmed = out.trim_end_matches('_').to_owned();
     if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("id") {
         format!("sample_{trimmed}")
