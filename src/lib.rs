@@ -35,6 +35,8 @@ pub mod journal;
 #[cfg(feature = "pipeline")]
 pub mod limits;
 #[cfg(feature = "pipeline")]
+pub mod memory;
+#[cfg(feature = "pipeline")]
 pub mod ops;
 #[cfg(feature = "pipeline")]
 pub mod pipeline;

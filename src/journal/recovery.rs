@@ -137,6 +137,8 @@ pub(super) fn recover(dir: &Path, config: &JournalConfig) -> Result<Recovered, J
         inject_write_failures: 0,
         counters: Counters::default(),
         spare_buffers: Vec::new(),
+        max_pending_bytes: super::shared::MAX_PENDING_BYTES,
+        max_spare_buffers: super::shared::DEFAULT_SPARE_BUFFERS,
     };
     let _ = config;
     Ok(Recovered {

@@ -62,6 +62,8 @@ pub struct EncodePool {
     parsers: Arc<ParserRegistry>,
     workers: usize,
     jobs: Option<Sender<Job>>,
+    /// The job queue's other end: the caller takes back jobs no worker started yet.
+    queue: Receiver<Job>,
     done: Receiver<EncodedChunk>,
     threads: Vec<JoinHandle<()>>,
     spare: Vec<EncodedChunk>,
@@ -92,6 +94,7 @@ impl EncodePool {
             parsers,
             workers,
             jobs: Some(jobs_tx),
+            queue: jobs_rx,
             done,
             threads,
             spare: Vec::new(),
@@ -134,6 +137,19 @@ impl EncodePool {
         own.encode(&self.parsers, &batch[..per.min(n)]);
         let mut out = Vec::with_capacity(sent + 1);
         out.push(own);
+        // Then whatever no worker has started yet, instead of waiting for it.
+        while let Ok(Job {
+            batch: b,
+            first,
+            end,
+            mut chunk,
+        }) = self.queue.try_recv()
+        {
+            chunk.first = first;
+            chunk.encode(&self.parsers, &b[first..end]);
+            out.push(chunk);
+            sent -= 1;
+        }
         for _ in 0..sent {
             match self.done.recv() {
                 Ok(chunk) => out.push(chunk),
