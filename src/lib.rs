@@ -46,6 +46,8 @@ pub mod limits;
 #[cfg(feature = "pipeline")]
 pub mod lines;
 #[cfg(feature = "pipeline")]
+pub mod memory;
+#[cfg(feature = "pipeline")]
 pub mod ops;
 #[cfg(feature = "pipeline")]
 pub mod parsers;

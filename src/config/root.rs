@@ -31,6 +31,9 @@ pub struct Config {
     pub user: Option<String>,
     /// ... and this group (default: the user's primary group).
     pub group: Option<String>,
+    /// The daemon's memory budget (e.g. `"64MiB"`), divided among its stages
+    /// ([`crate::memory::MemoryBudget`]); unbounded when absent.
+    pub memory_limit: Option<ByteSize>,
     #[serde(default)]
     pub journal: JournalSection,
     /// `[parse]`: how records of sources without parse settings of their own (those forwarded

@@ -48,6 +48,19 @@ impl Config {
         {
             return Err(err("", key, message));
         }
+        if let Some(limit) = self.memory_limit
+            && limit.0 < crate::memory::MIN_LIMIT
+        {
+            return Err(err(
+                "",
+                "memory_limit",
+                format!(
+                    "{} is below the smallest budget the daemon can keep, {} MiB",
+                    limit.0,
+                    crate::memory::MIN_LIMIT >> 20
+                ),
+            ));
+        }
         let zones = self
             .sources
             .iter()

@@ -379,6 +379,19 @@ impl Journal {
         self.shared().lock().durable_seq
     }
 
+    /// Bounds what waits in memory for the writer to `queue_bytes` (appends wait beyond it, as
+    /// for a full journal) and keeps only as many spare chunk buffers as that queue needs: a
+    /// share of the daemon's `memory_limit`.
+    pub fn limit_memory(&self, queue_bytes: u64) {
+        let chunk = shared::CHUNK_BYTES as u64;
+        let queue = queue_bytes.max(2 * chunk);
+        let mut st = self.life.shared.lock();
+        st.max_pending_bytes = queue;
+        let spares = (queue / chunk) as usize + 1;
+        st.max_spare_buffers = spares;
+        st.spare_buffers.truncate(spares);
+    }
+
     pub fn stats(&self) -> JournalStats {
         let shared = self.shared();
         let st = shared.lock();

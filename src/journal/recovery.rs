@@ -160,6 +160,8 @@ pub(super) fn recover(dir: &Path, config: &JournalConfig) -> Result<Recovered, J
             ..Counters::default()
         },
         spare_buffers: Vec::new(),
+        max_pending_bytes: super::shared::MAX_PENDING_BYTES,
+        max_spare_buffers: super::shared::DEFAULT_SPARE_BUFFERS,
     };
     let _ = config;
     Ok(Recovered {

@@ -7,6 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
@@ -16,6 +17,9 @@ use super::format::{self, FRAME_HEADER_LEN, FRAME_SYNC, FrameCheck, FrameHeader}
 pub const SEGMENT_SUFFIX: &str = ".qjs";
 /// How much a reader fetches per positioned read.
 const READ_CHUNK: usize = 1 << 20;
+/// A mapped reader gives the pages it read back to the kernel in steps of this size, so a map
+/// over a 128 MiB segment adds at most about this much to the resident set.
+const RELEASE_STEP: u64 = 8 << 20;
 
 /// `<first_seq, 20 digits>.qjs`: names sort in sequence order.
 pub fn segment_file_name(first_seq: u64) -> String {
@@ -111,7 +115,19 @@ pub struct FrameReader {
     /// The buffered bytes (or the whole map) and the file offset of their first byte.
     buf: Bytes,
     buf_start: u64,
-    mapped: bool,
+    /// The map `buf` views, for a sealed segment.
+    map: Option<Arc<memmap2::Mmap>>,
+    /// Bytes of the map before this offset were released (`MADV_DONTNEED`).
+    released: u64,
+}
+
+/// A shared map as the owner of [`Bytes`] views.
+struct SharedMap(Arc<memmap2::Mmap>);
+
+impl AsRef<[u8]> for SharedMap {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 impl FrameReader {
@@ -121,7 +137,8 @@ impl FrameReader {
             file: File::open(path)?,
             buf: Bytes::new(),
             buf_start: 0,
-            mapped: false,
+            map: None,
+            released: 0,
         })
     }
 
@@ -136,14 +153,39 @@ impl FrameReader {
             return FrameReader::open(path);
         }
         // SAFETY: see above: a sealed segment's bytes do not change while the journal runs.
-        let map = unsafe { memmap2::Mmap::map(&file)? };
+        let map = Arc::new(unsafe { memmap2::Mmap::map(&file)? });
         let _ = map.advise(memmap2::Advice::Sequential);
         Ok(FrameReader {
             file,
-            buf: Bytes::from_owner(map),
+            buf: Bytes::from_owner(SharedMap(map.clone())),
             buf_start: 0,
-            mapped: true,
+            map: Some(map),
+            released: 0,
         })
+    }
+
+    /// Gives the mapped pages before `offset` back to the kernel once a [`RELEASE_STEP`] of them
+    /// was read. Records still viewing them read them again from the page cache on access: a
+    /// sealed segment's bytes never change (see [`FrameReader::open_mapped`]), so the contents
+    /// are the same.
+    fn release_before(&mut self, offset: u64) {
+        let Some(map) = &self.map else {
+            return;
+        };
+        let end = offset.min(map.len() as u64) & !(RELEASE_STEP - 1);
+        if end <= self.released {
+            return;
+        }
+        // SAFETY: MADV_DONTNEED on a read-only file mapping drops the pages; the next access
+        // faults them in from the (unchanged) file, so every view keeps reading the same bytes.
+        let _ = unsafe {
+            map.unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                self.released as usize,
+                (end - self.released) as usize,
+            )
+        };
+        self.released = end;
     }
 
     pub fn file_len(&self) -> io::Result<u64> {
@@ -154,7 +196,8 @@ impl FrameReader {
     /// comes first.
     fn window(&mut self, offset: u64, want: usize, limit: u64) -> io::Result<Bytes> {
         let want = want.min(limit.saturating_sub(offset) as usize);
-        if self.mapped {
+        if self.map.is_some() {
+            self.release_before(offset);
             let len = self.buf.len() as u64;
             let start = offset.min(len) as usize;
             let end = (offset + want as u64).min(len) as usize;
@@ -308,5 +351,58 @@ mod tests {
         );
         assert_eq!(parse_segment_file_name("12.qjs"), None);
         assert_eq!(parse_segment_file_name("0000000000000000001x.qjs"), None);
+    }
+
+    /// A mapped reader releases what it read in [`RELEASE_STEP`]s, and the records it handed
+    /// out before still read the same bytes afterwards (they fault back in from the file).
+    #[test]
+    fn released_map_pages_still_read_the_same_bytes() {
+        use crate::journal::{AppendBatch, Journal, JournalConfig};
+        use crate::record::{Format, Origin, Record};
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(
+            dir.path(),
+            JournalConfig {
+                segment_bytes: 24 << 20,
+                ..JournalConfig::default()
+            },
+        )
+        .unwrap();
+        let appender = journal.appender();
+        let origin = Origin::new("t", "c", Format::Raw, "h");
+        let mut last = 0;
+        for b in 0..40u32 {
+            let records = (0..1000u32)
+                .map(|i| Record::new(origin.clone(), Bytes::from(format!("{b}-{i}-{:0>1000}", i))))
+                .collect();
+            let batch = AppendBatch {
+                records,
+                checkpoints: Vec::new(),
+            };
+            last = appender.append_blocking(batch).unwrap().last_seq;
+        }
+        appender.wait_durable_blocking(last).unwrap();
+        journal.close().unwrap();
+        let (_, first) = list_segments(dir.path()).unwrap().remove(0);
+        let len = std::fs::metadata(&first).unwrap().len();
+        assert!(len > 2 * RELEASE_STEP, "{len}");
+        let mut reader = FrameReader::open_mapped(&first).unwrap();
+        let mut fresh = FrameReader::open(&first).unwrap();
+        let mut bodies = Vec::new();
+        let mut at = format::SEGMENT_HEADER_LEN as u64;
+        while let FrameAt::Frame { body, next, .. } = reader.frame_at(at, len).unwrap() {
+            bodies.push((at, body));
+            at = next;
+        }
+        assert!(reader.released >= 2 * RELEASE_STEP, "{}", reader.released);
+        for (at, body) in &bodies {
+            let FrameAt::Frame { body: again, .. } = fresh.frame_at(*at, len).unwrap() else {
+                panic!("no frame at {at}");
+            };
+            assert!(
+                body[..] == again[..],
+                "frame at {at} changed after its pages were released"
+            );
+        }
     }
 }

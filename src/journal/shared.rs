@@ -34,6 +34,8 @@ pub(super) const FSYNC_BYTES: u64 = 32 << 20;
 pub(super) const MAX_PENDING_BYTES: u64 = 16 << 20;
 /// Frames are queued in chunks of about this size, whose buffers the writer hands back.
 pub(super) const CHUNK_BYTES: usize = 1 << 20;
+/// Chunk buffers the writer keeps for reuse without a memory limit.
+pub(super) const DEFAULT_SPARE_BUFFERS: usize = 48;
 
 #[derive(Debug, Clone)]
 pub(super) struct SegmentInfo {
@@ -111,6 +113,10 @@ pub(super) struct State {
     pub(super) counters: Counters,
     /// Buffers the writer is done with, reused for new chunks (no allocation churn).
     pub(super) spare_buffers: Vec<Vec<u8>>,
+    /// Encoded bytes that may wait for the writer ([`MAX_PENDING_BYTES`] unless a memory
+    /// limit lowered it) and how many spare chunk buffers are kept.
+    pub(super) max_pending_bytes: u64,
+    pub(super) max_spare_buffers: usize,
 }
 
 pub(super) struct Shared {
@@ -184,7 +190,7 @@ impl Shared {
             .is_some_and(|s| s.first_seq < st.next_seq);
         if st.write_blocked
             || (holds_records && st.held_bytes + size > self.config.max_bytes)
-            || st.pending_bytes > MAX_PENDING_BYTES
+            || st.pending_bytes > st.max_pending_bytes
         {
             return Err(TryAppendError::Full(batch));
         }

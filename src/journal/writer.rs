@@ -166,7 +166,8 @@ fn publish_chunks(shared: &Shared, segment: u64, synced_len: u64, chunks: Vec<Un
             for cp in checkpoints {
                 st.checkpoints.insert(cp.key, cp.value);
             }
-            if st.spare_buffers.len() < 48 && bytes.capacity() <= 2 * CHUNK_BYTES {
+            if st.spare_buffers.len() < st.max_spare_buffers && bytes.capacity() <= 2 * CHUNK_BYTES
+            {
                 bytes.clear();
                 st.spare_buffers.push(bytes);
             }

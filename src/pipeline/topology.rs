@@ -243,6 +243,11 @@ impl Topology {
             &config.data_dir.join("journal"),
             config.journal.to_journal_config(),
         )?;
+        if let Some(limit) = config.memory_limit {
+            let budget = crate::memory::MemoryBudget::new(limit.0);
+            budget.apply_allocator();
+            journal.limit_memory(budget.journal_queue);
+        }
         // A cursor no sink owns keeps every segment it has not read: say so, loudly.
         for (name, _, behind) in journal.stats().cursors {
             if !config.sinks.contains_key(&name) && name != super::unrouted::CURSOR {

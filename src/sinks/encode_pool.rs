@@ -57,11 +57,44 @@ struct Job {
     chunk: EncodedChunk,
 }
 
+impl Job {
+    /// Encodes the job's records into its chunk (dropping its handle on the batch).
+    fn run(self, parsers: &ParserRegistry) -> EncodedChunk {
+        let Job {
+            batch,
+            first,
+            end,
+            mut chunk,
+        } = self;
+        chunk.first = first;
+        chunk.encode(parsers, &batch[first..end]);
+        chunk
+    }
+}
+
+/// A batch being encoded ([`EncodePool::start`]).
+pub struct InFlight(Flight);
+
+enum Flight {
+    /// Encoded already (on the calling thread).
+    Done(Vec<Joined>, Vec<EncodedChunk>),
+    /// Chunks queued for the workers: `sent` of them, `per` records each; `unsent` could not be
+    /// queued (the workers are gone) and are encoded by [`EncodePool::finish`].
+    Running {
+        batch: Arc<Vec<Joined>>,
+        per: usize,
+        sent: usize,
+        unsent: Vec<Job>,
+    },
+}
+
 /// Encoding threads and the chunk buffers they reuse.
 pub struct EncodePool {
     parsers: Arc<ParserRegistry>,
     workers: usize,
     jobs: Option<Sender<Job>>,
+    /// The job queue's other end: the caller takes back jobs no worker started yet.
+    queue: Receiver<Job>,
     done: Receiver<EncodedChunk>,
     threads: Vec<JoinHandle<()>>,
     spare: Vec<EncodedChunk>,
@@ -92,6 +125,7 @@ impl EncodePool {
             parsers,
             workers,
             jobs: Some(jobs_tx),
+            queue: jobs_rx,
             done,
             threads,
             spare: Vec::new(),
@@ -100,19 +134,28 @@ impl EncodePool {
 
     /// Encodes `batch` in chunks, returned in batch order, and hands the batch back.
     pub fn encode(&mut self, batch: Vec<Joined>) -> (Vec<Joined>, Vec<EncodedChunk>) {
+        let flight = self.start(batch);
+        self.finish(flight)
+    }
+
+    /// Starts encoding `batch` on the workers and returns at once (small batches, or a pool of
+    /// one, are encoded here and now); [`EncodePool::finish`] collects the chunks. One batch is
+    /// in flight at a time: finish it before starting the next.
+    pub fn start(&mut self, batch: Vec<Joined>) -> InFlight {
         let n = batch.len();
         if self.workers == 1 || n < MIN_PARALLEL || self.jobs.is_none() {
             let mut chunk = self.spare.pop().unwrap_or_default();
             chunk.first = 0;
             chunk.encode(&self.parsers, &batch);
-            return (batch, vec![chunk]);
+            return InFlight(Flight::Done(batch, vec![chunk]));
         }
         // Two chunks per thread, so a slow chunk does not hold the others up.
         let chunks = (self.workers * 2).min(n);
         let per = n.div_ceil(chunks);
         let batch = Arc::new(batch);
         let mut sent = 0;
-        let mut first = per; // the caller encodes chunk 0 itself
+        let mut unsent = Vec::new();
+        let mut first = 0;
         while first < n {
             let end = (first + per).min(n);
             let chunk = self.spare.pop().unwrap_or_default();
@@ -122,18 +165,43 @@ impl EncodePool {
                 end,
                 chunk,
             };
-            if let Some(jobs) = &self.jobs
-                && jobs.send(job).is_ok()
-            {
-                sent += 1;
+            match &self.jobs {
+                Some(jobs) => match jobs.send(job) {
+                    Ok(()) => sent += 1,
+                    Err(e) => unsent.push(e.into_inner()),
+                },
+                None => unsent.push(job),
             }
             first = end;
         }
-        let mut own = self.spare.pop().unwrap_or_default();
-        own.first = 0;
-        own.encode(&self.parsers, &batch[..per.min(n)]);
-        let mut out = Vec::with_capacity(sent + 1);
-        out.push(own);
+        InFlight(Flight::Running {
+            batch,
+            per,
+            sent,
+            unsent,
+        })
+    }
+
+    /// The chunks of the batch in flight, in batch order, and the batch. The caller encodes
+    /// whatever no worker has started yet instead of waiting for it.
+    pub fn finish(&mut self, flight: InFlight) -> (Vec<Joined>, Vec<EncodedChunk>) {
+        let (batch, per, mut sent, unsent) = match flight.0 {
+            Flight::Done(batch, chunks) => return (batch, chunks),
+            Flight::Running {
+                batch,
+                per,
+                sent,
+                unsent,
+            } => (batch, per, sent, unsent),
+        };
+        let mut out = Vec::with_capacity(sent + unsent.len());
+        for job in unsent {
+            out.push(job.run(&self.parsers));
+        }
+        while let Ok(job) = self.queue.try_recv() {
+            out.push(job.run(&self.parsers));
+            sent -= 1;
+        }
         for _ in 0..sent {
             match self.done.recv() {
                 Ok(chunk) => out.push(chunk),
@@ -191,16 +259,8 @@ fn fill_gaps(parsers: &ParserRegistry, batch: &[Joined], out: &mut Vec<EncodedCh
 }
 
 fn worker(parsers: &ParserRegistry, jobs: &Receiver<Job>, done: &Sender<EncodedChunk>) {
-    while let Ok(Job {
-        batch,
-        first,
-        end,
-        mut chunk,
-    }) = jobs.recv()
-    {
-        chunk.first = first;
-        chunk.encode(parsers, &batch[first..end]);
-        drop(batch);
+    while let Ok(job) = jobs.recv() {
+        let chunk = job.run(parsers);
         if done.send(chunk).is_err() {
             return;
         }
