@@ -301,8 +301,7 @@ impl FileSink {
             // Records read after the last one written were not taken: done for this sink (once
             // the join holds nothing older, so the state is the one after them).
             let skipped_after = read_through.filter(|&seq| {
-                written_through.is_none_or(|w| w < seq)
-                    && join::holds_nothing(self.join.as_ref())
+                written_through.is_none_or(|w| w < seq) && join::holds_nothing(self.join.as_ref())
             });
             let flight = if ready.is_empty() {
                 self.ready = ready;
