@@ -32,6 +32,11 @@ pub struct GelfSourceConfig {
     /// refused (UDP, HTTP 413) or cut and flagged (TCP). Default 1 MiB.
     #[serde(default = "default_max_message")]
     pub max_message_bytes: ByteSize,
+    /// HTTP: a body holds newline-delimited messages (Graylog's "bulk receiving"); each line is
+    /// one message and the body as a whole is capped by `max_message_bytes`. Default false: the
+    /// body is one message (a pretty-printed object may span lines).
+    #[serde(default)]
+    pub http_bulk: bool,
     /// Incomplete chunked messages held at once at most (the oldest is evicted). Default 1024.
     #[serde(default = "default_max_chunked")]
     pub max_incomplete_messages: usize,

@@ -158,6 +158,15 @@ pub struct GelfSinkConfig {
     /// HTTP: requests sent ahead of their answers on one connection at most.
     #[serde(default = "default_window")]
     pub window: usize,
+    /// HTTP: messages per `POST` at most, newline-delimited. Default 1 (every GELF HTTP receiver
+    /// takes that); above 1 the receiver must take bulk bodies (Graylog's "Enable Bulk
+    /// Receiving", Quill's gelf source `http_bulk = true`).
+    #[serde(default = "default_http_batch")]
+    pub http_batch: usize,
+    /// HTTP: bytes of one bulk body at most (before compression); a longer message goes alone.
+    /// Default 64 KiB (Graylog's default largest HTTP body).
+    #[serde(default = "default_http_batch_bytes")]
+    pub http_batch_bytes: ByteSize,
     /// Connect, write and answer timeout: a receiver silent for this long counts as failed
     /// (the sink is restarted from its cursor, nothing acknowledged is lost).
     #[serde(default = "default_timeout")]
@@ -244,6 +253,12 @@ fn default_chunk_size() -> usize {
 fn default_window() -> usize {
     64
 }
+fn default_http_batch() -> usize {
+    1
+}
+fn default_http_batch_bytes() -> ByteSize {
+    ByteSize::kib(64)
+}
 fn default_timeout() -> HumanDuration {
     HumanDuration::secs(10)
 }
@@ -294,6 +309,12 @@ impl GelfSinkConfig {
         }
         if self.window == 0 || self.window > 4096 {
             return Some(("window", "must be between 1 and 4096".into()));
+        }
+        if self.http_batch == 0 || self.http_batch > 65_536 {
+            return Some(("http_batch", "must be between 1 and 65536".into()));
+        }
+        if self.http_batch_bytes.0 < 1024 {
+            return Some(("http_batch_bytes", "must be at least 1KiB".into()));
         }
         if self.timeout.0.is_zero() {
             return Some(("timeout", "must be above 0".into()));

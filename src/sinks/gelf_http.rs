@@ -1,10 +1,12 @@
-//! GELF over HTTP(S) for the `gelf` sink: one `POST` per message on a keep-alive connection, up
-//! to `window` requests sent ahead of their answers (HTTP/1.1 pipelining), answers read in order.
+//! GELF over HTTP(S) for the `gelf` sink: one `POST` per message (or, with `http_batch` above 1,
+//! up to that many newline-delimited messages and `http_batch_bytes` per `POST`: Graylog's bulk
+//! body) on a keep-alive connection, up to `window` requests sent ahead of their answers
+//! (HTTP/1.1 pipelining), answers read in order.
 //!
-//! A 2xx delivers its message (the cursor may pass it). `408`, `429` and 5xx, a reset, a stall
+//! A 2xx delivers the messages of its request (the cursor may pass them). `408`, `429` and 5xx, a reset, a stall
 //! past `timeout` or a malformed answer fail the attempt: the supervisor retries from the cursor
 //! with backoff, the message is sent again. Any other answer (a 4xx: the receiver will never take
-//! this message) passes the message over, counted in `quill_sink_dropped_total`. A connection the
+//! this request) passes its messages over, counted in `quill_sink_dropped_total`. A connection the
 //! receiver closes is reopened and the requests it had not answered are sent again.
 //!
 //! A small HTTP/1.1 client on the sink's own blocking socket: answers with `Content-Length`,
@@ -35,9 +37,14 @@ pub struct HttpOut {
     tls: Option<TlsClient>,
     timeout: Duration,
     window: usize,
+    /// Messages per request at most.
+    batch: usize,
+    /// Body bytes of a multi-message request at most.
+    batch_bytes: usize,
     gzip: bool,
     conn: Option<Conn>,
     request: Vec<u8>,
+    body: Vec<u8>,
 }
 
 /// What an answer said.
@@ -54,6 +61,7 @@ impl HttpOut {
         tls: Option<TlsClient>,
         timeout: Duration,
         window: usize,
+        (batch, batch_bytes): (usize, usize),
         gzip: bool,
     ) -> HttpOut {
         HttpOut {
@@ -62,13 +70,35 @@ impl HttpOut {
             tls,
             timeout,
             window: window.max(1),
+            batch: batch.max(1),
+            batch_bytes,
             gzip,
             conn: None,
             request: Vec::new(),
+            body: Vec::new(),
         }
     }
 
-    fn write_request(&mut self, body: &[u8]) -> Result<(), OutError> {
+    /// Sends one request whose body is `messages`, newline-delimited.
+    fn write_request<'a>(
+        &mut self,
+        mut messages: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<(), OutError> {
+        let mut body = std::mem::take(&mut self.body);
+        body.clear();
+        if let Some(first) = messages.next() {
+            body.extend_from_slice(first);
+        }
+        for m in messages {
+            body.push(b'\n');
+            body.extend_from_slice(m);
+        }
+        let r = self.write_body(&body);
+        self.body = body;
+        r
+    }
+
+    fn write_body(&mut self, body: &[u8]) -> Result<(), OutError> {
         let compressed;
         let body = if self.gzip {
             compressed = payload::compress(body, Compression::Gzip);
@@ -112,26 +142,25 @@ impl Transport for HttpOut {
         delivered: &mut usize,
         stats: &SinkStats,
     ) -> Result<(), OutError> {
-        let messages: Vec<(usize, usize)> = chunks
+        let messages: Vec<&[u8]> = chunks
             .iter()
-            .enumerate()
-            .flat_map(|(c, chunk)| (0..chunk.ends.len()).map(move |i| (c, i)))
+            .flat_map(|chunk| (0..chunk.ends.len()).map(move |i| message(chunk, i)))
             .collect();
         let total = messages.len();
-        // Messages sent and not yet answered, oldest first.
-        let mut in_flight = VecDeque::new();
+        // Requests sent and not yet answered, oldest first: their ranges of `messages`.
+        let mut in_flight: VecDeque<std::ops::Range<usize>> = VecDeque::new();
         while *delivered < total {
             if self.conn.is_none() {
                 let stream = net_out::connect(&self.addr, self.tls.as_ref(), self.timeout)?;
                 self.conn = Some(Conn::new(stream));
                 in_flight.clear();
             }
-            let mut next = *delivered + in_flight.len();
+            let mut next = in_flight.back().map_or(*delivered, |r| r.end);
             while next < total && in_flight.len() < self.window {
-                let (c, i) = messages[next];
-                self.write_request(message(&chunks[c], i))?;
-                in_flight.push_back(next);
-                next += 1;
+                let end = request_end(&messages, next, self.batch, self.batch_bytes);
+                self.write_request(messages[next..end].iter().copied())?;
+                in_flight.push_back(next..end);
+                next = end;
             }
             let addr = self.addr.clone();
             let Some(conn) = self.conn.as_mut() else {
@@ -139,7 +168,9 @@ impl Transport for HttpOut {
             };
             conn.stream.flush().map_err(|e| OutError::io(&addr, e))?;
             let answer = conn.read_answer(&addr)?;
-            in_flight.pop_front();
+            let Some(answered) = in_flight.pop_front() else {
+                return Err(OutError::protocol(&addr, "an answer nobody asked for"));
+            };
             match answer.status {
                 200..=299 => {}
                 408 | 429 | 500..=599 => {
@@ -150,11 +181,12 @@ impl Transport for HttpOut {
                     ));
                 }
                 status => {
-                    stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%addr, status, "GELF receiver refused a message for good: dropped (counted).");
+                    let n = answered.len();
+                    stats.dropped.fetch_add(n as u64, Ordering::Relaxed);
+                    tracing::warn!(%addr, status, messages = n, "GELF receiver refused a request for good: its messages dropped (counted).");
                 }
             }
-            *delivered += 1;
+            *delivered = answered.end;
             if answer.close {
                 // Unanswered requests are sent again on a new connection.
                 self.conn = None;
@@ -162,6 +194,21 @@ impl Transport for HttpOut {
         }
         Ok(())
     }
+}
+
+/// Where the request that starts at message `start` ends: at most `batch` messages and, past the
+/// first, `batch_bytes` of body.
+fn request_end(messages: &[&[u8]], start: usize, batch: usize, batch_bytes: usize) -> usize {
+    let mut bytes = messages[start].len();
+    let mut end = start + 1;
+    while end < messages.len() && end - start < batch {
+        bytes += 1 + messages[end].len();
+        if bytes > batch_bytes {
+            break;
+        }
+        end += 1;
+    }
+    end
 }
 
 /// A connection and what was read of it ahead of the current answer.
@@ -331,6 +378,18 @@ fn parse_head(head: &[u8]) -> Result<(Answer, Body), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_hold_batch_messages_and_bytes() {
+        let m: Vec<&[u8]> = vec![b"aaaa", b"bb", b"cccccccccc", b"d", b"e"];
+        assert_eq!(request_end(&m, 0, 1, 1 << 20), 1);
+        assert_eq!(request_end(&m, 0, 3, 1 << 20), 3);
+        assert_eq!(request_end(&m, 3, 10, 1 << 20), 5);
+        // 4 + 1 + 2 = 7 fits in 8; the 10-byte one would not.
+        assert_eq!(request_end(&m, 0, 10, 8), 2);
+        // A message longer than the cap goes alone.
+        assert_eq!(request_end(&m, 2, 10, 8), 3);
+    }
 
     #[test]
     fn heads() {

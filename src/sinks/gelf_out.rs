@@ -10,7 +10,8 @@
 //!   written, and catches up once the stream is idle with its send queue empty. A reset or a
 //!   stalled receiver (`timeout`) fails the attempt; the supervisor reconnects with backoff from
 //!   the cursor: at least once across reconnects, the repeats bounded by that window.
-//! - `http://`, `https://`: one `POST` per message ([`super::gelf_http`]), acknowledged by its 2xx.
+//! - `http://`, `https://`: one `POST` per message, or `http_batch` newline-delimited messages
+//!   per `POST` ([`super::gelf_http`]), acknowledged by its 2xx.
 //!
 //! Touches its socket and (through [`super::deliver`]) its cursor.
 
@@ -76,6 +77,7 @@ pub fn spawn(
                     tls,
                     timeout,
                     config.window,
+                    (config.http_batch, config.http_batch_bytes.as_usize()),
                     config.compression == GelfCompression::Gzip,
                 )),
             };

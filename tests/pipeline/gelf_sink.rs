@@ -110,7 +110,18 @@ fn round_trip(
 fn tcp_and_http_round_trips_are_byte_exact() {
     const N: usize = 2000;
     let text = lines(N, 300, false);
-    for scheme in ["tcp", "http"] {
+    // (name, sink settings beyond `to`, source settings beyond the address)
+    let cases = [
+        ("tcp", "", ""),
+        ("http", "", ""),
+        // Graylog-style bulk bodies, gzip: 200 messages or 16 KiB a POST.
+        (
+            "http",
+            "http_batch = 200\nhttp_batch_bytes = \"16KiB\"\ncompression = \"gzip\"",
+            "http_bulk = true",
+        ),
+    ];
+    for (scheme, sink, source) in cases {
         let port = free_port();
         let to = if scheme == "tcp" {
             format!("tcp://127.0.0.1:{port}")
@@ -118,17 +129,17 @@ fn tcp_and_http_round_trips_are_byte_exact() {
             format!("http://127.0.0.1:{port}/gelf")
         };
         let (got, expect, _) = round_trip(
-            &format!("to = \"{to}\""),
-            &format!("{scheme} = \"127.0.0.1:{port}\""),
+            &format!("to = \"{to}\"\n{sink}"),
+            &format!("{scheme} = \"127.0.0.1:{port}\"\n{source}"),
             N,
             &text,
             false,
             Duration::from_secs(30),
         );
-        assert_eq!(got.len(), N, "{scheme}: duplicates or losses");
+        assert_eq!(got.len(), N, "{scheme} {sink}: duplicates or losses");
         assert!(
             got == expect,
-            "{scheme}: what arrived differs from the file sink's GELF"
+            "{scheme} {sink}: what arrived differs from the file sink's GELF"
         );
     }
 }

@@ -4,8 +4,9 @@
 //! writers append numbered lines with transaction ids. Mid-stream one NATS node is SIGKILLed and
 //! one aggregator aborts (as a kill -9) inside its commit window, after claiming or after
 //! journaling (`QUILL_NATS_FAULT`, the only way to hit the window every run); both restart. Asserted: the union of the two aggregators' file outputs
-//! holds every line exactly once; every transaction id's entries are on one aggregator; both
-//! aggregators took a share; and `quill search --server` against each aggregator, merged, returns
+//! holds every line exactly once; every transaction id's entries are on one aggregator, except
+//! at most one per agent for each partition move (a partition has one owner at a time, and a
+//! move falls between two of its messages); both aggregators took a share; and `quill search --server` against each aggregator, merged, returns
 //! every entry of sampled transactions (the repeatable `--server` fan-out is another change: the
 //! test queries each aggregator and merges).
 
@@ -301,6 +302,11 @@ fn scenario(fault: &str) {
             .collect::<Vec<_>>()
             .join("\n----\n")
     );
+    // Partition moves from here on: each can split at most one transaction per agent (the one
+    // whose lines straddle the last message the old owner took).
+    let takes = |d: &Daemon| d.stderr().matches("Took partition").count();
+    let takes_before: usize = agg_procs.iter().flatten().map(takes).sum();
+    let mut takes_of_crashed = 0;
     let per_step = PER_AGENT / STEPS;
     for step in 0..STEPS {
         for a in agents {
@@ -317,6 +323,7 @@ fn scenario(fault: &str) {
                     .is_some_and(|d| d.child.try_wait().ok().flatten().is_some())
             });
             let first = agg_procs[0].take().unwrap();
+            takes_of_crashed = takes(&first);
             assert!(crashed, "agg1 never reached {fault}\n{}", first.stderr());
             assert!(first.stderr().contains("QUILL_NATS_FAULT: aborting"));
             cluster.restart(1);
@@ -350,7 +357,7 @@ fn scenario(fault: &str) {
             .collect::<Vec<_>>()
             .join("\n----\n")
     };
-    let done = wait_until(Duration::from_secs(45), || {
+    let done = wait_until(Duration::from_secs(75), || {
         outputs().iter().map(Vec::len).sum::<usize>() >= total
     });
     // Let anything duplicated arrive too before judging.
@@ -390,7 +397,24 @@ fn scenario(fault: &str) {
         .filter(|(_, o)| o.len() > 1)
         .map(|(t, _)| t)
         .collect();
-    assert!(split.is_empty(), "txns on both aggregators: {split:?}");
+    // A partition is on one aggregator at a time; while it moves (the crash, the restarted
+    // aggregator taking its share back, a lease lost to a stalled NATS node) the transaction
+    // whose lines straddle the move can be split, and `quill search` across both (below) still
+    // finds it whole. Anything beyond that bound would mean two owners at once.
+    let takes_after: usize =
+        takes_of_crashed + agg_procs.iter().flatten().map(takes).sum::<usize>();
+    let moves = takes_after - takes_before;
+    assert!(
+        split.len() <= moves * agents.len(),
+        "{} txns on both aggregators with {moves} partition moves: {split:?}",
+        split.len()
+    );
+    if !split.is_empty() {
+        eprintln!(
+            "{} txns split by {moves} partition moves: {split:?}",
+            split.len()
+        );
+    }
     assert!(
         outs.iter().all(|o| !o.is_empty()),
         "an aggregator got nothing: {:?}",
@@ -410,11 +434,13 @@ fn scenario(fault: &str) {
                 answers.iter().flatten().cloned().collect::<BTreeSet<_>>() == want
             });
             assert!(complete, "search {txn}: {answers:?}, want {want:?}");
-            assert_eq!(
-                answers.iter().filter(|a| !a.is_empty()).count(),
-                1,
-                "{txn} answered by both aggregators: {answers:?}"
-            );
+            if !split.contains(&&txn) {
+                assert_eq!(
+                    answers.iter().filter(|a| !a.is_empty()).count(),
+                    1,
+                    "{txn} answered by both aggregators: {answers:?}"
+                );
+            }
             assert_eq!(
                 answers.iter().map(Vec::len).sum::<usize>(),
                 PER_TXN as usize
@@ -434,7 +460,7 @@ fn scenario(fault: &str) {
         assert!(d.stop().success(), "{log}");
     }
     assert!(
-        started.elapsed() < Duration::from_secs(90),
+        started.elapsed() < Duration::from_secs(150),
         "took {:?}",
         started.elapsed()
     );

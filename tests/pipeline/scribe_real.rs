@@ -98,8 +98,20 @@ fn expected_message(tag: &str, n: usize) -> String {
     }
 }
 
-/// A category's files in number order, decompressed and concatenated.
+/// A category's files in number order, decompressed and concatenated. The store compresses
+/// closed files while it runs (`x_00003` becomes `x_00003.zst`): a file gone between the
+/// listing and the read is listed again.
 fn read_category(dir: &Path, category: &str) -> Vec<u8> {
+    for _ in 0..100 {
+        if let Some(all) = try_read_category(dir, category) {
+            return all;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("{}: files keep vanishing while read", dir.display());
+}
+
+fn try_read_category(dir: &Path, category: &str) -> Option<Vec<u8>> {
     let mut files: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
@@ -111,9 +123,17 @@ fn read_category(dir: &Path, category: &str) -> Vec<u8> {
         })
         .collect();
     files.sort();
+    if files.windows(2).any(|w| w[0].0 == w[1].0) {
+        // Caught between the compressed copy's rename and the original's removal.
+        return None;
+    }
     let mut all = Vec::new();
     for (_, path) in files {
-        let data = std::fs::read(&path).unwrap();
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => panic!("{}: {e}", path.display()),
+        };
         match path.extension().and_then(|e| e.to_str()) {
             Some("zst") => all.extend(zstd::decode_all(&data[..]).unwrap()),
             Some("gz") => {
@@ -124,7 +144,7 @@ fn read_category(dir: &Path, category: &str) -> Vec<u8> {
             _ => all.extend(data),
         }
     }
-    all
+    Some(all)
 }
 
 /// Every message in the store, by category.

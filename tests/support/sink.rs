@@ -22,12 +22,20 @@ fn sink_files(root: &Path) -> Vec<PathBuf> {
     sorted(root).iter().flat_map(|cat| sorted(cat)).collect()
 }
 
-/// All GELF lines under a file sink's root; a line that is not JSON fails the test.
+/// The complete lines of `f` (through its last `\n`: a line still being written is left out).
+fn complete_lines(f: &Path) -> String {
+    let mut bytes = std::fs::read(f).unwrap_or_default();
+    let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    bytes.truncate(end);
+    String::from_utf8(bytes).unwrap_or_else(|e| panic!("{}: not UTF-8: {e}", f.display()))
+}
+
+/// All complete GELF lines under a file sink's root; a complete line that is not JSON fails
+/// the test.
 pub fn read_sink(root: &Path) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     for f in sink_files(root) {
-        let text = std::fs::read_to_string(&f).unwrap_or_default();
-        for line in text.lines() {
+        for line in complete_lines(&f).lines() {
             out.push(
                 serde_json::from_str(line)
                     .unwrap_or_else(|e| panic!("{}: bad JSON line {line:?}: {e}", f.display())),

@@ -1,5 +1,7 @@
 //! GELF over HTTP(S): `POST /gelf` with one message as the body (plain, or gzip/zlib with or
-//! without a `Content-Encoding` header: the payload's magic bytes decide).
+//! without a `Content-Encoding` header: the payload's magic bytes decide). With `http_bulk`, the
+//! (decompressed) body is newline-delimited messages, appended as one batch; empty lines are
+//! skipped.
 //!
 //! Answers: `202 Accepted` once the record is durable in the journal; `413` for a body (or its
 //! decompressed form) above `max_message_bytes`; `400` for an empty or corrupt compressed body;
@@ -88,7 +90,7 @@ impl HttpServer {
             Err(e) => return refuse(StatusCode::BAD_REQUEST, &format!("{e}\n")),
         };
         let raw = match decompress(&body, max) {
-            Ok(m) => Bytes::copy_from_slice(trim_end(&m)),
+            Ok(m) => m,
             Err(PayloadError::TooLarge(..)) => {
                 self.stats.inflate_refused.fetch_add(1, Ordering::Relaxed);
                 return refuse(
@@ -101,22 +103,28 @@ impl HttpServer {
                 return refuse(StatusCode::BAD_REQUEST, &format!("{e}\n"));
             }
         };
-        if raw.is_empty() {
+        let messages = messages(&raw, self.limits.http_bulk);
+        if messages.is_empty() {
             return refuse(StatusCode::BAD_REQUEST, "empty message\n");
         }
         let ctx = self.ctx.clone();
         // Its own task: hyper drops this future if the client hangs up early.
         let journaled = tokio::spawn(async move {
             let appender = ctx.journal.appender();
-            let len = raw.len() as u64;
-            let r = record(&ctx, raw, RecordFlags::empty(), Timestamp::now());
+            let now = Timestamp::now();
+            let count = messages.len() as u64;
+            let len = messages.iter().map(|m| m.len() as u64).sum();
+            let records = messages
+                .into_iter()
+                .map(|m| record(&ctx, m, RecordFlags::empty(), now))
+                .collect();
             let receipt = appender
                 .append(AppendBatch {
-                    records: vec![r],
+                    records,
                     checkpoints: Vec::new(),
                 })
                 .await?;
-            ctx.stats.add(1, len);
+            ctx.stats.add(count, len);
             appender.wait_durable(receipt.last_seq).await
         });
         Ok(match journaled.await {
@@ -125,6 +133,23 @@ impl HttpServer {
             Err(_) => answer(StatusCode::INTERNAL_SERVER_ERROR, "append failed\n"),
         })
     }
+}
+
+/// The messages of a (decompressed) body: the body itself, or with `bulk` each non-empty line.
+fn messages(body: &[u8], bulk: bool) -> Vec<Bytes> {
+    if !bulk {
+        let m = trim_end(body);
+        return if m.is_empty() {
+            Vec::new()
+        } else {
+            vec![Bytes::copy_from_slice(m)]
+        };
+    }
+    body.split(|&b| b == b'\n')
+        .map(trim_end)
+        .filter(|m| !m.iter().all(u8::is_ascii_whitespace))
+        .map(Bytes::copy_from_slice)
+        .collect()
 }
 
 impl Handler for HttpServer {
@@ -154,5 +179,21 @@ impl Handler for HttpServer {
                 conn.await.map_err(|e| e.to_string())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::messages;
+
+    #[test]
+    fn bulk_bodies_split_on_newlines() {
+        let body = b"{\"a\":1}\r\n\n  \n{\"b\":\n2}\n";
+        assert_eq!(messages(body, false).len(), 1);
+        let bulk = messages(body, true);
+        let got: Vec<&[u8]> = bulk.iter().map(|m| &m[..]).collect();
+        assert_eq!(got, vec![&b"{\"a\":1}"[..], b"{\"b\":", b"2}"]);
+        assert!(messages(b"\n\r\n", true).is_empty());
+        assert!(messages(b"\n", false).is_empty());
     }
 }

@@ -114,6 +114,8 @@ pub struct Limits {
     pub max_message: usize,
     pub idle_timeout: Duration,
     pub connections: Arc<Semaphore>,
+    /// HTTP bodies are newline-delimited messages.
+    pub http_bulk: bool,
 }
 
 /// The source's task.
@@ -134,6 +136,7 @@ pub fn start(
             "max_connections",
             config.max_connections,
         ),
+        http_bulk: config.http_bulk,
     };
     let udp_thread = match &config.udp {
         Some(addr) => {
