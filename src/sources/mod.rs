@@ -15,12 +15,14 @@ pub mod file;
 pub mod forward;
 pub mod gelf;
 pub mod listen;
+pub mod listeners;
 pub mod nats;
 
 pub mod relp;
 pub mod scribe;
 pub mod syslog;
 
+pub use listeners::Listeners;
 pub use syslog::handover::Held;
 
 use crate::component::{ComponentError, Running, SourceContext};
@@ -29,7 +31,9 @@ use crate::config::SourceConfig;
 /// The listeners of a source, bound before anything starts ([`bind`]).
 pub enum Bound {
     Syslog(syslog::Bound),
-    /// A source that binds when it starts (file; forward binds in its own `start`).
+    /// The sockets of a GELF, RELP, Scribe or forward source.
+    Listeners(Listeners),
+    /// A source that listens on nothing (file, nats).
     Later,
 }
 
@@ -37,14 +41,23 @@ impl Bound {
     /// Duplicates of the bound sockets, for the source's next instance on reload (see
     /// [`syslog::handover`]); `None` when there are none.
     pub fn hold(&self) -> Option<Held> {
+        let held = match self {
+            Bound::Syslog(b) => b.hold(),
+            Bound::Listeners(l) => l.hold(),
+            Bound::Later => return None,
+        };
+        held.inspect_err(|e| tracing::warn!("Cannot keep the source's sockets for a reload: {e}."))
+            .ok()
+    }
+
+    /// The listeners of a GELF, RELP, Scribe or forward source (bound now if they were not).
+    fn listeners(self, config: &SourceConfig, name: &str) -> Result<Listeners, ComponentError> {
         match self {
-            Bound::Syslog(b) => b
-                .hold()
-                .inspect_err(|e| {
-                    tracing::warn!("Cannot keep the source's sockets for a reload: {e}.")
-                })
-                .ok(),
-            Bound::Later => None,
+            Bound::Listeners(l) => Ok(l),
+            _ => match bind(config, name, None)? {
+                Bound::Listeners(l) => Ok(l),
+                _ => Ok(Listeners::default()),
+            },
         }
     }
 }
@@ -56,17 +69,34 @@ pub fn bind(
     name: &str,
     held: Option<Held>,
 ) -> Result<Bound, ComponentError> {
-    Ok(match config {
-        SourceConfig::Syslog(cfg) => {
-            Bound::Syslog(syslog::bind(cfg, name, held.unwrap_or_default())?)
+    use listeners::Kind::{Stream, Udp};
+    let listen = |addresses: &[(&'static str, Option<&str>, listeners::Kind)], held| {
+        Listeners::bind(name, addresses, held)
+            .map(Bound::Listeners)
+            .map_err(ComponentError::from)
+    };
+    match config {
+        SourceConfig::Syslog(cfg) => Ok(Bound::Syslog(syslog::bind(
+            cfg,
+            name,
+            held.unwrap_or_default(),
+        )?)),
+        SourceConfig::Gelf(cfg) => {
+            let receive_buffer = cfg.udp_receive_buffer.as_usize();
+            listen(
+                &[
+                    ("udp", cfg.udp.as_deref(), Udp { receive_buffer }),
+                    ("tcp", cfg.tcp.as_deref(), Stream),
+                    ("http", cfg.http.as_deref(), Stream),
+                ],
+                held,
+            )
         }
-        SourceConfig::File(_)
-        | SourceConfig::Forward(_)
-        | SourceConfig::Scribe(_)
-        | SourceConfig::Relp(_)
-        | SourceConfig::Gelf(_)
-        | SourceConfig::Nats(_) => Bound::Later,
-    })
+        SourceConfig::Relp(cfg) => listen(&[("listen", Some(&cfg.listen), Stream)], held),
+        SourceConfig::Scribe(cfg) => listen(&[("listen", Some(&cfg.listen), Stream)], held),
+        SourceConfig::Forward(cfg) => listen(&[("listen", Some(&cfg.listen), Stream)], held),
+        SourceConfig::File(_) | SourceConfig::Nats(_) => Ok(Bound::Later),
+    }
 }
 
 /// The files whose content a source reads at start (certificates, keys, tokens, parser
@@ -118,28 +148,47 @@ pub fn start_bound(
         (SourceConfig::Syslog(cfg), bound) => {
             let bound = match bound {
                 Bound::Syslog(b) => b,
-                Bound::Later => syslog::bind(cfg, &ctx.name, Default::default())?,
+                Bound::Listeners(_) | Bound::Later => {
+                    syslog::bind(cfg, &ctx.name, Default::default())?
+                }
             };
             let _guard = runtime.enter();
             Running::task(syslog::start(bound, cfg, ctx, runtime)?)
         }
-        (SourceConfig::Forward(cfg), _) => {
-            let handle =
-                forward::start(cfg.clone(), ctx, runtime).map_err(ComponentError::Failed)?;
+        (SourceConfig::Forward(cfg), bound) => {
+            let listener = stream(bound.listeners(config, &ctx.name)?, "listen", &cfg.listen)?;
+            let handle = forward::start(cfg.clone(), listener, ctx, runtime)
+                .map_err(ComponentError::Failed)?;
             Running::task(runtime.spawn(legacy(handle)))
         }
-        (SourceConfig::Scribe(cfg), _) => {
-            let (handle, counters) = scribe::start(cfg.clone(), ctx, runtime)?;
+        (SourceConfig::Scribe(cfg), bound) => {
+            let listener = stream(bound.listeners(config, &ctx.name)?, "listen", &cfg.listen)?;
+            let (handle, counters) = scribe::start(cfg.clone(), listener, ctx, runtime)?;
             Running::task(handle).with_detail(move || counters.summary())
         }
-        (SourceConfig::Relp(cfg), _) => Running::task(relp::start(cfg.clone(), ctx, runtime)?),
+        (SourceConfig::Relp(cfg), bound) => {
+            let listener = stream(bound.listeners(config, &ctx.name)?, "listen", &cfg.listen)?;
+            Running::task(relp::start(cfg.clone(), listener, ctx, runtime)?)
+        }
         (SourceConfig::Nats(cfg), _) => nats::start(cfg.clone(), ctx, runtime)?,
-        (SourceConfig::Gelf(cfg), _) => {
-            let (handle, stats) = gelf::start(cfg, ctx, runtime)?;
+        (SourceConfig::Gelf(cfg), bound) => {
+            let listeners = bound.listeners(config, &ctx.name)?;
+            let (handle, stats) = gelf::start(cfg, listeners, ctx, runtime)?;
             Running::task(handle).with_detail(move || stats.summary())
         }
     };
     Ok(running.with_stop(stop))
+}
+
+/// The one listening socket of a RELP, Scribe or forward source.
+fn stream(
+    mut listeners: Listeners,
+    key: &str,
+    addr: &str,
+) -> Result<std::net::TcpListener, ComponentError> {
+    listeners
+        .take_stream(key)
+        .ok_or_else(|| ComponentError::Setting(format!("`{key}` {addr} is not bound")))
 }
 
 /// A task that reports its error as text, as a component task.

@@ -1,10 +1,11 @@
 //! Socket handover on reload, against the real binary: a syslog source with UDP and TCP on fixed
-//! addresses is changed by 10 reloads (SIGHUP) under load, only in an option
-//! (`max_message_bytes`), so each reload restarts it. Its sockets are handed to the new instance:
-//! UDP received + counted drops = sent (an unbound moment would lose datagrams uncounted), no
-//! UDP line twice, a TCP client connecting every few milliseconds is never refused, no
-//! "address in use". Then a reload moves the UDP port: the new port receives, the old one is
-//! closed.
+//! addresses (and, in the second test, a GELF source with UDP, TCP and HTTP beside a RELP, a
+//! Scribe and a forward source) is changed by 10 reloads (SIGHUP) under load, only in an option
+//! (`max_message_bytes`, `window`, `try_later_after`, `max_frame_size`), so each reload restarts
+//! it. Its sockets are handed to the new instance: UDP received + counted drops = sent (an
+//! unbound moment would lose datagrams uncounted), no UDP line twice, a TCP client connecting
+//! every few milliseconds to each listener is never refused, no "address in use". Then a reload
+//! moves the UDP port: the new port receives, the old one is closed.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,26 +17,80 @@ use crate::support::*;
 
 const RELOADS: usize = 10;
 
-fn config(udp: u16, tcp: u16, metrics: u16, max_message: &str) -> String {
+/// The settings both configs share: data, metrics, the file sink every source feeds.
+fn common(metrics: u16) -> String {
     format!(
-        r#"data_dir = "./data"
-hostname = "h1"
-metrics_listen = "127.0.0.1:{metrics}"
-status_interval = "5s"
+        "data_dir = \"./data\"\nhostname = \"h1\"\nmetrics_listen = \"127.0.0.1:{metrics}\"\n\
+         status_interval = \"5s\"\n\n[sinks.out]\ntype = \"file\"\npath = \"./out\"\n"
+    )
+}
 
+fn syslog_config(udp: u16, tcp: &[u16], metrics: u16, variant: usize) -> String {
+    let max_message = ["64KiB", "32KiB"][variant];
+    format!(
+        r#"{}
 [sources.s]
 type = "syslog"
 udp = "127.0.0.1:{udp}"
-tcp = "127.0.0.1:{tcp}"
+tcp = "127.0.0.1:{}"
 format = "raw"
 udp_receive_buffer = "8MiB"
 max_message_bytes = "{max_message}"
 
-[sinks.out]
-type = "file"
-path = "./out"
-"#
+"#,
+        common(metrics),
+        tcp[0]
     )
+}
+
+/// A GELF source (UDP `s`, TCP, HTTP) and RELP, Scribe and forward sources, all changed by
+/// every reload.
+fn listeners_config(udp: u16, tcp: &[u16], metrics: u16, variant: usize) -> String {
+    let max_message = ["64KiB", "32KiB"][variant];
+    let window = [128, 64][variant];
+    let try_later = ["5s", "4s"][variant];
+    let frame = ["16MiB", "8MiB"][variant];
+    format!(
+        r#"{}
+[sources.s]
+type = "gelf"
+udp = "127.0.0.1:{udp}"
+tcp = "127.0.0.1:{}"
+http = "127.0.0.1:{}"
+udp_receive_buffer = "8MiB"
+max_message_bytes = "{max_message}"
+
+[sources.relp]
+type = "relp"
+listen = "127.0.0.1:{}"
+window = {window}
+
+[sources.scribe]
+type = "scribe"
+listen = "127.0.0.1:{}"
+try_later_after = "{try_later}"
+
+[sources.fwd]
+type = "forward"
+listen = "127.0.0.1:{}"
+max_frame_size = "{frame}"
+
+"#,
+        common(metrics),
+        tcp[0],
+        tcp[1],
+        tcp[2],
+        tcp[3],
+        tcp[4]
+    )
+}
+
+fn syslog_datagram(i: u64) -> String {
+    format!("<14>Oct 11 22:14:15 h app: udp-{i}")
+}
+
+fn gelf_datagram(i: u64) -> String {
+    format!(r#"{{"version":"1.1","host":"h","short_message":"udp-{i}"}}"#)
 }
 
 fn write_config(root: &Path, text: &str) {
@@ -57,19 +112,32 @@ fn udp_tokens(root: &Path) -> HashMap<u64, u32> {
 
 #[test]
 fn a_changed_syslog_source_keeps_its_sockets_across_reloads() {
+    scenario(syslog_config, syslog_datagram, 1);
+}
+
+#[test]
+fn changed_gelf_relp_scribe_and_forward_sources_keep_their_sockets_across_reloads() {
+    scenario(listeners_config, gelf_datagram, 5);
+}
+
+/// `config(udp, tcp ports, metrics port, variant)`: the config; reloads alternate the variant.
+/// `datagram(i)`: the UDP message carrying token `udp-i`. `streams`: TCP listeners to probe.
+fn scenario(
+    config: fn(u16, &[u16], u16, usize) -> String,
+    datagram: fn(u64) -> String,
+    streams: usize,
+) {
     let _alone = alone();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
-    let (udp, tcp, metrics) = (free_port(), free_port(), free_port());
-    let sizes = ["64KiB", "32KiB"];
-    write_config(&root, &config(udp, tcp, metrics, sizes[0]));
+    let (udp, metrics) = (free_port(), free_port());
+    let tcp: Vec<u16> = (0..streams).map(|_| free_port()).collect();
+    write_config(&root, &config(udp, &tcp, metrics, 0));
     let daemon = Daemon::start(&root, &root.join("quill.toml"));
     assert!(
-        wait_until(Duration::from_secs(20), || std::net::TcpStream::connect((
-            "127.0.0.1",
-            tcp
-        ))
-        .is_ok()),
+        wait_until(Duration::from_secs(20), || tcp
+            .iter()
+            .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok())),
         "{}",
         daemon.stderr()
     );
@@ -86,8 +154,8 @@ fn a_changed_syslog_source_keeps_its_sockets_across_reloads() {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 for _ in 0..100 {
-                    let line = format!("<14>Oct 11 22:14:15 h app: udp-{i}");
-                    s.send_to(line.as_bytes(), ("127.0.0.1", udp)).unwrap();
+                    s.send_to(datagram(i).as_bytes(), ("127.0.0.1", udp))
+                        .unwrap();
                     i += 1;
                 }
                 sent.store(i, Ordering::Relaxed);
@@ -95,15 +163,18 @@ fn a_changed_syslog_source_keeps_its_sockets_across_reloads() {
             }
         })
     };
-    // TCP: a connection every 5 ms; a refused one means the port was unbound.
+    // TCP: a connection to each listener every 5 ms; a refused one means a port was unbound.
     let tcp_probe = {
         let (stop, refused, connects) = (stop.clone(), refused.clone(), connects.clone());
+        let tcp = tcp.clone();
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                match std::net::TcpStream::connect(("127.0.0.1", tcp)) {
-                    Ok(_) => connects.fetch_add(1, Ordering::Relaxed),
-                    Err(_) => refused.fetch_add(1, Ordering::Relaxed),
-                };
+                for p in &tcp {
+                    match std::net::TcpStream::connect(("127.0.0.1", *p)) {
+                        Ok(_) => connects.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => refused.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
                 std::thread::sleep(Duration::from_millis(5));
             }
         })
@@ -111,7 +182,7 @@ fn a_changed_syslog_source_keeps_its_sockets_across_reloads() {
 
     for n in 1..=RELOADS {
         std::thread::sleep(Duration::from_millis(1000));
-        write_config(&root, &config(udp, tcp, metrics, sizes[n % 2]));
+        write_config(&root, &config(udp, &tcp, metrics, n % 2));
         daemon.signal(libc::SIGHUP);
         assert!(
             wait_until(Duration::from_secs(10), || daemon
@@ -135,7 +206,7 @@ fn a_changed_syslog_source_keeps_its_sockets_across_reloads() {
 
     // A reload that moves the UDP port: the new port receives, the old one no longer does.
     let moved = free_port();
-    write_config(&root, &config(moved, tcp, metrics, sizes[0]));
+    write_config(&root, &config(moved, &tcp, metrics, 0));
     daemon.signal(libc::SIGHUP);
     assert!(wait_until(Duration::from_secs(10), || daemon
         .stderr()
@@ -143,8 +214,11 @@ fn a_changed_syslog_source_keeps_its_sockets_across_reloads() {
         .count()
         > RELOADS));
     let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.send_to(b"<14>Oct 11 22:14:15 h app: moved-1", ("127.0.0.1", moved))
-        .unwrap();
+    s.send_to(
+        datagram(1).replace("udp-1", "moved-1").as_bytes(),
+        ("127.0.0.1", moved),
+    )
+    .unwrap();
     let old_port_bound = std::net::UdpSocket::bind(("127.0.0.1", udp)).is_err();
 
     let stderr = daemon.stderr();

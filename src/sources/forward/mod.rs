@@ -107,6 +107,7 @@ fn parse_checkpoint(value: &[u8]) -> Option<(String, u64)> {
 /// Binds the listener and starts the source task.
 pub fn start(
     config: ForwardSourceConfig,
+    std_listener: std::net::TcpListener,
     ctx: SourceContext,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<tokio::task::JoinHandle<Result<(), String>>, String> {
@@ -119,8 +120,6 @@ pub fn start(
     if token.is_none() && !identities.has_tokens() && config.tls_client_ca.is_none() {
         tracing::warn!(source = %ctx.name, "Forward source on {} accepts any agent: set `token`, `token_file` or `tls_client_ca`.", config.listen);
     }
-    let std_listener = std::net::TcpListener::bind(&config.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     std_listener
         .set_nonblocking(true)
         .map_err(|e| format!("{}: {e}", config.listen))?;

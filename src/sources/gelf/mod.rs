@@ -26,6 +26,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::sources::listen::{Handler, Listener};
+use crate::sources::listeners::Listeners;
 
 use crate::component::{ComponentError, SourceContext};
 use crate::config::GelfSourceConfig;
@@ -121,9 +122,10 @@ pub struct Limits {
 /// The source's task.
 pub type SourceTask = tokio::task::JoinHandle<Result<(), ComponentError>>;
 
-/// Binds the configured sockets and starts the source; returns its task and its counters.
+/// Starts the source on its bound sockets; returns its task and its counters.
 pub fn start(
     config: &GelfSourceConfig,
+    mut listeners: Listeners,
     ctx: SourceContext,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<(SourceTask, Arc<GelfStats>), GelfSourceError> {
@@ -138,14 +140,8 @@ pub fn start(
         ),
         http_bulk: config.http_bulk,
     };
-    let udp_thread = match &config.udp {
-        Some(addr) => {
-            let sock = crate::sources::syslog::bind_udp(
-                addr,
-                config.udp_receive_buffer.as_usize(),
-                &ctx.name,
-            )
-            .map_err(|e| GelfSourceError::Bind(e.to_string()))?;
+    let udp_thread = match listeners.take_udp("udp") {
+        Some((sock, drops)) => {
             let chunks = ChunkLimits {
                 max_incomplete: config.max_incomplete_messages,
                 max_incomplete_bytes: config.max_incomplete_bytes.as_usize(),
@@ -154,6 +150,7 @@ pub fn start(
             };
             Some(udp::spawn(
                 sock,
+                drops,
                 ctx.clone(),
                 stats.clone(),
                 chunks,
@@ -164,20 +161,18 @@ pub fn start(
     };
     let tls = crate::sources::listen::tls_acceptor(config.tls_keys())?;
     let _guard = runtime.enter();
-    let bind = |addr: &str, what| {
-        let std_listener = crate::sources::syslog::bind_tcp(addr, what, &ctx.name)
-            .map_err(|e| GelfSourceError::Bind(e.to_string()))?;
-        std_listener
-            .set_nonblocking(true)
-            .and_then(|()| tokio::net::TcpListener::from_std(std_listener))
-            .map_err(|e| GelfSourceError::Bind(format!("{what} {addr}: {e}")))
+    let mut serve = |key: &'static str| {
+        listeners
+            .take_stream(key)
+            .map(|l| {
+                l.set_nonblocking(true)
+                    .and_then(|()| tokio::net::TcpListener::from_std(l))
+                    .map_err(|e| GelfSourceError::Bind(format!("{key}: {e}")))
+            })
+            .transpose()
     };
-    let tcp = config.tcp.as_deref().map(|a| bind(a, "tcp")).transpose()?;
-    let http = config
-        .http
-        .as_deref()
-        .map(|a| bind(a, "http"))
-        .transpose()?;
+    let tcp = serve("tcp")?;
+    let http = serve("http")?;
     let task_stats = stats.clone();
     let handle = runtime.spawn(async move {
         let mut tasks: JoinSet<Result<(), GelfSourceError>> = JoinSet::new();

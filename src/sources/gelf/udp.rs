@@ -21,9 +21,7 @@ use crate::gelf::chunk::{Assembler, ChunkLimits, is_chunk};
 use crate::gelf::payload::{PayloadError, decompress};
 use crate::journal::{AppendBatch, TryAppendError};
 use crate::record::{RecordFlags, Timestamp};
-use crate::sources::syslog::datagram::{
-    Batch, set_receive_timeout, socket_inode, udp_socket_drops,
-};
+use crate::sources::syslog::datagram::{Batch, KernelDrops, set_receive_timeout, socket_inode};
 
 /// How long a blocked receive waits before checking for shutdown and expired chunks.
 const RECEIVE_TIMEOUT: Duration = Duration::from_millis(200);
@@ -33,6 +31,7 @@ const SLOT: usize = 65536;
 /// Starts the receive thread for a bound UDP socket.
 pub fn spawn(
     socket: OwnedFd,
+    drops: KernelDrops,
     ctx: SourceContext,
     stats: Arc<GelfStats>,
     chunks: ChunkLimits,
@@ -41,13 +40,20 @@ pub fn spawn(
     set_receive_timeout(&socket, RECEIVE_TIMEOUT).map_err(GelfSourceError::Receive)?;
     std::thread::Builder::new()
         .name(format!("gelf-udp-{}", ctx.name))
-        .spawn(move || receive_loop(socket, ctx, stats, chunks, max_message))
+        .spawn(move || {
+            let inode = socket_inode(&socket);
+            let result = receive_loop(socket, inode, &drops, &ctx, stats, chunks, max_message);
+            drops.count(inode, &ctx);
+            result
+        })
         .map_err(GelfSourceError::Thread)
 }
 
 fn receive_loop(
     socket: OwnedFd,
-    ctx: SourceContext,
+    inode: Option<u64>,
+    drops: &KernelDrops,
+    ctx: &SourceContext,
     stats: Arc<GelfStats>,
     chunks: ChunkLimits,
     max_message: usize,
@@ -56,18 +62,11 @@ fn receive_loop(
     let appender = ctx.journal.appender();
     let mut batch = Batch::new(SLOT);
     let mut assembler = Assembler::new(chunks);
-    let inode = socket_inode(&socket);
-    let mut kernel_base: Option<u64> = None;
     let mut last_check = Instant::now() - Duration::from_secs(2);
     loop {
         if last_check.elapsed() >= Duration::from_secs(1) {
             last_check = Instant::now();
-            if let Some(drops) = inode.and_then(udp_socket_drops) {
-                let base = *kernel_base.get_or_insert(drops);
-                ctx.stats
-                    .kernel_dropped
-                    .store(drops.saturating_sub(base), Ordering::Relaxed);
-            }
+            drops.count(inode, ctx);
         }
         if ctx.shutdown.is_triggered() {
             return Ok(());
@@ -119,7 +118,7 @@ fn receive_loop(
                 continue;
             }
             bytes += raw.len() as u64;
-            records.push(record(&ctx, raw, flags, now));
+            records.push(record(ctx, raw, flags, now));
         }
         stats.publish_chunks(&assembler.stats);
         if records.is_empty() {

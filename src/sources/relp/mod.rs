@@ -90,6 +90,7 @@ pub type SourceTask = tokio::task::JoinHandle<Result<(), ComponentError>>;
 /// Binds the listener and starts the source task.
 pub fn start(
     config: RelpSourceConfig,
+    std_listener: std::net::TcpListener,
     ctx: SourceContext,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<SourceTask, RelpSourceError> {
@@ -104,7 +105,6 @@ pub fn start(
         addr: config.listen.clone(),
         source,
     };
-    let std_listener = std::net::TcpListener::bind(&config.listen).map_err(bind_error)?;
     std_listener.set_nonblocking(true).map_err(bind_error)?;
     tracing::info!(source = %ctx.name, listen = %config.listen, tls = tls.is_some(), "RELP source listening.");
     let shared = Arc::new(Shared {

@@ -134,6 +134,7 @@ pub type SourceTask = tokio::task::JoinHandle<Result<(), ComponentError>>;
 /// Binds the listener and starts the source task; returns it and the source's counters.
 pub fn start(
     config: ScribeSourceConfig,
+    std_listener: std::net::TcpListener,
     ctx: SourceContext,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<(SourceTask, Arc<ScribeCounters>), ScribeError> {
@@ -144,7 +145,6 @@ pub fn start(
         addr: config.listen.clone(),
         source,
     };
-    let std_listener = std::net::TcpListener::bind(&config.listen).map_err(bind_error)?;
     std_listener.set_nonblocking(true).map_err(bind_error)?;
     tracing::info!(source = %ctx.name, listen = %config.listen, "Scribe source listening.");
     let counters = Arc::new(ScribeCounters::default());

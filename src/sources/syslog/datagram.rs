@@ -39,7 +39,7 @@ pub struct KernelDrops(Arc<AtomicU64>);
 
 impl KernelDrops {
     /// Adds the socket's drops not counted yet to `ctx`'s `kernel_dropped`.
-    fn count(&self, inode: Option<u64>, ctx: &SourceContext) {
+    pub(crate) fn count(&self, inode: Option<u64>, ctx: &SourceContext) {
         if let Some(drops) = inode.and_then(udp_socket_drops) {
             let before = self.0.fetch_max(drops, Ordering::Relaxed);
             ctx.stats

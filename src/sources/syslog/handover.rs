@@ -1,6 +1,8 @@
-//! Socket handover on reload. While a syslog source runs, its pipeline holds duplicates of the
-//! source's bound UDP, TCP and TLS sockets ([`Held`], from [`Bound::hold`]). When a reload
-//! changes the source but not an address, [`super::bind`] takes the held socket for that address
+//! Socket handover on reload. While a listening source runs, its pipeline holds duplicates of the
+//! source's bound UDP and listening TCP sockets ([`Held`]: from [`Bound::hold`] for syslog's
+//! UDP, TCP and TLS, from [`crate::sources::Listeners::hold`] for the GELF, RELP, Scribe and
+//! forward sources). When a reload
+//! changes the source but not an address, its bind takes the held socket for that address
 //! instead of binding again: the port is never unbound, so nothing sent meanwhile is refused or
 //! lost unseen; datagrams and connections arriving between the old instance stopping and the
 //! new one starting wait in the socket's queue (overflow is counted as kernel drops). A socket
@@ -10,7 +12,7 @@
 //! This module duplicates and sizes those sockets; it reads and binds nothing.
 
 use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::Bound;
 use super::datagram::KernelDrops;
@@ -18,12 +20,11 @@ use super::datagram::KernelDrops;
 /// Duplicates of a running source's bound sockets, by the address each is bound to.
 #[derive(Debug, Default)]
 pub struct Held {
-    udp: Option<(SocketAddr, OwnedFd, KernelDrops)>,
-    tcp: Option<(SocketAddr, OwnedFd)>,
-    tls: Option<(SocketAddr, OwnedFd)>,
+    udp: Vec<(SocketAddr, OwnedFd, KernelDrops)>,
+    stream: Vec<(SocketAddr, OwnedFd)>,
 }
 
-fn dup_with_addr(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<(SocketAddr, OwnedFd)> {
+fn dup_with_addr(fd: BorrowedFd<'_>) -> std::io::Result<(SocketAddr, OwnedFd)> {
     let addr = socket2::SockRef::from(&fd)
         .local_addr()?
         .as_socket()
@@ -34,66 +35,52 @@ fn dup_with_addr(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<(SocketAddr
 impl Bound {
     /// Duplicates of the UDP, TCP and TLS sockets, for the source's next instance.
     pub fn hold(&self) -> std::io::Result<Held> {
-        use std::os::fd::AsFd;
-        let udp = match &self.udp {
-            Some(fd) => {
-                let (addr, dup) = dup_with_addr(fd.as_fd())?;
-                Some((addr, dup, self.udp_drops.clone()))
-            }
-            None => None,
-        };
-        let tcp = self
-            .tcp
-            .as_ref()
-            .map(|l| dup_with_addr(l.as_fd()))
-            .transpose()?;
-        let tls = self
-            .tls
-            .as_ref()
-            .map(|(l, _)| dup_with_addr(l.as_fd()))
-            .transpose()?;
-        Ok(Held { udp, tcp, tls })
+        let mut held = Held::default();
+        if let Some(fd) = &self.udp {
+            held.hold_udp(fd.as_fd(), &self.udp_drops)?;
+        }
+        if let Some(l) = &self.tcp {
+            held.hold_stream(l.as_fd())?;
+        }
+        if let Some((l, _)) = &self.tls {
+            held.hold_stream(l.as_fd())?;
+        }
+        Ok(held)
     }
 }
 
 impl Held {
-    /// The held UDP socket if it is bound to `addr`, with what of its drops is counted.
-    pub(super) fn take_udp(&mut self, addr: SocketAddr) -> Option<(OwnedFd, KernelDrops)> {
-        match self.udp.take() {
-            Some((a, fd, drops)) if a == addr => Some((fd, drops)),
-            other => {
-                self.udp = other;
-                None
-            }
-        }
+    /// Keeps a duplicate of a bound UDP socket, with what of its drops is counted.
+    pub fn hold_udp(&mut self, fd: BorrowedFd<'_>, drops: &KernelDrops) -> std::io::Result<()> {
+        let (addr, dup) = dup_with_addr(fd)?;
+        self.udp.push((addr, dup, drops.clone()));
+        Ok(())
     }
 
-    /// The held TCP listener if it is bound to `addr`.
-    pub(super) fn take_tcp(&mut self, addr: SocketAddr) -> Option<std::net::TcpListener> {
-        take_listener(&mut self.tcp, addr)
+    /// Keeps a duplicate of a listening stream socket.
+    pub fn hold_stream(&mut self, fd: BorrowedFd<'_>) -> std::io::Result<()> {
+        self.stream.push(dup_with_addr(fd)?);
+        Ok(())
     }
 
-    /// The held TLS listener if it is bound to `addr`.
-    pub(super) fn take_tls(&mut self, addr: SocketAddr) -> Option<std::net::TcpListener> {
-        take_listener(&mut self.tls, addr)
+    /// The held UDP socket bound to `addr`, with what of its drops is counted.
+    pub fn take_udp(&mut self, addr: SocketAddr) -> Option<(OwnedFd, KernelDrops)> {
+        let i = self.udp.iter().position(|(a, ..)| *a == addr)?;
+        let (_, fd, drops) = self.udp.swap_remove(i);
+        Some((fd, drops))
     }
-}
 
-fn take_listener(
-    slot: &mut Option<(SocketAddr, OwnedFd)>,
-    addr: SocketAddr,
-) -> Option<std::net::TcpListener> {
-    match slot.take() {
-        Some((a, fd)) if a == addr => Some(std::net::TcpListener::from(fd)),
-        other => {
-            *slot = other;
-            None
-        }
+    /// The held listening stream socket (TCP, TLS, HTTP) bound to `addr`.
+    pub fn take_stream(&mut self, addr: SocketAddr) -> Option<std::net::TcpListener> {
+        let i = self.stream.iter().position(|(a, _)| *a == addr)?;
+        let (_, fd) = self.stream.swap_remove(i);
+        tracing::info!(listen = %addr, "Reload: the listening socket is handed over to the new instance.");
+        Some(std::net::TcpListener::from(fd))
     }
 }
 
 /// A handed-over UDP socket with the receive buffer the new config asks for.
-pub(super) fn resize_udp(fd: OwnedFd, recv_buffer: usize, name: &str) -> OwnedFd {
+pub(crate) fn resize_udp(fd: OwnedFd, recv_buffer: usize, name: &str) -> OwnedFd {
     let sock = socket2::Socket::from(fd);
     let addr = sock
         .local_addr()

@@ -120,7 +120,7 @@ pub fn bind(
         None => None,
     };
     let tcp = match config.tcp.as_deref() {
-        Some(a) => Some(match held.take_tcp(parse_addr(a, "tcp")?) {
+        Some(a) => Some(match held.take_stream(parse_addr(a, "tcp")?) {
             Some(l) => l,
             None => bind_tcp(a, "tcp", name)?,
         }),
@@ -131,7 +131,7 @@ pub fn bind(
             let acceptor = listen::tls_acceptor(config.tls_keys())
                 .map_err(|e| SyslogError::Tls(e.to_string()))?
                 .ok_or_else(|| SyslogError::Tls("`tls` needs `tls_cert` and `tls_key`".into()))?;
-            let listener = match held.take_tls(parse_addr(addr, "tls")?) {
+            let listener = match held.take_stream(parse_addr(addr, "tls")?) {
                 Some(l) => l,
                 None => bind_tcp(addr, "tls", name)?,
             };
@@ -246,7 +246,7 @@ pub fn start(
     }))
 }
 
-fn parse_addr(addr: &str, what: &'static str) -> Result<SocketAddr, SyslogError> {
+pub(crate) fn parse_addr(addr: &str, what: &'static str) -> Result<SocketAddr, SyslogError> {
     addr.parse().map_err(|source| SyslogError::Address {
         what,
         addr: addr.to_string(),
