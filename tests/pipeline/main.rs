@@ -5,6 +5,7 @@
 #![cfg(feature = "pipeline")]
 
 mod adversarial;
+mod adversarial_host;
 mod apache_formats_live;
 mod bytes_check;
 mod bytes_clocks;
@@ -64,6 +65,7 @@ mod sink_max_lag_running;
 mod sink_supervise;
 #[path = "../support/mod.rs"]
 mod support;
+mod syslog_load;
 mod syslog_real;
 mod syslog_sink;
 mod syslog_tls;
