@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 
 use tokio_rustls::TlsAcceptor;
 
-use crate::component::SourceContext;
+use crate::component::{ComponentError, SourceContext};
 use crate::config::ServerTlsKeys;
 use crate::limits::AcceptBackoff;
 use crate::transport::tls::TlsError;
@@ -105,6 +105,29 @@ pub struct Listener {
 /// The TLS acceptor of a source's keys (`None` without a certificate). No TLS 1.3 session
 /// tickets: fire-and-forget clients (pygelf, graypy, syslog senders) never read them, and a socket
 /// closed with unread data sends a reset that makes the kernel discard the last messages it had not
+
+/// Why a listening source (RELP, Scribe) could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{key}: {message}")]
+    Setting { key: &'static str, message: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<StartError> for ComponentError {
+    fn from(e: StartError) -> ComponentError {
+        match e {
+            StartError::Bind { addr, source } => ComponentError::Bind { addr, source },
+            other => ComponentError::Setting(other.to_string()),
+        }
+    }
+}
+
 /// yet handed to Quill.
 pub fn tls_acceptor(keys: ServerTlsKeys<'_>) -> Result<Option<TlsAcceptor>, TlsError> {
     let Some((cert, key)) = keys.pair() else {

@@ -156,7 +156,8 @@ pub fn decompress(
     Ok(Bytes::from(out))
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+/// Appends `v` as a LEB128 varint.
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -164,7 +165,8 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn get_varint(p: &mut Bytes) -> Option<u64> {
+/// Takes a LEB128 varint of at most 10 bytes off the front of `p`.
+pub(crate) fn get_varint(p: &mut Bytes) -> Option<u64> {
     let mut v = 0u64;
     for i in 0..10 {
         if p.is_empty() {

@@ -22,10 +22,9 @@
 //! Decoding is bounded like the forward protocol's: the declared length is capped before
 //! decompressing and every count is checked against the bytes present. No I/O but [`connect`].
 
-use bytes::{Buf, Bytes};
 use thiserror::Error;
 
-use super::batch::{self, BatchError};
+use super::batch::{self, BatchError, get_varint, put_varint};
 use crate::config::NatsAuth;
 use crate::record::{Origin, Record};
 
@@ -203,29 +202,6 @@ pub fn decode_payload(
     }
     let records = batch::decode_records(p, count as u32)?;
     Ok(seqs.into_iter().zip(records).collect())
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_varint(p: &mut Bytes) -> Option<u64> {
-    let mut v = 0u64;
-    for i in 0..10 {
-        if p.is_empty() {
-            return None;
-        }
-        let b = p.get_u8();
-        v |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
 }
 
 /// Connects to the cluster (any of `servers`; the client reconnects and fails over by itself).

@@ -32,30 +32,8 @@ use crate::component::{ComponentError, SourceContext};
 use crate::config::RelpSourceConfig;
 use crate::journal::{AppendBatch, Appender};
 use crate::record::Record;
-use crate::sources::listen::{self, Handler, Listener, Stream, connection_limit};
+use crate::sources::listen::{self, Handler, Listener, StartError, Stream, connection_limit};
 use framing::{RelpDecoder, RelpError, RelpFrame};
-
-/// Why the source could not start.
-#[derive(Debug, Error)]
-pub enum RelpSourceError {
-    #[error("{key}: {message}")]
-    Setting { key: &'static str, message: String },
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl From<RelpSourceError> for ComponentError {
-    fn from(e: RelpSourceError) -> ComponentError {
-        match e {
-            RelpSourceError::Bind { addr, source } => ComponentError::Bind { addr, source },
-            other => ComponentError::Setting(other.to_string()),
-        }
-    }
-}
 
 /// Why a connection was closed.
 #[derive(Debug, Error)]
@@ -93,15 +71,15 @@ pub fn start(
     std_listener: std::net::TcpListener,
     ctx: SourceContext,
     runtime: &tokio::runtime::Runtime,
-) -> Result<SourceTask, RelpSourceError> {
+) -> Result<SourceTask, StartError> {
     if let Some((key, message)) = config.check() {
-        return Err(RelpSourceError::Setting { key, message });
+        return Err(StartError::Setting { key, message });
     }
-    let tls = listen::tls_acceptor(config.tls_keys()).map_err(|e| RelpSourceError::Setting {
+    let tls = listen::tls_acceptor(config.tls_keys()).map_err(|e| StartError::Setting {
         key: "tls_cert",
         message: e.to_string(),
     })?;
-    let bind_error = |source| RelpSourceError::Bind {
+    let bind_error = |source| StartError::Bind {
         addr: config.listen.clone(),
         source,
     };

@@ -33,7 +33,7 @@ use crate::component::{ComponentError, SourceContext};
 use crate::config::{ScribeSourceConfig, is_safe_category};
 use crate::journal::{AppendBatch, Appender, JournalError};
 use crate::record::{Origin, Record};
-use crate::sources::listen::{self, Handler, Listener, Stream, connection_limit};
+use crate::sources::listen::{self, Handler, Listener, StartError, Stream, connection_limit};
 use thrift::{Call, Limits, Message, ThriftError, Value};
 
 use thrift::{RESULT_OK as OK, RESULT_TRY_LATER as TRY_LATER};
@@ -45,28 +45,6 @@ const WARNING: i32 = 5;
 const BLOCKING_DECODE: usize = 256 << 10;
 /// Categories whose origin a connection keeps at most.
 const ORIGIN_CACHE: usize = 4096;
-
-/// Why the source could not start.
-#[derive(Debug, Error)]
-pub enum ScribeError {
-    #[error("{key}: {message}")]
-    Setting { key: &'static str, message: String },
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl From<ScribeError> for ComponentError {
-    fn from(e: ScribeError) -> ComponentError {
-        match e {
-            ScribeError::Bind { addr, source } => ComponentError::Bind { addr, source },
-            other => ComponentError::Setting(other.to_string()),
-        }
-    }
-}
 
 /// Why a connection was closed.
 #[derive(Debug, Error)]
@@ -137,11 +115,11 @@ pub fn start(
     std_listener: std::net::TcpListener,
     ctx: SourceContext,
     runtime: &tokio::runtime::Runtime,
-) -> Result<(SourceTask, Arc<ScribeCounters>), ScribeError> {
+) -> Result<(SourceTask, Arc<ScribeCounters>), StartError> {
     if let Some((key, message)) = config.check() {
-        return Err(ScribeError::Setting { key, message });
+        return Err(StartError::Setting { key, message });
     }
-    let bind_error = |source| ScribeError::Bind {
+    let bind_error = |source| StartError::Bind {
         addr: config.listen.clone(),
         source,
     };
