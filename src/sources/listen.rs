@@ -102,10 +102,6 @@ pub struct Listener {
     pub slots: Arc<Semaphore>,
 }
 
-/// The TLS acceptor of a source's keys (`None` without a certificate). No TLS 1.3 session
-/// tickets: fire-and-forget clients (pygelf, graypy, syslog senders) never read them, and a socket
-/// closed with unread data sends a reset that makes the kernel discard the last messages it had not
-
 /// Why a listening source (RELP, Scribe) could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -128,6 +124,9 @@ impl From<StartError> for ComponentError {
     }
 }
 
+/// The TLS acceptor of a source's keys (`None` without a certificate). No TLS 1.3 session
+/// tickets: fire-and-forget clients (pygelf, graypy, syslog senders) never read them, and a socket
+/// closed with unread data sends a reset that makes the kernel discard the last messages it had not
 /// yet handed to Quill.
 pub fn tls_acceptor(keys: ServerTlsKeys<'_>) -> Result<Option<TlsAcceptor>, TlsError> {
     let Some((cert, key)) = keys.pair() else {

@@ -263,6 +263,7 @@ pub fn fuzz_decode(data: &[u8]) {
 mod tests {
     use super::*;
     use crate::record::Format;
+    use bytes::Bytes;
 
     fn meta(first: u64, last: u64, raw_len: u32) -> MessageMeta {
         MessageMeta {
