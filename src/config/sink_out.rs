@@ -167,6 +167,11 @@ pub struct GelfSinkConfig {
     /// Default 64 KiB (Graylog's default largest HTTP body).
     #[serde(default = "default_http_batch_bytes")]
     pub http_batch_bytes: ByteSize,
+    /// HTTP: connections the requests are spread over. Default 1. A receiver that answers once
+    /// a message is durable takes about one request per commit on each connection, so more
+    /// connections let one commit take several; messages may then arrive out of order.
+    #[serde(default = "default_http_connections")]
+    pub http_connections: usize,
     /// Connect, write and answer timeout: a receiver silent for this long counts as failed
     /// (the sink is restarted from its cursor, nothing acknowledged is lost).
     #[serde(default = "default_timeout")]
@@ -256,6 +261,9 @@ fn default_window() -> usize {
 fn default_http_batch() -> usize {
     1
 }
+fn default_http_connections() -> usize {
+    1
+}
 fn default_http_batch_bytes() -> ByteSize {
     ByteSize::kib(64)
 }
@@ -312,6 +320,9 @@ impl GelfSinkConfig {
         }
         if self.http_batch == 0 || self.http_batch > 65_536 {
             return Some(("http_batch", "must be between 1 and 65536".into()));
+        }
+        if self.http_connections == 0 || self.http_connections > 64 {
+            return Some(("http_connections", "must be between 1 and 64".into()));
         }
         if self.http_batch_bytes.0 < 1024 {
             return Some(("http_batch_bytes", "must be at least 1KiB".into()));

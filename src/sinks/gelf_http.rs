@@ -1,13 +1,15 @@
 //! GELF over HTTP(S) for the `gelf` sink: one `POST` per message (or, with `http_batch` above 1,
 //! up to that many newline-delimited messages and `http_batch_bytes` per `POST`: Graylog's bulk
 //! body) on a keep-alive connection, up to `window` requests sent ahead of their answers
-//! (HTTP/1.1 pipelining), answers read in order.
+//! (HTTP/1.1 pipelining) on each of `connections` connections (requests dealt out in turn), answers
+//! read in request order.
 //!
 //! A 2xx delivers the messages of its request (the cursor may pass them). `408`, `429` and 5xx, a reset, a stall
 //! past `timeout` or a malformed answer fail the attempt: the supervisor retries from the cursor
 //! with backoff, the message is sent again. Any other answer (a 4xx: the receiver will never take
 //! this request) passes its messages over, counted in `quill_sink_dropped_total`. A connection the
-//! receiver closes is reopened and the requests it had not answered are sent again.
+//! receiver closes, or one that fails, ends the others too: they are reopened and every request not
+//! answered yet is sent again.
 //!
 //! A small HTTP/1.1 client on the sink's own blocking socket: answers with `Content-Length`,
 //! chunked bodies or a body up to the close; heads and bodies are capped. Touches its socket only.
@@ -42,7 +44,10 @@ pub struct HttpOut {
     /// Body bytes of a multi-message request at most.
     batch_bytes: usize,
     gzip: bool,
-    conn: Option<Conn>,
+    /// The connections requests are spread over (empty until the first send; all dropped
+    /// together when one of them fails or is closed).
+    conns: Vec<Conn>,
+    connections: usize,
     request: Vec<u8>,
     body: Vec<u8>,
 }
@@ -62,6 +67,7 @@ impl HttpOut {
         timeout: Duration,
         window: usize,
         (batch, batch_bytes): (usize, usize),
+        connections: usize,
         gzip: bool,
     ) -> HttpOut {
         HttpOut {
@@ -73,15 +79,17 @@ impl HttpOut {
             batch: batch.max(1),
             batch_bytes,
             gzip,
-            conn: None,
+            conns: Vec::new(),
+            connections: connections.max(1),
             request: Vec::new(),
             body: Vec::new(),
         }
     }
 
-    /// Sends one request whose body is `messages`, newline-delimited.
+    /// Sends one request on connection `c` whose body is `messages`, newline-delimited.
     fn write_request<'a>(
         &mut self,
+        c: usize,
         mut messages: impl Iterator<Item = &'a [u8]>,
     ) -> Result<(), OutError> {
         let mut body = std::mem::take(&mut self.body);
@@ -93,12 +101,12 @@ impl HttpOut {
             body.push(b'\n');
             body.extend_from_slice(m);
         }
-        let r = self.write_body(&body);
+        let r = self.write_body(c, &body);
         self.body = body;
         r
     }
 
-    fn write_body(&mut self, body: &[u8]) -> Result<(), OutError> {
+    fn write_body(&mut self, c: usize, body: &[u8]) -> Result<(), OutError> {
         let compressed;
         let body = if self.gzip {
             compressed = payload::compress(body, Compression::Gzip);
@@ -121,7 +129,7 @@ impl HttpOut {
         }
         self.request.extend_from_slice(b"\r\n\r\n");
         let addr = &self.addr;
-        let Some(conn) = self.conn.as_mut() else {
+        let Some(conn) = self.conns.get_mut(c) else {
             return Err(OutError::protocol(addr, "not connected"));
         };
         let io = |e| OutError::io(addr, e);
@@ -147,34 +155,49 @@ impl Transport for HttpOut {
             .flat_map(|chunk| (0..chunk.ends.len()).map(move |i| message(chunk, i)))
             .collect();
         let total = messages.len();
-        // Requests sent and not yet answered, oldest first: their ranges of `messages`.
-        let mut in_flight: VecDeque<std::ops::Range<usize>> = VecDeque::new();
+        // Requests sent and not yet answered, oldest first: their connection and their range
+        // of `messages`. Each connection answers its own requests in order, so the oldest
+        // request is always the next answer of its connection.
+        let mut in_flight: VecDeque<(usize, std::ops::Range<usize>)> = VecDeque::new();
+        let mut turn = 0;
         while *delivered < total {
-            if self.conn.is_none() {
-                let stream = net_out::connect(&self.addr, self.tls.as_ref(), self.timeout)?;
-                self.conn = Some(Conn::new(stream));
+            if self.conns.is_empty() {
+                for _ in 0..self.connections {
+                    let stream = net_out::connect(&self.addr, self.tls.as_ref(), self.timeout)?;
+                    self.conns.push(Conn::new(stream));
+                }
                 in_flight.clear();
             }
-            let mut next = in_flight.back().map_or(*delivered, |r| r.end);
-            while next < total && in_flight.len() < self.window {
+            let mut next = in_flight.back().map_or(*delivered, |(_, r)| r.end);
+            while next < total && in_flight.len() < self.window * self.connections {
                 let end = request_end(&messages, next, self.batch, self.batch_bytes);
-                self.write_request(messages[next..end].iter().copied())?;
-                in_flight.push_back(next..end);
+                let c = turn % self.connections;
+                turn += 1;
+                self.write_request(c, messages[next..end].iter().copied())?;
+                in_flight.push_back((c, next..end));
                 next = end;
             }
             let addr = self.addr.clone();
-            let Some(conn) = self.conn.as_mut() else {
+            let Some((c, answered)) = in_flight.pop_front() else {
                 continue;
             };
-            conn.stream.flush().map_err(|e| OutError::io(&addr, e))?;
-            let answer = conn.read_answer(&addr)?;
-            let Some(answered) = in_flight.pop_front() else {
-                return Err(OutError::protocol(&addr, "an answer nobody asked for"));
+            for conn in &mut self.conns {
+                conn.stream.flush().map_err(|e| OutError::io(&addr, e))?;
+            }
+            let Some(conn) = self.conns.get_mut(c) else {
+                continue;
+            };
+            let answer = match conn.read_answer(&addr) {
+                Ok(a) => a,
+                Err(e) => {
+                    self.conns.clear();
+                    return Err(e);
+                }
             };
             match answer.status {
                 200..=299 => {}
                 408 | 429 | 500..=599 => {
-                    self.conn = None;
+                    self.conns.clear();
                     return Err(OutError::protocol(
                         &addr,
                         format!("answered {} (retried from the cursor)", answer.status),
@@ -188,8 +211,8 @@ impl Transport for HttpOut {
             }
             *delivered = answered.end;
             if answer.close {
-                // Unanswered requests are sent again on a new connection.
-                self.conn = None;
+                // Unanswered requests (on every connection) are sent again on new ones.
+                self.conns.clear();
             }
         }
         Ok(())

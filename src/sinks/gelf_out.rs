@@ -78,6 +78,7 @@ pub fn spawn(
                     timeout,
                     config.window,
                     (config.http_batch, config.http_batch_bytes.as_usize()),
+                    config.http_connections,
                     config.compression == GelfCompression::Gzip,
                 )),
             };
