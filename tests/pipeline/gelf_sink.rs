@@ -121,7 +121,11 @@ fn tcp_and_http_round_trips_are_byte_exact() {
             "http_bulk = true",
         ),
         // Requests dealt over 4 connections: they may arrive out of order.
-        ("http", "http_connections = 4\nhttp_batch = 7", "http_bulk = true"),
+        (
+            "http",
+            "http_connections = 4\nhttp_batch = 7",
+            "http_bulk = true",
+        ),
     ];
     for (scheme, sink, source) in cases {
         let port = free_port();
