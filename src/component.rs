@@ -13,13 +13,14 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use thiserror::Error;
 use tokio::sync::watch;
 
 use crate::accounting::stream::JoinSettings;
 use crate::journal::{Cursor, Journal, JournalError};
 use crate::parsers::ParserRegistry;
-use crate::record::Origin;
+use crate::record::{Origin, Position, Record, RecordFlags, Timestamp};
 use crate::telemetry::{SinkStats, SourceStats};
 
 /// Why a component could not start, or stopped with an error.
@@ -146,6 +147,17 @@ impl SourceContext {
             shutdown,
             parsers: Arc::new(ParserRegistry::new(Vec::new())),
             data_dir: PathBuf::from("."),
+        }
+    }
+
+    /// A record this source received at `now` (no file position: sockets).
+    pub fn record(&self, raw: Bytes, flags: RecordFlags, now: Timestamp) -> Record {
+        Record {
+            origin: self.origin.clone(),
+            received_at: now,
+            position: Position::None,
+            flags,
+            raw,
         }
     }
 }

@@ -323,16 +323,9 @@ fn replay_sealed_checkpoints(
 }
 
 fn create_segment(dir: &Path, first_seq: u64) -> Result<ActiveSegment, JournalError> {
-    let path = dir.join(segment::segment_file_name(first_seq));
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .map_err(|e| io_err(&path, e))?;
-    file.write_all_at(&format::encode_segment_header(first_seq), 0)
-        .and_then(|()| file.sync_all())
+    let (path, file) = segment::create_segment_file(dir, first_seq)
+        .map_err(|e| io_err(&dir.join(segment::segment_file_name(first_seq)), e))?;
+    file.sync_all()
         .and_then(|()| segment::fsync_dir(dir))
         .map_err(|e| io_err(&path, e))?;
     Ok(ActiveSegment {

@@ -47,6 +47,20 @@ pub fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     Ok(out)
 }
 
+/// Creates (or empties) the segment starting at `first_seq` in `dir` and writes its header,
+/// without syncing anything: callers decide when the file and the directory entry are durable.
+pub fn create_segment_file(dir: &Path, first_seq: u64) -> io::Result<(PathBuf, File)> {
+    let path = dir.join(segment_file_name(first_seq));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)?;
+    file.write_all_at(&format::encode_segment_header(first_seq), 0)?;
+    Ok((path, file))
+}
+
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }

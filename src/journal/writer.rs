@@ -14,7 +14,7 @@
 //! succeeds again. A failed fsync is retried after rewriting the unsynced bytes, which are kept
 //! until they are durable.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -504,17 +504,10 @@ impl Writer {
             self.publish();
         }
         let dir = self.shared.dir.clone();
-        let path = dir.join(segment::segment_file_name(first_seq));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
         // The header becomes durable with the segment's first fdatasync, before anything in it is
         // reported durable; a crash before that leaves a torn tail header, which recovery
         // recreates. The directory entry is made durable now.
-        file.write_all_at(&format::encode_segment_header(first_seq), 0)?;
+        let (path, file) = segment::create_segment_file(&dir, first_seq)?;
         if self.policy() != FsyncPolicy::Never {
             segment::fsync_dir(&dir)?;
         }

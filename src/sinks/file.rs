@@ -173,6 +173,25 @@ pub(super) fn decode_state(state: &[u8]) -> FileStates {
         .collect()
 }
 
+/// The files' state at the sink's last acknowledgement (empty for a new sink).
+pub(super) fn acknowledged_states(cursor: &Cursor) -> FileStates {
+    cursor
+        .sink_state()
+        .map(|b| decode_state(b))
+        .unwrap_or_default()
+}
+
+/// Opens an output file for appending, cut back to the `len` it had at the last
+/// acknowledgement (what was written after it is written again).
+pub(super) fn reopen_acknowledged(path: &Path, len: u64) -> std::io::Result<File> {
+    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    if file.metadata()?.len() != len {
+        file.set_len(len)?;
+        file.sync_data()?;
+    }
+    Ok(file)
+}
+
 /// Highest `NNNNN` among `<category>_NNNNN.<ext>` files in `dir`.
 fn highest_index(dir: &Path, category: &str, ext: &str) -> Option<u32> {
     let suffix = format!(".{ext}");
@@ -205,10 +224,7 @@ impl FileSink {
             Compression::None | Compression::Gzip => ("gelf", None),
         };
         let mut outputs = BTreeMap::new();
-        let state = cursor
-            .sink_state()
-            .map(|b| decode_state(b))
-            .unwrap_or_default();
+        let state = acknowledged_states(&cursor);
         for (category, (index, len)) in state {
             let dir = root.join(&category);
             std::fs::create_dir_all(&dir)?;
@@ -219,11 +235,7 @@ impl FileSink {
                 }
             }
             let path = file_path(&root, &category, index, ext);
-            let file = OpenOptions::new().create(true).append(true).open(&path)?;
-            if file.metadata()?.len() != len {
-                file.set_len(len)?;
-                file.sync_data()?;
-            }
+            let file = reopen_acknowledged(&path, len)?;
             outputs.insert(
                 category,
                 Output {

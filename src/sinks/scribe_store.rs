@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::file::{FileStates, decode_state};
+use super::file::{FileStates, acknowledged_states, reopen_acknowledged};
 use crate::component::{ComponentError, Shutdown, SinkContext};
 use crate::config::{Compression, FileSinkConfig, is_safe_category};
 use crate::journal::{Cursor, Entry};
@@ -137,10 +137,7 @@ impl ScribeStore {
         let root = config.path.clone();
         let compressor = Compressor::start(config.compress)?;
         let mut outputs = BTreeMap::new();
-        let state = cursor
-            .sink_state()
-            .map(|b| decode_state(b))
-            .unwrap_or_default();
+        let state = acknowledged_states(&cursor);
         for (category, (index, len)) in state {
             let dir = root.join(&category);
             std::fs::create_dir_all(&dir)?;
@@ -156,11 +153,7 @@ impl ScribeStore {
                 }
             }
             let path = file_path(&root, &category, index);
-            let file = OpenOptions::new().create(true).append(true).open(&path)?;
-            if file.metadata()?.len() != len {
-                file.set_len(len)?;
-                file.sync_data()?;
-            }
+            let file = reopen_acknowledged(&path, len)?;
             point_current(&root, &category, index)?;
             outputs.insert(
                 category,
@@ -428,6 +421,7 @@ pub fn compress_file(path: &Path, kind: Compression) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::file::decode_state;
     use super::*;
 
     #[test]

@@ -92,15 +92,30 @@ impl Tailer {
         }
         // 3. Content a tracked file has right now (the same bytes before the end of the shorter
         //    one): a copy (copytruncate before the truncate). Equal first bytes alone do not
-        //    make a copy.
-        if full && self.files.values().any(|t| {
-            let at = size.min(t.size);
-            t.fingerprint == fp
-                && matches!(
-                    (identity::marker(&t.file, at, &mut buf), identity::marker(file, at, &mut buf)),
-                    (Ok(a), Ok(b)) if a == b
-                )
-        }) {
+        //    make a copy. A tracked file that has been truncated since it was last read
+        //    (copytruncate's truncate, not seen yet) has this file's first bytes no more: this
+        //    file is its copy if it holds what was journaled of it. Either way the copy waits:
+        //    once the truncation is seen, the tracked file's identity is released and the copy
+        //    takes it over at the next rescan (a move, step 2), so nothing is read twice.
+        if full
+            && self.files.values().any(|t| {
+                if t.fingerprint != fp {
+                    return false;
+                }
+                let at = size.min(t.size);
+                match identity::marker(&t.file, at, &mut buf) {
+                    Ok(Some(a)) => {
+                        matches!(identity::marker(file, at, &mut buf), Ok(Some(b)) if a == b)
+                    }
+                    Ok(None) => {
+                        t.file.metadata().is_ok_and(|m| m.len() < at)
+                            && size >= t.committed
+                            && identity::marker_matches(file, t.committed, t.marker, &mut buf)
+                    }
+                    Err(_) => false,
+                }
+            })
+        {
             self.marker_buf = buf;
             return Decision::Skip;
         }

@@ -169,6 +169,19 @@ struct Tracked {
     metrics: FileMetrics,
 }
 
+impl Tracked {
+    /// This file's identity and how far it is journaled, to remember once it is released.
+    fn known(&self) -> Known {
+        Known {
+            fingerprint: self.fingerprint,
+            key: self.key,
+            offset: self.committed,
+            marker: self.marker,
+            path: self.path.clone(),
+        }
+    }
+}
+
 struct Tailer {
     ctx: SourceContext,
     appender: Appender,
@@ -483,13 +496,7 @@ impl Tailer {
                     if let Some(f) = self.files.remove(&key) {
                         tracing::warn!(source = %self.ctx.name, path = %f.path.display(), "Stopped reading file: {e}.");
                         // If the globs find it again, it resumes where it stopped.
-                        self.known.insert(Known {
-                            fingerprint: f.fingerprint,
-                            key: f.key,
-                            offset: f.committed,
-                            marker: f.marker,
-                            path: f.path,
-                        });
+                        self.known.insert(f.known());
                     }
                 }
             }

@@ -180,13 +180,7 @@ impl Tailer {
                 path: f.path.clone(),
             });
         }
-        self.known.insert(Known {
-            fingerprint: f.fingerprint,
-            key: f.key,
-            offset: f.committed,
-            marker: f.marker,
-            path: f.path.clone(),
-        });
+        self.known.insert(f.known());
         self.skipped.clear();
         self.rescan_requested = true;
         f.reader.reset(0);
@@ -268,13 +262,7 @@ impl Tailer {
                     vec![checkpoint::tombstone(&self.prefix, f.fingerprint, f.key)],
                 )?;
             } else {
-                self.known.insert(Known {
-                    fingerprint: f.fingerprint,
-                    key: f.key,
-                    offset: f.committed,
-                    marker: f.marker,
-                    path: f.path.clone(),
-                });
+                self.known.insert(f.known());
             }
             tracing::info!(
                 source = %self.ctx.name,

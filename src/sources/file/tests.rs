@@ -263,3 +263,53 @@ fn checkpoints_commit_with_the_lines_and_short_identities_upgrade() {
             .starts_with("files=1 lag=0B rotations=1")
     );
 }
+
+/// copytruncate seen in the worst order: the copy is found after the truncate happened but
+/// before the tailer read the original again. The copy must not be read from its start (the
+/// original's lines were journaled already); it takes over once the truncation is seen.
+#[test]
+fn a_copy_found_before_its_originals_truncation_is_seen_resumes_where_the_original_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("app.log");
+    let first = lines("a", 100);
+    std::fs::write(&live, &first).unwrap();
+    let journal = Journal::memory(JournalConfig::default());
+    let mut cursor = journal.cursor("c").unwrap();
+    let mut t = tailer(dir.path(), &journal);
+    t.rescan().unwrap();
+    assert!(t.read_pass().unwrap());
+    // Ten more lines Quill has not read, then logrotate copies and truncates.
+    let more = lines("b", 10);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&live)
+        .unwrap();
+    std::io::Write::write_all(&mut f, more.as_bytes()).unwrap();
+    std::fs::write(dir.path().join("app-1.log"), format!("{first}{more}")).unwrap();
+    f.set_len(0).unwrap();
+    t.rescan().unwrap();
+    assert_eq!(t.files.len(), 1, "the copy waits for the truncation");
+    t.read_pass().unwrap();
+    t.rescan().unwrap();
+    assert_eq!(
+        t.files.len(),
+        2,
+        "the copy is read once the truncation is seen"
+    );
+    t.read_pass().unwrap();
+    let mut got = Vec::new();
+    loop {
+        let batch = cursor
+            .next_batch_blocking(1000, Duration::from_millis(200))
+            .unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        got.extend(batch.iter().map(|e| e.record.raw.clone()));
+    }
+    let want: Vec<_> = format!("{first}{more}")
+        .lines()
+        .map(|l| Bytes::from(l.to_string()))
+        .collect();
+    assert_eq!(got, want, "every line once, in order");
+}

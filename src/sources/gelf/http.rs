@@ -18,7 +18,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 
-use super::{GelfSourceError, GelfStats, Limits, listen, record, trim_end};
+use super::{GelfSourceError, GelfStats, Limits, listen, trim_end};
 use crate::component::SourceContext;
 use crate::gelf::payload::{PayloadError, decompress};
 use crate::journal::AppendBatch;
@@ -116,7 +116,7 @@ impl HttpServer {
             let len = messages.iter().map(|m| m.len() as u64).sum();
             let records = messages
                 .into_iter()
-                .map(|m| record(&ctx, m, RecordFlags::empty(), now))
+                .map(|m| ctx.record(m, RecordFlags::empty(), now))
                 .collect();
             let receipt = appender
                 .append(AppendBatch {

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use thiserror::Error;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -31,7 +30,6 @@ use crate::sources::listeners::Listeners;
 use crate::component::{ComponentError, SourceContext};
 use crate::config::GelfSourceConfig;
 use crate::gelf::chunk::{ChunkLimits, ChunkStats};
-use crate::record::{Position, Record, RecordFlags, Timestamp};
 
 /// Why the gelf source could not start or stopped.
 #[derive(Debug, Error)]
@@ -218,22 +216,6 @@ pub fn start(
         result
     });
     Ok((handle, stats))
-}
-
-/// A record of this source: the message's JSON bytes.
-pub(crate) fn record(
-    ctx: &SourceContext,
-    raw: Bytes,
-    flags: RecordFlags,
-    now: Timestamp,
-) -> Record {
-    Record {
-        origin: ctx.origin.clone(),
-        received_at: now,
-        position: Position::None,
-        flags,
-        raw,
-    }
 }
 
 /// A message without the NULs and newlines some clients put after it.

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 
-use super::{GelfSourceError, GelfStats, Limits, listen, record, trim_end};
+use super::{GelfSourceError, GelfStats, Limits, listen, trim_end};
 use crate::component::SourceContext;
 use crate::gelf::frame::NulDecoder;
 use crate::journal::AppendBatch;
@@ -80,7 +80,7 @@ impl Handler for TcpServer {
                 let keep = trim_end(&data).len();
                 if keep > 0 {
                     bytes += keep as u64;
-                    records.push(record(ctx, data.slice(..keep), flags, now));
+                    records.push(ctx.record(data.slice(..keep), flags, now));
                 }
             };
             while let Some(frame) = decoder.decode(&mut buf) {

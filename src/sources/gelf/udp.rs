@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{GelfSourceError, GelfStats, record, trim_end};
+use super::{GelfSourceError, GelfStats, trim_end};
 use crate::component::SourceContext;
 use crate::gelf::chunk::{Assembler, ChunkLimits, is_chunk};
 use crate::gelf::payload::{PayloadError, decompress};
@@ -74,20 +74,7 @@ fn receive_loop(
         let received = batch.receive(fd);
         let instant = Instant::now();
         assembler.expire(instant);
-        let n = match received {
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) =>
-            {
-                0
-            }
-            Err(e) => return Err(GelfSourceError::Receive(e)),
-        };
+        let n = received.map_err(GelfSourceError::Receive)?;
         let now = Timestamp::now();
         let mut records = Vec::with_capacity(n);
         let mut bytes = 0u64;
@@ -118,7 +105,7 @@ fn receive_loop(
                 continue;
             }
             bytes += raw.len() as u64;
-            records.push(record(ctx, raw, flags, now));
+            records.push(ctx.record(raw, flags, now));
         }
         stats.publish_chunks(&assembler.stats);
         if records.is_empty() {

@@ -16,7 +16,7 @@ use bytes::BytesMut;
 
 use crate::component::SourceContext;
 use crate::journal::{AppendBatch, TryAppendError};
-use crate::record::{Position, Record, RecordFlags, Timestamp};
+use crate::record::{RecordFlags, Timestamp};
 
 /// Datagrams received per `recvmmsg` call at most.
 pub const BATCH: usize = 128;
@@ -128,7 +128,8 @@ impl Batch {
         b
     }
 
-    /// Receives at least one datagram (or times out); returns how many.
+    /// Receives at least one datagram; returns how many, 0 when the socket's receive timeout
+    /// passed (or a signal interrupted the wait) with nothing to read.
     pub(crate) fn receive(&mut self, fd: i32) -> std::io::Result<usize> {
         for h in &mut self.headers {
             h.msg_len = 0;
@@ -145,7 +146,13 @@ impl Batch {
             )
         };
         if n < 0 {
-            Err(std::io::Error::last_os_error())
+            let e = std::io::Error::last_os_error();
+            match e.kind() {
+                std::io::ErrorKind::WouldBlock
+                | std::io::ErrorKind::TimedOut
+                | std::io::ErrorKind::Interrupted => Ok(0),
+                _ => Err(e),
+            }
         } else {
             Ok(n as usize)
         }
@@ -185,23 +192,15 @@ fn receive_loop(
                 return Ok(());
             }
         }
-        let n = match batch.receive(fd) {
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) =>
-            {
-                if drain_until.is_some() {
-                    return Ok(());
-                }
-                continue;
+        let n = batch
+            .receive(fd)
+            .map_err(|e| format!("receive failed: {e}"))?;
+        if n == 0 {
+            if drain_until.is_some() {
+                return Ok(());
             }
-            Err(e) => return Err(format!("receive failed: {e}")),
-        };
+            continue;
+        }
         let now = Timestamp::now();
         let total: usize = (0..n).map(|i| batch.datagram(i).0.len()).sum();
         let mut data = BytesMut::with_capacity(total);
@@ -215,13 +214,7 @@ fn receive_loop(
                 ctx.stats.truncated.fetch_add(1, Ordering::Relaxed);
                 flags.insert(RecordFlags::TRUNCATED);
             }
-            records.push(Record {
-                origin: ctx.origin.clone(),
-                received_at: now,
-                position: Position::None,
-                flags,
-                raw: data.split_to(keep).freeze(),
-            });
+            records.push(ctx.record(data.split_to(keep).freeze(), flags, now));
         }
         let count = records.len() as u64;
         match appender.try_append(AppendBatch {

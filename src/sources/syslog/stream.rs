@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use super::framing::FrameDecoder;
 use crate::component::SourceContext;
 use crate::journal::AppendBatch;
-use crate::record::{Position, Record, RecordFlags, Timestamp};
+use crate::record::{RecordFlags, Timestamp};
 use crate::sources::listen::{Handler, Stream};
 
 /// Initial read buffer of a connection (grows up to the largest frame).
@@ -90,7 +90,7 @@ pub async fn serve<S: AsyncRead + Unpin>(
                     } else {
                         RecordFlags::empty()
                     };
-                    records.push(record(ctx, frame.data, flags, now));
+                    records.push(ctx.record(frame.data, flags, now));
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -106,7 +106,7 @@ pub async fn serve<S: AsyncRead + Unpin>(
         {
             // The peer closed in the middle of a message: keep what it sent, flagged.
             bytes += data.len() as u64;
-            records.push(record(ctx, data, RecordFlags::NO_NEWLINE, now));
+            records.push(ctx.record(data, RecordFlags::NO_NEWLINE, now));
         }
         if !records.is_empty() {
             let count = records.len() as u64;
@@ -129,15 +129,5 @@ pub async fn serve<S: AsyncRead + Unpin>(
         if buf.is_empty() && buf.capacity() > 256 * 1024 {
             buf = BytesMut::with_capacity(INITIAL_BUFFER);
         }
-    }
-}
-
-fn record(ctx: &SourceContext, raw: bytes::Bytes, flags: RecordFlags, now: Timestamp) -> Record {
-    Record {
-        origin: ctx.origin.clone(),
-        received_at: now,
-        position: Position::None,
-        flags,
-        raw,
     }
 }
