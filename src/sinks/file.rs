@@ -59,12 +59,40 @@ const ZSTD_LEVEL: i32 = 1;
 /// A compression buffer that grew past this (a huge run) is not kept.
 const KEEP_ZBUF_BYTES: usize = 16 << 20;
 
-/// One category's output file.
-struct Output {
-    index: u32,
-    len: u64,
-    file: File,
-    dirty: bool,
+/// One category's output file (also the raw store's, [`super::scribe_store`]).
+pub(super) struct Output {
+    /// Its number: `<category>_<index>`.
+    pub(super) index: u32,
+    pub(super) len: u64,
+    pub(super) file: File,
+    /// Written since its last `fdatasync`.
+    pub(super) dirty: bool,
+    /// When it was started (the raw store rotates by age).
+    pub(super) opened: Instant,
+}
+
+impl Output {
+    /// A file the sink writes from `len` on.
+    pub(super) fn new(index: u32, len: u64, file: File) -> Output {
+        Output {
+            index,
+            len,
+            file,
+            dirty: false,
+            opened: Instant::now(),
+        }
+    }
+}
+
+/// `fdatasync`s every output written since its last one.
+pub(super) fn sync_dirty(outputs: &mut BTreeMap<String, Output>) -> std::io::Result<()> {
+    for out in outputs.values_mut() {
+        if out.dirty {
+            out.file.sync_data()?;
+            out.dirty = false;
+        }
+    }
+    Ok(())
 }
 
 /// Starts the sink thread.
@@ -151,7 +179,7 @@ pub(super) fn encode_state(states: &FileStates) -> Bytes {
     Bytes::from(s)
 }
 
-fn file_states(outputs: &BTreeMap<String, Output>) -> FileStates {
+pub(super) fn file_states(outputs: &BTreeMap<String, Output>) -> FileStates {
     outputs
         .iter()
         .map(|(cat, o)| (cat.clone(), (o.index, o.len)))
@@ -236,15 +264,7 @@ impl FileSink {
             }
             let path = file_path(&root, &category, index, ext);
             let file = reopen_acknowledged(&path, len)?;
-            outputs.insert(
-                category,
-                Output {
-                    index,
-                    len,
-                    file,
-                    dirty: false,
-                },
-            );
+            outputs.insert(category, Output::new(index, len, file));
         }
         let acked_state = file_states(&outputs);
         let (journal_fsync, journal_interval) = cursor.journal_fsync();
@@ -511,15 +531,8 @@ impl FileSink {
         self.started_at
             .entry(category.to_string())
             .or_insert(next_index);
-        self.outputs.insert(
-            category.to_string(),
-            Output {
-                index: next_index,
-                len: 0,
-                file,
-                dirty: false,
-            },
-        );
+        self.outputs
+            .insert(category.to_string(), Output::new(next_index, 0, file));
         // Register the new file before writing to it, so a crash can roll it back.
         self.snapshots
             .push_back((written_through, file_states(&self.outputs)));
@@ -557,13 +570,7 @@ impl FileSink {
     }
 
     fn sync_dirty(&mut self) -> std::io::Result<()> {
-        for out in self.outputs.values_mut() {
-            if out.dirty {
-                out.file.sync_data()?;
-                out.dirty = false;
-            }
-        }
-        Ok(())
+        sync_dirty(&mut self.outputs)
     }
 }
 

@@ -29,11 +29,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::file::{FileStates, acknowledged_states, reopen_acknowledged};
+use super::file::{Output, acknowledged_states, file_states, reopen_acknowledged, sync_dirty};
 use crate::component::{ComponentError, Shutdown, SinkContext};
 use crate::config::{Compression, FileSinkConfig, is_safe_category};
 use crate::journal::{Cursor, Entry};
@@ -62,15 +62,6 @@ pub fn spawn(
         .map_err(ComponentError::Thread)
 }
 
-/// One category's current file.
-struct Output {
-    index: u32,
-    len: u64,
-    file: File,
-    dirty: bool,
-    opened: Instant,
-}
-
 pub struct ScribeStore {
     root: PathBuf,
     max_size: u64,
@@ -97,11 +88,7 @@ fn file_path(root: &Path, category: &str, index: u32) -> PathBuf {
 /// The sink state: the file sink's format ([`super::file::encode_state`]), one
 /// `category index length` line per category.
 fn encode_state(outputs: &BTreeMap<String, Output>) -> Bytes {
-    let states: FileStates = outputs
-        .iter()
-        .map(|(cat, o)| (cat.clone(), (o.index, o.len)))
-        .collect();
-    super::file::encode_state(&states)
+    super::file::encode_state(&file_states(outputs))
 }
 
 /// The numbers of `<category>_NNNNN` files in `dir` (compressed or not), with whether each is
@@ -155,16 +142,7 @@ impl ScribeStore {
             let path = file_path(&root, &category, index);
             let file = reopen_acknowledged(&path, len)?;
             point_current(&root, &category, index)?;
-            outputs.insert(
-                category,
-                Output {
-                    index,
-                    len,
-                    file,
-                    dirty: false,
-                    opened: Instant::now(),
-                },
-            );
+            outputs.insert(category, Output::new(index, len, file));
         }
         Ok(ScribeStore {
             root,
@@ -310,16 +288,9 @@ impl ScribeStore {
         let path = file_path(&self.root, category, index);
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         file.set_len(0)?;
-        let previous = self.outputs.insert(
-            category.to_string(),
-            Output {
-                index,
-                len: 0,
-                file,
-                dirty: false,
-                opened: Instant::now(),
-            },
-        );
+        let previous = self
+            .outputs
+            .insert(category.to_string(), Output::new(index, 0, file));
         self.cursor
             .ack(written_through, Some(encode_state(&self.outputs)))
             .map_err(std::io::Error::other)?;
@@ -331,13 +302,7 @@ impl ScribeStore {
     }
 
     fn sync_dirty(&mut self) -> std::io::Result<()> {
-        for out in self.outputs.values_mut() {
-            if out.dirty {
-                out.file.sync_data()?;
-                out.dirty = false;
-            }
-        }
-        Ok(())
+        sync_dirty(&mut self.outputs)
     }
 }
 
@@ -423,6 +388,7 @@ pub fn compress_file(path: &Path, kind: Compression) -> std::io::Result<()> {
 mod tests {
     use super::super::file::decode_state;
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn names_and_state() {

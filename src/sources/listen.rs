@@ -11,10 +11,11 @@
 //! it already read before it returns. At shutdown the loop lets connections finish for
 //! [`DRAIN`], then stops the rest.
 //!
-//! [`tls_acceptor`] builds the TLS side from a source's keys, for every listening source.
+//! [`tls_acceptor`] builds the TLS side from a source's keys, for every listening source;
+//! [`append_counted`] journals a connection's records and counts them.
 //!
-//! This module touches the listening sockets it is given, the connections it accepts and the PEM
-//! files a source names.
+//! This module touches the listening sockets it is given, the connections it accepts, the journal
+//! appends of their records and the PEM files a source names.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -30,8 +31,32 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::component::{ComponentError, SourceContext};
 use crate::config::ServerTlsKeys;
+use crate::journal::{AppendBatch, Appender, JournalError};
 use crate::limits::AcceptBackoff;
+use crate::record::Record;
 use crate::transport::tls::TlsError;
+
+/// Journals what a connection read (waiting while the journal is full) and counts it in the
+/// source's stats; nothing to do for no records.
+pub async fn append_counted(
+    appender: &Appender,
+    ctx: &SourceContext,
+    records: Vec<Record>,
+    bytes: u64,
+) -> Result<(), JournalError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let count = records.len() as u64;
+    appender
+        .append(AppendBatch {
+            records,
+            checkpoints: Vec::new(),
+        })
+        .await?;
+    ctx.stats.add(count, bytes);
+    Ok(())
+}
 
 /// A TLS client must finish its handshake within this.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -15,9 +15,8 @@ use tokio::io::AsyncReadExt;
 use super::{GelfSourceError, GelfStats, Limits, listen, trim_end};
 use crate::component::SourceContext;
 use crate::gelf::frame::NulDecoder;
-use crate::journal::AppendBatch;
 use crate::record::{RecordFlags, Timestamp};
-use crate::sources::listen::{Handler, Stream};
+use crate::sources::listen::{Handler, Stream, append_counted};
 
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -97,17 +96,9 @@ impl Handler for TcpServer {
                 // The peer closed after a message without its NUL: keep it, flagged.
                 push(frame.data, RecordFlags::NO_NEWLINE);
             }
-            if !records.is_empty() {
-                let count = records.len() as u64;
-                appender
-                    .append(AppendBatch {
-                        records,
-                        checkpoints: Vec::new(),
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?;
-                ctx.stats.add(count, bytes);
-            }
+            append_counted(&appender, ctx, records, bytes)
+                .await
+                .map_err(|e| e.to_string())?;
             if n == 0 {
                 return Ok(());
             }

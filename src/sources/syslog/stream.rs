@@ -16,9 +16,8 @@ use tokio::sync::Semaphore;
 
 use super::framing::FrameDecoder;
 use crate::component::SourceContext;
-use crate::journal::AppendBatch;
 use crate::record::{RecordFlags, Timestamp};
-use crate::sources::listen::{Handler, Stream};
+use crate::sources::listen::{Handler, Stream, append_counted};
 
 /// Initial read buffer of a connection (grows up to the largest frame).
 const INITIAL_BUFFER: usize = 4 * 1024;
@@ -108,17 +107,9 @@ pub async fn serve<S: AsyncRead + Unpin>(
             bytes += data.len() as u64;
             records.push(ctx.record(data, RecordFlags::NO_NEWLINE, now));
         }
-        if !records.is_empty() {
-            let count = records.len() as u64;
-            appender
-                .append(AppendBatch {
-                    records,
-                    checkpoints: Vec::new(),
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            ctx.stats.add(count, bytes);
-        }
+        append_counted(&appender, ctx, records, bytes)
+            .await
+            .map_err(|e| e.to_string())?;
         if let Some(f) = failure {
             return Err(f);
         }
