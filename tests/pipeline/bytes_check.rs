@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parse");
+use crate::support::FIX;
 
 fn check(cfg: &std::path::Path, backend: Option<&str>) -> (i32, String) {
     check_with(cfg, backend, &[])

@@ -8,29 +8,22 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parse");
+use crate::support::{FIX, json_lines, output_ok, quill_bin};
 
 fn join(apache_log: &std::path::Path) -> BTreeMap<String, (i64, String)> {
-    let out = Command::new(env!("CARGO_BIN_EXE_quill"))
-        .args(["parse", "--haproxy-config"])
-        .arg(format!("{FIX}/haproxy-2.6.cfg"))
-        .arg("--apache-config")
-        .arg(format!("{FIX}/apache-httpd.conf"))
-        .args(["--txn-id", "X-Test-Id", "--txn-id", "tid", "--host", "t"])
-        .arg(format!("{FIX}/haproxy-rfc5424.log"))
-        .arg(apache_log)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = output_ok(
+        Command::new(quill_bin())
+            .args(["parse", "--haproxy-config"])
+            .arg(format!("{FIX}/haproxy-2.6.cfg"))
+            .arg("--apache-config")
+            .arg(format!("{FIX}/apache-httpd.conf"))
+            .args(["--txn-id", "X-Test-Id", "--txn-id", "tid", "--host", "t"])
+            .arg(format!("{FIX}/haproxy-rfc5424.log"))
+            .arg(apache_log),
     );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter_map(|l| {
-            let j: serde_json::Value = serde_json::from_str(l).unwrap();
+    json_lines(&out.stdout)
+        .into_iter()
+        .filter_map(|j| {
             let basis = j.get("_bytes_sent_basis")?.as_str()?.to_owned();
             let tid = j.get("_sd_var_txn.tid")?.as_str()?.to_owned();
             Some((tid, (j["_bytes_sent"].as_i64().unwrap_or(-1), basis)))

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
 
-const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parse");
+use crate::support::{FIX, json_lines, output_ok, quill_bin};
 
 /// Minimal CSV (quotes with doubled quotes).
 fn csv_rows(text: &str) -> Vec<Vec<String>> {
@@ -92,27 +92,18 @@ fn corpus_byte_table_keep_alive_clients() {
 /// Runs `quill parse` on the corpus with `extra` arguments, prints the error table, asserts the
 /// properties of issue 8 and returns the (frontend, txn id) of proxied entries labelled exact.
 fn corpus_table(extra: &[&str], allowed_reasons: &[&str]) -> Vec<(String, String)> {
-    let out = Command::new(env!("CARGO_BIN_EXE_quill"))
-        .args(["parse", "--haproxy-config"])
-        .arg(format!("{FIX}/haproxy-2.6.cfg"))
-        .args(extra)
-        .arg("--apache-config")
-        .arg(format!("{FIX}/apache-httpd.conf"))
-        .args(["--txn-id", "X-Test-Id", "--txn-id", "tid", "--host", "t"])
-        .arg(format!("{FIX}/haproxy-rfc5424.log"))
-        .arg(format!("{FIX}/apache-exp.log"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = output_ok(
+        Command::new(quill_bin())
+            .args(["parse", "--haproxy-config"])
+            .arg(format!("{FIX}/haproxy-2.6.cfg"))
+            .args(extra)
+            .arg("--apache-config")
+            .arg(format!("{FIX}/apache-httpd.conf"))
+            .args(["--txn-id", "X-Test-Id", "--txn-id", "tid", "--host", "t"])
+            .arg(format!("{FIX}/haproxy-rfc5424.log"))
+            .arg(format!("{FIX}/apache-exp.log")),
     );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&out.stdout);
     let hap_in = std::fs::read_to_string(format!("{FIX}/haproxy-rfc5424.log")).unwrap();
     let ap_in = std::fs::read_to_string(format!("{FIX}/apache-exp.log")).unwrap();
     // Nothing dropped.

@@ -10,10 +10,6 @@ use std::time::Duration;
 
 use crate::support::*;
 
-const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parse");
-/// The Apache LogFormat the fixture's access log was written with (`exp` in apache-httpd.conf).
-const APACHE_EXP: &str = r#"%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" tid=%{X-Test-Id}i I=%I O=%O b=%b B=%B uid=%{UNIQUE_ID}e xrid=%{X-Request-ID}i xff=%{X-Forwarded-For}i X=%X k=%k D=%D cp=%{remote}p"#;
-
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!("{FIX}/{name}")).unwrap()
 }
@@ -66,11 +62,7 @@ fn offline_entries(keep_alive: bool) -> Vec<serde_json::Value> {
         .arg(format!("{FIX}/apache-exp.log"))
         .output()
         .unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    json_lines(&out.stdout)
 }
 
 fn offline(keep_alive: bool) -> Corrections {

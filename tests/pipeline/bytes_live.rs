@@ -187,11 +187,9 @@ backend be_plain
             .output()
             .unwrap();
         eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .filter(|j: &serde_json::Value| j.get("_bytes_sent_basis").is_some())
+        json_lines(&out.stdout)
+            .into_iter()
+            .filter(|j| j.get("_bytes_sent_basis").is_some())
             .collect()
     };
     for assume_keep_alive in [false, true] {

@@ -233,23 +233,18 @@ fn quill_send_ships_files_and_stdin_and_reports_a_wrong_token() {
     let addr = format!("127.0.0.1:{port}");
     let file = root.join("in.log");
     append_lines(&file, "f", 0..1000);
-    let out = Command::new(quill_bin())
-        .args([
-            "send",
-            "--to",
-            &addr,
-            "--token",
-            TOKEN,
-            "--category",
-            "batch",
-        ])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = output_ok(
+        Command::new(quill_bin())
+            .args([
+                "send",
+                "--to",
+                &addr,
+                "--token",
+                TOKEN,
+                "--category",
+                "batch",
+            ])
+            .arg(&file),
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("1000 lines"));
 

@@ -9,6 +9,8 @@ use quill::parse::apache::config::ApacheConfig;
 use quill::parse::haproxy::config::HaproxyConfig;
 use quill::parse::{FieldList, Format, ParserConfig};
 
+use crate::support::{json_lines, output_ok};
+
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/parse")
@@ -132,56 +134,41 @@ fn quill() -> Command {
 
 #[test]
 fn quill_parse_command_with_configs() {
-    let out = quill()
-        .args([
-            "parse",
-            "--format",
-            "haproxy",
-            "--host",
-            "h1",
-            "--haproxy-config",
-        ])
-        .arg(fixture("cli/custom-haproxy.cfg"))
-        .arg(fixture("cli/custom-haproxy.log"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = output_ok(
+        crate::support::quill()
+            .args([
+                "parse",
+                "--format",
+                "haproxy",
+                "--host",
+                "h1",
+                "--haproxy-config",
+            ])
+            .arg(fixture("cli/custom-haproxy.cfg"))
+            .arg(fixture("cli/custom-haproxy.log")),
     );
-    let lines: Vec<serde_json::Value> = out
-        .stdout
-        .split(|&c| c == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .collect();
+    let lines = json_lines(&out.stdout);
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["_txn_id"], "0A010203:9C40_6A4F1A2B");
     assert_eq!(lines[0]["host"], "h1");
     assert_eq!(lines[0]["_log_format"], "haproxy-custom");
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 lines, 0 parse errors"));
 
-    let out = quill()
-        .args([
-            "parse",
-            "--format",
-            "apache",
-            "--tz",
-            "+01:00",
-            "--apache-config",
-        ])
-        .arg(fixture("cli/custom-apache.conf"))
-        .arg(fixture("cli/custom-apache.log"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = output_ok(
+        crate::support::quill()
+            .args([
+                "parse",
+                "--format",
+                "apache",
+                "--tz",
+                "+01:00",
+                "--apache-config",
+            ])
+            .arg(fixture("cli/custom-apache.conf"))
+            .arg(fixture("cli/custom-apache.log")),
     );
-    let v: serde_json::Value =
-        serde_json::from_slice(out.stdout.split(|&c| c == b'\n').next().unwrap()).unwrap();
+    // The first line is the entry (every line must be JSON).
+    let v = &json_lines(&out.stdout)[0];
     assert_eq!(v["_txn_id"], "req-77");
     assert_eq!(v["_status"], 201);
 }
@@ -197,12 +184,7 @@ fn quill_parse_auto_detects_per_line_and_reports_errors() {
         .unwrap();
     // One line does not parse: exit status 1, the line kept raw.
     assert_eq!(out.status.code(), Some(1));
-    let lines: Vec<serde_json::Value> = out
-        .stdout
-        .split(|&c| c == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .collect();
+    let lines = json_lines(&out.stdout);
     assert_eq!(lines.len(), 4);
     assert_eq!(lines[0]["_log_format"], "haproxy-httplog");
     assert_eq!(lines[1]["_log_format"], "apache-combined");

@@ -5,6 +5,8 @@
 
 use assert_cmd::Command;
 
+use crate::support::json_lines;
+
 fn gelf(lines: &str) -> Vec<serde_json::Value> {
     let out = Command::cargo_bin("quill")
         .unwrap()
@@ -12,11 +14,7 @@ fn gelf(lines: &str) -> Vec<serde_json::Value> {
         .write_stdin(lines.to_owned())
         .output()
         .unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    json_lines(&out.stdout)
 }
 
 #[test]

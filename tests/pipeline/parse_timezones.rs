@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use assert_cmd::Command;
 use quill::parse::{FieldList, Format, LogZone, ParserConfig};
 
+use crate::support::{output_ok, quill};
+
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/tz")
@@ -34,22 +36,16 @@ const LA_UTC: [i64; 4] = [
 
 #[test]
 fn quill_parse_tz_names_an_iana_zone_across_both_dst_transitions() {
-    let out = Command::cargo_bin("quill")
-        .unwrap()
-        .args([
-            "parse",
-            "--format",
-            "haproxy",
-            "--tz",
-            "America/Los_Angeles",
-        ])
-        .arg(fixture("haproxy-la.log"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = output_ok(
+        quill()
+            .args([
+                "parse",
+                "--format",
+                "haproxy",
+                "--tz",
+                "America/Los_Angeles",
+            ])
+            .arg(fixture("haproxy-la.log")),
     );
     // One second before the spring gap is 1 s before the first second after it (PST -> PDT);
     // one second before the fall fold and the first hour after it are 2 h apart (PDT -> PST).
@@ -58,17 +54,11 @@ fn quill_parse_tz_names_an_iana_zone_across_both_dst_transitions() {
 
 #[test]
 fn quill_parse_defaults_to_the_hosts_zone_from_tz() {
-    let out = Command::cargo_bin("quill")
-        .unwrap()
-        .env("TZ", "America/Los_Angeles")
-        .args(["parse", "--format", "haproxy"])
-        .arg(fixture("haproxy-la.log"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = output_ok(
+        quill()
+            .env("TZ", "America/Los_Angeles")
+            .args(["parse", "--format", "haproxy"])
+            .arg(fixture("haproxy-la.log")),
     );
     assert_eq!(timestamps(&out.stdout), LA_UTC);
     // UTC and offsets still work.
