@@ -112,10 +112,7 @@ fn bad_peers_get_clear_errors_and_do_not_disturb_a_real_agent() {
             "",
         ),
     );
-    assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(
-        ("127.0.0.1", port)
-    )
-    .is_ok()));
+    wait_port(port);
     let agent = Daemon::start(root, &agent_config(root, "good", &[port], ""));
     let log = root.join("good-logs/app.log");
     append_lines(&log, "g", 0..1000);
@@ -266,9 +263,7 @@ fn connections_over_the_limit_are_told_so() {
         &aggregator_config(root, "agg", port, "max_connections = 1", ""),
     );
     // Wait until it listens, with a connection that is released at once.
-    assert!(wait_until(Duration::from_secs(10), || {
-        TcpStream::connect(("127.0.0.1", port)).is_ok()
-    }));
+    wait_port(port);
     std::thread::sleep(Duration::from_millis(200));
     let mut first = connect(port);
     first.write_all(&hello(TOKEN, 1, "first")).unwrap();

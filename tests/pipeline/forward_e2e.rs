@@ -8,17 +8,6 @@ use std::time::Duration;
 
 use crate::support::*;
 
-fn wait_for_port(port: u16) {
-    assert!(
-        wait_until(Duration::from_secs(10), || std::net::TcpStream::connect((
-            "127.0.0.1",
-            port
-        ))
-        .is_ok()),
-        "nothing listens on {port}"
-    );
-}
-
 #[test]
 fn agent_to_aggregator_keeps_fields_and_catches_up_after_an_outage() {
     let dir = tempfile::tempdir().unwrap();
@@ -30,7 +19,7 @@ fn agent_to_aggregator_keeps_fields_and_catches_up_after_an_outage() {
     let out = root.join("agg-out");
 
     let agg = Daemon::start(root, &agg_cfg);
-    wait_for_port(port);
+    wait_port(port);
     let agent = Daemon::start(root, &agent_cfg);
     append_lines(&log, "edge", 0..500);
     assert!(
@@ -92,8 +81,8 @@ fn two_tiers_agent_to_aggregator_to_aggregator() {
     let a2 = agent_config(root, "edge-b", &[p1], "batch_size = \"4KiB\"\nwindow = 2\n");
     let top_d = Daemon::start(root, &top);
     let mid_d = Daemon::start(root, &mid);
-    wait_for_port(p1);
-    wait_for_port(p2);
+    wait_port(p1);
+    wait_port(p2);
     let d1 = Daemon::start(root, &a1);
     let d2 = Daemon::start(root, &a2);
     for chunk in 0..4u64 {
@@ -135,7 +124,7 @@ fn agent_fails_over_to_the_next_aggregator() {
     let root = dir.path();
     let (dead, live) = (free_port(), free_port());
     let agg = Daemon::start(root, &aggregator_config(root, "agg", live, "", ""));
-    wait_for_port(live);
+    wait_port(live);
     let agent = Daemon::start(root, &agent_config(root, "edge", &[dead, live], ""));
     append_lines(&root.join("edge-logs/app.log"), "x", 0..300);
     let out = root.join("agg-out");
@@ -178,7 +167,7 @@ fn mutual_tls_delivers_and_refuses_a_client_without_certificate() {
         "tls_ca = \"ca.pem\"\ntls_cert = \"client.pem\"\ntls_key = \"client.key\"\ntls_server_name = \"localhost\"",
     );
     let agg = Daemon::start(root, &agg_cfg);
-    wait_for_port(port);
+    wait_port(port);
     let agent = Daemon::start(root, &agent_cfg);
     append_lines(&root.join("edge-tls-logs/app.log"), "t", 0..400);
     let out = root.join("agg-out");
@@ -229,7 +218,7 @@ fn quill_send_ships_files_and_stdin_and_reports_a_wrong_token() {
     let root = dir.path();
     let port = free_port();
     let agg = Daemon::start(root, &aggregator_config(root, "agg", port, "", ""));
-    wait_for_port(port);
+    wait_port(port);
     let addr = format!("127.0.0.1:{port}");
     let file = root.join("in.log");
     append_lines(&file, "f", 0..1000);
@@ -310,8 +299,8 @@ fn load_balance_spreads_agents_over_aggregators() {
     let (pa, pb) = (free_port(), free_port());
     let a = Daemon::start(root, &aggregator_config(root, "agg-a", pa, "", ""));
     let b = Daemon::start(root, &aggregator_config(root, "agg-b", pb, "", ""));
-    wait_for_port(pa);
-    wait_for_port(pb);
+    wait_port(pa);
+    wait_port(pb);
     // Two agent ids that start at different aggregators.
     let ids: Vec<String> = (0..)
         .map(|i| format!("lb-{i}"))

@@ -19,9 +19,7 @@ fn an_agent_failing_over_does_not_resend_what_the_first_aggregator_acked() {
     ));
     let b = Daemon::start(root, &aggregator_config(root, "agg-b", pb, "", ""));
     for p in [pa, pb] {
-        assert!(wait_until(Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", p)).is_ok()
-        }));
+        wait_port(p);
     }
     // Small batches and a long cursor-ack interval's worth of acks in flight at any time.
     let agent = Daemon::start(

@@ -50,9 +50,7 @@ ack_timeout = "2s"
     );
     std::fs::create_dir_all(root.join("edge-logs")).unwrap();
     let mut first = Some(Daemon::start(root, &agg_cfg));
-    assert!(wait_until(Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    }));
+    wait_port(port);
     let agent = Daemon::start(root, &agent_cfg);
     let (app, noise) = (root.join("edge-logs/a.log"), root.join("edge-logs/n.noise"));
     // Interleaved: batches hold both, and some ranges hold only noise.

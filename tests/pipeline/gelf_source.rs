@@ -50,15 +50,7 @@ impl Quill {
         );
         let daemon = Daemon::start(&root, &root.join("quill.toml"));
         for &p in tcp_ports {
-            assert!(
-                wait_until(Duration::from_secs(10), || TcpStream::connect((
-                    "127.0.0.1",
-                    p
-                ))
-                .is_ok()),
-                "quill did not listen on {p}\n{}",
-                daemon.stderr()
-            );
+            daemon.wait_listening(p, Duration::from_secs(10));
         }
         Quill {
             _dir: dir,

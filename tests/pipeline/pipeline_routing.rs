@@ -84,15 +84,7 @@ hosts = ["db-*"]
         ),
     );
     let daemon = Daemon::start(&root, &root.join("quill.toml"));
-    assert!(
-        wait_until(Duration::from_secs(20), || std::net::TcpStream::connect((
-            "127.0.0.1",
-            port
-        ))
-        .is_ok()),
-        "{}",
-        daemon.stderr()
-    );
+    daemon.wait_listening(port, Duration::from_secs(20));
     std::fs::write(root.join("in/web1.log"), "a w1-0\na w1-1\n").unwrap();
     std::fs::write(root.join("in2/web2.log"), "b w2-0\n").unwrap();
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

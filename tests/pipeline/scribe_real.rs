@@ -537,10 +537,7 @@ fn quill_send_scribe_to_a_thrift_scribe_server_and_to_quill() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(
-        ("127.0.0.1", py_port)
-    )
-    .is_ok()));
+    wait_port(py_port);
     let status = Command::new(quill_bin())
         .args(["send", "--protocol", "scribe", "--category", "mig", "--to"])
         .arg(format!("127.0.0.1:{py_port}"))

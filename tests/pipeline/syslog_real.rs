@@ -423,10 +423,7 @@ fn haproxy_logs_to_quill_over_udp_while_proxying() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start haproxy (Debian package haproxy)");
-    assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(
-        ("127.0.0.1", front)
-    )
-    .is_ok()));
+    wait_port(front);
     let n = 50;
     for i in 0..n {
         let mut c = TcpStream::connect(("127.0.0.1", front)).unwrap();

@@ -50,16 +50,7 @@ fn start(dir: &Path, mutual: bool) -> (Daemon, u16) {
             "[sources.sec]\ntype = \"syslog\"\nformat = \"raw\"\ntls = \"127.0.0.1:{port}\"\ntls_cert = \"./server.pem\"\ntls_key = \"./server.key\"\n{ca}\n[sinks.out]\ntype = \"file\"\npath = \"./out\"\n"
         ),
     );
-    let d = Daemon::start(dir, &dir.join("q.toml"));
-    assert!(
-        wait_until(Duration::from_secs(10), || std::net::TcpStream::connect((
-            "127.0.0.1",
-            port
-        ))
-        .is_ok()),
-        "{}",
-        d.stderr()
-    );
+    let d = Daemon::start_listening(dir, &dir.join("q.toml"), port);
     (d, port)
 }
 

@@ -53,14 +53,8 @@ fn start_chromedriver(log: &Path) -> (Driver, u16) {
         .stderr(Stdio::null())
         .spawn()
         .expect("chromedriver starts");
-    assert!(
-        wait_until(Duration::from_secs(20), || std::net::TcpStream::connect((
-            "127.0.0.1",
-            port
-        ))
-        .is_ok()),
-        "chromedriver listens"
-    );
+    // chromedriver listens
+    wait_port_within(port, Duration::from_secs(20));
     (Driver(child), port)
 }
 

@@ -98,14 +98,20 @@ impl Daemon {
     /// 127.0.0.1:`port`; fails with its stderr when it does not.
     pub fn start_listening(dir: &Path, config: &Path, port: u16) -> Daemon {
         let d = Daemon::start(dir, config);
+        d.wait_listening(port, Duration::from_secs(10));
+        d
+    }
+
+    /// Waits (at most `timeout`) until it accepts TCP connections on 127.0.0.1:`port`; fails
+    /// with its stderr when it does not.
+    pub fn wait_listening(&self, port: u16, timeout: Duration) {
         assert!(
-            crate::support::wait_until(Duration::from_secs(10), || {
+            crate::support::wait_until(timeout, || {
                 std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
             }),
             "quill did not listen on {port}\n{}",
-            d.stderr()
+            self.stderr()
         );
-        d
     }
 
     /// [`Daemon::start`] with extra environment variables for the daemon.

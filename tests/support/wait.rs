@@ -18,12 +18,13 @@ pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
 
 /// Waits (at most 10 s) until something accepts TCP connections on 127.0.0.1:`port`.
 pub fn wait_port(port: u16) {
+    wait_port_within(port, Duration::from_secs(10));
+}
+
+/// Waits (at most `timeout`) until something accepts TCP connections on 127.0.0.1:`port`.
+pub fn wait_port_within(port: u16, timeout: Duration) {
     assert!(
-        wait_until(Duration::from_secs(10), || TcpStream::connect((
-            "127.0.0.1",
-            port
-        ))
-        .is_ok()),
+        wait_until(timeout, || TcpStream::connect(("127.0.0.1", port)).is_ok()),
         "port {port} never opened"
     );
 }
