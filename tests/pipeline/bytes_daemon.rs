@@ -178,28 +178,12 @@ fn write_inputs(input: &Path) {
     write_file(&input.join("apache.log"), &fixture("apache-exp.log"));
 }
 
-/// Complete lines under a file sink's root (safe while the sink writes).
-fn written_lines(out: &Path) -> usize {
-    let Ok(cats) = std::fs::read_dir(out) else {
-        return 0;
-    };
-    cats.flatten()
-        .filter_map(|c| std::fs::read_dir(c.path()).ok())
-        .flat_map(|files| files.flatten())
-        .map(|f| {
-            std::fs::read(f.path())
-                .map(|b| b.iter().filter(|&&c| c == b'\n').count())
-                .unwrap_or(0)
-        })
-        .sum()
-}
-
 fn wait_for_all(out: &Path, daemon: &Daemon) {
     let want = total_lines();
     assert!(
-        wait_until(Duration::from_secs(60), || written_lines(out) >= want),
+        wait_until(Duration::from_secs(60), || sink_line_count(out) >= want),
         "all {want} lines written (got {})\n{}",
-        written_lines(out),
+        sink_line_count(out),
         daemon.stderr()
     );
     // Late duplicates would show now.
@@ -281,7 +265,7 @@ fn all_in_one_join_survives_sigkill() {
     std::thread::sleep(Duration::from_millis(1000));
     write_file(&input.join("haproxy.log"), &fixture("haproxy-rfc5424.log"));
     assert!(
-        wait_until(Duration::from_secs(30), || written_lines(&out) > 0),
+        wait_until(Duration::from_secs(30), || sink_line_count(&out) > 0),
         "progress before the kill\n{}",
         daemon.stderr()
     );
@@ -330,9 +314,9 @@ fn aggregator_joins_forwarded_records() {
     let out = agg_dir.join("out");
     let want = total_lines();
     assert!(
-        wait_until(Duration::from_secs(60), || written_lines(&out) >= want),
+        wait_until(Duration::from_secs(60), || sink_line_count(&out) >= want),
         "all {want} lines forwarded and written (got {})\nagent:\n{}\naggregator:\n{}",
-        written_lines(&out),
+        sink_line_count(&out),
         agent.stderr(),
         aggregator.stderr()
     );

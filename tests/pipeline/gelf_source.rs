@@ -65,21 +65,7 @@ impl Quill {
 
     /// Lines the sink has written so far (cheap: counts newlines).
     fn written(&self) -> usize {
-        let mut n = 0;
-        for cat in std::fs::read_dir(self.root.join("out"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            for f in std::fs::read_dir(cat.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                n += std::fs::read(f.path()).map_or(0, |b| memchr_count(&b));
-            }
-        }
-        n
+        sink_line_count(&self.root.join("out"))
     }
 
     /// Waits until the sink's line count stops changing for `quiet` (at least `min` lines).
@@ -120,10 +106,6 @@ impl Quill {
     fn entries(&self) -> Vec<Value> {
         read_sink(&self.root.join("out"))
     }
-}
-
-fn memchr_count(b: &[u8]) -> usize {
-    b.iter().filter(|&&c| c == b'\n').count()
 }
 
 /// Where a sent GELF key is in Quill's output: additional fields keep their `_` name, the legacy

@@ -86,11 +86,11 @@ max_size = "64KiB"
     // A last clean run drains everything.
     let daemon = Daemon::start(&root, &root.join("quill.toml"));
     let out = root.join("out");
-    let ok = wait_until(Duration::from_secs(60), || count_lines(&out) >= total);
+    let ok = wait_until(Duration::from_secs(60), || sink_line_count(&out) >= total);
     assert!(
         ok,
         "sink has {} of {total} lines\n{}",
-        count_lines(&out),
+        sink_line_count(&out),
         daemon.stderr()
     );
     std::thread::sleep(Duration::from_millis(500));
@@ -102,23 +102,4 @@ max_size = "64KiB"
         let want = format!("line {i:08} {}", "p".repeat(60));
         assert_eq!(m, &want, "line {i} (missing, duplicated or out of order)");
     }
-}
-
-fn count_lines(root: &std::path::Path) -> usize {
-    let mut n = 0;
-    let Ok(cats) = std::fs::read_dir(root) else {
-        return 0;
-    };
-    for cat in cats.flatten() {
-        for f in std::fs::read_dir(cat.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            n += std::fs::read(f.path())
-                .map(|b| b.iter().filter(|&&c| c == b'\n').count())
-                .unwrap_or(0);
-        }
-    }
-    n
 }

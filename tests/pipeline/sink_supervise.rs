@@ -55,25 +55,15 @@ fn write_lines(path: &Path, first: u64, count: u64, per_tick: u64) {
 
 /// Lines of the output so far (while the sink may be mid-write: partial lines are left out).
 fn written(dir: &Path) -> usize {
-    let mut n = 0;
-    for cat in std::fs::read_dir(dir.join("out"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        for f in std::fs::read_dir(cat.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let text = std::fs::read(f.path()).unwrap_or_default();
-            n += text
-                .split(|b| *b == b'\n')
+    sink_files(&dir.join("out"))
+        .iter()
+        .map(|f| {
+            let text = std::fs::read(f).unwrap_or_default();
+            text.split(|b| *b == b'\n')
                 .filter(|l| serde_json::from_slice::<serde_json::Value>(l).is_ok())
-                .count();
-        }
-    }
-    n
+                .count()
+        })
+        .sum()
 }
 
 fn state_is(port: u16, state: &str) -> bool {

@@ -11,7 +11,7 @@ pub fn write_file(path: &Path, text: &str) {
 }
 
 /// The files under a file sink's root, by category then name.
-fn sink_files(root: &Path) -> Vec<PathBuf> {
+pub fn sink_files(root: &Path) -> Vec<PathBuf> {
     let sorted = |dir: &Path| -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
             .map(|rd| rd.flatten().map(|e| e.path()).collect())
@@ -20,6 +20,15 @@ fn sink_files(root: &Path) -> Vec<PathBuf> {
         v
     };
     sorted(root).iter().flat_map(|cat| sorted(cat)).collect()
+}
+
+/// Lines (newlines) in all files under a file sink's root so far (cheap; safe while the sink
+/// writes: a line still being written has no newline yet).
+pub fn sink_line_count(root: &Path) -> usize {
+    sink_files(root)
+        .iter()
+        .map(|f| std::fs::read(f).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count()))
+        .sum()
 }
 
 /// The complete lines of `f` (through its last `\n`: a line still being written is left out).
