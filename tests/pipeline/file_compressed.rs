@@ -3,22 +3,10 @@
 //! checkpoint inside the `.gz`, exactly once; likewise for `.zst` (`compresscmd zstd`), `.bz2`
 //! (`compresscmd bzip2`) and `.xz` (`compresscmd xz`).
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
 use crate::support::*;
-
-fn append(path: &Path, from: u64, to: u64) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    for n in from..to {
-        writeln!(f, "{}", line(n)).unwrap();
-    }
-}
 
 fn rotated_and_compressed_while_down(directives: &str, suffix: &str) {
     let dir = tempfile::tempdir().unwrap();
@@ -26,7 +14,7 @@ fn rotated_and_compressed_while_down(directives: &str, suffix: &str) {
     let logs = root.join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let log = logs.join("app.log");
-    append(&log, 0, 300);
+    append_with(&log, 0..300, line);
     let cfg = write_config(root, &["logs/app.log"], "");
     let out = root.join("out");
     let daemon = Daemon::start(root, &cfg);
@@ -41,20 +29,18 @@ fn rotated_and_compressed_while_down(directives: &str, suffix: &str) {
     let mut stderr = daemon.stderr();
     daemon.kill();
     // Written while the agent is down, then rotated and compressed at once.
-    append(&log, 300, 700);
+    append_with(&log, 300..700, line);
     let conf = logrotate_conf(root, &log, directives);
     logrotate(root, &conf);
     assert!(logs.join(format!("app.log.1{suffix}")).exists());
     assert!(!logs.join("app.log.1").exists());
-    append(&log, 700, 800);
+    append_with(&log, 700..800, line);
     let daemon = Daemon::start(root, &cfg);
     let done = wait_until(Duration::from_secs(30), || {
         tally(&sink_messages(&out)).0.len() >= 800
     });
     std::thread::sleep(Duration::from_millis(500));
-    stderr.push_str(&daemon.stderr());
-    let status = daemon.stop();
-    assert!(status.success(), "{status:?}\n{stderr}");
+    stderr.push_str(&daemon.stop_ok());
     assert!(done, "not everything arrived\n{stderr}");
     assert!(
         stderr.contains("Reading on inside a file compressed after rotation"),

@@ -19,17 +19,7 @@ fn fixture(name: &str) -> String {
 
 /// Runs quill until the sink has `want` messages, then stops it; returns the messages.
 fn collect(root: &Path, daemon: Daemon, want: usize) -> Vec<String> {
-    let out = root.join("out");
-    let ok = wait_until(Duration::from_secs(20), || {
-        sink_messages(&out).len() >= want
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    let stderr_path = daemon.stderr_path.clone();
-    let status = daemon.stop();
-    let stderr = std::fs::read_to_string(stderr_path).unwrap_or_default();
-    assert!(status.success(), "{status:?}\n{stderr}");
-    let got = sink_messages(&out);
-    assert!(ok, "{} of {want}: {got:?}\n{stderr}", got.len());
+    let (got, _) = collect_then_stop(root, daemon, want);
     assert_eq!(got.len(), want, "{got:?}");
     got
 }

@@ -66,10 +66,7 @@ fn a_thousand_files_under_one_glob_and_new_files_within_a_second() {
     eprintln!("new file delivered to the sink after {latency:?}");
     assert!(ok && latency < Duration::from_secs(2), "{latency:?}");
 
-    let stderr_path = daemon.stderr_path.clone();
-    let status = daemon.stop();
-    let stderr = std::fs::read_to_string(stderr_path).unwrap_or_default();
-    assert!(status.success(), "{status:?}\n{stderr}");
+    daemon.stop_ok();
     let (counts, fragments) = tally(&sink_messages(&out));
     assert!(fragments.is_empty());
     assert!(counts.values().all(|c| *c == 1), "duplicates");
@@ -137,10 +134,7 @@ fn files_created_and_deleted_quickly_and_a_file_deleted_while_open() {
         open_fds(pid) <= baseline_fds + kept.len() + 2
     });
     let fds = open_fds(pid);
-    let stderr_path = daemon.stderr_path.clone();
-    let status = daemon.stop();
-    let stderr = std::fs::read_to_string(stderr_path).unwrap_or_default();
-    assert!(status.success(), "{status:?}\n{stderr}");
+    let stderr = daemon.stop_ok();
     assert!(
         released,
         "{fds} descriptors open, baseline {baseline_fds}\n{stderr}"

@@ -37,9 +37,7 @@ fn sigkill_and_restart_mid_stream_every_line_exactly_once() {
         tally(&sink_messages(&out)).0.len() as u64 >= written
     });
     std::thread::sleep(Duration::from_millis(300));
-    stderr.push_str(&daemon.stderr());
-    let status = daemon.stop();
-    assert!(status.success(), "{status:?}\n{stderr}");
+    stderr.push_str(&daemon.stop_ok());
     assert!(done, "not everything arrived\n{stderr}");
     assert!(
         stderr.contains("Resuming file"),
@@ -55,22 +53,7 @@ fn sigkill_and_restart_mid_stream_every_line_exactly_once() {
 }
 
 fn run_until_delivered(root: &std::path::Path, cfg: &std::path::Path, want: usize) -> String {
-    let daemon = Daemon::start(root, cfg);
-    let out = root.join("out");
-    let ok = wait_until(Duration::from_secs(20), || {
-        sink_messages(&out).len() >= want
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    let stderr_path = daemon.stderr_path.clone();
-    let status = daemon.stop();
-    let stderr = std::fs::read_to_string(stderr_path).unwrap_or_default();
-    assert!(status.success(), "{status:?}\n{stderr}");
-    assert!(
-        ok,
-        "only {} of {want} arrived\n{stderr}",
-        sink_messages(&out).len()
-    );
-    stderr
+    collect_then_stop(root, Daemon::start(root, cfg), want).1
 }
 
 fn numbered(range: std::ops::Range<u64>) -> String {

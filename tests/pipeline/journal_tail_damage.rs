@@ -10,17 +10,6 @@ use std::time::Duration;
 
 use crate::support::*;
 
-fn append(path: &Path, range: std::ops::Range<u64>) {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .unwrap();
-    let text: String = range.map(|n| format!("{}\n", line(n))).collect();
-    f.write_all(text.as_bytes()).unwrap();
-}
-
 /// The highest-numbered journal segment.
 fn tail_segment(root: &Path) -> PathBuf {
     let mut segs: Vec<PathBuf> = std::fs::read_dir(root.join("data/journal"))
@@ -66,7 +55,7 @@ fn damaged_tail_scenario(sigkill: bool) {
     let (first, total) = (2_000u64, 3_000u64);
     let daemon = Daemon::start(root, &cfg);
     for chunk in (0..first).step_by(50) {
-        append(&log, chunk..chunk + 50);
+        append_with(&log, chunk..chunk + 50, line);
         std::thread::sleep(Duration::from_millis(5));
     }
     wait_delivered(root, first, &daemon);
@@ -91,7 +80,7 @@ fn damaged_tail_scenario(sigkill: bool) {
     drop(f);
 
     let daemon = Daemon::start(root, &cfg);
-    append(&log, first..total);
+    append_with(&log, first..total, line);
     wait_delivered(root, total, &daemon);
     std::thread::sleep(Duration::from_millis(500));
     let cut = scrape_metric(metrics, "quill_journal_recovery_cut_records_total", "");

@@ -17,17 +17,9 @@ const LINES: usize = 3000;
 const PARTITIONS: u32 = 4;
 
 fn append(path: &Path, range: std::ops::Range<usize>) {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    let mut text = String::new();
-    for i in range {
-        text.push_str(&format!("line {i:06} txn_id=t{} payload\n", i / 7));
-    }
-    f.write_all(text.as_bytes()).unwrap();
+    append_with(path, range.start as u64..range.end as u64, |i| {
+        format!("line {i:06} txn_id=t{} payload", i / 7)
+    });
 }
 
 /// One message as read back: partition (from the subject), meta, (sequence, raw) records.

@@ -113,6 +113,12 @@ path = "./agg-out"
 
 /// Appends lines `"<prefix> <n>"` for `range` to `path`.
 pub fn append_lines(path: &Path, prefix: &str, range: std::ops::Range<u64>) {
+    append_with(path, range, |n| format!("{prefix} {n}"));
+}
+
+/// Appends `line(n)` and a newline for each `n` of `range` to `path` (created if missing), in
+/// one write.
+pub fn append_with(path: &Path, range: std::ops::Range<u64>, line: impl Fn(u64) -> String) {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -120,7 +126,8 @@ pub fn append_lines(path: &Path, prefix: &str, range: std::ops::Range<u64>) {
         .unwrap();
     let mut text = String::new();
     for n in range {
-        text.push_str(&format!("{prefix} {n}\n"));
+        text.push_str(&line(n));
+        text.push('\n');
     }
     f.write_all(text.as_bytes()).unwrap();
 }

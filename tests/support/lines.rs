@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::assert_once_each;
+use super::{Daemon, assert_once_each, sink_messages, wait_until};
 
 /// Padding after the number; a complete line ends with ` END`.
 const PAD: &str = "abcdefghijklmnopqrstuvwxyz0123456789-abcdefghijklmnopqrstuvwxyz";
@@ -221,4 +221,23 @@ pub fn assert_exactly_once(messages: &[String], n: u64, context: &str) {
         &fragments[..fragments.len().min(5)]
     );
     assert_once_each(messages.iter().filter_map(|m| parse_line(m)), 0..n, context);
+}
+
+/// Waits (at most 20 s) until the file sink under `root/out` holds `want` messages, gives it
+/// 300 ms more (late duplicates would show), then stops `daemon`, asserting a clean exit and
+/// that `want` arrived; returns (the sink's messages, the daemon's stderr).
+pub fn collect_then_stop(root: &Path, daemon: Daemon, want: usize) -> (Vec<String>, String) {
+    let out = root.join("out");
+    let ok = wait_until(Duration::from_secs(20), || {
+        sink_messages(&out).len() >= want
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let stderr = daemon.stop_ok();
+    let got = sink_messages(&out);
+    assert!(
+        ok,
+        "only {} of {want} arrived: {got:?}\n{stderr}",
+        got.len()
+    );
+    (got, stderr)
 }

@@ -172,11 +172,22 @@ impl Daemon {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// [`Daemon::stop`], asserting a clean exit (its stderr in the failure message); returns its
+    /// stderr.
+    pub fn stop_ok(self) -> String {
+        let path = self.stderr_path.clone();
+        let status = self.stop();
+        let stderr = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            status.success(),
+            "quill did not exit cleanly ({status:?})\n{stderr}"
+        );
+        stderr
+    }
+
     /// [`Daemon::stop`], asserting a clean exit; returns (its final status line, its stderr).
     pub fn stop_for_status(self) -> (String, String) {
-        let path = self.stderr_path.clone();
-        assert!(self.stop().success(), "quill did not exit cleanly");
-        let stderr = std::fs::read_to_string(path).unwrap_or_default();
+        let stderr = self.stop_ok();
         let status = stderr
             .lines()
             .rev()
