@@ -400,26 +400,7 @@ fn a_bad_config_on_reload_keeps_the_running_one() {
 
 /// `openssl s_client` against `port`, trusting only `ca`; true when the handshake verified.
 fn tls_verifies(dir: &Path, port: u16, ca: &Path) -> bool {
-    use std::process::{Command, Stdio};
-    let mut child = Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &format!("127.0.0.1:{port}"),
-            "-CAfile",
-        ])
-        .arg(ca)
-        .args(["-verify_return_error", "-quiet", "-no_ign_eof"])
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("openssl s_client (Debian package openssl)");
-    let mut stdin = child.stdin.take().unwrap();
-    let _ = stdin.write_all(b"<14>Oct 11 22:14:15 h app: tls-line\n");
-    drop(stdin);
-    child.wait().map(|s| s.success()).unwrap_or(false)
+    send_tls(dir, port, ca, None, "<14>Oct 11 22:14:15 h app: tls-line")
 }
 
 #[test]

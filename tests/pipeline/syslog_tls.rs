@@ -3,38 +3,15 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::*;
 
-/// Sends `message` (LF framed) with `openssl s_client`; returns whether s_client succeeded.
-fn send_tls(dir: &Path, port: u16, message: &str, client_cert: bool) -> bool {
-    let mut cmd = Command::new("openssl");
-    cmd.args([
-        "s_client",
-        "-connect",
-        &format!("127.0.0.1:{port}"),
-        "-CAfile",
-        "ca.pem",
-        "-verify_return_error",
-        "-quiet",
-        "-no_ign_eof",
-    ]);
-    if client_cert {
-        cmd.args(["-cert", "client.pem", "-key", "client.key"]);
-    }
-    let mut child = cmd
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("openssl s_client");
-    let mut stdin = child.stdin.take().unwrap();
-    let _ = stdin.write_all(format!("{message}\n").as_bytes());
-    drop(stdin);
-    child.wait().map(|s| s.success()).unwrap_or(false)
+/// Sends `message` (LF framed) with `openssl s_client`, trusting `ca.pem` and presenting
+/// `client.pem` when `client_cert`; returns whether s_client succeeded.
+fn send(dir: &Path, port: u16, message: &str, client_cert: bool) -> bool {
+    let client = client_cert.then_some(("client.pem", "client.key"));
+    send_tls(dir, port, Path::new("ca.pem"), client, message)
 }
 
 fn start(dir: &Path, mutual: bool) -> (Daemon, u16) {
@@ -59,7 +36,7 @@ fn tls_syslog_arrives() {
     let dir = tempfile::tempdir().unwrap();
     make_pki(dir.path());
     let (d, port) = start(dir.path(), false);
-    assert!(send_tls(
+    assert!(send(
         dir.path(),
         port,
         "<13>1 - - app - - - over tls",
@@ -97,8 +74,8 @@ fn mutual_tls_requires_a_client_certificate() {
     let dir = tempfile::tempdir().unwrap();
     make_pki(dir.path());
     let (d, port) = start(dir.path(), true);
-    send_tls(dir.path(), port, "<13>1 - - app - - - anonymous", false);
-    assert!(send_tls(
+    send(dir.path(), port, "<13>1 - - app - - - anonymous", false);
+    assert!(send(
         dir.path(),
         port,
         "<13>1 - - app - - - with certificate",

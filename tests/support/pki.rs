@@ -1,7 +1,8 @@
 //! Certificates made with the real `openssl` command (Debian package openssl) for TLS tests.
 
+use std::io::Write;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 pub fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
@@ -90,4 +91,39 @@ pub fn make_pki(dir: &Path) {
             ],
         );
     }
+}
+
+/// Sends `message` (LF framed) with `openssl s_client` to 127.0.0.1:`port`, run in `dir`,
+/// trusting only `ca` and presenting `client` (certificate, key) if given; returns whether
+/// s_client succeeded (the handshake verified).
+pub fn send_tls(
+    dir: &Path,
+    port: u16,
+    ca: &Path,
+    client: Option<(&str, &str)>,
+    message: &str,
+) -> bool {
+    let mut cmd = Command::new("openssl");
+    cmd.args([
+        "s_client",
+        "-connect",
+        &format!("127.0.0.1:{port}"),
+        "-CAfile",
+    ])
+    .arg(ca)
+    .args(["-verify_return_error", "-quiet", "-no_ign_eof"]);
+    if let Some((cert, key)) = client {
+        cmd.args(["-cert", cert, "-key", key]);
+    }
+    let mut child = cmd
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_client (Debian package openssl)");
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(format!("{message}\n").as_bytes());
+    drop(stdin);
+    child.wait().map(|s| s.success()).unwrap_or(false)
 }
