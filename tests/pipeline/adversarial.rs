@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 use bytes::Bytes;
 use quill::transport::batch;
-use quill::transport::frame::{BatchFrame, Frame, HEADER_LEN, Hello};
+use quill::transport::frame::{BatchFrame, Frame};
 
 const MIB: u64 = 1 << 20;
 
@@ -39,32 +39,11 @@ pub(crate) fn connect_from(from: Ipv4Addr, port: u16) -> std::io::Result<TcpStre
     Ok(s)
 }
 
-fn hello(agent: &str, token: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    Frame::Hello(Hello {
-        version: 1,
-        agent_id: agent.into(),
-        stream_id: "abcdef0123456789".into(),
-        token: Bytes::copy_from_slice(token.as_bytes()),
-    })
-    .encode(&mut out);
-    out
-}
-
-fn read_frame(s: &mut TcpStream) -> Option<Frame> {
-    let mut header = [0u8; HEADER_LEN];
-    s.read_exact(&mut header).ok()?;
-    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-    let mut payload = vec![0u8; len];
-    s.read_exact(&mut payload).ok()?;
-    Frame::decode(header[0], Bytes::from(payload)).ok()
-}
-
 /// Opens a session from `from`: HELLO, then WELCOME; `None` if refused.
 fn session(from: Ipv4Addr, port: u16, agent: &str, token: &str) -> Option<TcpStream> {
     let mut s = connect_from(from, port).ok()?;
-    s.write_all(&hello(agent, token)).ok()?;
-    match read_frame(&mut s)? {
+    s.write_all(&hello_frame(token, 1, agent)).ok()?;
+    match read_frame(&mut s)?.ok()? {
         Frame::Welcome { .. } => Some(s),
         _ => None,
     }
@@ -424,7 +403,7 @@ backoff_max = "200ms"
     while received.len() < 100 && Instant::now() < deadline {
         let (mut s, _) = fake.accept().unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let Some(Frame::Hello(h)) = read_frame(&mut s) else {
+        let Some(Ok(Frame::Hello(h))) = read_frame(&mut s) else {
             continue;
         };
         let high_water = if streams.is_empty() {
@@ -440,7 +419,7 @@ backoff_max = "200ms"
         }
         .encode(&mut out);
         s.write_all(&out).unwrap();
-        while let Some(Frame::Batch(b)) = read_frame(&mut s) {
+        while let Some(Ok(Frame::Batch(b))) = read_frame(&mut s) {
             let mut d = zstd::bulk::Decompressor::new().unwrap();
             let raw = batch::decompress(&mut d, &b.compressed, b.raw_len, 64 << 20).unwrap();
             for r in batch::decode_records(raw, b.count).unwrap() {

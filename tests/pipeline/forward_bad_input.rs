@@ -3,7 +3,7 @@
 //! gets an ERROR frame where the stream allows one and one clear log line; the aggregator's memory
 //! stays bounded, and a real agent forwarding at the same time is unaffected.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -11,19 +11,7 @@ use crate::support::*;
 use bytes::Bytes;
 use quill::record::{Format, Origin, Record};
 use quill::transport::batch::encode_records;
-use quill::transport::frame::{BatchFrame, ErrorCode, Frame, HEADER_LEN, Hello};
-
-fn hello(token: &str, version: u16, agent: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    Frame::Hello(Hello {
-        version,
-        agent_id: agent.into(),
-        stream_id: "abcdef0123456789".into(),
-        token: Bytes::copy_from_slice(token.as_bytes()),
-    })
-    .encode(&mut out);
-    out
-}
+use quill::transport::frame::{BatchFrame, ErrorCode, Frame};
 
 fn batch(first_seq: u64, count: u32, raw_len: u32, compressed: Vec<u8>) -> Vec<u8> {
     let mut out = Vec::new();
@@ -38,14 +26,9 @@ fn batch(first_seq: u64, count: u32, raw_len: u32, compressed: Vec<u8>) -> Vec<u
     out
 }
 
-/// Reads one frame, or `None` at the end of the stream.
+/// Reads one frame, or `None` at the end of the stream; a frame that does not decode fails.
 fn read_one(s: &mut TcpStream) -> Option<Frame> {
-    let mut header = [0u8; HEADER_LEN];
-    s.read_exact(&mut header).ok()?;
-    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-    let mut payload = vec![0u8; len];
-    s.read_exact(&mut payload).ok()?;
-    Some(Frame::decode(header[0], Bytes::from(payload)).expect("aggregator sent a bad frame"))
+    read_frame(s).map(|f| f.expect("aggregator sent a bad frame"))
 }
 
 fn connect(port: u16) -> TcpStream {
@@ -71,7 +54,7 @@ fn expect_error(port: u16, bytes: &[u8]) -> (ErrorCode, String) {
 /// Opens a session (HELLO, WELCOME) and then sends `bytes`; returns what comes back.
 fn after_welcome(port: u16, bytes: &[u8]) -> (TcpStream, Option<Frame>) {
     let mut s = connect(port);
-    s.write_all(&hello(TOKEN, 1, "prober")).unwrap();
+    s.write_all(&hello_frame(TOKEN, 1, "prober")).unwrap();
     assert!(matches!(read_one(&mut s), Some(Frame::Welcome { .. })));
     s.write_all(bytes).unwrap();
     let reply = read_one(&mut s);
@@ -118,15 +101,15 @@ fn bad_peers_get_clear_errors_and_do_not_disturb_a_real_agent() {
     append_lines(&log, "g", 0..1000);
 
     // Handshake failures.
-    let (code, msg) = expect_error(port, &hello("wrong", 1, "mallory"));
+    let (code, msg) = expect_error(port, &hello_frame("wrong", 1, "mallory"));
     assert_eq!(code, ErrorCode::AuthFailed, "{msg}");
     let (code, msg) = expect_error(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(code, ErrorCode::Malformed);
     assert!(msg.contains("unknown frame type"), "{msg}");
-    let (code, msg) = expect_error(port, &hello(TOKEN, 99, "future"));
+    let (code, msg) = expect_error(port, &hello_frame(TOKEN, 99, "future"));
     assert_eq!(code, ErrorCode::UnsupportedVersion);
     assert!(msg.contains("version 99"), "{msg}");
-    let (code, _) = expect_error(port, &hello(TOKEN, 1, "../etc"));
+    let (code, _) = expect_error(port, &hello_frame(TOKEN, 1, "../etc"));
     assert_eq!(code, ErrorCode::InvalidAgentId);
 
     // A frame that claims 4 GiB: refused from its header.
@@ -144,7 +127,7 @@ fn bad_peers_get_clear_errors_and_do_not_disturb_a_real_agent() {
     // A truncated frame: the stream is cut, nothing to answer on; the aggregator logs it.
     {
         let mut s = connect(port);
-        s.write_all(&hello(TOKEN, 1, "cutter")).unwrap();
+        s.write_all(&hello_frame(TOKEN, 1, "cutter")).unwrap();
         assert!(matches!(read_one(&mut s), Some(Frame::Welcome { .. })));
         s.write_all(&[3, 0, 0, 1, 0]).unwrap();
         s.write_all(&[1; 10]).unwrap();
@@ -266,9 +249,9 @@ fn connections_over_the_limit_are_told_so() {
     wait_port(port);
     std::thread::sleep(Duration::from_millis(200));
     let mut first = connect(port);
-    first.write_all(&hello(TOKEN, 1, "first")).unwrap();
+    first.write_all(&hello_frame(TOKEN, 1, "first")).unwrap();
     assert!(matches!(read_one(&mut first), Some(Frame::Welcome { .. })));
-    let (code, message) = expect_error(port, &hello(TOKEN, 1, "second"));
+    let (code, message) = expect_error(port, &hello_frame(TOKEN, 1, "second"));
     assert_eq!(code, ErrorCode::Unavailable);
     assert_eq!(message, "too many connections");
     drop(first);

@@ -1,8 +1,11 @@
 //! Helpers of the forward tests: configs for real agent and aggregator processes, a writer of
 //! numbered lines, and checks of what the aggregator's file sink holds.
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use quill::transport::frame::{Frame, FrameError, HEADER_LEN, Hello};
 
 pub const TOKEN: &str = "s3cret-token";
 
@@ -145,4 +148,28 @@ pub fn numbered(entries: &[serde_json::Value]) -> HashMap<(String, String), Vec<
         }
     }
     out
+}
+
+/// A forward-protocol HELLO frame (stream id `abcdef0123456789`).
+pub fn hello_frame(token: &str, version: u16, agent: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    Frame::Hello(Hello {
+        version,
+        agent_id: agent.into(),
+        stream_id: "abcdef0123456789".into(),
+        token: Bytes::copy_from_slice(token.as_bytes()),
+    })
+    .encode(&mut out);
+    out
+}
+
+/// Reads one forward-protocol frame: `None` when the stream ends (or a read fails or times
+/// out), else what its bytes decode to.
+pub fn read_frame(s: &mut impl Read) -> Option<Result<Frame, FrameError>> {
+    let mut header = [0u8; HEADER_LEN];
+    s.read_exact(&mut header).ok()?;
+    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    let mut payload = vec![0u8; len];
+    s.read_exact(&mut payload).ok()?;
+    Some(Frame::decode(header[0], Bytes::from(payload)))
 }
