@@ -99,16 +99,11 @@ path = "./agg-out"
 
 /// `quill run -c cfg` in `root` with its descriptor limit (soft and hard) set to `limit`.
 fn spawn_with_nofile(root: &Path, cfg: &Path, limit: u64) -> Daemon {
-    let stderr_path = root.join("syslog.log");
-    let stderr = std::fs::File::create(&stderr_path).unwrap();
     let mut cmd = Command::new(quill_bin());
     cmd.args(["run", "-c"])
         .arg(cfg)
         .current_dir(root)
-        .env("QUILL_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr);
+        .env("QUILL_LOG", "info");
     // SAFETY: setrlimit is async-signal-safe; it runs in the child between fork and exec.
     unsafe {
         use std::os::unix::process::CommandExt;
@@ -123,10 +118,7 @@ fn spawn_with_nofile(root: &Path, cfg: &Path, limit: u64) -> Daemon {
             Ok(())
         });
     }
-    Daemon {
-        child: cmd.spawn().unwrap(),
-        stderr_path,
-    }
+    Daemon::spawn(root, cmd)
 }
 
 /// `n` connections from 127.0.0.2 to `port` that never send anything.

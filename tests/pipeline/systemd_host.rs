@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -71,19 +71,15 @@ fn notifies_ready_watchdog_reloading_and_stopping_and_serves_health_and_status()
     write_file(&root.join("quill.toml"), &config(metrics, syslog));
     let sock_path = root.join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
-    let stderr = std::fs::File::create(root.join("stderr.log")).unwrap();
-    let mut child = Command::new(quill_bin())
-        .args(["run", "-c"])
+    let mut cmd = Command::new(quill_bin());
+    cmd.args(["run", "-c"])
         .arg(root.join("quill.toml"))
         .current_dir(root)
         .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "400000")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let log = || std::fs::read_to_string(root.join("stderr.log")).unwrap_or_default();
+        .env("WATCHDOG_USEC", "400000");
+    let mut d = Daemon::spawn(root, cmd);
+    let stderr_path = d.stderr_path.clone();
+    let log = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
 
     let got = receive(
         &sock,
@@ -166,8 +162,7 @@ fn notifies_ready_watchdog_reloading_and_stopping_and_serves_health_and_status()
 
     // SIGHUP: RELOADING=1 (with MONOTONIC_USEC, as `Type=notify-reload` wants), then READY=1
     // once the reload is applied, in that order.
-    // SAFETY: kill(2) on the child we started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    d.signal(libc::SIGHUP);
     let reloading = |m: &String| m.lines().any(|l| l == "RELOADING=1");
     let got = receive(
         &sock,
@@ -203,8 +198,7 @@ fn notifies_ready_watchdog_reloading_and_stopping_and_serves_health_and_status()
     assert_eq!(http_get(metrics, "/health/ready").0, 200);
 
     // SIGTERM: STOPPING=1, then a clean exit.
-    // SAFETY: kill(2) on the child we started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    d.signal(libc::SIGTERM);
     let got = receive(
         &sock,
         |g| g.iter().any(|m| m.contains("STOPPING=1")),
@@ -215,7 +209,7 @@ fn notifies_ready_watchdog_reloading_and_stopping_and_serves_health_and_status()
         "no STOPPING=1: {got:?}\n{}",
         log()
     );
-    let status = child.wait().unwrap();
+    let status = d.child.wait().unwrap();
     assert!(status.success(), "{}", log());
 }
 
@@ -252,7 +246,6 @@ fn takes_the_syslog_sockets_systemd_passes() {
         &syslog_config(&udp_addr.to_string(), &tcp_addr.to_string(), ""),
     );
     let (ufd, tfd) = (udp.as_raw_fd(), tcp.as_raw_fd());
-    let stderr = std::fs::File::create(root.join("stderr.log")).unwrap();
     // LISTEN_PID must be the pid quill runs as: sh sets it to its own and execs quill.
     let mut cmd = Command::new("sh");
     cmd.args(["-c", "LISTEN_PID=$$ exec \"$0\" \"$@\""])
@@ -261,10 +254,7 @@ fn takes_the_syslog_sockets_systemd_passes() {
         .arg(root.join("quill.toml"))
         .current_dir(root)
         .env("LISTEN_FDS", "2")
-        .env("LISTEN_FDNAMES", "sys-udp:sys-tcp")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr);
+        .env("LISTEN_FDNAMES", "sys-udp:sys-tcp");
     // SAFETY: between fork and exec only dup/dup2 run in the child.
     unsafe {
         cmd.pre_exec(move || {
@@ -276,8 +266,9 @@ fn takes_the_syslog_sockets_systemd_passes() {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().unwrap();
-    let log = || std::fs::read_to_string(root.join("stderr.log")).unwrap_or_default();
+    let mut d = Daemon::spawn(root, cmd);
+    let stderr_path = d.stderr_path.clone();
+    let log = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
     let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut stream = None;
     assert!(
@@ -304,9 +295,8 @@ fn takes_the_syslog_sockets_systemd_passes() {
         log()
     );
     drop(stream);
-    // SAFETY: kill(2) on the child we started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert!(child.wait().unwrap().success(), "{}", log());
+    d.signal(libc::SIGTERM);
+    assert!(d.child.wait().unwrap().success(), "{}", log());
 }
 
 /// Also: a reload that changes the source keeps port 514 although Quill is no longer root.

@@ -116,6 +116,19 @@ impl Daemon {
 
     /// [`Daemon::start`] with extra environment variables for the daemon.
     pub fn start_with_env(dir: &Path, config: &Path, env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = quill();
+        cmd.arg("run")
+            .arg("-c")
+            .arg(config)
+            .current_dir(dir)
+            .env("QUILL_LOG", "info")
+            .envs(env.iter().copied());
+        Daemon::spawn(dir, cmd)
+    }
+
+    /// Spawns `cmd` (a `quill run` set up by the caller: arguments, environment, directory,
+    /// `pre_exec`) as a [`Daemon`]: stdin and stdout null, stderr kept in a new file in `dir`.
+    pub fn spawn(dir: &Path, mut cmd: Command) -> Daemon {
         let stderr_path = dir.join(format!(
             "quill-stderr-{}.log",
             std::time::SystemTime::now()
@@ -124,13 +137,7 @@ impl Daemon {
                 .unwrap_or(0)
         ));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
-        let child = quill()
-            .arg("run")
-            .arg("-c")
-            .arg(config)
-            .current_dir(dir)
-            .env("QUILL_LOG", "info")
-            .envs(env.iter().copied())
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
