@@ -8,18 +8,11 @@ use crate::support::*;
 use assert_cmd::prelude::*;
 use predicates::prelude::*;
 
-fn write(path: &std::path::Path, text: &str) {
-    if let Some(p) = path.parent() {
-        std::fs::create_dir_all(p).unwrap();
-    }
-    std::fs::write(path, text).unwrap();
-}
-
 #[test]
 fn validate_names_file_line_and_key_of_a_typo() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("typo.toml");
-    write(
+    write_file(
         &cfg,
         "data_dir = \"./data\"\n\n[sources.web]\ntype = \"file\"\ninclde = [\"logs/*.log\"]\ncategory = \"web\"\n",
     );
@@ -37,7 +30,7 @@ fn validate_names_file_line_and_key_of_a_typo() {
 fn validate_rejects_a_category_that_escapes_the_output_dir() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("cat.toml");
-    write(
+    write_file(
         &cfg,
         "[sources.web]\ntype = \"file\"\ninclude = [\"logs/*.log\"]\ncategory = \"../x\"\n\n[sinks.out]\ntype = \"file\"\npath = \"out\"\n",
     );
@@ -70,7 +63,7 @@ fn validate_accepts_the_shipped_configs() {
 fn bad_values_and_missing_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
-    write(
+    write_file(
         &cfg,
         "[sinks.out]\ntype = \"file\"\npath = \"out\"\nmax_size = \"ten\"\n",
     );
@@ -94,8 +87,8 @@ fn files_and_syslog_flow_to_the_file_sink_and_sigterm_drains() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let port = free_port();
-    write(&root.join("logs/app.log"), "first line\nsecond line\n");
-    write(
+    write_file(&root.join("logs/app.log"), "first line\nsecond line\n");
+    write_file(
         &root.join("quill.toml"),
         &format!(
             r#"data_dir = "./data"
@@ -143,7 +136,7 @@ max_size = "4KiB"
     let many: String = (0..100)
         .map(|i| format!("bulk {i:04} {}\n", "x".repeat(40)))
         .collect();
-    write(&root.join("logs/bulk.log"), &many);
+    write_file(&root.join("logs/bulk.log"), &many);
 
     let port_s = port.to_string();
     for args in [
@@ -175,11 +168,7 @@ max_size = "4KiB"
             "hello octet counted",
         ],
     ] {
-        let status = Command::new("logger")
-            .args(&args)
-            .status()
-            .expect("run logger (util-linux)");
-        assert!(status.success(), "logger {args:?} failed");
+        logger(&args);
     }
     let expected = 2 + 2 + 100 + 3;
     assert!(
@@ -298,11 +287,7 @@ fn quickstart_runs_from_a_fresh_checkout() {
         "within 5 s the sample logs are in data/out\n{}",
         daemon.stderr()
     );
-    let status = Command::new("logger")
-        .args(["-n", "127.0.0.1", "-P", "5514", "-d", "hello"])
-        .status()
-        .expect("logger");
-    assert!(status.success());
+    logger(&["-n", "127.0.0.1", "-P", "5514", "-d", "hello"]);
     assert!(
         wait_until(Duration::from_secs(5), || messages(&read_sink(&out))
             .iter()

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use super::syslog_real::{Setup, logger, start};
+use super::syslog_real::{Setup, start};
 use crate::support::*;
 
 #[test]

@@ -79,18 +79,6 @@ max_size = "1GiB"
     }
 }
 
-pub(crate) fn logger(args: &[&str]) {
-    let out = Command::new("logger")
-        .args(args)
-        .output()
-        .expect("run logger (util-linux)");
-    assert!(
-        out.status.success(),
-        "logger {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn wait_messages(s: &Setup, n: usize) -> Vec<String> {
     let ok = wait_until(Duration::from_secs(15), || read_sink(&s.out()).len() >= n);
     let msgs = messages(&read_sink(&s.out()));

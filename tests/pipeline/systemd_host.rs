@@ -385,17 +385,14 @@ fn binds_port_514_as_root_then_runs_as_nobody() {
 /// file sink under `root/out` within 15 s.
 fn logger_to_514_arrives(root: &std::path::Path, tag: &str) -> bool {
     for flag in ["udp", "tcp"] {
-        let out = Command::new("logger")
-            .args(["--server", "127.0.0.1", "--port", "514"])
-            .arg(format!("--{flag}"))
-            .arg(format!("{tag} {flag}"))
-            .output()
-            .expect("logger(1) (bsdutils) is needed");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        logger(&[
+            "--server",
+            "127.0.0.1",
+            "--port",
+            "514",
+            &format!("--{flag}"),
+            &format!("{tag} {flag}"),
+        ]);
     }
     wait_until(Duration::from_secs(15), || {
         let got = messages(&read_sink(&root.join("out")));

@@ -61,6 +61,19 @@ pub fn json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Runs the real `logger(1)` (util-linux) with `args` and asserts it succeeded.
+pub fn logger(args: &[&str]) {
+    let out = Command::new("logger")
+        .args(args)
+        .output()
+        .expect("run logger (util-linux)");
+    assert!(
+        out.status.success(),
+        "logger {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `rsyslogd -n -f conf` (pid file in `dir`), once it accepts TCP connections on `port` (at
 /// most 10 s); stopped with SIGTERM when dropped.
 pub fn start_rsyslogd(dir: &Path, conf: &Path, port: u16) -> Proc {
