@@ -28,14 +28,7 @@ struct Client {
 }
 
 fn memory_dispatcher(route: Route) -> (quill::logging::Dispatcher, SharedBuffer) {
-    let buffer = SharedBuffer::default();
-    let dispatcher = Config::new()
-        .host("test-host")
-        .sink("mem", WriterSink::new(buffer.clone()))
-        .route(route.to("mem"))
-        .build()
-        .unwrap();
-    (dispatcher, buffer)
+    crate::support::memory_dispatcher(Config::new().host("test-host"), route)
 }
 
 #[test]

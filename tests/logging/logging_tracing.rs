@@ -1,19 +1,13 @@
 //! The `tracing` layer: span fields (the request's txn id above all) on nested events, GELF
 //! validity, levels and targets.
 
-use crate::support::gelf_lines;
-use quill::logging::sinks::{SharedBuffer, WriterSink};
+use crate::support::{gelf_lines, memory_dispatcher};
+use quill::logging::sinks::SharedBuffer;
 use quill::logging::{Config, GelfLayer, Level, Route, TxnId};
 use tracing_subscriber::layer::SubscriberExt;
 
 fn setup(route: Route) -> (quill::logging::Dispatcher, SharedBuffer) {
-    let buffer = SharedBuffer::default();
-    let d = Config::new()
-        .sink("mem", WriterSink::new(buffer.clone()))
-        .route(route.to("mem"))
-        .build()
-        .unwrap();
-    (d, buffer)
+    memory_dispatcher(Config::new(), route)
 }
 
 #[test]

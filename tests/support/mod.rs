@@ -28,12 +28,16 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod child;
+#[cfg(feature = "logging")]
+mod dispatch;
 mod exactly_once;
 pub mod gelf;
 mod programs;
 mod serial;
 mod wait;
 
+#[cfg(feature = "logging")]
+pub use dispatch::*;
 pub use exactly_once::*;
 pub use gelf::*;
 pub use programs::*;
