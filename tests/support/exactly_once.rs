@@ -1,6 +1,6 @@
 //! Exactly-once checks: every expected item present once, nothing duplicated, nothing else.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 
 /// Asserts `got` holds each of `expected` exactly once and nothing else; the failure names the
@@ -52,5 +52,27 @@ pub fn assert_exactly_once_in_order(label: &str, got: &[u64], count: u64) {
     assert!(
         got.windows(2).all(|w| w[0] < w[1]),
         "{label}: lines out of order"
+    );
+}
+
+/// Asserts `got` holds no item twice and nothing outside `allowed` (items of `allowed` may be
+/// missing: a lossy transport); the failure names the first duplicated or foreign item and
+/// ends with `context`.
+pub fn assert_at_most_once_each<T: Ord + Debug>(got: &[T], allowed: &[T], context: &str) {
+    let mut seen = BTreeSet::new();
+    let twice: Vec<&T> = got.iter().filter(|g| !seen.insert(*g)).collect();
+    assert!(
+        twice.is_empty(),
+        "{} messages twice, first {:?}\n{context}",
+        twice.len(),
+        twice.first()
+    );
+    let allowed: BTreeSet<&T> = allowed.iter().collect();
+    let foreign: Vec<&T> = got.iter().filter(|g| !allowed.contains(g)).collect();
+    assert!(
+        foreign.is_empty(),
+        "{} messages differ from what was sent (changed on the way), first {:?}\n{context}",
+        foreign.len(),
+        foreign.first()
     );
 }
