@@ -77,12 +77,6 @@ inputs = {picky_inputs}
     )
 }
 
-fn write_config(root: &Path, text: &str) {
-    let tmp = root.join("quill.toml.tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, root.join("quill.toml")).unwrap();
-}
-
 /// Counts of each `kind-N` token in a sink's messages.
 fn tokens(root: &Path) -> HashMap<String, u32> {
     let mut out = HashMap::new();
@@ -124,7 +118,7 @@ fn reload_under_load_loses_and_duplicates_nothing() {
         moving: [free_port(), free_port()],
         metrics: free_port(),
     };
-    write_config(&root, &config(&ports, 0));
+    replace_file(&root.join("quill.toml"), &config(&ports, 0));
     let daemon = Daemon::start(&root, &root.join("quill.toml"));
     assert!(
         wait_for(("127.0.0.1", ports.tcp), Duration::from_secs(20)),
@@ -196,7 +190,7 @@ fn reload_under_load_loses_and_duplicates_nothing() {
     for n in 1..=20 {
         std::thread::sleep(Duration::from_millis(3100));
         let which = n % 2;
-        write_config(&root, &config(&ports, which));
+        replace_file(&root.join("quill.toml"), &config(&ports, which));
         if n % 4 == 0 {
             let out = std::process::Command::new(quill_bin())
                 .args(["reload", "-c", "quill.toml"])
@@ -360,11 +354,11 @@ fn a_bad_config_on_reload_keeps_the_running_one() {
     let good = format!(
         "data_dir = \"./data\"\n[sources.s]\ntype = \"syslog\"\ntcp = \"127.0.0.1:{port}\"\nformat = \"raw\"\n[sinks.out]\ntype = \"file\"\npath = \"./out\"\n"
     );
-    write_config(&root, &good);
+    replace_file(&root.join("quill.toml"), &good);
     let daemon = Daemon::start(&root, &root.join("quill.toml"));
     assert!(wait_for(("127.0.0.1", port), Duration::from_secs(20)));
-    write_config(
-        &root,
+    replace_file(
+        &root.join("quill.toml"),
         &good.replace(
             "path = \"./out\"",
             "path = \"./out\"\nmin_severity = \"loud\"",
@@ -421,8 +415,8 @@ fn a_reload_rereads_a_changed_tls_certificate() {
     };
     install(&old);
     let port = free_port();
-    write_config(
-        &root,
+    replace_file(
+        &root.join("quill.toml"),
         &format!(
             "data_dir = \"./data\"\n[sources.sec]\ntype = \"syslog\"\nformat = \"raw\"\ntls = \"127.0.0.1:{port}\"\ntls_cert = \"./tls/server.pem\"\ntls_key = \"./tls/server.key\"\n[sinks.out]\ntype = \"file\"\npath = \"./out\"\n"
         ),

@@ -93,12 +93,6 @@ fn gelf_datagram(i: u64) -> String {
     format!(r#"{{"version":"1.1","host":"h","short_message":"udp-{i}"}}"#)
 }
 
-fn write_config(root: &Path, text: &str) {
-    let tmp = root.join("quill.toml.tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, root.join("quill.toml")).unwrap();
-}
-
 /// How often each `udp-N` token arrived.
 fn udp_tokens(root: &Path) -> HashMap<u64, u32> {
     let mut out = HashMap::new();
@@ -132,7 +126,7 @@ fn scenario(
     let root = dir.path().to_path_buf();
     let (udp, metrics) = (free_port(), free_port());
     let tcp: Vec<u16> = (0..streams).map(|_| free_port()).collect();
-    write_config(&root, &config(udp, &tcp, metrics, 0));
+    replace_file(&root.join("quill.toml"), &config(udp, &tcp, metrics, 0));
     let daemon = Daemon::start(&root, &root.join("quill.toml"));
     assert!(
         wait_until(Duration::from_secs(20), || tcp
@@ -182,7 +176,7 @@ fn scenario(
 
     for n in 1..=RELOADS {
         std::thread::sleep(Duration::from_millis(1000));
-        write_config(&root, &config(udp, &tcp, metrics, n % 2));
+        replace_file(&root.join("quill.toml"), &config(udp, &tcp, metrics, n % 2));
         daemon.signal(libc::SIGHUP);
         assert!(
             wait_until(Duration::from_secs(10), || daemon
@@ -206,7 +200,7 @@ fn scenario(
 
     // A reload that moves the UDP port: the new port receives, the old one no longer does.
     let moved = free_port();
-    write_config(&root, &config(moved, &tcp, metrics, 0));
+    replace_file(&root.join("quill.toml"), &config(moved, &tcp, metrics, 0));
     daemon.signal(libc::SIGHUP);
     assert!(wait_until(Duration::from_secs(10), || daemon
         .stderr()

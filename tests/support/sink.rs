@@ -10,6 +10,15 @@ pub fn write_file(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write file");
 }
 
+/// Replaces `path` with `text` atomically (written to `<path>.tmp`, then renamed over it), as
+/// an operator's editor or config management would: a reader sees the old or the new text.
+pub fn replace_file(path: &Path, text: &str) {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, text).expect("write the new file");
+    std::fs::rename(&tmp, path).expect("rename it over the old one");
+}
+
 /// The files under a file sink's root, by category then name.
 pub fn sink_files(root: &Path) -> Vec<PathBuf> {
     let sorted = |dir: &Path| -> Vec<PathBuf> {
