@@ -62,15 +62,7 @@ fn an_agent_cannot_use_an_id_its_token_does_not_allow() {
         "{}",
         agg.stderr()
     );
-    assert!(
-        wait_until(Duration::from_secs(10), || scrape_metric(
-            metrics,
-            "quill_source_identity_refused_total",
-            "agents"
-        )
-        .is_some_and(|n| n >= 1.0)),
-        "the refusal is not counted"
-    );
+    assert_refusal_counted(metrics);
     // edge-2's token with its own id is fine: the binding, not the token, was the problem.
     let honest = Daemon::start(root, &agent(root, "c", "edge-2", "token-of-edge-2", port));
     append_lines(&root.join("c-logs/app.log"), "honest", 0..200);
@@ -151,15 +143,7 @@ fn with_mutual_tls_the_agent_id_is_a_name_of_its_certificate() {
         "{}",
         agg.stderr()
     );
-    assert!(
-        wait_until(Duration::from_secs(10), || scrape_metric(
-            metrics,
-            "quill_source_identity_refused_total",
-            "agents"
-        )
-        .is_some_and(|n| n >= 1.0)),
-        "the refusal is not counted"
-    );
+    assert_refusal_counted(metrics);
     let agg_log = agg.stderr();
     assert!(good.stop().success());
     assert!(bad.stop().success());
@@ -175,5 +159,19 @@ fn with_mutual_tls_the_agent_id_is_a_name_of_its_certificate() {
         agg_log.contains("agent id \"edge-9\" does not match its credential, which may use a name of its client certificate")
             || agg_log.contains("agent id \\\"edge-9\\\" does not match its credential"),
         "{agg_log}"
+    );
+}
+
+/// Waits (at most 10 s) until `quill_source_identity_refused_total` (labelled `agents`) on the
+/// metrics port counts at least one refusal.
+fn assert_refusal_counted(metrics: u16) {
+    assert!(
+        wait_until(Duration::from_secs(10), || scrape_metric(
+            metrics,
+            "quill_source_identity_refused_total",
+            "agents"
+        )
+        .is_some_and(|n| n >= 1.0)),
+        "the refusal is not counted"
     );
 }
