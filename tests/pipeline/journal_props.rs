@@ -19,6 +19,8 @@ use quill::journal::{
 };
 use quill::record::{Format, Origin, Position, Record, RecordFlags, Timestamp};
 
+use crate::support::drain_cursor;
+
 fn origins() -> Vec<Arc<Origin>> {
     vec![
         Origin::new("web", "lb", Format::Haproxy, "host-a"),
@@ -161,22 +163,11 @@ fn tail_segment(dir: &Path) -> (PathBuf, u64) {
 
 /// Reads everything readable through `cursor` and checks it against the model.
 fn read_all_and_check(cursor: &mut Cursor, model: &Model) -> Vec<Record> {
-    let mut out = Vec::new();
-    let mut expect = model.read_pos + 1;
-    loop {
-        let batch = cursor
-            .next_batch_blocking(64, Duration::from_millis(20))
-            .unwrap();
-        if batch.is_empty() {
-            break;
-        }
-        for e in batch {
-            assert_eq!(e.seq, expect, "sequence numbers must be gap-free");
-            expect += 1;
-            out.push(e.record);
-        }
+    let got = drain_cursor(cursor, 64, Duration::from_millis(20));
+    for (expect, e) in (model.read_pos + 1..).zip(&got) {
+        assert_eq!(e.seq, expect, "sequence numbers must be gap-free");
     }
-    out
+    got.into_iter().map(|e| e.record).collect()
 }
 
 fn run_ops(fsync: FsyncPolicy, ops: Vec<Op>) {
@@ -396,14 +387,7 @@ proptest! {
         }
         let journal = Journal::open(&dir, cfg).unwrap();
         let mut cursor = journal.cursor("c").unwrap();
-        let mut got = Vec::new();
-        loop {
-            let b = cursor.next_batch_blocking(100, Duration::from_millis(20)).unwrap();
-            if b.is_empty() {
-                break;
-            }
-            got.extend(b);
-        }
+        let got = drain_cursor(&mut cursor, 100, Duration::from_millis(20));
         let mut last = 0;
         let mut present = vec![false; written.len()];
         for e in &got {

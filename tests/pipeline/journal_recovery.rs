@@ -14,6 +14,8 @@ use quill::journal::{
 };
 use quill::record::{Format, Origin, Position, Record};
 
+use crate::support::drain_cursor;
+
 fn rec(n: u64) -> Record {
     let mut r = Record::new(
         Origin::new("files", "web", Format::Raw, "h1"),
@@ -51,16 +53,10 @@ fn line_no(r: &Record) -> u64 {
 
 fn read_all(j: &Journal, cursor: &str) -> Vec<(u64, u64)> {
     let mut c = j.cursor(cursor).unwrap();
-    let mut out = Vec::new();
-    loop {
-        let b = c
-            .next_batch_blocking(50, Duration::from_millis(50))
-            .unwrap();
-        if b.is_empty() {
-            return out;
-        }
-        out.extend(b.iter().map(|e| (e.seq, line_no(&e.record))));
-    }
+    drain_cursor(&mut c, 50, Duration::from_millis(50))
+        .iter()
+        .map(|e| (e.seq, line_no(&e.record)))
+        .collect()
 }
 
 fn append_lines(j: &Journal, from: u64, to: u64, per_batch: u64) {

@@ -47,6 +47,8 @@ pub use wait::*;
 #[cfg(feature = "pipeline")]
 mod forward;
 #[cfg(feature = "pipeline")]
+mod journal;
+#[cfg(feature = "pipeline")]
 mod lines;
 #[cfg(feature = "pipeline")]
 mod live;
@@ -65,7 +67,8 @@ mod tmpfs;
 
 #[cfg(feature = "pipeline")]
 pub use {
-    forward::*, lines::*, live::*, nats::*, pki::*, process::*, search::*, sink::*, tmpfs::*,
+    forward::*, journal::*, lines::*, live::*, nats::*, pki::*, process::*, search::*, sink::*,
+    tmpfs::*,
 };
 
 /// The crash child in `mode` (see [`child`]) as a command; add the mode's arguments.
