@@ -5,7 +5,7 @@
 #[path = "support/gelf.rs"]
 mod gelf;
 
-use gelf::read_gelf_file;
+use gelf::{read_gelf_file, short_messages};
 use quill::logging::sinks::FileSink;
 use quill::logging::{Config, Error, Level, Logger, Route, TxnId};
 
@@ -45,10 +45,7 @@ fn init_installs_loggers_log_and_tracing() {
     quill::logging::flush().unwrap();
 
     let lines = read_gelf_file(&path);
-    let messages: Vec<&str> = lines
-        .iter()
-        .map(|m| m["short_message"].as_str().unwrap())
-        .collect();
+    let messages = short_messages(&lines);
     assert_eq!(
         messages,
         [

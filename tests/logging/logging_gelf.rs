@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use crate::support::{gelf_lines, read_gelf_file};
+use crate::support::{gelf_lines, read_gelf_file, short_messages};
 use quill::logging::sinks::{FileSink, SharedBuffer, WriterSink};
 use quill::logging::{
     Config, Entry, Level, LogBackend, Logger, Rewriter, Route, Sink, TxnId, WhenFull, rewrite,
@@ -175,9 +175,9 @@ fn routes_split_by_facility_prefix_and_level() {
     quill::critical!(other, "other-critical");
     d.flush().unwrap();
     let messages = |p: &std::path::Path| -> Vec<String> {
-        read_gelf_file(p)
-            .iter()
-            .map(|m| m["short_message"].as_str().unwrap().to_owned())
+        short_messages(&read_gelf_file(p))
+            .into_iter()
+            .map(str::to_owned)
             .collect()
     };
     assert_eq!(messages(&api), ["h-info", "h-error"]);

@@ -1,7 +1,7 @@
 //! The `tracing` layer: span fields (the request's txn id above all) on nested events, GELF
 //! validity, levels and targets.
 
-use crate::support::{gelf_lines, memory_dispatcher};
+use crate::support::{gelf_lines, memory_dispatcher, short_messages};
 use quill::logging::sinks::SharedBuffer;
 use quill::logging::{Config, GelfLayer, Level, Route, TxnId};
 use tracing_subscriber::layer::SubscriberExt;
@@ -40,10 +40,7 @@ fn span_txn_id_lands_on_nested_events() {
     });
     d.flush().unwrap();
     let lines = gelf_lines(&buffer.contents());
-    let messages: Vec<&str> = lines
-        .iter()
-        .map(|m| m["short_message"].as_str().unwrap())
-        .collect();
+    let messages = short_messages(&lines);
     assert_eq!(
         messages,
         [

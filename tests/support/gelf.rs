@@ -68,3 +68,11 @@ pub fn gelf_lines(bytes: &[u8]) -> Vec<Map<String, Value>> {
 pub fn read_gelf_file(path: &std::path::Path) -> Vec<Map<String, Value>> {
     gelf_lines(&std::fs::read(path).unwrap_or_default())
 }
+
+/// The `short_message` of each GELF line (one checked with [`assert_gelf`] always has one).
+pub fn short_messages(lines: &[Map<String, Value>]) -> Vec<&str> {
+    lines
+        .iter()
+        .map(|m| m["short_message"].as_str().unwrap())
+        .collect()
+}
