@@ -5,7 +5,9 @@
 //! batch order: the caller writes them with few large writes, in journal order, so acknowledgements
 //! and exactly-once stay exactly as with one thread. Each record is parsed once, with the parser
 //! registry the pool was given (a value, never a process-wide lookup), and its byte-join correction
-//! appended to its line.
+//! appended to its line. With [`EncodePool::compressing`] the workers also compress each run of
+//! consecutive lines of one category into one zstd frame ([`Frame`]), so a file sink writing
+//! compressed output does not compress on its own thread.
 //!
 //! Touches nothing but the records and its own buffers: no I/O.
 
@@ -29,7 +31,18 @@ pub struct EncodedChunk {
     pub first: usize,
     pub buf: Vec<u8>,
     pub ends: Vec<usize>,
+    /// With compression: one zstd frame per run of consecutive lines of one category, in order.
+    pub frames: Vec<Frame>,
 }
+
+/// `buf[start..end]` (whole lines of one category) as one complete zstd frame.
+pub struct Frame {
+    pub start: usize,
+    pub end: usize,
+    pub bytes: Vec<u8>,
+}
+
+type Compressor = zstd::bulk::Compressor<'static>;
 
 impl EncodedChunk {
     /// The byte range of the chunk's `i`-th line.
@@ -38,14 +51,51 @@ impl EncodedChunk {
         start..self.ends[i]
     }
 
-    fn encode(&mut self, parsers: &ParserRegistry, records: &[Joined]) {
+    /// The frame holding exactly `buf[start..end]`, if the encoder made one.
+    pub fn frame(&self, start: usize, end: usize) -> Option<&[u8]> {
+        self.frames
+            .iter()
+            .find(|f| f.start == start && f.end == end)
+            .map(|f| &f.bytes[..])
+    }
+
+    fn encode(
+        &mut self,
+        parsers: &ParserRegistry,
+        records: &[Joined],
+        zstd: Option<&mut Compressor>,
+    ) {
         self.buf.clear();
         self.ends.clear();
+        self.frames.clear();
         for Joined { entry, correction } in records {
             parsers.encode(&entry.record, &mut self.buf);
             append_correction(&mut self.buf, *correction);
             self.buf.push(b'\n');
             self.ends.push(self.buf.len());
+        }
+        if let Some(zstd) = zstd {
+            self.compress_runs(records, zstd);
+        }
+    }
+
+    /// One frame per run of consecutive records of one category. A run that fails to compress
+    /// gets no frame: the sink compresses it itself (and reports the error).
+    fn compress_runs(&mut self, records: &[Joined], zstd: &mut Compressor) {
+        let mut i = 0;
+        while i < records.len() {
+            let category = &records[i].entry.record.origin.category;
+            let mut j = i + 1;
+            while j < records.len() && records[j].entry.record.origin.category == *category {
+                j += 1;
+            }
+            let (start, end) = (self.line_range(i).start, self.ends[j - 1]);
+            let data = &self.buf[start..end];
+            let mut bytes = Vec::with_capacity(zstd::zstd_safe::compress_bound(data.len()));
+            if zstd.compress_to_buffer(data, &mut bytes).is_ok() {
+                self.frames.push(Frame { start, end, bytes });
+            }
+            i = j;
         }
     }
 }
@@ -59,7 +109,7 @@ struct Job {
 
 impl Job {
     /// Encodes the job's records into its chunk (dropping its handle on the batch).
-    fn run(self, parsers: &ParserRegistry) -> EncodedChunk {
+    fn run(self, parsers: &ParserRegistry, zstd: Option<&mut Compressor>) -> EncodedChunk {
         let Job {
             batch,
             first,
@@ -67,7 +117,7 @@ impl Job {
             mut chunk,
         } = self;
         chunk.first = first;
-        chunk.encode(parsers, &batch[first..end]);
+        chunk.encode(parsers, &batch[first..end], zstd);
         chunk
     }
 }
@@ -98,6 +148,8 @@ pub struct EncodePool {
     done: Receiver<EncodedChunk>,
     threads: Vec<JoinHandle<()>>,
     spare: Vec<EncodedChunk>,
+    /// The calling thread's compressor ([`EncodePool::compressing`]).
+    zstd: Option<Compressor>,
 }
 
 impl EncodePool {
@@ -107,7 +159,28 @@ impl EncodePool {
         workers: usize,
         parsers: Arc<ParserRegistry>,
     ) -> std::io::Result<EncodePool> {
+        EncodePool::build(name, workers, parsers, None)
+    }
+
+    /// [`EncodePool::new`], also compressing every run of one category's lines into a zstd frame
+    /// at `level` ([`EncodedChunk::frame`]).
+    pub fn compressing(
+        name: &str,
+        workers: usize,
+        parsers: Arc<ParserRegistry>,
+        level: i32,
+    ) -> std::io::Result<EncodePool> {
+        EncodePool::build(name, workers, parsers, Some(level))
+    }
+
+    fn build(
+        name: &str,
+        workers: usize,
+        parsers: Arc<ParserRegistry>,
+        level: Option<i32>,
+    ) -> std::io::Result<EncodePool> {
         let workers = workers.max(1);
+        let compressor = || level.map(Compressor::new).transpose();
         let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
         let (done_tx, done) = crossbeam_channel::unbounded();
         let mut threads = Vec::new();
@@ -115,10 +188,11 @@ impl EncodePool {
             let jobs = jobs_rx.clone();
             let done = done_tx.clone();
             let parsers = parsers.clone();
+            let mut zstd = compressor()?;
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("enc-{name}-{i}"))
-                    .spawn(move || worker(&parsers, &jobs, &done))?,
+                    .spawn(move || worker(&parsers, zstd.as_mut(), &jobs, &done))?,
             );
         }
         Ok(EncodePool {
@@ -129,6 +203,7 @@ impl EncodePool {
             done,
             threads,
             spare: Vec::new(),
+            zstd: compressor()?,
         })
     }
 
@@ -146,7 +221,7 @@ impl EncodePool {
         if self.workers == 1 || n < MIN_PARALLEL || self.jobs.is_none() {
             let mut chunk = self.spare.pop().unwrap_or_default();
             chunk.first = 0;
-            chunk.encode(&self.parsers, &batch);
+            chunk.encode(&self.parsers, &batch, self.zstd.as_mut());
             return InFlight(Flight::Done(batch, vec![chunk]));
         }
         // Two chunks per thread, so a slow chunk does not hold the others up.
@@ -196,10 +271,10 @@ impl EncodePool {
         };
         let mut out = Vec::with_capacity(sent + unsent.len());
         for job in unsent {
-            out.push(job.run(&self.parsers));
+            out.push(job.run(&self.parsers, self.zstd.as_mut()));
         }
         while let Ok(job) = self.queue.try_recv() {
-            out.push(job.run(&self.parsers));
+            out.push(job.run(&self.parsers, self.zstd.as_mut()));
             sent -= 1;
         }
         for _ in 0..sent {
@@ -219,7 +294,7 @@ impl EncodePool {
                 })
                 .collect()
         });
-        fill_gaps(&self.parsers, &batch, &mut out, per);
+        fill_gaps(&self.parsers, self.zstd.as_mut(), &batch, &mut out, per);
         (batch, out)
     }
 
@@ -229,6 +304,7 @@ impl EncodePool {
             if chunk.buf.capacity() <= KEEP_BUFFER_BYTES && self.spare.len() < self.workers * 4 {
                 chunk.buf.clear();
                 chunk.ends.clear();
+                chunk.frames.clear();
                 self.spare.push(chunk);
             }
         }
@@ -236,7 +312,13 @@ impl EncodePool {
 }
 
 /// Encodes on this thread any chunk a worker did not return (it panicked), so no record is lost.
-fn fill_gaps(parsers: &ParserRegistry, batch: &[Joined], out: &mut Vec<EncodedChunk>, per: usize) {
+fn fill_gaps(
+    parsers: &ParserRegistry,
+    mut zstd: Option<&mut Compressor>,
+    batch: &[Joined],
+    out: &mut Vec<EncodedChunk>,
+    per: usize,
+) {
     let expected = batch.len().div_ceil(per.max(1));
     if out.len() == expected {
         return;
@@ -250,7 +332,7 @@ fn fill_gaps(parsers: &ParserRegistry, batch: &[Joined], out: &mut Vec<EncodedCh
                 first,
                 ..EncodedChunk::default()
             };
-            chunk.encode(parsers, &batch[first..end]);
+            chunk.encode(parsers, &batch[first..end], zstd.as_deref_mut());
             out.push(chunk);
         }
         first += per;
@@ -258,9 +340,14 @@ fn fill_gaps(parsers: &ParserRegistry, batch: &[Joined], out: &mut Vec<EncodedCh
     out.sort_by_key(|c| c.first);
 }
 
-fn worker(parsers: &ParserRegistry, jobs: &Receiver<Job>, done: &Sender<EncodedChunk>) {
+fn worker(
+    parsers: &ParserRegistry,
+    mut zstd: Option<&mut Compressor>,
+    jobs: &Receiver<Job>,
+    done: &Sender<EncodedChunk>,
+) {
     while let Ok(job) = jobs.recv() {
-        let chunk = job.run(parsers);
+        let chunk = job.run(parsers, zstd.as_deref_mut());
         if done.send(chunk).is_err() {
             return;
         }
@@ -335,5 +422,47 @@ mod tests {
             four.recycle(c4);
             one.recycle(c1);
         }
+    }
+
+    #[test]
+    fn compressing_pools_make_one_frame_per_category_run() {
+        let parsers = Arc::new(ParserRegistry::new(Vec::new()));
+        let mut pool = EncodePool::compressing("t", 2, parsers, 1).unwrap();
+        let web = Origin::new("app", "web", Format::Raw, "h1");
+        let db = Origin::new("app", "db", Format::Raw, "h1");
+        // Runs of 300 records per category, so runs cross the chunks the workers get.
+        let records: Vec<Joined> = (0..2000)
+            .map(|i| {
+                let origin = if (i / 300) % 2 == 0 { &web } else { &db };
+                Joined::plain(Entry {
+                    seq: i as u64 + 1,
+                    record: Record::new(origin.clone(), Bytes::from(format!("line {i}"))),
+                })
+            })
+            .collect();
+        let (batch, chunks) = pool.encode(records);
+        for chunk in &chunks {
+            let mut covered = 0;
+            for f in &chunk.frames {
+                assert_eq!(f.start, covered, "frames cover the chunk in order");
+                let plain = zstd::bulk::decompress(&f.bytes, 1 << 24).unwrap();
+                assert_eq!(plain, chunk.buf[f.start..f.end]);
+                assert_eq!(chunk.frame(f.start, f.end), Some(&f.bytes[..]));
+                covered = f.end;
+            }
+            assert_eq!(covered, chunk.buf.len());
+            // Each frame's lines are of one category, and the next frame's are of another.
+            let cats: Vec<_> = chunk
+                .frames
+                .iter()
+                .map(|f| {
+                    let i = chunk.ends.iter().position(|&e| e > f.start).unwrap();
+                    batch[chunk.first + i].entry.record.origin.category.clone()
+                })
+                .collect();
+            assert!(cats.windows(2).all(|w| w[0] != w[1]), "{cats:?}");
+        }
+        assert!(chunks.iter().map(|c| c.frames.len()).sum::<usize>() >= 7);
+        pool.recycle(chunks);
     }
 }

@@ -272,7 +272,11 @@ impl FileSink {
         Ok(FileSink {
             root,
             max_size: config.max_size.as_u64(),
-            pool: EncodePool::new(cursor.name(), workers, parsers)?,
+            pool: if zstd.is_some() {
+                EncodePool::compressing(cursor.name(), workers, parsers, ZSTD_LEVEL)?
+            } else {
+                EncodePool::new(cursor.name(), workers, parsers)?
+            },
             fsync: config
                 .fsync
                 .unwrap_or_else(|| OutputFsync::following(journal_fsync)),
@@ -427,7 +431,7 @@ impl FileSink {
                 };
                 if pending.is_none_or(|p| self.needs_file(category, p, line_len)) {
                     if let Some((c, start, end)) = run.take() {
-                        self.write_run(c, &chunk.buf[start..end])?;
+                        self.write_run(c, chunk, start, end)?;
                     }
                     if self.needs_file(category, 0, line_len) {
                         self.output_for(category, entry.seq - 1)?;
@@ -439,7 +443,7 @@ impl FileSink {
                 }
             }
             if let Some((c, start, end)) = run {
-                self.write_run(c, &chunk.buf[start..end])?;
+                self.write_run(c, chunk, start, end)?;
             }
         }
         self.stats
@@ -449,21 +453,32 @@ impl FileSink {
         Ok(())
     }
 
-    /// Writes a run of lines to `category`'s file in one write: as they are, or as one complete
-    /// zstd frame (so every acknowledged length is a frame boundary).
-    fn write_run(&mut self, category: &str, bytes: &[u8]) -> std::io::Result<()> {
+    /// Writes the run `chunk.buf[start..end]` of lines to `category`'s file in one write: as
+    /// they are, or as one complete zstd frame (so every acknowledged length is a frame
+    /// boundary): the one the encode workers made for exactly these lines, else compressed here
+    /// (a run cut by a file rotation, or of categories the workers told apart).
+    fn write_run(
+        &mut self,
+        category: &str,
+        chunk: &EncodedChunk,
+        start: usize,
+        end: usize,
+    ) -> std::io::Result<()> {
         let Some(out) = self.outputs.get_mut(category) else {
             return Ok(());
         };
-        let data = match &mut self.zstd {
-            Some(zstd) => {
+        let bytes = &chunk.buf[start..end];
+        let made = chunk.frame(start, end).filter(|_| self.zstd.is_some());
+        let data = match (made, &mut self.zstd) {
+            (Some(frame), _) => frame,
+            (None, Some(zstd)) => {
                 self.zbuf.clear();
                 self.zbuf
                     .reserve(zstd::zstd_safe::compress_bound(bytes.len()));
                 zstd.compress_to_buffer(bytes, &mut self.zbuf)?;
                 &self.zbuf[..]
             }
-            None => bytes,
+            (None, None) => bytes,
         };
         out.file.write_all(data)?;
         out.len += data.len() as u64;
