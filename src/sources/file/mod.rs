@@ -31,7 +31,8 @@
 //!   Quill closes most of that window: if the copy (e.g. `app.log.1`) matches the globs, it has the
 //!   truncated file's fingerprint and is read from the offset Quill had reached, so only lines
 //!   written after the copy finished and before the truncate (microseconds to milliseconds) can
-//!   be lost. While the original is not yet truncated the copy is skipped as a duplicate. A
+//!   be lost. While the original is not yet truncated (or truncated, but not yet seen so) the
+//!   copy is skipped as a duplicate, then takes over the original's position. A
 //!   partial last line held when the truncation is seen is journaled (flagged `NO_NEWLINE`), so if
 //!   the copy is read afterwards the rest of that one line arrives as its own record.
 //! - **same first bytes**: two files whose first `fingerprint_bytes` are identical are told apart
