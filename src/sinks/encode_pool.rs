@@ -298,6 +298,23 @@ impl EncodePool {
         (batch, out)
     }
 
+    /// Compresses `data` into `out` as one complete zstd frame, with the calling thread's
+    /// compressor (for a run the workers made no frame of); `data` as it is when the pool does
+    /// not compress.
+    pub fn frame_into<'a>(
+        &mut self,
+        data: &'a [u8],
+        out: &'a mut Vec<u8>,
+    ) -> std::io::Result<&'a [u8]> {
+        let Some(zstd) = &mut self.zstd else {
+            return Ok(data);
+        };
+        out.clear();
+        out.reserve(zstd::zstd_safe::compress_bound(data.len()));
+        zstd.compress_to_buffer(data, out)?;
+        Ok(&out[..])
+    }
+
     /// Takes chunk buffers back for reuse.
     pub fn recycle(&mut self, chunks: Vec<EncodedChunk>) {
         for mut chunk in chunks {

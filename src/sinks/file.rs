@@ -148,9 +148,8 @@ pub struct FileSink {
     shutdown: Option<Shutdown>,
     /// Output file name extension: `gelf`, or `gelf.zst` with `compress = "zstd"`.
     ext: &'static str,
-    /// With `compress = "zstd"`: compresses every write into one complete zstd frame.
-    zstd: Option<zstd::bulk::Compressor<'static>>,
-    /// The compressed bytes of the last write (reused).
+    /// With `compress = "zstd"`: the frame of the last write the encode workers had not
+    /// compressed (reused).
     zbuf: Vec<u8>,
 }
 
@@ -247,9 +246,9 @@ impl FileSink {
     ) -> std::io::Result<FileSink> {
         let root = config.path.clone();
         let (ext, zstd) = match config.compress {
-            Compression::Zstd => ("gelf.zst", Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?)),
+            Compression::Zstd => ("gelf.zst", true),
             // Refused by the config check for GELF output.
-            Compression::None | Compression::Gzip => ("gelf", None),
+            Compression::None | Compression::Gzip => ("gelf", false),
         };
         let mut outputs = BTreeMap::new();
         let state = acknowledged_states(&cursor);
@@ -272,7 +271,7 @@ impl FileSink {
         Ok(FileSink {
             root,
             max_size: config.max_size.as_u64(),
-            pool: if zstd.is_some() {
+            pool: if zstd {
                 EncodePool::compressing(cursor.name(), workers, parsers, ZSTD_LEVEL)?
             } else {
                 EncodePool::new(cursor.name(), workers, parsers)?
@@ -294,7 +293,6 @@ impl FileSink {
             route: Route::default(),
             shutdown: None,
             ext,
-            zstd,
             zbuf: Vec::new(),
         })
     }
@@ -467,18 +465,11 @@ impl FileSink {
         let Some(out) = self.outputs.get_mut(category) else {
             return Ok(());
         };
-        let bytes = &chunk.buf[start..end];
-        let made = chunk.frame(start, end).filter(|_| self.zstd.is_some());
-        let data = match (made, &mut self.zstd) {
-            (Some(frame), _) => frame,
-            (None, Some(zstd)) => {
-                self.zbuf.clear();
-                self.zbuf
-                    .reserve(zstd::zstd_safe::compress_bound(bytes.len()));
-                zstd.compress_to_buffer(bytes, &mut self.zbuf)?;
-                &self.zbuf[..]
-            }
-            (None, None) => bytes,
+        let data = match chunk.frame(start, end) {
+            Some(frame) => frame,
+            None => self
+                .pool
+                .frame_into(&chunk.buf[start..end], &mut self.zbuf)?,
         };
         out.file.write_all(data)?;
         out.len += data.len() as u64;
