@@ -50,6 +50,8 @@ pub mod memory;
 #[cfg(feature = "pipeline")]
 pub mod ops;
 #[cfg(feature = "pipeline")]
+pub mod pagecache;
+#[cfg(feature = "pipeline")]
 pub mod parsers;
 #[cfg(feature = "pipeline")]
 pub mod pipeline;

@@ -42,6 +42,7 @@ use crate::accounting::stream::{JoinStage, Joined};
 use crate::component::{ComponentError, Shutdown, SinkContext};
 use crate::config::{Compression, FileSinkConfig, OutputFsync, default_workers, is_safe_category};
 use crate::journal::Cursor;
+use crate::pagecache::Release;
 use crate::parsers::ParserRegistry;
 use crate::sinks::join::{self, Reading};
 use crate::sinks::route::Route;
@@ -58,6 +59,8 @@ const INVALID_CATEGORY: &str = "_invalid_category";
 const ZSTD_LEVEL: i32 = 1;
 /// A compression buffer that grew past this (a huge run) is not kept.
 const KEEP_ZBUF_BYTES: usize = 16 << 20;
+/// Bytes [`Output::buffer`] gathers into one write.
+const WRITE_BYTES: usize = 256 << 10;
 
 /// One category's output file (also the raw store's, [`super::scribe_store`]).
 pub(super) struct Output {
@@ -69,6 +72,10 @@ pub(super) struct Output {
     pub(super) dirty: bool,
     /// When it was started (the raw store rotates by age).
     pub(super) opened: Instant,
+    /// Written bytes not yet handed to the file ([`Output::buffer`]).
+    pending: Vec<u8>,
+    /// What was written leaves the page cache once on disk.
+    release: Release,
 }
 
 impl Output {
@@ -80,14 +87,58 @@ impl Output {
             file,
             dirty: false,
             opened: Instant::now(),
+            pending: Vec::new(),
+            release: Release::new(len),
         }
+    }
+
+    /// Appends `data` to the file in one write (after what [`Output::buffer`] holds).
+    pub(super) fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.flush()?;
+        self.file.write_all(data)?;
+        self.len += data.len() as u64;
+        self.dirty = true;
+        self.release.written(&self.file, self.len)
+    }
+
+    /// Appends `data`, gathered with what follows into writes of about [`WRITE_BYTES`];
+    /// [`sync_dirty`] (and [`Output::write`]) write out what is gathered.
+    pub(super) fn buffer(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.pending.extend_from_slice(data);
+        self.len += data.len() as u64;
+        self.dirty = true;
+        if self.pending.len() >= WRITE_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes what [`Output::buffer`] gathered.
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all(&self.pending)?;
+        self.pending.clear();
+        self.release.written(&self.file, self.len)
     }
 }
 
-/// `fdatasync`s every output written since its last one.
-pub(super) fn sync_dirty(outputs: &mut BTreeMap<String, Output>) -> std::io::Result<()> {
+impl Drop for Output {
+    fn drop(&mut self) {
+        self.release.finish(&self.file);
+    }
+}
+
+/// Writes out what every output gathered and `fdatasync`s every output written since its last
+/// one (`sync`), or only writes out (`!sync`: the `never` policy).
+pub(super) fn sync_dirty(
+    outputs: &mut BTreeMap<String, Output>,
+    sync: bool,
+) -> std::io::Result<()> {
     for out in outputs.values_mut() {
-        if out.dirty {
+        out.flush()?;
+        if out.dirty && sync {
             out.file.sync_data()?;
             out.dirty = false;
         }
@@ -471,9 +522,7 @@ impl FileSink {
                 .pool
                 .frame_into(&chunk.buf[start..end], &mut self.zbuf)?,
         };
-        out.file.write_all(data)?;
-        out.len += data.len() as u64;
-        out.dirty = true;
+        out.write(data)?;
         if self.zbuf.capacity() > KEEP_ZBUF_BYTES {
             self.zbuf = Vec::new();
         }
@@ -509,9 +558,7 @@ impl FileSink {
     /// Group commit: one fdatasync per file written since the last commit (none with `never`),
     /// after which every written state is durable and may be acknowledged.
     fn commit(&mut self) -> std::io::Result<()> {
-        if self.fsync != OutputFsync::Never {
-            self.sync_dirty()?;
-        }
+        sync_dirty(&mut self.outputs, self.fsync != OutputFsync::Never)?;
         self.snapshots.extend(self.pending.drain(..));
         self.last_commit = Instant::now();
         Ok(())
@@ -573,10 +620,6 @@ impl FileSink {
         self.cursor
             .ack(seq, Some(encode_state(&state)))
             .map_err(std::io::Error::other)
-    }
-
-    fn sync_dirty(&mut self) -> std::io::Result<()> {
-        sync_dirty(&mut self.outputs)
     }
 }
 

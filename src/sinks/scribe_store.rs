@@ -6,8 +6,9 @@
 //! written for that long. Closed files are compressed (`compress = "gzip" | "zstd"`) on a worker
 //! thread to `<category>_NNNNN.gz` / `.zst`.
 //!
-//! Exactly once, as the GELF file sink: after each batch the written files are fsynced and the
-//! batch is acknowledged with a sink state naming, per category, the current file number and its
+//! Exactly once, as the GELF file sink: under the sink's `fsync` policy (after every batch, or
+//! once per `fsync_interval` for all files together, or never) the written files are fsynced and
+//! what they hold is acknowledged with a sink state naming, per category, the current file number and its
 //! length; a new file is registered in that state before its first byte. On start each category's
 //! current file is cut back to the acknowledged length and files numbered after it are removed, so
 //! what was written but not acknowledged before a crash is written again exactly once. Closed
@@ -24,24 +25,25 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::file::{Output, acknowledged_states, file_states, reopen_acknowledged, sync_dirty};
 use crate::component::{ComponentError, Shutdown, SinkContext};
-use crate::config::{Compression, FileSinkConfig, is_safe_category};
+use crate::config::{Compression, FileSinkConfig, OutputFsync, is_safe_category};
 use crate::journal::{Cursor, Entry};
 use crate::sinks::route::Route;
 use crate::telemetry::SinkStats;
 
 /// Records read from the journal per batch at most.
 const BATCH: usize = 4096;
+/// Longest wait for journal records (the store checks for a due commit at least this often).
+const IDLE_WAIT: Duration = Duration::from_millis(200);
 /// Where records with an unsafe category go.
 const INVALID_CATEGORY: &str = "_invalid_category";
 
@@ -71,6 +73,12 @@ pub struct ScribeStore {
     stats: Arc<SinkStats>,
     outputs: BTreeMap<String, Output>,
     compressor: Option<Compressor>,
+    fsync: OutputFsync,
+    fsync_interval: Duration,
+    /// When what was written was last made durable and acknowledged.
+    last_commit: Instant,
+    /// The last sequence written and the state after it, not yet acknowledged.
+    unacked: Option<(u64, Bytes)>,
     route: Route,
     /// Fires when this sink alone is to stop (a reload); `None`: run until the journal closes.
     shutdown: Option<Shutdown>,
@@ -144,6 +152,7 @@ impl ScribeStore {
             point_current(&root, &category, index)?;
             outputs.insert(category, Output::new(index, len, file));
         }
+        let (journal_fsync, journal_interval) = cursor.journal_fsync();
         Ok(ScribeStore {
             root,
             max_size: config.max_size.as_u64(),
@@ -153,6 +162,12 @@ impl ScribeStore {
             stats,
             outputs,
             compressor,
+            fsync: config
+                .fsync
+                .unwrap_or_else(|| OutputFsync::following(journal_fsync)),
+            fsync_interval: config.fsync_interval.map_or(journal_interval, |i| i.0),
+            last_commit: Instant::now(),
+            unacked: None,
             route: Route::new(&config.route),
             shutdown: None,
         })
@@ -165,16 +180,16 @@ impl ScribeStore {
                 && !self.cursor.journal_closed();
             let batch = self
                 .cursor
-                .next_batch_blocking(BATCH, Duration::from_millis(200))
+                .next_batch_blocking(BATCH, self.wait())
                 .map_err(std::io::Error::other)?;
-            if batch.is_empty() && self.cursor.is_drained() {
-                break;
-            }
-            self.rotate_old(batch.first().map_or(self.cursor.acked(), |e| e.seq - 1))?;
+            let drained = batch.is_empty() && self.cursor.is_drained();
+            let written_through = batch.first().map_or(self.cursor.acked(), |e| e.seq - 1);
+            self.rotate_old(self.unacked.as_ref().map_or(written_through, |u| u.0))?;
             if !batch.is_empty() {
                 self.write_batch(&batch)?;
             }
-            if stopping {
+            self.commit_if_due(drained || stopping)?;
+            if drained || stopping {
                 break;
             }
         }
@@ -184,8 +199,8 @@ impl ScribeStore {
         Ok(())
     }
 
-    /// Writes the records of `batch` its route takes, makes them durable and acknowledges the
-    /// whole batch.
+    /// Writes the records of `batch` its route takes; the whole batch is acknowledged with the
+    /// next commit.
     fn write_batch(&mut self, batch: &[Entry]) -> std::io::Result<()> {
         let mut bytes = 0u64;
         let mut written = 0u64;
@@ -195,11 +210,8 @@ impl ScribeStore {
                 written += 1;
             }
         }
-        self.sync_dirty()?;
         let last = batch.last().map_or(0, |e| e.seq);
-        self.cursor
-            .ack(last, Some(encode_state(&self.outputs)))
-            .map_err(std::io::Error::other)?;
+        self.unacked = Some((last, encode_state(&self.outputs)));
         self.stats.records.fetch_add(written, Ordering::Relaxed);
         self.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
         Ok(())
@@ -217,13 +229,40 @@ impl ScribeStore {
         let add_newlines = self.add_newlines;
         let len = record.raw.len() as u64 + u64::from(add_newlines);
         let out = self.output_for(category, len, entry.seq - 1)?;
-        out.file.write_all(&record.raw)?;
+        out.buffer(&record.raw)?;
         if add_newlines {
-            out.file.write_all(b"\n")?;
+            out.buffer(b"\n")?;
         }
-        out.len += len;
-        out.dirty = true;
         Ok(len)
+    }
+
+    /// How long to wait for records: until the next commit is due when written data waits.
+    fn wait(&self) -> Duration {
+        if self.unacked.is_none() {
+            return IDLE_WAIT;
+        }
+        let due = self.last_commit + self.fsync_interval;
+        due.saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(1), IDLE_WAIT)
+    }
+
+    /// Makes what was written durable (none with `never`) and acknowledges it: after every
+    /// batch (`batch`), once `fsync_interval` passed since the last commit, or when `force`d.
+    fn commit_if_due(&mut self, force: bool) -> std::io::Result<()> {
+        let due = force
+            || self.fsync == OutputFsync::Batch
+            || self.last_commit.elapsed() >= self.fsync_interval;
+        if !due || self.unacked.is_none() {
+            return Ok(());
+        }
+        self.sync_dirty()?;
+        self.last_commit = Instant::now();
+        if let Some((seq, state)) = self.unacked.take() {
+            self.cursor
+                .ack(seq, Some(state))
+                .map_err(std::io::Error::other)?;
+        }
+        Ok(())
     }
 
     /// Rotates the non-empty files older than `rotate_period` (everything before journal
@@ -285,6 +324,9 @@ impl ScribeStore {
         written_through: u64,
     ) -> std::io::Result<()> {
         self.sync_dirty()?;
+        // The acknowledgement below covers everything written so far.
+        self.unacked = None;
+        self.last_commit = Instant::now();
         let path = file_path(&self.root, category, index);
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         file.set_len(0)?;
@@ -302,7 +344,7 @@ impl ScribeStore {
     }
 
     fn sync_dirty(&mut self) -> std::io::Result<()> {
-        sync_dirty(&mut self.outputs)
+        sync_dirty(&mut self.outputs, self.fsync != OutputFsync::Never)
     }
 }
 
@@ -505,5 +547,42 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(!store.cursor.journal_closed());
         assert_eq!(store.cursor.acked(), 1, "the batch in hand was written");
+    }
+
+    /// Between commits (`fsync = "interval"`) written records are not acknowledged: a crash
+    /// there cuts the file back and the records are written again, once.
+    #[test]
+    fn what_a_crash_left_unacknowledged_is_cut_back_and_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = journal_with(&[("a", "one"), ("a", "two")]);
+        let mut config = store_config(dir.path(), &[]);
+        config.fsync = Some(OutputFsync::Interval);
+        config.fsync_interval = Some(crate::config::HumanDuration(Duration::from_secs(3600)));
+        let mut store =
+            ScribeStore::open(&config, journal.cursor("raw").unwrap(), Arc::default()).unwrap();
+        let batch = store
+            .cursor
+            .next_batch_blocking(BATCH, Duration::from_secs(1))
+            .unwrap();
+        store.write_batch(&batch).unwrap();
+        store.commit_if_due(false).unwrap();
+        assert_eq!(store.cursor.acked(), 0, "not due: nothing acknowledged");
+        // On disk (as a full write buffer would be), not acknowledged; then the crash.
+        sync_dirty(&mut store.outputs, false).unwrap();
+        drop(store);
+        let path = dir.path().join("web/web_00000");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\n");
+
+        let mut store =
+            ScribeStore::open(&config, journal.cursor("raw").unwrap(), Arc::default()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "",
+            "cut back on open"
+        );
+        journal.close().unwrap();
+        store.run().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\n");
+        assert_eq!(journal.stats().cursors, vec![("raw".to_string(), 2, 0)]);
     }
 }
