@@ -315,6 +315,9 @@ impl Topology {
             for (addr, listener) in search_bound {
                 topo.serve_search(&config, &addr, listener)?;
             }
+            // Before any source: a new accountant starts at what the journal holds now, and
+            // what the sources journal from here on is counted.
+            topo.unrouted.update(&topo.journal, topo.routes(&config));
             for (name, b) in bound {
                 topo.start_source(&config, &name, b, None, runtime)?;
             }
@@ -325,7 +328,6 @@ impl Topology {
             let _ = topo.stop_all();
             return Err(e);
         }
-        topo.unrouted.update(&topo.journal, topo.routes(&config));
         Ok(topo)
     }
 
