@@ -146,6 +146,55 @@ pub(super) fn sync_dirty(
     Ok(())
 }
 
+/// When a file-writing sink (this one, the raw store) makes what it wrote durable and
+/// acknowledges it: its `fsync` policy and interval (the journal's when not set) and its last
+/// commit.
+pub(super) struct CommitClock {
+    fsync: OutputFsync,
+    interval: Duration,
+    last: Instant,
+}
+
+impl CommitClock {
+    pub(super) fn new(config: &FileSinkConfig, cursor: &Cursor) -> CommitClock {
+        let (journal_fsync, journal_interval) = cursor.journal_fsync();
+        CommitClock {
+            fsync: config
+                .fsync
+                .unwrap_or_else(|| OutputFsync::following(journal_fsync)),
+            interval: config.fsync_interval.map_or(journal_interval, |i| i.0),
+            last: Instant::now(),
+        }
+    }
+
+    /// Whether a commit fdatasyncs (every policy but `never`).
+    pub(super) fn syncs(&self) -> bool {
+        self.fsync != OutputFsync::Never
+    }
+
+    /// A commit is due: after every batch (`batch`), once the interval passed since the last
+    /// one (`interval`, `never`), or when `force`d.
+    pub(super) fn due(&self, force: bool) -> bool {
+        force || self.fsync == OutputFsync::Batch || self.last.elapsed() >= self.interval
+    }
+
+    /// Notes a commit made now.
+    pub(super) fn committed(&mut self) {
+        self.last = Instant::now();
+    }
+
+    /// How long to wait for journal records: `idle` with nothing waiting for a commit, else
+    /// until the next commit is due (at least 1 ms, at most `idle`).
+    pub(super) fn wait(&self, waiting: bool, idle: Duration) -> Duration {
+        if !waiting {
+            return idle;
+        }
+        (self.last + self.interval)
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(1), idle)
+    }
+}
+
 /// Starts the sink thread.
 pub fn spawn(
     config: FileSinkConfig,
@@ -176,10 +225,8 @@ pub struct FileSink {
     outputs: BTreeMap<String, Output>,
     /// Parses and encodes batches on `workers` threads.
     pool: EncodePool,
-    fsync: OutputFsync,
-    fsync_interval: Duration,
-    /// When written states last became durable (were committed).
-    last_commit: Instant,
+    /// When written states become durable (are committed).
+    clock: CommitClock,
     /// States after each written batch not yet durable under `fsync`, oldest first.
     pending: Vec<(u64, FileStates)>,
     /// The byte join, when configured.
@@ -317,7 +364,6 @@ impl FileSink {
             outputs.insert(category, Output::new(index, len, file));
         }
         let acked_state = file_states(&outputs);
-        let (journal_fsync, journal_interval) = cursor.journal_fsync();
         let workers = config.workers.unwrap_or_else(default_workers);
         Ok(FileSink {
             root,
@@ -327,11 +373,7 @@ impl FileSink {
             } else {
                 EncodePool::new(cursor.name(), workers, parsers)?
             },
-            fsync: config
-                .fsync
-                .unwrap_or_else(|| OutputFsync::following(journal_fsync)),
-            fsync_interval: config.fsync_interval.map_or(journal_interval, |i| i.0),
-            last_commit: Instant::now(),
+            clock: CommitClock::new(&config, &cursor),
             pending: Vec::new(),
             cursor,
             stats,
@@ -432,12 +474,7 @@ impl FileSink {
 
     /// How long to wait for records: until the next commit is due when written data waits for it.
     fn wait(&self) -> Duration {
-        if self.pending.is_empty() {
-            return IDLE_WAIT;
-        }
-        let due = self.last_commit + self.fsync_interval;
-        due.saturating_duration_since(Instant::now())
-            .clamp(Duration::from_millis(1), IDLE_WAIT)
+        self.clock.wait(!self.pending.is_empty(), IDLE_WAIT)
     }
 
     /// Encodes `batch` in parallel and writes it in order; hands the batch back.
@@ -545,10 +582,7 @@ impl FileSink {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let due = force
-            || self.fsync == OutputFsync::Batch
-            || self.last_commit.elapsed() >= self.fsync_interval;
-        if due {
+        if self.clock.due(force) {
             self.commit()?;
             self.acknowledge(false)?;
         }
@@ -558,9 +592,9 @@ impl FileSink {
     /// Group commit: one fdatasync per file written since the last commit (none with `never`),
     /// after which every written state is durable and may be acknowledged.
     fn commit(&mut self) -> std::io::Result<()> {
-        sync_dirty(&mut self.outputs, self.fsync != OutputFsync::Never)?;
+        sync_dirty(&mut self.outputs, self.clock.syncs())?;
         self.snapshots.extend(self.pending.drain(..));
-        self.last_commit = Instant::now();
+        self.clock.committed();
         Ok(())
     }
 

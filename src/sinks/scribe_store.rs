@@ -7,9 +7,9 @@
 //! thread to `<category>_NNNNN.gz` / `.zst`.
 //!
 //! Exactly once, as the GELF file sink: under the sink's `fsync` policy (after every batch, or
-//! once per `fsync_interval` for all files together, or never) the written files are fsynced and
-//! what they hold is acknowledged with a sink state naming, per category, the current file number and its
-//! length; a new file is registered in that state before its first byte. On start each category's
+//! once per `fsync_interval` for all files together, or never: `file::CommitClock`) the
+//! written files are fsynced and what they hold is acknowledged with a sink state naming, per
+//! category, the current file number and its length; a new file is registered in that state before its first byte. On start each category's
 //! current file is cut back to the acknowledged length and files numbered after it are removed, so
 //! what was written but not acknowledged before a crash is written again exactly once. Closed
 //! files a crash left uncompressed are compressed on start.
@@ -29,13 +29,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::file::{Output, acknowledged_states, file_states, reopen_acknowledged, sync_dirty};
+use super::file::{
+    CommitClock, Output, acknowledged_states, file_states, reopen_acknowledged, sync_dirty,
+};
 use crate::component::{ComponentError, Shutdown, SinkContext};
-use crate::config::{Compression, FileSinkConfig, OutputFsync, is_safe_category};
+use crate::config::{Compression, FileSinkConfig, is_safe_category};
 use crate::journal::{Cursor, Entry};
 use crate::sinks::route::Route;
 use crate::telemetry::SinkStats;
@@ -73,10 +75,8 @@ pub struct ScribeStore {
     stats: Arc<SinkStats>,
     outputs: BTreeMap<String, Output>,
     compressor: Option<Compressor>,
-    fsync: OutputFsync,
-    fsync_interval: Duration,
-    /// When what was written was last made durable and acknowledged.
-    last_commit: Instant,
+    /// When what was written is made durable and acknowledged.
+    clock: CommitClock,
     /// The last sequence written and the state after it, not yet acknowledged.
     unacked: Option<(u64, Bytes)>,
     route: Route,
@@ -152,7 +152,7 @@ impl ScribeStore {
             point_current(&root, &category, index)?;
             outputs.insert(category, Output::new(index, len, file));
         }
-        let (journal_fsync, journal_interval) = cursor.journal_fsync();
+        let clock = CommitClock::new(config, &cursor);
         Ok(ScribeStore {
             root,
             max_size: config.max_size.as_u64(),
@@ -162,11 +162,7 @@ impl ScribeStore {
             stats,
             outputs,
             compressor,
-            fsync: config
-                .fsync
-                .unwrap_or_else(|| OutputFsync::following(journal_fsync)),
-            fsync_interval: config.fsync_interval.map_or(journal_interval, |i| i.0),
-            last_commit: Instant::now(),
+            clock,
             unacked: None,
             route: Route::new(&config.route),
             shutdown: None,
@@ -238,25 +234,17 @@ impl ScribeStore {
 
     /// How long to wait for records: until the next commit is due when written data waits.
     fn wait(&self) -> Duration {
-        if self.unacked.is_none() {
-            return IDLE_WAIT;
-        }
-        let due = self.last_commit + self.fsync_interval;
-        due.saturating_duration_since(Instant::now())
-            .clamp(Duration::from_millis(1), IDLE_WAIT)
+        self.clock.wait(self.unacked.is_some(), IDLE_WAIT)
     }
 
     /// Makes what was written durable (none with `never`) and acknowledges it: after every
     /// batch (`batch`), once `fsync_interval` passed since the last commit, or when `force`d.
     fn commit_if_due(&mut self, force: bool) -> std::io::Result<()> {
-        let due = force
-            || self.fsync == OutputFsync::Batch
-            || self.last_commit.elapsed() >= self.fsync_interval;
-        if !due || self.unacked.is_none() {
+        if !self.clock.due(force) || self.unacked.is_none() {
             return Ok(());
         }
         self.sync_dirty()?;
-        self.last_commit = Instant::now();
+        self.clock.committed();
         if let Some((seq, state)) = self.unacked.take() {
             self.cursor
                 .ack(seq, Some(state))
@@ -326,7 +314,7 @@ impl ScribeStore {
         self.sync_dirty()?;
         // The acknowledgement below covers everything written so far.
         self.unacked = None;
-        self.last_commit = Instant::now();
+        self.clock.committed();
         let path = file_path(&self.root, category, index);
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         file.set_len(0)?;
@@ -344,7 +332,7 @@ impl ScribeStore {
     }
 
     fn sync_dirty(&mut self) -> std::io::Result<()> {
-        sync_dirty(&mut self.outputs, self.fsync != OutputFsync::Never)
+        sync_dirty(&mut self.outputs, self.clock.syncs())
     }
 }
 
@@ -556,7 +544,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let journal = journal_with(&[("a", "one"), ("a", "two")]);
         let mut config = store_config(dir.path(), &[]);
-        config.fsync = Some(OutputFsync::Interval);
+        config.fsync = Some(crate::config::OutputFsync::Interval);
         config.fsync_interval = Some(crate::config::HumanDuration(Duration::from_secs(3600)));
         let mut store =
             ScribeStore::open(&config, journal.cursor("raw").unwrap(), Arc::default()).unwrap();
